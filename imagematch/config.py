@@ -1,0 +1,75 @@
+"""Runtime configuration, read once from the environment (prefix ``IMAGEMATCH_``).
+
+Build a :class:`Settings` in the entry point (CLI, API server, Modal container) and pass it to
+:func:`imagematch.app.build_services`; nothing else in the library reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_MODEL", "Settings"]
+
+DEFAULT_MODEL = "efficientnet:lite0"
+
+
+class Settings(BaseSettings):
+    """Every knob of imagematch. Field names map to ``IMAGEMATCH_<NAME>`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="IMAGEMATCH_", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("./data"), description="Index snapshots, SQLite ledger, uploaded images, caches."
+    )
+    database_url: str | None = Field(
+        None,
+        description="Ledger location: sqlite:///path, postgresql://… or memory://. "
+        "Default: SQLite file imagematch.sqlite3 in the data dir.",
+    )
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="Embedder spec: efficientnet:lite0|lite1|lite2, "
+        "open_clip:<arch>/<pretrained>, or tiny (tests only).",
+    )
+    model_cache_dir: Path | None = Field(
+        None, description="Where OpenCLIP weights are cached (a Modal Volume in production)."
+    )
+    device: str = Field("cpu", description="Torch device for the embedder: cpu, cuda, cuda:0…")
+    batch_size: int = Field(16, ge=1, description="Images per embedding batch.")
+    top_k: int = Field(5, ge=1, le=100, description="Products returned per match.")
+    min_score: float = Field(
+        0.0, description="Best score below this marks the answer 'no confident match'."
+    )
+
+    max_image_bytes: int = Field(20_000_000, ge=1, description="Largest accepted image file.")
+    max_image_pixels: int = Field(
+        60_000_000, ge=1, description="Largest accepted decoded image (width × height)."
+    )
+    fetch_timeout_seconds: float = Field(20.0, gt=0, description="Timeout for image downloads.")
+    fetch_allow_private: bool = Field(
+        False, description="Allow downloads from private/loopback addresses (local use only)."
+    )
+
+    workers: int = Field(2, ge=0, description="In-process job workers started by `serve`.")
+    lease_seconds: float = Field(120.0, gt=0, description="How long a claimed job stays locked.")
+    max_attempts: int = Field(5, ge=1, description="Attempts before a job fails for good.")
+    retry_base_seconds: float = Field(10.0, gt=0, description="First retry delay (doubles).")
+    retry_max_seconds: float = Field(3600.0, gt=0, description="Longest retry delay.")
+    pending_grace_seconds: float = Field(
+        60.0, ge=0, description="A pending job older than this is re-dispatched by the sweep."
+    )
+    poll_seconds: float = Field(1.0, gt=0, description="Idle worker poll interval.")
+
+    supabase_url: str | None = Field(None, description="Supabase project URL (ledger backend).")
+    supabase_service_key: SecretStr | None = Field(
+        None, description="Supabase service-role key (server side only)."
+    )
+
+    def resolved_database_url(self) -> str:
+        """The ledger URL, defaulting to a SQLite file inside the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'imagematch.sqlite3').resolve()}"

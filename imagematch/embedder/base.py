@@ -1,0 +1,91 @@
+"""The :class:`Embedder` protocol and the torch plumbing its backends share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from PIL import Image
+
+__all__ = ["Embedder", "TorchEmbedder", "Vectors", "l2_normalise"]
+
+Vectors = NDArray[np.float32]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns RGB images into L2-normalised float32 vectors.
+
+    ``embedder_id`` names the model, its weights and its preprocessing: two embedders with the same
+    id produce interchangeable vectors, so it is recorded with every vector and every snapshot.
+    """
+
+    @property
+    def embedder_id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed(self, images: Sequence[Image.Image]) -> Vectors:
+        """Embed catalog or query images (RGB); returns an ``(n, dim)`` array, rows of norm 1."""
+        ...
+
+
+def l2_normalise(vectors: Vectors) -> Vectors:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+class TorchEmbedder:
+    """Batches images through ``preprocess`` then ``forward`` under ``torch.inference_mode()``.
+
+    Backends supply the model (``forward`` maps a batch tensor to ``(n, dim)`` features) and the
+    per-image ``preprocess``; this class owns batching, device placement and normalisation.
+    """
+
+    def __init__(
+        self,
+        *,
+        embedder_id: str,
+        dim: int,
+        preprocess: Callable[[Image.Image], torch.Tensor],
+        forward: Callable[[torch.Tensor], torch.Tensor],
+        module: torch.nn.Module,
+        device: str = "cpu",
+        batch_size: int = 16,
+    ) -> None:
+        self._embedder_id = embedder_id
+        self._dim = dim
+        self._preprocess = preprocess
+        self._forward = forward
+        self._module = module.eval()
+        self._device = torch.device(device)
+        self._batch_size = batch_size
+        self._module.to(self._device)
+
+    @property
+    def embedder_id(self) -> str:
+        return self._embedder_id
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def to(self, device: str) -> None:
+        """Move the model, e.g. to the GPU after a CPU memory snapshot was restored."""
+        self._device = torch.device(device)
+        self._module.to(self._device)
+
+    def embed(self, images: Sequence[Image.Image]) -> Vectors:
+        if not images:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        chunks: list[Vectors] = []
+        with torch.inference_mode():
+            for start in range(0, len(images), self._batch_size):
+                batch = torch.stack([self._preprocess(im) for im in images[start : start + self._batch_size]])
+                features = self._forward(batch.to(self._device)).float().cpu().numpy()
+                chunks.append(features.astype(np.float32))
+        return l2_normalise(np.concatenate(chunks, axis=0))

@@ -1,0 +1,119 @@
+"""The :class:`Ledger` protocol: the durable record of every job and every prediction.
+
+Every backend (memory, SQLite, Postgres, Supabase) passes the same contract tests
+(``tests/integration/test_ledger_contract.py``). State machine::
+
+    pending ──claim──▶ processing ──complete──▶ complete
+       ▲                   │ ├──skip──▶ skipped   (subject vanished: a clean outcome)
+       │                   │ └──fail──▶ failed    (permanent, or transient with next_attempt_at)
+       └──── sweep ◀───────┴── lease expired / failed retry due / manual retry
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
+
+__all__ = ["Clock", "Ledger", "SweepReport", "utcnow"]
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did. ``due_pending`` are jobs waiting longer than the grace period."""
+
+    retries_due: int = 0
+    leases_expired: int = 0
+    gave_up: int = 0
+    due_pending: list[int] = field(default_factory=list)
+
+
+class Ledger(Protocol):
+    """Jobs and predictions. All methods are safe to call from several threads and processes."""
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema (idempotent)."""
+        ...
+
+    def submit(self, job: NewJob) -> tuple[ImageJob, bool]:
+        """Persist ``job`` as pending; returns ``(job, created)``. A known idempotency key returns
+        the existing job unchanged with ``created=False``."""
+        ...
+
+    def get_job(self, job_id: int) -> ImageJob | None: ...
+
+    def get_job_by_key(self, idempotency_key: str) -> ImageJob | None: ...
+
+    def list_jobs(
+        self,
+        *,
+        status: JobStatus | None = None,
+        source: str | None = None,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> list[ImageJob]:
+        """Newest first; pass the last id seen as ``before_id`` for the next page."""
+        ...
+
+    def claim(self, worker_id: str, *, limit: int, lease_seconds: float) -> list[ImageJob]:
+        """Atomically move up to ``limit`` due pending jobs to processing for ``worker_id``,
+        incrementing ``attempts`` and setting ``locked_until``. No job is handed to two workers."""
+        ...
+
+    def heartbeat(self, job_id: int, worker_id: str, *, lease_seconds: float) -> bool:
+        """Extend the lease; ``False`` if the worker no longer holds the job."""
+        ...
+
+    def complete(self, job_id: int, worker_id: str, prediction: NewPrediction | None) -> bool:
+        """Record the prediction (at most one per job) and mark the job complete, atomically.
+        ``False`` if the worker lost the job (lease expired and someone else took it)."""
+        ...
+
+    def fail(
+        self,
+        job_id: int,
+        worker_id: str,
+        *,
+        kind: ErrorKind,
+        error: str,
+        retry_at: datetime | None,
+    ) -> bool:
+        """Mark failed with the reason; ``retry_at`` set means the sweep re-queues it then."""
+        ...
+
+    def skip(self, job_id: int, worker_id: str, *, reason: str) -> bool:
+        """Mark skipped: the job's subject vanished, nothing to do."""
+        ...
+
+    def requeue(self, job_id: int) -> ImageJob | None:
+        """Manual retry: a failed, skipped or complete job goes back to pending with attempts reset.
+        A pending or processing job is returned unchanged. ``None`` if unknown."""
+        ...
+
+    def requeue_failed(self, *, source: str | None = None) -> int:
+        """Manual retry of every failed job (optionally of one source); returns how many."""
+        ...
+
+    def sweep(self, *, max_attempts: int, pending_grace_seconds: float) -> SweepReport:
+        """Re-queue failed jobs whose retry time passed and processing jobs whose lease expired
+        (failing those out of attempts); list pending jobs older than the grace period."""
+        ...
+
+    def count_by_status(self) -> dict[JobStatus, int]: ...
+
+    def get_prediction(self, job_id: int) -> Prediction | None: ...
+
+    def list_predictions(
+        self, *, ticket_id: str | None = None, limit: int = 50, before_id: int | None = None
+    ) -> list[Prediction]: ...
+
+    def close(self) -> None: ...

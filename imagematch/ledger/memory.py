@@ -1,0 +1,253 @@
+"""An in-process ledger: a real implementation (it passes the contract suite), kept in memory.
+
+Useful for tests and one-off scripts; everything is lost when the process exits.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+
+from imagematch.ledger.base import Clock, SweepReport, utcnow
+from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
+
+__all__ = ["MemoryLedger"]
+
+_RETRYABLE = (JobStatus.FAILED, JobStatus.SKIPPED, JobStatus.COMPLETE)
+
+
+class MemoryLedger:
+    def __init__(self, *, clock: Clock = utcnow) -> None:
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._jobs: dict[int, ImageJob] = {}
+        self._keys: dict[str, int] = {}
+        self._predictions: dict[int, Prediction] = {}  # by job id
+
+    def migrate(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def _update(self, job: ImageJob, **changes: object) -> ImageJob:
+        updated = job.model_copy(update={**changes, "updated_at": self._clock()})
+        self._jobs[job.id] = updated
+        return updated
+
+    def _held(self, job_id: int, worker_id: str) -> ImageJob | None:
+        job = self._jobs.get(job_id)
+        if job and job.status == JobStatus.PROCESSING and job.worker_id == worker_id:
+            return job
+        return None
+
+    def submit(self, job: NewJob) -> tuple[ImageJob, bool]:
+        with self._lock:
+            if job.idempotency_key in self._keys:
+                return self._jobs[self._keys[job.idempotency_key]], False
+            now = self._clock()
+            new = ImageJob(
+                id=len(self._jobs) + 1,
+                **job.model_dump(),
+                status=JobStatus.PENDING,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+            self._jobs[new.id] = new
+            self._keys[job.idempotency_key] = new.id
+            return new, True
+
+    def get_job(self, job_id: int) -> ImageJob | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def get_job_by_key(self, idempotency_key: str) -> ImageJob | None:
+        with self._lock:
+            job_id = self._keys.get(idempotency_key)
+            return self._jobs[job_id] if job_id else None
+
+    def list_jobs(
+        self,
+        *,
+        status: JobStatus | None = None,
+        source: str | None = None,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> list[ImageJob]:
+        with self._lock:
+            jobs = sorted(self._jobs.values(), key=lambda j: -j.id)
+        return [
+            j
+            for j in jobs
+            if (status is None or j.status == status)
+            and (source is None or j.source == source)
+            and (before_id is None or j.id < before_id)
+        ][:limit]
+
+    def claim(self, worker_id: str, *, limit: int, lease_seconds: float) -> list[ImageJob]:
+        with self._lock:
+            now = self._clock()
+            due = sorted(
+                (
+                    j
+                    for j in self._jobs.values()
+                    if j.status == JobStatus.PENDING and (j.next_attempt_at or now) <= now
+                ),
+                key=lambda j: (j.next_attempt_at or now, j.id),
+            )[:limit]
+            return [
+                self._update(
+                    j,
+                    status=JobStatus.PROCESSING,
+                    attempts=j.attempts + 1,
+                    worker_id=worker_id,
+                    locked_until=now + timedelta(seconds=lease_seconds),
+                )
+                for j in due
+            ]
+
+    def heartbeat(self, job_id: int, worker_id: str, *, lease_seconds: float) -> bool:
+        with self._lock:
+            job = self._held(job_id, worker_id)
+            if job:
+                self._update(job, locked_until=self._clock() + timedelta(seconds=lease_seconds))
+            return job is not None
+
+    def complete(self, job_id: int, worker_id: str, prediction: NewPrediction | None) -> bool:
+        with self._lock:
+            job = self._held(job_id, worker_id)
+            if job is None:
+                return False
+            now = self._clock()
+            if prediction is not None and job_id not in self._predictions:
+                best = prediction.best
+                self._predictions[job_id] = Prediction(
+                    **prediction.model_dump(),
+                    id=len(self._predictions) + 1,
+                    job_id=job_id,
+                    best_product_id=best.product_id if best else None,
+                    best_score=best.score if best else None,
+                    created_at=now,
+                )
+            self._finish(job, JobStatus.COMPLETE, None, None)
+            return True
+
+    def _finish(
+        self,
+        job: ImageJob,
+        status: JobStatus,
+        kind: ErrorKind | None,
+        error: str | None,
+        retry_at: datetime | None = None,
+    ) -> None:
+        self._update(
+            job,
+            status=status,
+            error_kind=kind,
+            last_error=error,
+            next_attempt_at=retry_at,
+            locked_until=None,
+            finished_at=None if retry_at else self._clock(),
+        )
+
+    def fail(
+        self, job_id: int, worker_id: str, *, kind: ErrorKind, error: str, retry_at: datetime | None
+    ) -> bool:
+        with self._lock:
+            job = self._held(job_id, worker_id)
+            if job:
+                self._finish(job, JobStatus.FAILED, kind, error, retry_at)
+            return job is not None
+
+    def skip(self, job_id: int, worker_id: str, *, reason: str) -> bool:
+        with self._lock:
+            job = self._held(job_id, worker_id)
+            if job:
+                self._finish(job, JobStatus.SKIPPED, None, reason)
+            return job is not None
+
+    def _reset(self, job: ImageJob) -> ImageJob:
+        return self._update(
+            job,
+            status=JobStatus.PENDING,
+            attempts=0,
+            next_attempt_at=self._clock(),
+            locked_until=None,
+            worker_id=None,
+            finished_at=None,
+        )
+
+    def requeue(self, job_id: int) -> ImageJob | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.status not in _RETRYABLE:
+                return job
+            return self._reset(job)
+
+    def requeue_failed(self, *, source: str | None = None) -> int:
+        with self._lock:
+            failed = [
+                j
+                for j in self._jobs.values()
+                if j.status == JobStatus.FAILED and (source is None or j.source == source)
+            ]
+            for job in failed:
+                self._reset(job)
+            return len(failed)
+
+    def sweep(self, *, max_attempts: int, pending_grace_seconds: float) -> SweepReport:
+        report = SweepReport()
+        with self._lock:
+            now = self._clock()
+            for job in list(self._jobs.values()):
+                if job.status == JobStatus.FAILED and job.next_attempt_at and job.next_attempt_at <= now:
+                    self._update(job, status=JobStatus.PENDING, worker_id=None)
+                    report.retries_due += 1
+                elif job.status == JobStatus.PROCESSING and job.locked_until and job.locked_until < now:
+                    error = f"lease expired: worker {job.worker_id} stopped responding"
+                    if job.attempts >= max_attempts:
+                        self._finish(job, JobStatus.FAILED, ErrorKind.TRANSIENT, error)
+                        report.gave_up += 1
+                    else:
+                        self._update(
+                            job,
+                            status=JobStatus.PENDING,
+                            last_error=error,
+                            next_attempt_at=now,
+                            locked_until=None,
+                            worker_id=None,
+                        )
+                        report.leases_expired += 1
+            cutoff = now - timedelta(seconds=pending_grace_seconds)
+            report.due_pending = sorted(
+                j.id
+                for j in self._jobs.values()
+                if j.status == JobStatus.PENDING
+                and (j.next_attempt_at or now) <= now
+                and j.updated_at <= cutoff
+            )
+        return report
+
+    def count_by_status(self) -> dict[JobStatus, int]:
+        with self._lock:
+            counts = dict.fromkeys(JobStatus, 0)
+            for job in self._jobs.values():
+                counts[job.status] += 1
+            return counts
+
+    def get_prediction(self, job_id: int) -> Prediction | None:
+        with self._lock:
+            return self._predictions.get(job_id)
+
+    def list_predictions(
+        self, *, ticket_id: str | None = None, limit: int = 50, before_id: int | None = None
+    ) -> list[Prediction]:
+        with self._lock:
+            rows = sorted(self._predictions.values(), key=lambda p: -p.id)
+        return [
+            p
+            for p in rows
+            if (ticket_id is None or p.ticket_id == ticket_id)
+            and (before_id is None or p.id < before_id)
+        ][:limit]

@@ -1,0 +1,135 @@
+"""Domain types shared by the library, the API and the ledger backends."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ErrorKind",
+    "ImageJob",
+    "JobKind",
+    "JobStatus",
+    "Match",
+    "MatchResult",
+    "NewJob",
+    "NewPrediction",
+    "Prediction",
+    "Product",
+]
+
+
+class Product(BaseModel):
+    """A catalog product. ``images`` are URIs: relative paths, file:// or http(s) URLs."""
+
+    id: str = Field(min_length=1)
+    name: str = ""
+    category: str = ""
+    description: str = ""
+    images: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Match(BaseModel):
+    """One product in a ranked answer, with the reference image that matched best."""
+
+    product_id: str
+    name: str
+    score: float
+    image_id: str
+    category: str = ""
+
+
+class MatchResult(BaseModel):
+    """A product-level ranking for one query image, and what produced it."""
+
+    matches: list[Match]
+    embedder_id: str
+    index_version: str
+    latency_ms: float
+    no_confident_match: bool = False
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class ErrorKind(StrEnum):
+    TRANSIENT = "transient"
+    PERMANENT = "permanent"
+
+
+class JobKind(StrEnum):
+    """What a job does; the worker routes each kind to its handler."""
+
+    MATCH_IMAGE = "match_image"
+
+
+class NewJob(BaseModel):
+    """A job to persist. ``idempotency_key`` is unique: submitting it again returns the first job."""
+
+    kind: str = JobKind.MATCH_IMAGE
+    source: str = "api"
+    idempotency_key: str = Field(min_length=1, max_length=512)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ImageJob(BaseModel):
+    """A persisted job and where it stands."""
+
+    model_config = ConfigDict(use_enum_values=False)
+
+    id: int
+    kind: str
+    source: str
+    idempotency_key: str
+    status: JobStatus
+    payload: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    attempts: int = 0
+    error_kind: ErrorKind | None = None
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    locked_until: datetime | None = None
+    worker_id: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+
+
+class NewPrediction(BaseModel):
+    """What a worker records when a match job completes."""
+
+    matches: list[Match]
+    embedder_id: str
+    index_version: str
+    latency_ms: float
+    no_confident_match: bool = False
+    source: str = "api"
+    ticket_id: str | None = None
+    comment_id: str | None = None
+    attachment_id: str | None = None
+    file_name: str | None = None
+    image_url: str | None = None
+
+    @property
+    def best(self) -> Match | None:
+        return self.matches[0] if self.matches else None
+
+
+class Prediction(NewPrediction):
+    """A logged answer (table ``image_prediction_log``): at most one per job."""
+
+    id: int
+    job_id: int
+    best_product_id: str | None = None
+    best_score: float | None = None
+    created_at: datetime
