@@ -15,6 +15,8 @@ import os
 import re
 import shutil
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -28,7 +30,7 @@ from imagematch.embedder.base import Vectors
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
 from imagematch.models import Match, Product
 
-__all__ = ["IndexedImage", "ProductIndex", "SnapshotStore"]
+__all__ = ["IndexHandle", "IndexedImage", "ProductIndex", "SnapshotStore"]
 
 _VERSION_RE = re.compile(r"^v(\d{6,})$")
 POINTER_NAME = "CURRENT"
@@ -252,3 +254,50 @@ class SnapshotStore:
         for old in self.versions()[: -self.keep]:
             if old != current:
                 shutil.rmtree(self.root / old, ignore_errors=True)
+
+
+class IndexHandle:
+    """The index a process serves: loaded lazily, reloaded when the CURRENT pointer moves.
+
+    The pointer is checked at most every ``check_seconds``; a reload happens off to the side and
+    swaps in whole, so searches never wait for (or see half of) a rebuild.
+    """
+
+    def __init__(
+        self,
+        store: SnapshotStore,
+        embedder_id: str,
+        *,
+        check_seconds: float = 2.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.embedder_id = embedder_id
+        self._check_seconds = check_seconds
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._index: ProductIndex | None = None
+        self._checked_at = float("-inf")
+
+    def get(self) -> ProductIndex:
+        """The current index. Raises IndexNotBuiltError / EmbedderMismatchError (see load)."""
+        if self._index is None or self._monotonic() - self._checked_at >= self._check_seconds:
+            self.refresh()
+        assert self._index is not None
+        return self._index
+
+    def refresh(self) -> bool:
+        """Reload if the pointer names another version; returns whether it did."""
+        with self._lock:
+            self._checked_at = self._monotonic()
+            version = self.store.current_version()
+            if self._index is not None and version == self._index.version:
+                return False
+            self._index = self.store.load(embedder_id=self.embedder_id, version=version)
+            return True
+
+    def replace(self, index: ProductIndex) -> None:
+        """Serve ``index`` now (e.g. right after publishing it)."""
+        with self._lock:
+            self._index = index
+            self._checked_at = self._monotonic()

@@ -1,0 +1,122 @@
+"""The composition root: :func:`build_services` wires every collaborator from :class:`Settings`.
+
+The CLI, the HTTP API and the Modal app all start here, so they run the same code paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from imagematch.blobs import BlobStore
+from imagematch.config import Settings
+from imagematch.embedder import Embedder, load_embedder
+from imagematch.fetch import ImageFetcher
+from imagematch.index import IndexHandle, SnapshotStore
+from imagematch.ledger import Clock, Ledger, SweepReport, open_ledger, utcnow
+from imagematch.models import JobKind
+from imagematch.pipeline import ImageLimits, MatchImageHandler, Matcher
+from imagematch.retry import RetryPolicy
+from imagematch.worker import JobHandler, Worker
+
+__all__ = ["Services", "build_services"]
+
+
+@dataclass
+class Services:
+    settings: Settings
+    ledger: Ledger
+    embedder: Embedder
+    snapshots: SnapshotStore
+    index: IndexHandle
+    blobs: BlobStore
+    http: httpx.Client
+    fetcher: ImageFetcher
+    matcher: Matcher
+    policy: RetryPolicy
+    clock: Clock
+    handlers: dict[str, JobHandler] = field(default_factory=dict)
+
+    @property
+    def limits(self) -> ImageLimits:
+        return ImageLimits(self.settings.max_image_bytes, self.settings.max_image_pixels)
+
+    @property
+    def index_dir(self) -> Path:
+        return self.settings.data_dir / "index"
+
+    def make_worker(self, worker_id: str | None = None) -> Worker:
+        return Worker(
+            self.ledger,
+            self.handlers,
+            self.policy,
+            worker_id=worker_id,
+            lease_seconds=self.settings.lease_seconds,
+            clock=self.clock,
+        )
+
+    def sweep(self) -> SweepReport:
+        return self.ledger.sweep(
+            max_attempts=self.policy.max_attempts,
+            pending_grace_seconds=self.settings.pending_grace_seconds,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+        self.ledger.close()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    ledger: Ledger | None = None,
+    http: httpx.Client | None = None,
+    clock: Clock = utcnow,
+    embedder_factory: Callable[[Settings], Embedder] | None = None,
+) -> Services:
+    """Wire everything from ``settings``; pass collaborators in to replace the defaults (tests)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if embedder is None:
+        embedder = (embedder_factory or _default_embedder)(settings)
+    ledger = ledger or open_ledger(settings.resolved_database_url(), clock=clock)
+    http = http or httpx.Client(timeout=settings.fetch_timeout_seconds)
+    fetcher = ImageFetcher(
+        http, max_bytes=settings.max_image_bytes, allow_private=settings.fetch_allow_private
+    )
+    snapshots = SnapshotStore(settings.data_dir / "index")
+    index = IndexHandle(snapshots, embedder.embedder_id)
+    matcher = Matcher(embedder, index, top_k=settings.top_k, min_score=settings.min_score)
+    services = Services(
+        settings=settings,
+        ledger=ledger,
+        embedder=embedder,
+        snapshots=snapshots,
+        index=index,
+        blobs=BlobStore(settings.data_dir / "blobs"),
+        http=http,
+        fetcher=fetcher,
+        matcher=matcher,
+        policy=RetryPolicy(
+            max_attempts=settings.max_attempts,
+            base_seconds=settings.retry_base_seconds,
+            cap_seconds=settings.retry_max_seconds,
+        ),
+        clock=clock,
+    )
+    services.handlers[JobKind.MATCH_IMAGE] = MatchImageHandler(
+        matcher, services.blobs, fetcher, services.limits
+    )
+    return services
+
+
+def _default_embedder(settings: Settings) -> Embedder:
+    return load_embedder(
+        settings.model,
+        device=settings.device,
+        batch_size=settings.batch_size,
+        cache_dir=settings.model_cache_dir,
+    )

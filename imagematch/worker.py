@@ -1,0 +1,179 @@
+"""Workers: claim due jobs from the ledger, run their handler under a lease, record the outcome.
+
+Nothing here keeps work in memory only: a job is claimed in the ledger before it runs and its
+outcome is written there after, so a killed worker loses nothing — the sweep re-queues its jobs
+when their lease expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+from imagematch.errors import SubjectGoneError
+from imagematch.ledger import Clock, Ledger, SweepReport, utcnow
+from imagematch.models import ImageJob, JobStatus, NewPrediction
+from imagematch.retry import RetryPolicy
+
+__all__ = ["JobHandler", "Worker", "WorkerPool", "new_worker_id"]
+
+log = logging.getLogger(__name__)
+
+JobHandler = Callable[[ImageJob], NewPrediction | None]
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _error_summary(error: BaseException) -> str:
+    """The message, plus a short traceback for unexpected errors (bugs should be findable)."""
+    message = f"{type(error).__name__}: {error}"
+    if type(error).__module__.startswith("imagematch"):
+        return message[:2000]
+    frames = traceback.format_tb(error.__traceback__)[-3:]
+    return (message + "\n" + "".join(frames))[:4000]
+
+
+class Worker:
+    """Processes jobs one at a time. ``handlers`` maps a job kind to the function that does it."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        handlers: Mapping[str, JobHandler],
+        policy: RetryPolicy,
+        *,
+        worker_id: str | None = None,
+        lease_seconds: float = 120.0,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.ledger = ledger
+        self.handlers = handlers
+        self.policy = policy
+        self.worker_id = worker_id or new_worker_id()
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+
+    def run_once(self, *, limit: int = 1) -> int:
+        """Claim up to ``limit`` due jobs and process them; returns how many were claimed."""
+        jobs = self.ledger.claim(self.worker_id, limit=limit, lease_seconds=self.lease_seconds)
+        for job in jobs:
+            self.process(job)
+        return len(jobs)
+
+    def drain(self, *, max_jobs: int = 10_000) -> int:
+        """Process due jobs until none is left (or ``max_jobs``); returns how many ran."""
+        done = 0
+        while done < max_jobs and (claimed := self.run_once()):
+            done += claimed
+        return done
+
+    def process(self, job: ImageJob) -> JobStatus:
+        """Run a job this worker has claimed and record how it ended; never raises."""
+        handler = self.handlers.get(job.kind)
+        try:
+            if handler is None:
+                raise SubjectGoneError(f"no handler for job kind {job.kind!r}")
+            with self._lease(job):
+                prediction = handler(job)
+        except SubjectGoneError as exc:
+            self.ledger.skip(job.id, self.worker_id, reason=str(exc))
+            return JobStatus.SKIPPED
+        except Exception as exc:
+            decision = self.policy.decide(attempts=job.attempts, error=exc, now=self.clock())
+            log.warning("job %s attempt %s failed (%s): %s", job.id, job.attempts, decision.kind, exc)
+            self.ledger.fail(
+                job.id,
+                self.worker_id,
+                kind=decision.kind,
+                error=_error_summary(exc),
+                retry_at=decision.retry_at,
+            )
+            return JobStatus.FAILED
+        if not self.ledger.complete(job.id, self.worker_id, prediction):
+            log.warning("job %s: lease lost before completion; its result was discarded", job.id)
+        return JobStatus.COMPLETE
+
+    @contextmanager
+    def _lease(self, job: ImageJob) -> Iterator[None]:
+        """Renew the lease every third of its length while the handler runs."""
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(self.lease_seconds / 3):
+                self.ledger.heartbeat(job.id, self.worker_id, lease_seconds=self.lease_seconds)
+
+        keeper = threading.Thread(target=renew, name=f"lease-{job.id}", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            keeper.join()
+
+
+class WorkerPool:
+    """``size`` worker threads polling the ledger, plus a sweeper thread. For the local service."""
+
+    def __init__(
+        self,
+        make_worker: Callable[[], Worker],
+        *,
+        size: int,
+        poll_seconds: float,
+        sweep: Callable[[], SweepReport],
+        sweep_seconds: float = 30.0,
+    ) -> None:
+        self._make_worker = make_worker
+        self._size = size
+        self._poll_seconds = poll_seconds
+        self._sweep = sweep
+        self._sweep_seconds = sweep_seconds
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.wake = threading.Event()  # set after a submit so idle workers start at once
+
+    def start(self) -> None:
+        for n in range(self._size):
+            thread = threading.Thread(target=self._work, name=f"worker-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        if self._size:
+            sweeper = threading.Thread(target=self._sweep_loop, name="sweeper", daemon=True)
+            sweeper.start()
+            self._threads.append(sweeper)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self.wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+
+    def _work(self) -> None:
+        worker = self._make_worker()
+        while not self._stop.is_set():
+            try:
+                claimed = worker.run_once()
+            except Exception:  # the ledger itself is unreachable: wait and try again
+                log.exception("worker %s could not claim jobs", worker.worker_id)
+                claimed = 0
+            if not claimed:
+                self.wake.wait(self._poll_seconds)
+                self.wake.clear()
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._sweep()
+            except Exception:
+                log.exception("sweep failed")
+            self._stop.wait(self._sweep_seconds)

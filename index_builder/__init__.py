@@ -1,0 +1,16 @@
+"""Catalog sync and index builds: read a catalog, embed incrementally, publish a snapshot."""
+
+from index_builder.build import BuildReport, ImageProblem, build_and_publish, build_index
+from index_builder.cache import EmbeddingCache
+from index_builder.catalog import CatalogLoad, load_catalog, read_uri
+
+__all__ = [
+    "BuildReport",
+    "CatalogLoad",
+    "EmbeddingCache",
+    "ImageProblem",
+    "build_and_publish",
+    "build_index",
+    "load_catalog",
+    "read_uri",
+]
