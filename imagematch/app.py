@@ -18,7 +18,7 @@ from imagematch.fetch import ImageFetcher
 from imagematch.index import IndexHandle, SnapshotStore
 from imagematch.ledger import Clock, Ledger, SweepReport, open_ledger, utcnow
 from imagematch.models import JobKind
-from imagematch.pipeline import ImageLimits, MatchImageHandler, Matcher
+from imagematch.pipeline import ImageLimits, Matcher, MatchImageHandler
 from imagematch.retry import RetryPolicy
 from imagematch.worker import JobHandler, Worker
 

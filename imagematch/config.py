@@ -40,9 +40,7 @@ class Settings(BaseSettings):
     device: str = Field("cpu", description="Torch device for the embedder: cpu, cuda, cuda:0…")
     batch_size: int = Field(16, ge=1, description="Images per embedding batch.")
     top_k: int = Field(5, ge=1, le=100, description="Products returned per match.")
-    min_score: float = Field(
-        0.0, description="Best score below this marks the answer 'no confident match'."
-    )
+    min_score: float = Field(0.0, description="Best score below this marks the answer 'no confident match'.")
 
     max_image_bytes: int = Field(20_000_000, ge=1, description="Largest accepted image file.")
     max_image_pixels: int = Field(

@@ -10,8 +10,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -61,9 +61,7 @@ def _is_public_host(host: str) -> bool:
 
 
 class ImageFetcher:
-    def __init__(
-        self, client: httpx.Client, *, max_bytes: int, allow_private: bool = False
-    ) -> None:
+    def __init__(self, client: httpx.Client, *, max_bytes: int, allow_private: bool = False) -> None:
         self._client = client
         self._max_bytes = max_bytes
         self._allow_private = allow_private

@@ -47,9 +47,7 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
             image = Image.open(io.BytesIO(data))
             width, height = image.size  # read from the header, before any pixel is decoded
             if width * height > max_pixels:
-                raise PermanentError(
-                    f"image is {width}×{height} pixels; the limit is {max_pixels:,} pixels"
-                )
+                raise PermanentError(f"image is {width}×{height} pixels; the limit is {max_pixels:,} pixels")
             image.seek(0)  # animated GIF/WebP/APNG: the first frame
             image.load()
     except PermanentError:

@@ -67,9 +67,7 @@ class ProductIndex:
     def product_vector_ids(self, product_id: str) -> list[int]:
         return [vid for vid, image in self.images.items() if image.product_id == product_id]
 
-    def upsert_product(
-        self, product: Product, images: Sequence[tuple[str, str]], vectors: Vectors
-    ) -> None:
+    def upsert_product(self, product: Product, images: Sequence[tuple[str, str]], vectors: Vectors) -> None:
         """Replace ``product`` and all its vectors. ``images`` are ``(uri, sha256)`` per vector row.
 
         A product with no usable image is still recorded (so reports can name it) but has no vectors.
@@ -116,9 +114,7 @@ class ProductIndex:
             )
         return [self._search_one(row, k, accept) for row in np.atleast_2d(queries)]
 
-    def _search_one(
-        self, query: Vectors, k: int, accept: Callable[[Product], bool] | None
-    ) -> list[Match]:
+    def _search_one(self, query: Vectors, k: int, accept: Callable[[Product], bool] | None) -> list[Match]:
         total = self.vector_count
         fetch = min(total, max(4 * k, 32))
         while True:

@@ -13,9 +13,8 @@ import socket
 import threading
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from collections.abc import Iterator
 
 from imagematch.errors import SubjectGoneError
 from imagematch.ledger import Clock, Ledger, SweepReport, utcnow

@@ -14,8 +14,8 @@ import numpy as np
 
 from imagematch.embedder import Embedder, Vectors
 from imagematch.errors import ImageMatchError
-from imagematch.images import decode_image, sha256_hex
 from imagematch.fetch import ImageFetcher
+from imagematch.images import decode_image, sha256_hex
 from imagematch.index import ProductIndex, SnapshotStore
 from imagematch.models import Product
 from imagematch.pipeline import ImageLimits
@@ -74,7 +74,9 @@ def build_index(
 
     def flush() -> None:
         report.embedded += _embed_batch(batch, embedder, limits, vectors, by_product, report)
-        cache.put_many(embedder.embedder_id, {p.digest: vectors[p.digest] for p in batch if p.digest in vectors})
+        cache.put_many(
+            embedder.embedder_id, {p.digest: vectors[p.digest] for p in batch if p.digest in vectors}
+        )
         if progress:
             progress(len(batch))
         batch.clear()

@@ -102,4 +102,3 @@ def load_catalog(source: str, fetcher: ImageFetcher) -> CatalogLoad:
         seen[product.id] = len(load.products)
         load.products.append(product)
     return load
-

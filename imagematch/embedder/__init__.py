@@ -31,6 +31,4 @@ def load_embedder(
         from imagematch.embedder.open_clip import load_open_clip
 
         return load_open_clip(rest, cache_dir=cache_dir, device=device, batch_size=batch_size)
-    raise ValueError(
-        f"unknown model {spec!r}: use efficientnet:lite0, open_clip:<arch>/<pretrained> or tiny"
-    )
+    raise ValueError(f"unknown model {spec!r}: use efficientnet:lite0, open_clip:<arch>/<pretrained> or tiny")

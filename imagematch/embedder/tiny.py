@@ -25,7 +25,9 @@ class TinyEmbedder:
     def embed(self, images: Sequence[Image.Image]) -> Vectors:
         rows = []
         for image in images:
-            thumb = np.asarray(image.convert("RGB").resize((8, 8), Image.Resampling.BILINEAR), dtype=np.float32)
+            thumb = np.asarray(
+                image.convert("RGB").resize((8, 8), Image.Resampling.BILINEAR), dtype=np.float32
+            )
             flat = thumb.reshape(-1) / 255.0
             rows.append(flat - flat.mean() + 1e-3)
         if not rows:

@@ -1,0 +1,322 @@
+"""HTTP API (FastAPI). Thin handlers over :class:`imagematch.app.Services`; OpenAPI at ``/docs``.
+
+``POST /v1/match`` answers synchronously. ``POST /v1/images`` persists the image and a job first,
+answers 202, and lets the ledger's workers process it — nothing runs as request-scoped background
+work, so a restart never loses an accepted image.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import UploadFile
+
+from imagematch import __version__
+from imagematch.app import Services
+from imagematch.errors import (
+    EmbedderMismatchError,
+    IndexNotBuiltError,
+    PermanentError,
+    TransientError,
+)
+from imagematch.images import decode_image, sha256_hex
+from imagematch.models import ImageJob, JobStatus, Match, MatchResult, NewJob, Prediction
+from imagematch.pipeline import image_ref_for_blob
+from imagematch.worker import WorkerPool
+
+__all__ = ["create_app"]
+
+_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "idempotency_key": {"type": "string"},
+                        "source": {"type": "string"},
+                        "metadata": {"type": "string", "description": "JSON object"},
+                    },
+                    "required": ["file"],
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "url": {"type": "string", "format": "uri"},
+                        "idempotency_key": {"type": "string"},
+                        "source": {"type": "string"},
+                        "metadata": {"type": "object"},
+                    },
+                    "required": ["url"],
+                }
+            },
+        },
+    }
+}
+
+
+class ImageInput(BaseModel):
+    """An image by upload (``data``) or by ``url``, with optional job fields."""
+
+    url: str | None = None
+    data: bytes | None = None
+    file_name: str | None = None
+    idempotency_key: str | None = Field(None, min_length=1, max_length=512)
+    source: str = Field("api", min_length=1, max_length=64)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobOut(BaseModel):
+    id: int
+    status: JobStatus
+    kind: str
+    source: str
+    idempotency_key: str
+    attempts: int
+    error_kind: str | None
+    error: str | None
+    next_attempt_at: str | None
+    created_at: str
+    updated_at: str
+    prediction: Prediction | None = None
+
+    @classmethod
+    def of(cls, job: ImageJob, prediction: Prediction | None = None) -> JobOut:
+        return cls(
+            id=job.id,
+            status=job.status,
+            kind=job.kind,
+            source=job.source,
+            idempotency_key=job.idempotency_key,
+            attempts=job.attempts,
+            error_kind=job.error_kind,
+            error=job.last_error,
+            next_attempt_at=job.next_attempt_at.isoformat() if job.next_attempt_at else None,
+            created_at=job.created_at.isoformat(),
+            updated_at=job.updated_at.isoformat(),
+            prediction=prediction,
+        )
+
+
+class JobPage(BaseModel):
+    jobs: list[JobOut]
+    next_cursor: int | None = Field(None, description="Pass as `cursor` for the next page.")
+
+
+class MatchOut(MatchResult):
+    matches: list[Match] = Field(description="Products, best first.")
+
+
+class PredictionPage(BaseModel):
+    predictions: list[Prediction]
+    next_cursor: int | None = None
+
+
+def _error(status: int, message: str) -> HTTPException:
+    return HTTPException(status_code=status, detail=message)
+
+
+async def _read_image_input(request: Request, max_bytes: int) -> ImageInput:
+    """Accept multipart (field ``file``) or JSON (``url``); 415/422 with a clear message otherwise."""
+    content_type = request.headers.get("content-type", "")
+    try:
+        if content_type.startswith("multipart/form-data"):
+            form = await request.form()
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise _error(422, "multipart body needs a `file` field holding the image")
+            data = await upload.read(max_bytes + 1)
+            if len(data) > max_bytes:
+                raise _error(413, f"image is larger than the limit of {max_bytes:,} bytes")
+            metadata = form.get("metadata")
+            return ImageInput(
+                data=data,
+                file_name=upload.filename,
+                idempotency_key=_form_str(form.get("idempotency_key")),
+                source=_form_str(form.get("source")) or "api",
+                metadata=json.loads(metadata) if isinstance(metadata, str) and metadata else {},
+            )
+        if content_type.startswith("application/json"):
+            body = ImageInput.model_validate(await request.json())
+            if not body.url or body.data is not None:
+                raise _error(422, "JSON body needs a `url` of the image")
+            return body
+    except (ValidationError, json.JSONDecodeError, ValueError) as exc:
+        raise _error(422, f"invalid request body: {exc}") from exc
+    raise _error(415, 'send the image as multipart/form-data (field `file`) or JSON {"url": …}')
+
+
+def _form_str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def create_app(services: Services, *, pool: WorkerPool | None = None) -> FastAPI:
+    """The API over ``services``. If ``pool`` is given it runs for the app's lifetime."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if pool:
+            pool.start()
+        try:
+            yield
+        finally:
+            if pool:
+                await run_in_threadpool(pool.stop)
+
+    app = FastAPI(
+        title="imagematch",
+        version=__version__,
+        description="Which catalog product is in this photo? Product-level top-k with scores.",
+        lifespan=lifespan,
+    )
+    limits = services.limits
+
+    def run(fn: Callable[..., Any], *args: Any) -> Any:
+        return run_in_threadpool(fn, *args)
+
+    @app.exception_handler(IndexNotBuiltError)
+    async def _no_index(_: Request, exc: IndexNotBuiltError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(EmbedderMismatchError)
+    async def _mismatch(_: Request, exc: EmbedderMismatchError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.post("/v1/match", response_model=MatchOut, tags=["match"], openapi_extra=_BODY_DOC)
+    async def match(
+        request: Request,
+        top_k: int | None = Query(None, ge=1, le=100),
+        category: str | None = Query(None, description="Only products of this category."),
+        min_score: float | None = Query(None, description="Below this: no_confident_match."),
+    ) -> MatchResult:
+        """Match one image now: the top products, best first, with scores."""
+        body = await _read_image_input(request, limits.max_bytes)
+
+        def work() -> MatchResult:
+            data = body.data if body.data is not None else services.fetcher.fetch(body.url or "")
+            image = decode_image(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
+            accept = (lambda p: p.category == category) if category else None
+            return services.matcher.match_image(image, top_k=top_k, min_score=min_score, accept=accept)
+
+        try:
+            result: MatchResult = await run(work)
+        except PermanentError as exc:
+            raise _error(422, str(exc)) from exc
+        except TransientError as exc:
+            raise _error(502, str(exc)) from exc
+        return result
+
+    @app.post("/v1/images", status_code=202, response_model=JobOut, tags=["jobs"], openapi_extra=_BODY_DOC)
+    async def submit_image(request: Request) -> JSONResponse:
+        """Persist an image and a job to match it. 202 when created; 200 with the existing job when
+        the idempotency key was seen before. Default key: ``upload:<sha256>`` / ``url:<sha256>``."""
+        body = await _read_image_input(request, limits.max_bytes)
+        if body.data is not None:
+            digest = await run(services.blobs.put, body.data)
+            image_ref, default_key = image_ref_for_blob(digest), f"upload:{digest}"
+        else:
+            image_ref, default_key = body.url or "", f"url:{sha256_hex((body.url or '').encode())}"
+        payload: dict[str, Any] = {"image": image_ref}
+        if body.file_name:
+            payload["file_name"] = body.file_name
+        new = NewJob(
+            source=body.source,
+            idempotency_key=body.idempotency_key or default_key,
+            payload=payload,
+            metadata=body.metadata,
+        )
+        job, created = await run(services.ledger.submit, new)
+        if created and pool:
+            pool.wake.set()
+        out = JobOut.of(job, await run(services.ledger.get_prediction, job.id))
+        return JSONResponse(out.model_dump(mode="json"), status_code=202 if created else 200)
+
+    @app.get("/v1/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+    async def get_job(job_id: int) -> JobOut:
+        job = await run(services.ledger.get_job, job_id)
+        if job is None:
+            raise _error(404, f"no job {job_id}")
+        return JobOut.of(job, await run(services.ledger.get_prediction, job_id))
+
+    @app.get("/v1/jobs", response_model=JobPage, tags=["jobs"])
+    async def list_jobs(
+        status: JobStatus | None = None,
+        source: str | None = None,
+        limit: int = Query(50, ge=1, le=500),
+        cursor: int | None = Query(None, description="`next_cursor` of the previous page."),
+    ) -> JobPage:
+        """Jobs, newest first (keyset pagination)."""
+        jobs: list[ImageJob] = await run(
+            lambda: services.ledger.list_jobs(status=status, source=source, limit=limit, before_id=cursor)
+        )
+        return JobPage(
+            jobs=[JobOut.of(j) for j in jobs],
+            next_cursor=jobs[-1].id if len(jobs) == limit else None,
+        )
+
+    @app.post("/v1/jobs/{job_id}/retry", response_model=JobOut, tags=["jobs"])
+    async def retry_job(job_id: int) -> JobOut:
+        """Run a failed, skipped or complete job again (attempts reset)."""
+        job = await run(services.ledger.requeue, job_id)
+        if job is None:
+            raise _error(404, f"no job {job_id}")
+        if pool:
+            pool.wake.set()
+        return JobOut.of(job)
+
+    @app.post("/v1/jobs/retry-failed", tags=["jobs"])
+    async def retry_failed(source: str | None = None) -> dict[str, int]:
+        """Re-queue every failed job (optionally of one source)."""
+        count: int = await run(lambda: services.ledger.requeue_failed(source=source))
+        if pool:
+            pool.wake.set()
+        return {"requeued": count}
+
+    @app.get("/v1/predictions", response_model=PredictionPage, tags=["jobs"])
+    async def list_predictions(
+        ticket_id: str | None = None,
+        limit: int = Query(50, ge=1, le=500),
+        cursor: int | None = None,
+    ) -> PredictionPage:
+        rows: list[Prediction] = await run(
+            lambda: services.ledger.list_predictions(ticket_id=ticket_id, limit=limit, before_id=cursor)
+        )
+        return PredictionPage(predictions=rows, next_cursor=rows[-1].id if len(rows) == limit else None)
+
+    @app.get("/v1/stats", tags=["ops"])
+    async def stats() -> dict[str, Any]:
+        """Index version and size, the embedder, and job counts by status."""
+        counts = await run(services.ledger.count_by_status)
+        out: dict[str, Any] = {
+            "embedder": services.embedder.embedder_id,
+            "jobs": {str(k): v for k, v in counts.items()},
+        }
+        try:
+            index = await run(services.index.get)
+            out["index"] = {
+                "version": index.version,
+                "built_at": index.built_at.isoformat(),
+                "products": len(index.products),
+                "vectors": index.vector_count,
+                "embedder": index.embedder_id,
+            }
+        except (IndexNotBuiltError, EmbedderMismatchError) as exc:
+            out["index"] = {"version": None, "error": str(exc)}
+        return out
+
+    return app

@@ -1,0 +1,387 @@
+"""Command line: ``imagematch --help``. Progress goes to stderr; with ``--json`` the last stdout line
+is one JSON object, so scripts can ``tail -n1``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from imagematch.config import Settings
+from imagematch.errors import ImageMatchError
+from imagematch.ledger import open_ledger
+from imagematch.models import JobStatus, Match, NewJob
+
+app = typer.Typer(help="Tell which catalog product is in a photo.", no_args_is_help=True)
+index_app = typer.Typer(help="Build and inspect the product index.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Inspect and retry jobs in the ledger.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+app.add_typer(jobs_app, name="jobs")
+
+out = Console()
+err = Console(stderr=True)
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")]
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=1)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False)],
+    )
+
+
+def _print_build_report(report: Any) -> None:
+    table = Table(title=f"Index {report.version}", show_header=False)
+    for label, value in [
+        ("products", report.products),
+        ("images listed", report.images),
+        ("embedded", report.embedded),
+        ("from cache", report.cached),
+        ("failed images", len(report.failed_images)),
+        ("products without a usable image", len(report.products_without_images)),
+        ("seconds", f"{report.seconds:.1f}"),
+    ]:
+        table.add_row(label, str(value))
+    err.print(table)
+    for problem in report.catalog_problems:
+        err.print(f"[yellow]catalog:[/yellow] {problem}")
+    for failed in report.failed_images:
+        err.print(f"[yellow]image failed:[/yellow] {failed.product_id} {failed.uri}: {failed.reason}")
+    for product_id, why in report.products_without_images.items():
+        err.print(f"[yellow]no usable image:[/yellow] {product_id}: {why}")
+
+
+@index_app.command("build")
+def index_build(
+    catalog: Annotated[str, typer.Option(help="Catalog JSON/CSV: path, file:// or http(s) URL.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Embed the catalog's images (only new ones: a cache keeps the rest) and publish a snapshot."""
+    from imagematch.app import build_services
+    from index_builder import EmbeddingCache, build_and_publish
+
+    services = build_services(_settings())
+    cache = EmbeddingCache(services.settings.data_dir / "embedding_cache.sqlite3")
+    with _progress() as progress:
+        task = progress.add_task("embedding catalog images", total=None)
+        try:
+            _, report = build_and_publish(
+                catalog,
+                embedder=services.embedder,
+                cache=cache,
+                fetcher=services.fetcher,
+                limits=services.limits,
+                snapshots=services.snapshots,
+                batch_size=services.settings.batch_size,
+                progress=lambda n: progress.advance(task, n),
+                on_catalog=lambda total: progress.update(task, total=total),
+            )
+        except ImageMatchError as exc:
+            raise _fail(str(exc)) from exc
+    _print_build_report(report)
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "version": report.version,
+                    "products": report.products,
+                    "images": report.images,
+                    "embedded": report.embedded,
+                    "cached": report.cached,
+                    "failed_images": len(report.failed_images),
+                    "products_without_images": sorted(report.products_without_images),
+                }
+            ),
+            indent=None,
+        )
+
+
+def _match_table(title: str, matches: list[Match]) -> Table:
+    table = Table(title=title)
+    for column in ("#", "product", "name", "category", "score"):
+        table.add_column(column)
+    for rank, m in enumerate(matches, start=1):
+        table.add_row(str(rank), m.product_id, m.name, m.category, f"{m.score:.3f}")
+    return table
+
+
+@app.command()
+def match(
+    images: Annotated[list[Path], typer.Argument(help="Image files to match.", exists=True, dir_okay=False)],
+    top_k: Annotated[int, typer.Option(help="Products per image.")] = 5,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show the top products for each image."""
+    from imagematch.app import build_services
+    from imagematch.images import decode_image
+
+    services = build_services(_settings())
+    results: dict[str, Any] = {}
+    for path in images:
+        try:
+            image = decode_image(
+                path.read_bytes(), max_bytes=services.limits.max_bytes, max_pixels=services.limits.max_pixels
+            )
+            result = services.matcher.match_image(image, top_k=top_k)
+        except ImageMatchError as exc:
+            err.print(f"[red]{path}:[/red] {exc}")
+            results[str(path)] = {"error": str(exc)}
+            continue
+        results[str(path)] = result.model_dump(mode="json")
+        note = "  [yellow](no confident match)[/yellow]" if result.no_confident_match else ""
+        (err if as_json else out).print(_match_table(f"{path}{note}", result.matches))
+    if as_json:
+        print(json.dumps(results))
+    if any("error" in r for r in results.values()):
+        raise typer.Exit(code=1)
+
+
+@app.command("eval")
+def eval_(
+    catalog: Annotated[Path, typer.Option(help="products.json of the catalog.", exists=True)],
+    queries: Annotated[Path, typer.Option(help="queries.jsonl: {image, product_id} lines.", exists=True)],
+    limit: Annotated[int | None, typer.Option(help="Only the first N queries.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Product-level recall@1/@5, MRR and images/s of the current model on labelled photos."""
+    from imagematch.app import build_services
+    from imagematch.evaluation import evaluate, load_queries
+    from imagematch.images import sha256_hex
+    from imagematch.index import SnapshotStore
+    from index_builder import EmbeddingCache, build_and_publish
+
+    services = build_services(_settings())
+    data_dir = services.settings.data_dir
+    # Each catalog gets its own index under data/eval/, so evaluating never replaces the served one.
+    snapshots = SnapshotStore(data_dir / "eval" / sha256_hex(str(catalog.resolve()).encode())[:12], keep=2)
+    labelled = load_queries(queries)[:limit]
+    with _progress() as progress:
+        task = progress.add_task("catalog", total=None)
+        index, report = build_and_publish(
+            str(catalog.resolve()),
+            embedder=services.embedder,
+            cache=EmbeddingCache(data_dir / "embedding_cache.sqlite3"),
+            fetcher=services.fetcher,
+            limits=services.limits,
+            snapshots=snapshots,
+            batch_size=services.settings.batch_size,
+            progress=lambda n: progress.advance(task, n),
+            on_catalog=lambda total: progress.update(task, total=total),
+        )
+        query_task = progress.add_task("queries", total=len(labelled))
+        result = evaluate(
+            labelled,
+            embedder=services.embedder,
+            index=index,
+            limits=services.limits,
+            batch_size=services.settings.batch_size,
+            progress=lambda n: progress.advance(query_task, n),
+        )
+    table = Table(title=f"{services.embedder.embedder_id} on {len(index.products)} products")
+    for column in ("n", "recall@1", "recall@5", "MRR", "images/s"):
+        table.add_column(column)
+    table.add_row(
+        str(result.n),
+        f"{result.recall_at_1:.3f}",
+        f"{result.recall_at_5:.3f}",
+        f"{result.mrr:.3f}",
+        f"{result.images_per_second:.1f}",
+    )
+    (err if as_json else out).print(table)
+    by_category = Table(title="per category")
+    for column in ("category", "n", "recall@1", "recall@5"):
+        by_category.add_column(column)
+    for category, row in result.per_category.items():
+        by_category.add_row(category, str(row["n"]), f"{row['recall@1']:.2f}", f"{row['recall@5']:.2f}")
+    err.print(by_category)
+    for skipped in result.skipped:
+        err.print(f"[yellow]skipped:[/yellow] {skipped}")
+    if report.failed_images:
+        err.print(f"[yellow]{len(report.failed_images)} catalog images failed[/yellow]")
+    if as_json:
+        print(json.dumps({**result.summary(), "embedder": services.embedder.embedder_id}))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int | None, typer.Option(help="Job worker threads (default from settings).")] = None,
+) -> None:
+    """Run the HTTP API with in-process job workers (they claim from the ledger, so a crash loses nothing)."""
+    import uvicorn
+
+    from imagematch.api import create_app
+    from imagematch.app import build_services
+    from imagematch.worker import WorkerPool
+
+    services = build_services(_settings())
+    pool = WorkerPool(
+        services.make_worker,
+        size=services.settings.workers if workers is None else workers,
+        poll_seconds=services.settings.poll_seconds,
+        sweep=services.sweep,
+    )
+    err.print(f"imagematch on http://{host}:{port}  (API docs: /docs)")
+    uvicorn.run(create_app(services, pool=pool), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Process what is due, then exit.")] = False,
+) -> None:
+    """Run job workers without the HTTP API."""
+    import threading
+
+    from imagematch.app import build_services
+    from imagematch.worker import WorkerPool
+
+    services = build_services(_settings())
+    if once:
+        services.sweep()
+        done = services.make_worker().drain()
+        err.print(f"processed {done} jobs")
+        return
+    pool = WorkerPool(
+        services.make_worker,
+        size=max(1, services.settings.workers),
+        poll_seconds=services.settings.poll_seconds,
+        sweep=services.sweep,
+    )
+    pool.start()
+    err.print(f"{max(1, services.settings.workers)} workers running; Ctrl-C to stop")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pool.stop()
+
+
+@app.command()
+def submit(
+    images: Annotated[list[Path], typer.Argument(help="Image files to submit.", exists=True, dir_okay=False)],
+    source: Annotated[str, typer.Option(help="Recorded source of the jobs.")] = "cli",
+    as_json: JsonFlag = False,
+) -> None:
+    """Persist images and their jobs (processed by `serve` or `worker`); prints the job ids."""
+    from imagematch.blobs import BlobStore
+    from imagematch.pipeline import image_ref_for_blob
+
+    settings = _settings()
+    ledger = open_ledger(settings.resolved_database_url())
+    blobs = BlobStore(settings.data_dir / "blobs")
+    ids = []
+    for path in images:
+        digest = blobs.put(path.read_bytes())
+        job, created = ledger.submit(
+            NewJob(
+                source=source,
+                idempotency_key=f"upload:{digest}",
+                payload={"image": image_ref_for_blob(digest), "file_name": path.name},
+            )
+        )
+        ids.append(job.id)
+        err.print(f"{path}: job {job.id} {'submitted' if created else 'already known'} ({job.status})")
+    if as_json:
+        print(json.dumps({"job_ids": ids}))
+
+
+@app.command()
+def sweep(as_json: JsonFlag = False) -> None:
+    """Re-queue due retries and jobs whose worker lease expired; report stale pending jobs."""
+
+    settings = _settings()
+    ledger = open_ledger(settings.resolved_database_url())
+    report = ledger.sweep(
+        max_attempts=settings.max_attempts,
+        pending_grace_seconds=settings.pending_grace_seconds,
+    )
+    summary = {
+        "retries_due": report.retries_due,
+        "leases_expired": report.leases_expired,
+        "gave_up": report.gave_up,
+        "pending_waiting": len(report.due_pending),
+    }
+    err.print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.items()))
+    if as_json:
+        print(json.dumps(summary))
+
+
+@jobs_app.command("list")
+def jobs_list(
+    status: Annotated[JobStatus | None, typer.Option(help="Only jobs in this status.")] = None,
+    source: Annotated[str | None, typer.Option(help="Only jobs from this source.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    as_json: JsonFlag = False,
+) -> None:
+    """List jobs, newest first."""
+    ledger = open_ledger(_settings().resolved_database_url())
+    jobs = ledger.list_jobs(status=status, source=source, limit=limit)
+    if as_json:
+        print(json.dumps([j.model_dump(mode="json") for j in jobs]))
+        return
+    table = Table()
+    for column in ("id", "status", "source", "attempts", "updated", "error"):
+        table.add_column(column)
+    for j in jobs:
+        table.add_row(
+            str(j.id),
+            j.status,
+            j.source,
+            str(j.attempts),
+            f"{j.updated_at:%Y-%m-%d %H:%M:%S}",
+            j.last_error or "",
+        )
+    out.print(table)
+
+
+@jobs_app.command("retry")
+def jobs_retry(
+    job_id: Annotated[int | None, typer.Argument(help="The job to run again.")] = None,
+    all_failed: Annotated[bool, typer.Option("--all-failed", help="Every failed job.")] = False,
+) -> None:
+    """Run a job (or every failed job) again."""
+    ledger = open_ledger(_settings().resolved_database_url())
+    if all_failed:
+        err.print(f"re-queued {ledger.requeue_failed()} failed jobs")
+    elif job_id is not None:
+        job = ledger.requeue(job_id)
+        if job is None:
+            raise _fail(f"no job {job_id}")
+        err.print(f"job {job.id} is {job.status}")
+    else:
+        raise _fail("give a job id or --all-failed")
+
+
+def main() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app()

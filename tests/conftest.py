@@ -1,0 +1,109 @@
+"""Shared fixtures: settings in a temp data dir, synthetic images, a small synthetic catalog."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from imagematch.app import Services, build_services  # noqa: E402
+from imagematch.config import Settings  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_CATALOG = REPO / "examples" / "grocery" / "catalog" / "products.json"
+SAMPLE_QUERIES = REPO / "examples" / "grocery" / "queries.jsonl"
+
+# Distinct colour layouts the tiny embedder tells apart.
+PALETTE = {
+    "red": (220, 30, 30),
+    "green": (30, 200, 40),
+    "blue": (30, 40, 220),
+    "yellow": (240, 220, 20),
+}
+
+
+def image_bytes(
+    colour: tuple[int, int, int], *, size: tuple[int, int] = (64, 48), fmt: str = "PNG", mark: int = 0
+) -> bytes:
+    """A solid image with a dark square whose position depends on ``mark`` (a 'variant' photo)."""
+    image = Image.new("RGB", size, colour)
+    draw = ImageDraw.Draw(image)
+    x = 4 + (mark * 12) % (size[0] - 16)
+    draw.rectangle([x, 4, x + 10, 14], fill=(10, 10, 10))
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@dataclass
+class FakeClock:
+    """An injectable clock: tests move time instead of sleeping."""
+
+    now: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        model="tiny",
+        workers=0,
+        fetch_allow_private=True,
+        retry_base_seconds=1,
+    )
+
+
+@pytest.fixture
+def catalog_file(tmp_path: Path) -> Path:
+    """Four products, two images each (the second a variant), as a catalog JSON with relative paths."""
+    root = tmp_path / "catalog"
+    (root / "img").mkdir(parents=True)
+    products = []
+    for name, colour in PALETTE.items():
+        images = []
+        for mark in range(2):
+            rel = f"img/{name}-{mark}.png"
+            (root / rel).write_bytes(image_bytes(colour, mark=mark))
+            images.append(rel)
+        products.append({"id": f"P-{name}", "name": name.title(), "category": "colour", "images": images})
+    path = root / "products.json"
+    path.write_text(json.dumps(products))
+    return path
+
+
+@pytest.fixture
+def services(settings: Settings, catalog_file: Path) -> Iterator[Services]:
+    """Services on the tiny embedder with the synthetic catalog indexed."""
+    from index_builder import EmbeddingCache, build_and_publish
+
+    services = build_services(settings)
+    build_and_publish(
+        str(catalog_file),
+        embedder=services.embedder,
+        cache=EmbeddingCache(settings.data_dir / "embedding_cache.sqlite3"),
+        fetcher=services.fetcher,
+        limits=services.limits,
+        snapshots=services.snapshots,
+    )
+    yield services
+    services.close()

@@ -1,0 +1,199 @@
+"""One contract for every ledger backend: each test runs against each backend."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from imagematch.ledger import Ledger, open_ledger
+from imagematch.models import ErrorKind, JobStatus, Match, NewJob, NewPrediction
+from tests.conftest import FakeClock
+
+BACKENDS = ["memory", "sqlite"]
+
+
+@pytest.fixture(params=BACKENDS)
+def make_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Ledger]]:
+    opened: list[Ledger] = []
+
+    def make(clock: Callable[[], object] | None = None) -> Ledger:
+        url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+        ledger = open_ledger(url, **({"clock": clock} if clock else {}))  # type: ignore[arg-type]
+        opened.append(ledger)
+        return ledger
+
+    yield make
+    for ledger in opened:
+        ledger.close()
+
+
+def _job(n: int, source: str = "test") -> NewJob:
+    return NewJob(source=source, idempotency_key=f"key-{n}", payload={"image": f"blob:{n}"})
+
+
+def _prediction() -> NewPrediction:
+    match = Match(product_id="P1", name="One", score=0.9, image_id="P1/abc")
+    return NewPrediction(matches=[match], embedder_id="e", index_version="v000001", latency_ms=3.0)
+
+
+def test_submit_is_idempotent(make_ledger: Callable[..., Ledger]) -> None:
+    ledger = make_ledger()
+    first, created = ledger.submit(_job(1))
+    again, created_again = ledger.submit(_job(1).model_copy(update={"payload": {"other": 1}}))
+    assert created and not created_again
+    assert again.id == first.id and again.payload == {"image": "blob:1"}
+    assert first.status == JobStatus.PENDING and first.attempts == 0
+    assert ledger.get_job_by_key("key-1") == ledger.get_job(first.id)
+    assert ledger.get_job(999) is None
+
+
+def test_complete_records_one_prediction(make_ledger: Callable[..., Ledger]) -> None:
+    ledger = make_ledger()
+    job, _ = ledger.submit(_job(1))
+    [claimed] = ledger.claim("w1", limit=5, lease_seconds=60)
+    assert claimed.id == job.id and claimed.status == JobStatus.PROCESSING and claimed.attempts == 1
+    assert ledger.claim("w2", limit=5, lease_seconds=60) == []
+    assert not ledger.complete(job.id, "w2", _prediction())  # not w2's job
+    assert ledger.complete(job.id, "w1", _prediction())
+    assert not ledger.complete(job.id, "w1", _prediction())  # already complete
+    done = ledger.get_job(job.id)
+    assert done and done.status == JobStatus.COMPLETE and done.finished_at is not None
+    prediction = ledger.get_prediction(job.id)
+    assert prediction and prediction.best_product_id == "P1" and prediction.best_score == 0.9
+    assert prediction.matches[0].name == "One"
+    assert len(ledger.list_predictions()) == 1
+
+
+def test_claim_is_exclusive_across_concurrent_workers(make_ledger: Callable[..., Ledger]) -> None:
+    ledger = make_ledger()
+    total = 1000
+    for n in range(total):
+        ledger.submit(_job(n))
+    processed: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    def work(worker_id: str) -> None:
+        while jobs := ledger.claim(worker_id, limit=10, lease_seconds=60):
+            for job in jobs:
+                with lock:
+                    processed[job.id] += 1
+                assert ledger.complete(job.id, worker_id, _prediction())
+
+    threads = [threading.Thread(target=work, args=(f"w{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(processed) == total and set(processed.values()) == {1}
+    assert ledger.count_by_status()[JobStatus.COMPLETE] == total
+    assert len(ledger.list_predictions(limit=2000)) == total
+
+
+def test_expired_lease_is_swept_back_and_completes(make_ledger: Callable[..., Ledger]) -> None:
+    clock = FakeClock()
+    ledger = make_ledger(clock)
+    job, _ = ledger.submit(_job(1))
+    ledger.claim("dead-worker", limit=1, lease_seconds=30)
+    clock.advance(10)
+    assert ledger.sweep(max_attempts=5, pending_grace_seconds=60).leases_expired == 0
+    clock.advance(30)
+    report = ledger.sweep(max_attempts=5, pending_grace_seconds=60)
+    assert report.leases_expired == 1
+    swept = ledger.get_job(job.id)
+    assert swept and swept.status == JobStatus.PENDING and "lease expired" in (swept.last_error or "")
+    [again] = ledger.claim("w2", limit=1, lease_seconds=30)
+    assert again.attempts == 2
+    assert not ledger.complete(job.id, "dead-worker", _prediction())  # the old worker lost it
+    assert ledger.complete(job.id, "w2", _prediction())
+
+
+def test_heartbeat_keeps_the_lease(make_ledger: Callable[..., Ledger]) -> None:
+    clock = FakeClock()
+    ledger = make_ledger(clock)
+    job, _ = ledger.submit(_job(1))
+    ledger.claim("w1", limit=1, lease_seconds=30)
+    for _ in range(5):
+        clock.advance(20)
+        assert ledger.heartbeat(job.id, "w1", lease_seconds=30)
+    assert ledger.sweep(max_attempts=5, pending_grace_seconds=60).leases_expired == 0
+    assert not ledger.heartbeat(job.id, "intruder", lease_seconds=30)
+
+
+def test_expired_lease_out_of_attempts_fails(make_ledger: Callable[..., Ledger]) -> None:
+    clock = FakeClock()
+    ledger = make_ledger(clock)
+    job, _ = ledger.submit(_job(1))
+    for _ in range(2):
+        ledger.claim("w", limit=1, lease_seconds=5)
+        clock.advance(10)
+        ledger.sweep(max_attempts=2, pending_grace_seconds=60)
+    failed = ledger.get_job(job.id)
+    assert failed and failed.status == JobStatus.FAILED and failed.error_kind == ErrorKind.TRANSIENT
+
+
+def test_transient_failure_waits_for_its_retry_time(make_ledger: Callable[..., Ledger]) -> None:
+    clock = FakeClock()
+    ledger = make_ledger(clock)
+    job, _ = ledger.submit(_job(1))
+    ledger.claim("w", limit=1, lease_seconds=60)
+    retry_at = clock.now + timedelta(seconds=60)
+    assert ledger.fail(job.id, "w", kind=ErrorKind.TRANSIENT, error="HTTP 503", retry_at=retry_at)
+    failed = ledger.get_job(job.id)
+    assert failed and failed.status == JobStatus.FAILED and failed.next_attempt_at == retry_at
+    assert ledger.sweep(max_attempts=5, pending_grace_seconds=60).retries_due == 0
+    clock.advance(61)
+    assert ledger.sweep(max_attempts=5, pending_grace_seconds=60).retries_due == 1
+    [again] = ledger.claim("w", limit=1, lease_seconds=60)
+    assert again.id == job.id and again.attempts == 2 and again.last_error == "HTTP 503"
+
+
+def test_permanent_failure_is_never_retried_by_the_sweep(make_ledger: Callable[..., Ledger]) -> None:
+    clock = FakeClock()
+    ledger = make_ledger(clock)
+    job, _ = ledger.submit(_job(1))
+    ledger.claim("w", limit=1, lease_seconds=60)
+    ledger.fail(job.id, "w", kind=ErrorKind.PERMANENT, error="not an image", retry_at=None)
+    clock.advance(10_000)
+    assert ledger.sweep(max_attempts=5, pending_grace_seconds=60).retries_due == 0
+    failed = ledger.get_job(job.id)
+    assert failed and failed.error_kind == ErrorKind.PERMANENT and failed.last_error == "not an image"
+    # ...until someone retries it by hand.
+    requeued = ledger.requeue(job.id)
+    assert requeued and requeued.status == JobStatus.PENDING and requeued.attempts == 0
+
+
+def test_skip_is_a_clean_outcome(make_ledger: Callable[..., Ledger]) -> None:
+    ledger = make_ledger()
+    job, _ = ledger.submit(_job(1))
+    ledger.claim("w", limit=1, lease_seconds=60)
+    assert ledger.skip(job.id, "w", reason="product deleted")
+    skipped = ledger.get_job(job.id)
+    assert skipped and skipped.status == JobStatus.SKIPPED and skipped.last_error == "product deleted"
+
+
+def test_requeue_failed_and_listing(make_ledger: Callable[..., Ledger]) -> None:
+    ledger = make_ledger()
+    for n in range(5):
+        ledger.submit(_job(n, source="a" if n % 2 else "b"))
+    for job in ledger.claim("w", limit=5, lease_seconds=60):
+        ledger.fail(job.id, "w", kind=ErrorKind.PERMANENT, error="bad", retry_at=None)
+    assert ledger.requeue_failed(source="a") == 2
+    assert ledger.count_by_status()[JobStatus.PENDING] == 2
+    page1 = ledger.list_jobs(limit=3)
+    page2 = ledger.list_jobs(limit=3, before_id=page1[-1].id)
+    assert [j.id for j in page1 + page2] == [5, 4, 3, 2, 1]
+    assert {j.source for j in ledger.list_jobs(status=JobStatus.FAILED)} == {"b"}
+
+
+def test_sweep_lists_pending_jobs_nobody_picked_up(make_ledger: Callable[..., Ledger]) -> None:
+    clock = FakeClock()
+    ledger = make_ledger(clock)
+    job, _ = ledger.submit(_job(1))
+    assert ledger.sweep(max_attempts=5, pending_grace_seconds=60).due_pending == []
+    clock.advance(61)
+    assert ledger.sweep(max_attempts=5, pending_grace_seconds=60).due_pending == [job.id]

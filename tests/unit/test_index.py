@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
+from imagematch.index import IndexHandle, ProductIndex, SnapshotStore
+from imagematch.models import Product
+
+EMB = "test-embedder@1"
+
+
+def _unit(*values: float) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def _index() -> ProductIndex:
+    index = ProductIndex(EMB, 3)
+    index.upsert_product(
+        Product(id="A", name="Apple", category="fruit"),
+        [("a0.jpg", "a" * 64), ("a1.jpg", "b" * 64)],
+        np.stack([_unit(1, 0, 0), _unit(0.8, 0.6, 0)]),
+    )
+    index.upsert_product(
+        Product(id="B", name="Bread", category="bakery"), [("b0.jpg", "c" * 64)], np.stack([_unit(0, 1, 0)])
+    )
+    index.upsert_product(
+        Product(id="C", name="Cheese", category="dairy"), [("c0.jpg", "d" * 64)], np.stack([_unit(0, 0, 1)])
+    )
+    return index
+
+
+def test_search_answers_per_product_with_the_best_image() -> None:
+    [matches] = _index().search(_unit(0.7, 0.7, 0)[None], 5, embedder_id=EMB)
+    assert [m.product_id for m in matches] == ["A", "B", "C"]  # A once, though two of its images hit
+    assert matches[0].image_id == f"A/{'b' * 12}"  # its second image is the closer one
+    assert matches[0].score == pytest.approx(float(_unit(0.7, 0.7, 0) @ _unit(0.8, 0.6, 0)), abs=1e-5)
+    assert matches[0].score >= matches[1].score >= matches[2].score
+
+
+def test_top_k_and_filter() -> None:
+    index = _index()
+    [top1] = index.search(_unit(0, 0, 1)[None], 1, embedder_id=EMB)
+    assert [m.product_id for m in top1] == ["C"]
+    [fruit] = index.search(_unit(0, 0, 1)[None], 5, embedder_id=EMB, accept=lambda p: p.category == "fruit")
+    assert [m.product_id for m in fruit] == ["A"]
+
+
+def test_upsert_replaces_and_remove_drops_vectors() -> None:
+    index = _index()
+    index.upsert_product(Product(id="A", name="Apple v2"), [("new.jpg", "e" * 64)], np.stack([_unit(0, 0, 1)]))
+    assert index.vector_count == 3
+    [matches] = index.search(_unit(1, 0, 0)[None], 5, embedder_id=EMB)
+    assert matches[0].name in {"Apple v2", "Bread", "Cheese"}
+    assert index.remove_product("A") and not index.remove_product("A")
+    [matches] = index.search(_unit(1, 0, 0)[None], 5, embedder_id=EMB)
+    assert "A" not in {m.product_id for m in matches} and index.vector_count == 2
+
+
+def test_search_refuses_vectors_of_another_embedder() -> None:
+    with pytest.raises(EmbedderMismatchError):
+        _index().search(_unit(1, 0, 0)[None], 5, embedder_id="other@1")
+
+
+def test_snapshot_round_trip_and_pointer(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path / "index")
+    with pytest.raises(IndexNotBuiltError):
+        store.load(embedder_id=EMB)
+    first = store.publish(_index())
+    second_index = _index()
+    second_index.remove_product("C")
+    second = store.publish(second_index)
+    assert (first, second) == ("v000001", "v000002")
+    assert store.current_version() == "v000002"
+    loaded = store.load(embedder_id=EMB)
+    assert loaded.version == "v000002" and set(loaded.products) == {"A", "B"}
+    [matches] = loaded.search(_unit(0.8, 0.6, 0)[None], 5, embedder_id=EMB)
+    assert matches[0].product_id == "A" and matches[0].score == pytest.approx(1.0, abs=1e-5)
+    assert set(store.load(embedder_id=EMB, version="v000001").products) == {"A", "B", "C"}
+    assert not list((tmp_path / "index").glob(".staging-*"))
+
+
+def test_snapshot_refuses_another_embedder(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path / "index")
+    store.publish(_index())
+    with pytest.raises(EmbedderMismatchError, match="rebuild"):
+        store.load(embedder_id="open_clip-ViT-B-32@x")
+
+
+def test_old_snapshots_are_pruned(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path / "index", keep=2)
+    for _ in range(4):
+        store.publish(_index())
+    assert store.versions() == ["v000003", "v000004"]
+
+
+def test_handle_hot_reloads_when_the_pointer_moves(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path / "index")
+    store.publish(_index())
+    ticks = [0.0]
+    handle = IndexHandle(store, EMB, check_seconds=5, monotonic=lambda: ticks[0])
+    assert handle.get().version == "v000001"
+    store.publish(_index())
+    assert handle.get().version == "v000001"  # not checked again yet
+    ticks[0] = 6.0
+    assert handle.get().version == "v000002"
