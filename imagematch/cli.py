@@ -27,7 +27,7 @@ app.add_typer(index_app, name="index")
 app.add_typer(jobs_app, name="jobs")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")]
 
 
@@ -385,3 +385,7 @@ def jobs_retry(
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -54,7 +54,9 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise PermanentError(f"image rejected as a decompression bomb: {exc}") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+    except UnidentifiedImageError as exc:
+        raise PermanentError("not a decodable image: unrecognised or unsupported format") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise PermanentError(f"not a decodable image: {exc}") from exc
     return _to_rgb(ImageOps.exif_transpose(image) or image)
 

@@ -15,8 +15,8 @@ from PIL import Image, ImageDraw
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from imagematch.app import Services, build_services  # noqa: E402
-from imagematch.config import Settings  # noqa: E402
+from imagematch.app import Services, build_services
+from imagematch.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_CATALOG = REPO / "examples" / "grocery" / "catalog" / "products.json"

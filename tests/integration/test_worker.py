@@ -10,7 +10,9 @@ from tests.conftest import PALETTE, image_bytes
 
 def _submit(services: Services, data: bytes, key: str) -> int:
     digest = services.blobs.put(data)
-    job, _ = services.ledger.submit(NewJob(idempotency_key=key, payload={"image": image_ref_for_blob(digest)}))
+    job, _ = services.ledger.submit(
+        NewJob(idempotency_key=key, payload={"image": image_ref_for_blob(digest)})
+    )
     return job.id
 
 

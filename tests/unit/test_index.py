@@ -51,7 +51,9 @@ def test_top_k_and_filter() -> None:
 
 def test_upsert_replaces_and_remove_drops_vectors() -> None:
     index = _index()
-    index.upsert_product(Product(id="A", name="Apple v2"), [("new.jpg", "e" * 64)], np.stack([_unit(0, 0, 1)]))
+    index.upsert_product(
+        Product(id="A", name="Apple v2"), [("new.jpg", "e" * 64)], np.stack([_unit(0, 0, 1)])
+    )
     assert index.vector_count == 3
     [matches] = index.search(_unit(1, 0, 0)[None], 5, embedder_id=EMB)
     assert matches[0].name in {"Apple v2", "Bread", "Cheese"}

@@ -16,7 +16,9 @@ def test_backoff_doubles_up_to_the_cap_with_jitter() -> None:
         for n in range(1, 6)
     ]
     assert delays == [10, 20, 40, 60, 60]
-    low = RetryPolicy(base_seconds=10, jitter=lambda: 0.0).decide(attempts=1, error=TransientError("x"), now=NOW)
+    low = RetryPolicy(base_seconds=10, jitter=lambda: 0.0).decide(
+        attempts=1, error=TransientError("x"), now=NOW
+    )
     assert low.retry_at == NOW + timedelta(seconds=5)
 
 
