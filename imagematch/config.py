@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEFAULT_MODEL", "Settings"]
@@ -26,8 +26,8 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         None,
-        description="Ledger location: sqlite:///path, postgresql://… or memory://. "
-        "Default: SQLite file imagematch.sqlite3 in the data dir.",
+        description="Ledger location: sqlite:///path or memory:// (tests). "
+        "Default: the SQLite file imagematch.sqlite3 in the data dir.",
     )
     model: str = Field(
         DEFAULT_MODEL,
@@ -60,11 +60,6 @@ class Settings(BaseSettings):
         60.0, ge=0, description="A pending job older than this is re-dispatched by the sweep."
     )
     poll_seconds: float = Field(1.0, gt=0, description="Idle worker poll interval.")
-
-    supabase_url: str | None = Field(None, description="Supabase project URL (ledger backend).")
-    supabase_service_key: SecretStr | None = Field(
-        None, description="Supabase service-role key (server side only)."
-    )
 
     def resolved_database_url(self) -> str:
         """The ledger URL, defaulting to a SQLite file inside the data dir."""

@@ -57,7 +57,7 @@ class ProductIndex:
         self.built_at = datetime.now(UTC)
         self.products: dict[str, Product] = {}
         self.images: dict[int, IndexedImage] = {}
-        self._faiss = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self._faiss: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self._next_id = 1
 
     @property
@@ -90,7 +90,7 @@ class ProductIndex:
         """Drop a product and its vectors; returns whether it was there."""
         ids = self.product_vector_ids(product_id)
         if ids:
-            self._faiss.remove_ids(np.asarray(ids, dtype=np.int64))
+            self._faiss.remove_ids(np.asarray(ids, dtype=np.int64))  # type: ignore[arg-type]  # SWIG accepts arrays
             for vid in ids:
                 del self.images[vid]
         return self.products.pop(product_id, None) is not None

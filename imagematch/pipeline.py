@@ -105,10 +105,16 @@ class MatchImageHandler:
         data = self.load_bytes(image_ref)
         image = decode_image(data, max_bytes=self._limits.max_bytes, max_pixels=self._limits.max_pixels)
         result = self._matcher.match_image(image)
-        context = {k: job.payload.get(k) for k in ("ticket_id", "comment_id", "attachment_id", "file_name")}
-        return NewPrediction(
-            **result.model_dump(),
-            source=job.source,
-            image_url=None if image_ref.startswith(BLOB_PREFIX) else image_ref,
-            **{k: str(v) for k, v in context.items() if v is not None},
+        context = {
+            key: str(job.payload[key])
+            for key in ("ticket_id", "comment_id", "attachment_id", "file_name")
+            if job.payload.get(key) is not None
+        }
+        return NewPrediction.model_validate(
+            {
+                **result.model_dump(),
+                **context,
+                "source": job.source,
+                "image_url": None if image_ref.startswith(BLOB_PREFIX) else image_ref,
+            }
         )

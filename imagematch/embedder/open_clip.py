@@ -40,12 +40,13 @@ def load_open_clip(
     weights = Path(pretrained).name if Path(pretrained).exists() else pretrained
 
     def forward(batch: torch.Tensor) -> torch.Tensor:
-        return model.encode_image(batch)
+        features: torch.Tensor = model.encode_image(batch)
+        return features
 
     return TorchEmbedder(
         embedder_id=f"open_clip-{arch}@{weights}/openclip-val",
         dim=dim,
-        preprocess=preprocess,  # type: ignore[arg-type]
+        preprocess=preprocess,
         forward=forward,
         module=model,
         device=device,

@@ -44,7 +44,7 @@ def test_animated_gif_gives_first_frame() -> None:
     frames = [Image.new("RGB", (16, 16), c) for c in [(255, 0, 0), (0, 0, 255)]]
     data = _encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50)
     decoded = decode_image(data, **LIMITS)
-    red, green, blue = decoded.getpixel((8, 8))
+    red, _green, blue = decoded.getpixel((8, 8))
     assert red > 200 and blue < 50
 
 
