@@ -23,8 +23,10 @@ from imagematch.models import JobStatus, Match, NewJob
 app = typer.Typer(help="Tell which catalog product is in a photo.", no_args_is_help=True)
 index_app = typer.Typer(help="Build and inspect the product index.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Inspect and retry jobs in the ledger.", no_args_is_help=True)
+db_app = typer.Typer(help="The ledger database.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(db_app, name="db")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -251,6 +253,7 @@ def serve(
         size=services.settings.workers if workers is None else workers,
         poll_seconds=services.settings.poll_seconds,
         sweep=services.sweep,
+        sweep_seconds=services.settings.sweep_seconds,
     )
     err.print(f"imagematch on http://{host}:{port}  (API docs: /docs)")
     uvicorn.run(create_app(services, pool=pool), host=host, port=port, log_level="warning")
@@ -277,6 +280,7 @@ def worker(
         size=max(1, services.settings.workers),
         poll_seconds=services.settings.poll_seconds,
         sweep=services.sweep,
+        sweep_seconds=services.settings.sweep_seconds,
     )
     pool.start()
     err.print(f"{max(1, services.settings.workers)} workers running; Ctrl-C to stop")
@@ -380,6 +384,14 @@ def jobs_retry(
         err.print(f"job {job.id} is {job.status}")
     else:
         raise _fail("give a job id or --all-failed")
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Create or upgrade the ledger schema (SQLite, or Postgres from supabase/migrations)."""
+    url = _settings().resolved_database_url()
+    open_ledger(url).close()  # opening migrates
+    err.print(f"ledger schema is up to date ({url.split('://')[0]})")
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         None,
-        description="Ledger location: sqlite:///path or memory:// (tests). "
+        description="Ledger location: sqlite:///path, postgresql://… or memory:// (tests). "
         "Default: the SQLite file imagematch.sqlite3 in the data dir.",
     )
     model: str = Field(
@@ -60,6 +60,7 @@ class Settings(BaseSettings):
         60.0, ge=0, description="A pending job older than this is re-dispatched by the sweep."
     )
     poll_seconds: float = Field(1.0, gt=0, description="Idle worker poll interval.")
+    sweep_seconds: float = Field(30.0, gt=0, description="How often `serve`/`worker` run the sweep.")
 
     def resolved_database_url(self) -> str:
         """The ledger URL, defaulting to a SQLite file inside the data dir."""

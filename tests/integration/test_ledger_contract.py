@@ -14,15 +14,19 @@ from imagematch.ledger import Ledger, open_ledger
 from imagematch.models import ErrorKind, JobStatus, Match, NewJob, NewPrediction
 from tests.conftest import FakeClock
 
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(params=BACKENDS)
 def make_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Ledger]]:
     opened: list[Ledger] = []
+    urls = {"memory": lambda: "memory://", "sqlite": lambda: f"sqlite:///{tmp_path / 'ledger.sqlite3'}"}
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        urls["postgres"] = lambda: url
 
     def make(clock: Callable[[], object] | None = None) -> Ledger:
-        url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+        url = urls[request.param]()
         ledger = open_ledger(url, **({"clock": clock} if clock else {}))  # type: ignore[arg-type]
         opened.append(ledger)
         return ledger
