@@ -45,8 +45,13 @@ def prediction_json(prediction: NewPrediction) -> dict[str, Any]:
 class PostgresLedger:
     def __init__(self, url: str, *, clock: Clock = utcnow, max_connections: int = 8) -> None:
         self._clock = clock
-        self._pool = ConnectionPool(
-            url, min_size=1, max_size=max_connections, kwargs={"row_factory": dict_row}, open=True
+        self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
+            url,
+            connection_class=psycopg.Connection[dict[str, Any]],
+            min_size=1,
+            max_size=max_connections,
+            kwargs={"row_factory": dict_row},
+            open=True,
         )
 
     @contextmanager
@@ -59,7 +64,7 @@ class PostgresLedger:
 
     def _rows(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         with self._conn() as conn:
-            return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+            return conn.execute(sql, params).fetchall()
 
     def _value(self, sql: str, params: dict[str, Any]) -> Any:
         rows = self._rows(sql, params)
@@ -75,7 +80,7 @@ class PostgresLedger:
             done = {r["name"] for r in conn.execute("select name from imagematch_migrations")}
             for name, sql in migration_files():
                 if name not in done:
-                    conn.execute(sql.encode())  # type: ignore[call-overload]
+                    conn.execute(sql.encode())
                     conn.execute("insert into imagematch_migrations (name) values (%s)", (name,))
 
     def close(self) -> None:
@@ -176,12 +181,16 @@ class PostgresLedger:
         return self._finish(job_id, worker_id, JobStatus.SKIPPED, error=reason)
 
     def requeue(self, job_id: int) -> ImageJob | None:
-        rows = self._rows("select * from imagematch_requeue(%(id)s, %(now)s)", {"id": job_id, "now": self._clock()})
+        rows = self._rows(
+            "select * from imagematch_requeue(%(id)s, %(now)s)", {"id": job_id, "now": self._clock()}
+        )
         return ImageJob.model_validate(rows[0]) if rows else None
 
     def requeue_failed(self, *, source: str | None = None) -> int:
         return int(
-            self._value("select imagematch_requeue_failed(%(s)s, %(now)s)", {"s": source, "now": self._clock()})
+            self._value(
+                "select imagematch_requeue_failed(%(s)s, %(now)s)", {"s": source, "now": self._clock()}
+            )
         )
 
     def sweep(self, *, max_attempts: int, pending_grace_seconds: float) -> SweepReport:
