@@ -29,7 +29,7 @@ from imagematch.errors import (
 from imagematch.images import decode_image, sha256_hex
 from imagematch.models import ImageJob, JobStatus, Match, MatchResult, NewJob, Prediction
 from imagematch.pipeline import image_ref_for_blob
-from imagematch.worker import WorkerPool
+from imagematch.worker import Dispatch, WorkerPool
 
 __all__ = ["create_app"]
 
@@ -161,8 +161,21 @@ def _form_str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def create_app(services: Services, *, pool: WorkerPool | None = None) -> FastAPI:
-    """The API over ``services``. If ``pool`` is given it runs for the app's lifetime."""
+def create_app(
+    services: Services, *, pool: WorkerPool | None = None, dispatch: Dispatch | None = None
+) -> FastAPI:
+    """The API over ``services``.
+
+    ``pool`` (local service) runs for the app's lifetime and is woken when jobs arrive.
+    ``dispatch`` is told the ids of jobs to run now (on Modal: spawn a GPU call); it is only a
+    nudge — jobs are already persisted, and the sweep dispatches anything a nudge missed.
+    """
+
+    def nudge(job_ids: list[int]) -> None:
+        if dispatch and job_ids:
+            dispatch(job_ids)
+        if pool:
+            pool.wake.set()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -241,8 +254,8 @@ def create_app(services: Services, *, pool: WorkerPool | None = None) -> FastAPI
             metadata=body.metadata,
         )
         job, created = await run(services.ledger.submit, new)
-        if created and pool:
-            pool.wake.set()
+        if created:
+            nudge([job.id])
         out = JobOut.of(job, await run(services.ledger.get_prediction, job.id))
         return JSONResponse(out.model_dump(mode="json"), status_code=202 if created else 200)
 
@@ -275,16 +288,20 @@ def create_app(services: Services, *, pool: WorkerPool | None = None) -> FastAPI
         job = await run(services.ledger.requeue, job_id)
         if job is None:
             raise _error(404, f"no job {job_id}")
-        if pool:
-            pool.wake.set()
+        nudge([job.id])
         return JobOut.of(job)
 
     @app.post("/v1/jobs/retry-failed", tags=["jobs"])
     async def retry_failed(source: str | None = None) -> dict[str, int]:
         """Re-queue every failed job (optionally of one source)."""
         count: int = await run(lambda: services.ledger.requeue_failed(source=source))
-        if pool:
-            pool.wake.set()
+        if count:
+            nudge(
+                [
+                    j.id
+                    for j in await run(lambda: services.ledger.list_jobs(status=JobStatus.PENDING, limit=500))
+                ]
+            )
         return {"requeued": count}
 
     @app.get("/v1/predictions", response_model=PredictionPage, tags=["jobs"])

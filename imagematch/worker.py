@@ -21,11 +21,12 @@ from imagematch.ledger import Clock, Ledger, SweepReport, utcnow
 from imagematch.models import ImageJob, JobStatus, NewPrediction
 from imagematch.retry import RetryPolicy
 
-__all__ = ["JobHandler", "Worker", "WorkerPool", "new_worker_id"]
+__all__ = ["Dispatch", "JobHandler", "Worker", "WorkerPool", "new_worker_id"]
 
 log = logging.getLogger(__name__)
 
 JobHandler = Callable[[ImageJob], NewPrediction | None]
+Dispatch = Callable[[list[int]], None]  # "run these persisted jobs soon" (e.g. a Modal spawn)
 
 
 def new_worker_id() -> str:
@@ -67,6 +68,12 @@ class Worker:
         for job in jobs:
             self.process(job)
         return len(jobs)
+
+    def process_job_id(self, job_id: int) -> JobStatus | None:
+        """Claim and process one dispatched job; ``None`` if it was not claimable (already done,
+        taken by another worker, or not due) — so duplicate dispatches are harmless."""
+        job = self.ledger.claim_job(job_id, self.worker_id, lease_seconds=self.lease_seconds)
+        return self.process(job) if job else None
 
     def drain(self, *, max_jobs: int = 10_000) -> int:
         """Process due jobs until none is left (or ``max_jobs``); returns how many ran."""

@@ -69,6 +69,11 @@ class Ledger(Protocol):
         incrementing ``attempts`` and setting ``locked_until``. No job is handed to two workers."""
         ...
 
+    def claim_job(self, job_id: int, worker_id: str, *, lease_seconds: float) -> ImageJob | None:
+        """Claim one specific job if it is pending and due (a dispatched job: e.g. a Modal spawn);
+        ``None`` if another worker has it, it is done, or it is not due yet."""
+        ...
+
     def heartbeat(self, job_id: int, worker_id: str, *, lease_seconds: float) -> bool:
         """Extend the lease; ``False`` if the worker no longer holds the job."""
         ...

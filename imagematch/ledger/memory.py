@@ -107,6 +107,20 @@ class MemoryLedger:
                 for j in due
             ]
 
+    def claim_job(self, job_id: int, worker_id: str, *, lease_seconds: float) -> ImageJob | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            now = self._clock()
+            if job is None or job.status != JobStatus.PENDING or (job.next_attempt_at or now) > now:
+                return None
+            return self._update(
+                job,
+                status=JobStatus.PROCESSING,
+                attempts=job.attempts + 1,
+                worker_id=worker_id,
+                locked_until=now + timedelta(seconds=lease_seconds),
+            )
+
     def heartbeat(self, job_id: int, worker_id: str, *, lease_seconds: float) -> bool:
         with self._lock:
             job = self._held(job_id, worker_id)

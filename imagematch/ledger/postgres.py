@@ -131,6 +131,13 @@ class PostgresLedger:
         )
         return sorted((ImageJob.model_validate(r) for r in rows), key=lambda j: (j.next_attempt_at, j.id))
 
+    def claim_job(self, job_id: int, worker_id: str, *, lease_seconds: float) -> ImageJob | None:
+        rows = self._rows(
+            "select * from imagematch_claim_job(%(id)s, %(w)s, %(lease)s, %(now)s)",
+            {"id": job_id, "w": worker_id, "lease": lease_seconds, "now": self._clock()},
+        )
+        return ImageJob.model_validate(rows[0]) if rows else None
+
     def heartbeat(self, job_id: int, worker_id: str, *, lease_seconds: float) -> bool:
         return bool(
             self._value(

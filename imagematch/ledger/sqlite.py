@@ -136,6 +136,12 @@ class SqliteLedger:
             rows = conn.execute(Q["claim"], {**params, "now": self._now()}).fetchall()
         return sorted((_job(row) for row in rows), key=lambda j: (j.next_attempt_at, j.id))
 
+    def claim_job(self, job_id: int, worker_id: str, *, lease_seconds: float) -> ImageJob | None:
+        params = {"id": job_id, "worker_id": worker_id, "lease_seconds": lease_seconds, "now": self._now()}
+        with self._connect(write=True) as conn:
+            row = conn.execute(Q["claim_job"], params).fetchone()
+        return _job(row) if row else None
+
     def heartbeat(self, job_id: int, worker_id: str, *, lease_seconds: float) -> bool:
         params = {"id": job_id, "worker_id": worker_id, "lease_seconds": lease_seconds}
         with self._connect(write=True) as conn:

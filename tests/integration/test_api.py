@@ -173,3 +173,17 @@ def test_openapi_documents_both_body_kinds(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/v1/images"]["post"]["requestBody"]["content"]
     assert set(body) == {"multipart/form-data", "application/json"}
+
+
+def test_dispatch_is_told_about_new_and_retried_jobs(services: Services) -> None:
+    dispatched: list[list[int]] = []
+    with TestClient(create_app(services, dispatch=dispatched.append)) as client:
+        photo = image_bytes(PALETTE["blue"])
+        job_id = client.post("/v1/images", files={"file": ("p.png", photo, "image/png")}).json()["id"]
+        client.post("/v1/images", files={"file": ("p.png", photo, "image/png")})  # known: no dispatch
+        assert dispatched == [[job_id]]
+        worker = services.make_worker()
+        assert worker.process_job_id(job_id) == "complete"
+        assert worker.process_job_id(job_id) is None  # a duplicate dispatch is harmless
+        client.post(f"/v1/jobs/{job_id}/retry")
+        assert dispatched[-1] == [job_id]

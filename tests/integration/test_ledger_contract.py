@@ -116,6 +116,18 @@ def test_expired_lease_is_swept_back_and_completes(make_ledger: Callable[..., Le
     assert ledger.complete(job.id, "w2", _prediction())
 
 
+def test_claim_job_takes_one_dispatched_job_once(make_ledger: Callable[..., Ledger]) -> None:
+    ledger = make_ledger()
+    first, _ = ledger.submit(_job(1))
+    ledger.submit(_job(2))
+    claimed = ledger.claim_job(first.id, "w1", lease_seconds=60)
+    assert claimed and claimed.status == JobStatus.PROCESSING and claimed.worker_id == "w1"
+    assert ledger.claim_job(first.id, "w2", lease_seconds=60) is None  # a duplicate dispatch
+    assert ledger.claim_job(999, "w2", lease_seconds=60) is None
+    [other] = ledger.claim("w2", limit=5, lease_seconds=60)
+    assert other.id != first.id
+
+
 def test_heartbeat_keeps_the_lease(make_ledger: Callable[..., Ledger]) -> None:
     clock = FakeClock()
     ledger = make_ledger(clock)

@@ -76,6 +76,13 @@ WHERE id IN (
 )
 RETURNING *;
 
+-- name: claim_job
+UPDATE image_jobs
+SET status = 'processing', attempts = attempts + 1, worker_id = :worker_id,
+    locked_until = :now + :lease_seconds, updated_at = :now
+WHERE id = :id AND status = 'pending' AND next_attempt_at <= :now
+RETURNING *;
+
 -- name: heartbeat
 UPDATE image_jobs SET locked_until = :now + :lease_seconds, updated_at = :now
 WHERE id = :id AND status = 'processing' AND worker_id = :worker_id;

@@ -86,6 +86,21 @@ create or replace function imagematch_claim(
     returning *;
 $$;
 
+-- Claim one dispatched job if it is still pending and due.
+create or replace function imagematch_claim_job(
+    p_id bigint, p_worker text, p_lease_seconds double precision, p_now timestamptz
+) returns setof image_jobs language sql as $$
+    update image_jobs
+    set status = 'processing', attempts = attempts + 1, worker_id = p_worker,
+        locked_until = p_now + make_interval(secs => p_lease_seconds), updated_at = p_now
+    where id = (
+        select id from image_jobs
+        where id = p_id and status = 'pending' and next_attempt_at <= p_now
+        for update skip locked
+    )
+    returning *;
+$$;
+
 create or replace function imagematch_heartbeat(
     p_id bigint, p_worker text, p_lease_seconds double precision, p_now timestamptz
 ) returns boolean language sql as $$
