@@ -16,7 +16,7 @@ from imagematch.config import Settings
 from imagematch.embedder import Embedder, load_embedder
 from imagematch.fetch import ImageFetcher
 from imagematch.index import IndexHandle, SnapshotStore
-from imagematch.ledger import Clock, Ledger, SweepReport, open_ledger, utcnow
+from imagematch.ledger import Clock, Ledger, SweepReport, open_ledger_for, utcnow
 from imagematch.models import JobKind
 from imagematch.pipeline import ImageLimits, Matcher, MatchImageHandler
 from imagematch.retry import RetryPolicy
@@ -82,7 +82,7 @@ def build_services(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if embedder is None:
         embedder = (embedder_factory or _default_embedder)(settings)
-    ledger = ledger or open_ledger(settings.resolved_database_url(), clock=clock)
+    ledger = ledger or open_ledger_for(settings, clock=clock)
     http = http or httpx.Client(timeout=settings.fetch_timeout_seconds)
     fetcher = ImageFetcher(
         http, max_bytes=settings.max_image_bytes, allow_private=settings.fetch_allow_private

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from imagematch.config import Settings
 from imagematch.errors import ImageMatchError
-from imagematch.ledger import open_ledger
+from imagematch.ledger import open_ledger_for
 from imagematch.models import JobStatus, Match, NewJob
 
 app = typer.Typer(help="Tell which catalog product is in a photo.", no_args_is_help=True)
@@ -301,7 +301,7 @@ def submit(
     from imagematch.pipeline import image_ref_for_blob
 
     settings = _settings()
-    ledger = open_ledger(settings.resolved_database_url())
+    ledger = open_ledger_for(settings)
     blobs = BlobStore(settings.data_dir / "blobs")
     ids = []
     for path in images:
@@ -324,7 +324,7 @@ def sweep(as_json: JsonFlag = False) -> None:
     """Re-queue due retries and jobs whose worker lease expired; report stale pending jobs."""
 
     settings = _settings()
-    ledger = open_ledger(settings.resolved_database_url())
+    ledger = open_ledger_for(settings)
     report = ledger.sweep(
         max_attempts=settings.max_attempts,
         pending_grace_seconds=settings.pending_grace_seconds,
@@ -348,7 +348,7 @@ def jobs_list(
     as_json: JsonFlag = False,
 ) -> None:
     """List jobs, newest first."""
-    ledger = open_ledger(_settings().resolved_database_url())
+    ledger = open_ledger_for(_settings())
     jobs = ledger.list_jobs(status=status, source=source, limit=limit)
     if as_json:
         print(json.dumps([j.model_dump(mode="json") for j in jobs]))
@@ -374,7 +374,7 @@ def jobs_retry(
     all_failed: Annotated[bool, typer.Option("--all-failed", help="Every failed job.")] = False,
 ) -> None:
     """Run a job (or every failed job) again."""
-    ledger = open_ledger(_settings().resolved_database_url())
+    ledger = open_ledger_for(_settings())
     if all_failed:
         err.print(f"re-queued {ledger.requeue_failed()} failed jobs")
     elif job_id is not None:
@@ -389,9 +389,16 @@ def jobs_retry(
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Create or upgrade the ledger schema (SQLite, or Postgres from supabase/migrations)."""
-    url = _settings().resolved_database_url()
-    open_ledger(url).close()  # opening migrates
-    err.print(f"ledger schema is up to date ({url.split('://')[0]})")
+    settings = _settings()
+    ledger = open_ledger_for(settings)
+    ledger.migrate()
+    ledger.close()
+    where = (
+        "Supabase: apply supabase/migrations with `supabase db push`"
+        if settings.supabase_url
+        else "up to date"
+    )
+    err.print(f"ledger schema: {where}")
 
 
 def main() -> None:

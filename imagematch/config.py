@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEFAULT_MODEL", "Settings"]
@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         60.0, ge=0, description="A pending job older than this is re-dispatched by the sweep."
     )
     poll_seconds: float = Field(1.0, gt=0, description="Idle worker poll interval.")
+    supabase_url: str | None = Field(
+        None, description="Supabase project URL: use Supabase (PostgREST + RPC) as the ledger."
+    )
+    supabase_service_key: SecretStr | None = Field(
+        None, description="Supabase service-role key (server side only; never the anon key)."
+    )
     sweep_seconds: float = Field(30.0, gt=0, description="How often `serve`/`worker` run the sweep.")
 
     def resolved_database_url(self) -> str:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imagematch.ledger.base import Clock, Ledger, SweepReport, utcnow
 
-__all__ = ["Clock", "Ledger", "SweepReport", "open_ledger", "utcnow"]
+if TYPE_CHECKING:
+    from imagematch.config import Settings
+
+__all__ = ["Clock", "Ledger", "SweepReport", "open_ledger", "open_ledger_for", "utcnow"]
 
 
 def open_ledger(url: str, *, clock: Clock = utcnow) -> Ledger:
@@ -31,3 +35,16 @@ def open_ledger(url: str, *, clock: Clock = utcnow) -> Ledger:
         raise ValueError(f"unsupported ledger URL {url!r}: use sqlite:///path, postgresql://… or memory://")
     ledger.migrate()
     return ledger
+
+
+def open_ledger_for(settings: Settings, *, clock: Clock = utcnow) -> Ledger:
+    """The ledger ``settings`` name: Supabase when ``IMAGEMATCH_SUPABASE_URL`` is set, else
+    ``IMAGEMATCH_DATABASE_URL`` (default: SQLite in the data dir)."""
+    if settings.supabase_url:
+        from imagematch.ledger.supabase import SupabaseLedger
+
+        if settings.supabase_service_key is None:
+            raise ValueError("IMAGEMATCH_SUPABASE_URL needs IMAGEMATCH_SUPABASE_SERVICE_KEY too")
+        key = settings.supabase_service_key.get_secret_value()
+        return SupabaseLedger(settings.supabase_url, key, clock=clock)
+    return open_ledger(settings.resolved_database_url(), clock=clock)

@@ -5,35 +5,50 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from contextlib import ExitStack
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from imagematch.ledger import Ledger, open_ledger
+from imagematch.ledger.supabase import SupabaseLedger
 from imagematch.models import ErrorKind, JobStatus, Match, NewJob, NewPrediction
 from tests.conftest import FakeClock
+from tests.postgrest_standin import serve_postgrest
 
-BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+BACKENDS = [
+    "memory",
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("supabase", marks=pytest.mark.postgres),
+]
 
 
 @pytest.fixture(params=BACKENDS)
 def make_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Ledger]]:
     opened: list[Ledger] = []
     urls = {"memory": lambda: "memory://", "sqlite": lambda: f"sqlite:///{tmp_path / 'ledger.sqlite3'}"}
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
-        urls["postgres"] = lambda: url
+    with ExitStack() as stack:
+        if request.param in ("postgres", "supabase"):
+            pg_url = request.getfixturevalue("postgres_url")
+            urls["postgres"] = lambda: pg_url
+            open_ledger(pg_url).close()  # apply the migrations
+        if request.param == "supabase":
+            project_url = stack.enter_context(serve_postgrest(pg_url))
 
-    def make(clock: Callable[[], object] | None = None) -> Ledger:
-        url = urls[request.param]()
-        ledger = open_ledger(url, **({"clock": clock} if clock else {}))  # type: ignore[arg-type]
-        opened.append(ledger)
-        return ledger
+        def make(clock: Callable[[], datetime] | None = None) -> Ledger:
+            options = {"clock": clock} if clock else {}
+            if request.param == "supabase":
+                ledger: Ledger = SupabaseLedger(project_url, "service-role-key-for-tests", **options)
+            else:
+                ledger = open_ledger(urls[request.param](), **options)
+            opened.append(ledger)
+            return ledger
 
-    yield make
-    for ledger in opened:
-        ledger.close()
+        yield make
+        for ledger in opened:
+            ledger.close()
 
 
 def _job(n: int, source: str = "test") -> NewJob:
