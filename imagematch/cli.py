@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from imagematch.backfill import BackfillScope
 from imagematch.config import Settings
 from imagematch.errors import ImageMatchError
 from imagematch.ledger import open_ledger_for
@@ -338,6 +340,38 @@ def sweep(as_json: JsonFlag = False) -> None:
     err.print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.items()))
     if as_json:
         print(json.dumps(summary))
+
+
+@app.command()
+def backfill(
+    source: Annotated[str | None, typer.Option(help="Only jobs from this source (api, cli, …).")] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="Only jobs created on/after this date (YYYY-MM-DD).")
+    ] = None,
+    status: Annotated[
+        BackfillScope, typer.Option(help="missing: failed+skipped; failed; all: reprocess everything.")
+    ] = BackfillScope.MISSING,
+    limit: Annotated[int | None, typer.Option(help="At most this many jobs.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be queued.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Queue again every image that has no successful prediction (idempotent)."""
+    from imagematch.backfill import find_backfill_jobs, run_backfill
+
+    ledger = open_ledger_for(_settings())
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    jobs = list(find_backfill_jobs(ledger, scope=status, source=source, since=since, limit=limit))
+    with _progress() as progress:
+        task = progress.add_task("dry run" if dry_run else "re-queuing", total=len(jobs))
+        report = run_backfill(
+            ledger, iter(jobs), dry_run=dry_run, progress=lambda n: progress.advance(task, n)
+        )
+    verb = "would re-queue" if dry_run else "re-queued"
+    found = ", ".join(f"{n} {s}" for s, n in report.by_status.items()) or "nothing"
+    err.print(f"found {found}; {verb} {report.matched if dry_run else report.requeued}")
+    if as_json:
+        print(json.dumps({"matched": report.matched, "requeued": report.requeued, "dry_run": dry_run}))
 
 
 @jobs_app.command("list")

@@ -79,7 +79,8 @@ class Ledger(Protocol):
         ...
 
     def complete(self, job_id: int, worker_id: str, prediction: NewPrediction | None) -> bool:
-        """Record the prediction (at most one per job) and mark the job complete, atomically.
+        """Record the prediction and mark the job complete, atomically. One prediction per job:
+        a job reprocessed on purpose (manual retry, backfill ``all``) replaces its answer.
         ``False`` if the worker lost the job (lease expired and someone else took it)."""
         ...
 

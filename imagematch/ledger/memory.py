@@ -134,11 +134,12 @@ class MemoryLedger:
             if job is None:
                 return False
             now = self._clock()
-            if prediction is not None and job_id not in self._predictions:
+            if prediction is not None:
                 best = prediction.best
+                previous = self._predictions.get(job_id)
                 self._predictions[job_id] = Prediction(
                     **prediction.model_dump(),
-                    id=len(self._predictions) + 1,
+                    id=previous.id if previous else len(self._predictions) + 1,
                     job_id=job_id,
                     best_product_id=best.product_id if best else None,
                     best_score=best.score if best else None,

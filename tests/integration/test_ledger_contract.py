@@ -88,6 +88,19 @@ def test_complete_records_one_prediction(make_ledger: Callable[..., Ledger]) -> 
     assert len(ledger.list_predictions()) == 1
 
 
+def test_reprocessing_replaces_the_prediction(make_ledger: Callable[..., Ledger]) -> None:
+    ledger = make_ledger()
+    job, _ = ledger.submit(_job(1))
+    ledger.claim("w", limit=1, lease_seconds=60)
+    ledger.complete(job.id, "w", _prediction())
+    assert ledger.requeue(job.id)
+    ledger.claim("w", limit=1, lease_seconds=60)
+    newer = _prediction().model_copy(update={"index_version": "v000002"})
+    assert ledger.complete(job.id, "w", newer)
+    [only] = ledger.list_predictions()
+    assert only.job_id == job.id and only.index_version == "v000002"
+
+
 def test_claim_is_exclusive_across_concurrent_workers(make_ledger: Callable[..., Ledger]) -> None:
     ledger = make_ledger()
     total = 1000

@@ -101,7 +101,11 @@ INSERT INTO image_prediction_log (job_id, source, ticket_id, comment_id, attachm
 VALUES (:job_id, :source, :ticket_id, :comment_id, :attachment_id, :file_name, :image_url,
     :matches, :best_product_id, :best_score, :no_confident_match, :embedder_id, :index_version,
     :latency_ms, :now)
-ON CONFLICT (job_id) DO NOTHING;
+ON CONFLICT (job_id) DO UPDATE SET
+    matches = excluded.matches, best_product_id = excluded.best_product_id,
+    best_score = excluded.best_score, no_confident_match = excluded.no_confident_match,
+    embedder_id = excluded.embedder_id, index_version = excluded.index_version,
+    latency_ms = excluded.latency_ms, created_at = excluded.created_at;
 
 -- name: requeue
 UPDATE image_jobs

@@ -114,7 +114,7 @@ create or replace function imagematch_heartbeat(
 $$;
 
 -- End a processing job held by p_worker; with a prediction (complete) it is logged in the same
--- transaction, at most once per job.
+-- transaction: one row per job (a deliberately reprocessed job's new answer replaces the old).
 create or replace function imagematch_finish(
     p_id bigint, p_worker text, p_status text, p_error_kind text, p_error text,
     p_retry_at timestamptz, p_prediction jsonb, p_now timestamptz
@@ -139,7 +139,11 @@ begin
             coalesce((p_prediction ->> 'no_confident_match')::boolean, false),
             p_prediction ->> 'embedder_id', p_prediction ->> 'index_version',
             (p_prediction ->> 'latency_ms')::double precision, p_now)
-        on conflict (job_id) do nothing;
+        on conflict (job_id) do update set
+            matches = excluded.matches, best_product_id = excluded.best_product_id,
+            best_score = excluded.best_score, no_confident_match = excluded.no_confident_match,
+            embedder_id = excluded.embedder_id, index_version = excluded.index_version,
+            latency_ms = excluded.latency_ms, created_at = excluded.created_at;
     end if;
     return true;
 end $$;

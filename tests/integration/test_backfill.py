@@ -1,0 +1,80 @@
+"""Backfill re-queues what has no successful prediction, idempotently; `all` reprocesses."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from imagematch.app import Services
+from imagematch.backfill import BackfillScope, find_backfill_jobs, run_backfill
+from imagematch.cli import app
+from imagematch.models import JobStatus, NewJob
+from imagematch.pipeline import image_ref_for_blob
+from tests.conftest import PALETTE, image_bytes
+
+
+def _submit(services: Services, data: bytes, key: str, source: str = "api") -> int:
+    ref = image_ref_for_blob(services.blobs.put(data))
+    return services.ledger.submit(NewJob(idempotency_key=key, source=source, payload={"image": ref}))[0].id
+
+
+@pytest.fixture
+def mixed(services: Services) -> dict[str, int]:
+    """One complete job, one failed (not an image), one skipped (image deleted)."""
+    ids = {
+        "complete": _submit(services, image_bytes(PALETTE["red"]), "a"),
+        "failed": _submit(services, b"not an image", "b", source="zendesk"),
+    }
+    services.make_worker().drain()
+    ids["skipped"] = services.ledger.submit(
+        NewJob(idempotency_key="c", payload={"image": image_ref_for_blob("0" * 64)})
+    )[0].id
+    services.make_worker().drain()
+    return ids
+
+
+def test_missing_scope_requeues_failed_and_skipped(services: Services, mixed: dict[str, int]) -> None:
+    dry = run_backfill(
+        services.ledger, find_backfill_jobs(services.ledger, scope=BackfillScope.MISSING), dry_run=True
+    )
+    assert dry.matched == 2 and dry.requeued == 0
+    assert services.ledger.count_by_status()[JobStatus.PENDING] == 0  # a dry run changes nothing
+    report = run_backfill(
+        services.ledger, find_backfill_jobs(services.ledger, scope=BackfillScope.MISSING), dry_run=False
+    )
+    assert sorted(report.job_ids) == sorted([mixed["failed"], mixed["skipped"]])
+    again = run_backfill(
+        services.ledger, find_backfill_jobs(services.ledger, scope=BackfillScope.MISSING), dry_run=False
+    )
+    assert again.matched == 0  # idempotent: they are pending now
+
+
+def test_source_filter_and_limit(services: Services, mixed: dict[str, int]) -> None:
+    jobs = list(find_backfill_jobs(services.ledger, scope=BackfillScope.FAILED, source="zendesk"))
+    assert [j.id for j in jobs] == [mixed["failed"]]
+    assert len(list(find_backfill_jobs(services.ledger, scope=BackfillScope.ALL, limit=1))) == 1
+
+
+def test_all_scope_reprocesses_and_replaces_the_answer(services: Services, mixed: dict[str, int]) -> None:
+    before = services.ledger.get_prediction(mixed["complete"])
+    run_backfill(services.ledger, find_backfill_jobs(services.ledger, scope=BackfillScope.ALL), dry_run=False)
+    services.make_worker().drain()
+    after = services.ledger.get_prediction(mixed["complete"])
+    assert before and after and after.id == before.id and after.created_at >= before.created_at
+    assert len(services.ledger.list_predictions()) == 1
+
+
+def test_backfill_command(services: Services, mixed: dict[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGEMATCH_DATA_DIR", str(services.settings.data_dir))
+    runner = CliRunner()
+    dry = runner.invoke(
+        app, ["backfill", "--status", "failed", "--since", "2000-01-01", "--dry-run", "--json"]
+    )
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.stdout.strip().splitlines()[-1]) == {"matched": 1, "requeued": 0, "dry_run": True}
+    real = runner.invoke(app, ["backfill", "--json"])
+    assert json.loads(real.stdout.strip().splitlines()[-1])["requeued"] == 2
+    future = runner.invoke(app, ["backfill", "--status", "all", "--since", "2999-01-01", "--json"])
+    assert json.loads(future.stdout.strip().splitlines()[-1])["matched"] == 0
