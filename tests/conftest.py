@@ -121,11 +121,11 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object
 @pytest.fixture
 def postgres_url(postgres_server: object, request: pytest.FixtureRequest) -> str:
     """A fresh, empty database on the session's server for each test."""
-    import re
+    import hashlib
 
     import psycopg
 
-    name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[:50] + f"_{os.getpid()}"
+    name = "t_" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16] + f"_{os.getpid()}"
     with psycopg.connect(postgres_server.get_uri("postgres"), autocommit=True) as conn:  # type: ignore[attr-defined]
         conn.execute(f'drop database if exists "{name}"')
         conn.execute(f'create database "{name}"')
