@@ -19,7 +19,6 @@ lose job updates. The Volume only holds files with one writer each: snapshots an
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from datetime import UTC, datetime
@@ -419,11 +418,12 @@ def reindex(source: str = "") -> dict[str, Any] | None:
     """Rebuild the catalog index into a new snapshot; serving containers switch when they reload.
 
     ``source`` (a catalog URL, or a path on the Volume) defaults to ``IMAGEMATCH_CATALOG_SOURCE``."""
-    source = source or os.environ.get("IMAGEMATCH_CATALOG_SOURCE", "")
+    settings = load_settings()
+    source = source or settings.catalog_source or ""
     if not source:
         print("reindex skipped: IMAGEMATCH_CATALOG_SOURCE is not set in the `imagematch` Secret")
         return None
-    summary = rebuild_index(load_settings(), source)
+    summary = rebuild_index(settings, source)
     commit_volume()
     print(f"reindex: {summary}")
     return summary

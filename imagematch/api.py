@@ -132,21 +132,21 @@ async def _read_image_input(request: Request, max_bytes: int) -> ImageInput:
     content_type = request.headers.get("content-type", "")
     try:
         if content_type.startswith("multipart/form-data"):
-            form = await request.form()
-            upload = form.get("file")
-            if not isinstance(upload, UploadFile):
-                raise _error(422, "multipart body needs a `file` field holding the image")
-            data = await upload.read(max_bytes + 1)
-            if len(data) > max_bytes:
-                raise _error(413, f"image is larger than the limit of {max_bytes:,} bytes")
-            metadata = form.get("metadata")
-            return ImageInput(
-                data=data,
-                file_name=upload.filename,
-                idempotency_key=_form_str(form.get("idempotency_key")),
-                source=_form_str(form.get("source")) or "api",
-                metadata=json.loads(metadata) if isinstance(metadata, str) and metadata else {},
-            )
+            async with request.form() as form:  # closes the spooled upload files
+                upload = form.get("file")
+                if not isinstance(upload, UploadFile):
+                    raise _error(422, "multipart body needs a `file` field holding the image")
+                data = await upload.read(max_bytes + 1)
+                if len(data) > max_bytes:
+                    raise _error(413, f"image is larger than the limit of {max_bytes:,} bytes")
+                metadata = form.get("metadata")
+                return ImageInput(
+                    data=data,
+                    file_name=upload.filename,
+                    idempotency_key=_form_str(form.get("idempotency_key")),
+                    source=_form_str(form.get("source")) or "api",
+                    metadata=json.loads(metadata) if isinstance(metadata, str) and metadata else {},
+                )
         if content_type.startswith("application/json"):
             body = ImageInput.model_validate(await request.json())
             if not body.url or body.data is not None:
@@ -255,7 +255,7 @@ def create_app(
         )
         job, created = await run(services.ledger.submit, new)
         if created:
-            nudge([job.id])
+            await run(nudge, [job.id])
         out = JobOut.of(job, await run(services.ledger.get_prediction, job.id))
         return JSONResponse(out.model_dump(mode="json"), status_code=202 if created else 200)
 
@@ -288,7 +288,7 @@ def create_app(
         job = await run(services.ledger.requeue, job_id)
         if job is None:
             raise _error(404, f"no job {job_id}")
-        nudge([job.id])
+        await run(nudge, [job.id])
         return JobOut.of(job)
 
     @app.post("/v1/jobs/retry-failed", tags=["jobs"])
@@ -296,12 +296,8 @@ def create_app(
         """Re-queue every failed job (optionally of one source)."""
         count: int = await run(lambda: services.ledger.requeue_failed(source=source))
         if count:
-            nudge(
-                [
-                    j.id
-                    for j in await run(lambda: services.ledger.list_jobs(status=JobStatus.PENDING, limit=500))
-                ]
-            )
+            pending = await run(lambda: services.ledger.list_jobs(status=JobStatus.PENDING, limit=500))
+            await run(nudge, [j.id for j in pending])
         return {"requeued": count}
 
     @app.get("/v1/predictions", response_model=PredictionPage, tags=["jobs"])

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
         60.0, ge=0, description="A pending job older than this is re-dispatched by the sweep."
     )
     poll_seconds: float = Field(1.0, gt=0, description="Idle worker poll interval.")
+    catalog_source: str | None = Field(
+        None, description="Catalog (JSON/CSV path or URL) the scheduled rebuild reads (Modal reindex)."
+    )
     supabase_url: str | None = Field(
         None, description="Supabase project URL: use Supabase (PostgREST + RPC) as the ledger."
     )
