@@ -124,7 +124,9 @@ def serve_postgrest(database_url: str) -> Iterator[str]:
     """Run the stand-in on a free 127.0.0.1 port; yields its base URL (a Supabase project URL)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    pool: ConnectionPool[Any] = ConnectionPool(database_url, max_size=8, kwargs={"autocommit": True})
+    pool: ConnectionPool[Any] = ConnectionPool(
+        database_url, max_size=8, kwargs={"autocommit": True}, open=True
+    )
     server = uvicorn.Server(uvicorn.Config(make_app(pool), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -1,0 +1,162 @@
+"""A ledger whose every state change is one of the SQL functions in ``ledger/sql/migrations``.
+
+The Postgres backend (psycopg) and the Supabase backend (PostgREST) differ only in how they call a
+function and read a table; both are this class with those two hooks, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime
+from typing import Any
+
+from imagematch.ledger.base import Clock, SweepReport, utcnow
+from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
+
+__all__ = ["FunctionLedger", "prediction_json"]
+
+
+def prediction_json(prediction: NewPrediction) -> dict[str, Any]:
+    """The ``p_prediction`` argument of ``imagematch_finish``."""
+    best = prediction.best
+    return {
+        **prediction.model_dump(mode="json"),
+        "best_product_id": best.product_id if best else None,
+        "best_score": best.score if best else None,
+    }
+
+
+class FunctionLedger(ABC):
+    def __init__(self, *, clock: Clock = utcnow) -> None:
+        self._clock = clock
+
+    @abstractmethod
+    def _call(self, fn: str, args: dict[str, Any]) -> list[dict[str, Any]]:
+        """Rows of ``select * from fn(name => value, …)``; a scalar function gives one row whose
+        only column is named like the function. ``args`` values may be datetimes and JSON-able
+        dicts/lists; each backend converts them for its transport."""
+
+    @abstractmethod
+    def _select(
+        self, table: str, *, where: dict[str, Any], limit: int | None = None, before_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """``select *`` with equality filters (``None`` values ignored); with ``limit``, newest
+        first and below ``before_id``."""
+
+    def _value(self, fn: str, args: dict[str, Any]) -> Any:
+        rows = self._call(fn, {**args, "p_now": self._clock()})
+        return rows[0][fn] if rows else None
+
+    def _jobs(self, fn: str, args: dict[str, Any]) -> list[ImageJob]:
+        rows = self._call(fn, {**args, "p_now": self._clock()})
+        return [ImageJob.model_validate(row) for row in rows]
+
+    def submit(self, job: NewJob) -> tuple[ImageJob, bool]:
+        result = self._value(
+            "imagematch_submit",
+            {
+                "p_kind": job.kind,
+                "p_source": job.source,
+                "p_key": job.idempotency_key,
+                "p_payload": job.payload,
+                "p_metadata": job.metadata,
+            },
+        )
+        return ImageJob.model_validate(result["job"]), bool(result["created"])
+
+    def get_job(self, job_id: int) -> ImageJob | None:
+        rows = self._select("image_jobs", where={"id": job_id})
+        return ImageJob.model_validate(rows[0]) if rows else None
+
+    def get_job_by_key(self, idempotency_key: str) -> ImageJob | None:
+        rows = self._select("image_jobs", where={"idempotency_key": idempotency_key})
+        return ImageJob.model_validate(rows[0]) if rows else None
+
+    def list_jobs(
+        self,
+        *,
+        status: JobStatus | None = None,
+        source: str | None = None,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> list[ImageJob]:
+        where = {"status": status.value if status else None, "source": source}
+        rows = self._select("image_jobs", where=where, limit=limit, before_id=before_id)
+        return [ImageJob.model_validate(r) for r in rows]
+
+    def claim(self, worker_id: str, *, limit: int, lease_seconds: float) -> list[ImageJob]:
+        args = {"p_worker": worker_id, "p_limit": limit, "p_lease_seconds": lease_seconds}
+        return sorted(self._jobs("imagematch_claim", args), key=lambda j: (j.next_attempt_at, j.id))
+
+    def claim_job(self, job_id: int, worker_id: str, *, lease_seconds: float) -> ImageJob | None:
+        args = {"p_id": job_id, "p_worker": worker_id, "p_lease_seconds": lease_seconds}
+        jobs = self._jobs("imagematch_claim_job", args)
+        return jobs[0] if jobs else None
+
+    def heartbeat(self, job_id: int, worker_id: str, *, lease_seconds: float) -> bool:
+        args = {"p_id": job_id, "p_worker": worker_id, "p_lease_seconds": lease_seconds}
+        return bool(self._value("imagematch_heartbeat", args))
+
+    def _finish(
+        self,
+        job_id: int,
+        worker_id: str,
+        status: JobStatus,
+        *,
+        error_kind: ErrorKind | None = None,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+        prediction: NewPrediction | None = None,
+    ) -> bool:
+        args = {
+            "p_id": job_id,
+            "p_worker": worker_id,
+            "p_status": status.value,
+            "p_error_kind": error_kind.value if error_kind else None,
+            "p_error": error,
+            "p_retry_at": retry_at,
+            "p_prediction": prediction_json(prediction) if prediction else None,
+        }
+        return bool(self._value("imagematch_finish", args))
+
+    def complete(self, job_id: int, worker_id: str, prediction: NewPrediction | None) -> bool:
+        return self._finish(job_id, worker_id, JobStatus.COMPLETE, prediction=prediction)
+
+    def fail(
+        self, job_id: int, worker_id: str, *, kind: ErrorKind, error: str, retry_at: datetime | None
+    ) -> bool:
+        return self._finish(
+            job_id, worker_id, JobStatus.FAILED, error_kind=kind, error=error, retry_at=retry_at
+        )
+
+    def skip(self, job_id: int, worker_id: str, *, reason: str) -> bool:
+        return self._finish(job_id, worker_id, JobStatus.SKIPPED, error=reason)
+
+    def requeue(self, job_id: int) -> ImageJob | None:
+        jobs = self._jobs("imagematch_requeue", {"p_id": job_id})
+        return jobs[0] if jobs else None
+
+    def requeue_failed(self, *, source: str | None = None) -> int:
+        return int(self._value("imagematch_requeue_failed", {"p_source": source}))
+
+    def sweep(self, *, max_attempts: int, pending_grace_seconds: float) -> SweepReport:
+        args = {"p_max_attempts": max_attempts, "p_grace_seconds": pending_grace_seconds}
+        return SweepReport(**self._value("imagematch_sweep", args))
+
+    def count_by_status(self) -> dict[JobStatus, int]:
+        counts = dict.fromkeys(JobStatus, 0)
+        for row in self._call("imagematch_count_by_status", {}):
+            counts[JobStatus(row["status"])] = int(row["n"])
+        return counts
+
+    def get_prediction(self, job_id: int) -> Prediction | None:
+        rows = self._select("image_prediction_log", where={"job_id": job_id})
+        return Prediction.model_validate(rows[0]) if rows else None
+
+    def list_predictions(
+        self, *, ticket_id: str | None = None, limit: int = 50, before_id: int | None = None
+    ) -> list[Prediction]:
+        rows = self._select(
+            "image_prediction_log", where={"ticket_id": ticket_id}, limit=limit, before_id=before_id
+        )
+        return [Prediction.model_validate(r) for r in rows]
