@@ -436,7 +436,10 @@ def db_migrate() -> None:
 
 
 def main() -> None:
+    from imagematch.runtime import tune_allocator
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    tune_allocator()
     app()
 
 

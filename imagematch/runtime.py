@@ -1,0 +1,29 @@
+"""Process-level tuning applied by entry points (CLI, server), never on import."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+__all__ = ["tune_allocator"]
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def tune_allocator() -> bool:
+    """Keep large freed blocks in glibc's heap instead of returning them to the OS.
+
+    CNN activations at batch 16 are tens of MB; by default glibc serves each from a fresh mmap and
+    unmaps it when freed, so every layer of every batch page-faults its buffers in again. Measured
+    on the 2-core dev machine: ~2.5-3x more query images/s, identical vectors. The cost is that the
+    process keeps its peak heap. Same effect as MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_.
+    Returns whether it applied (False on a libc without ``mallopt``, e.g. musl or macOS).
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, 1 << 30)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
