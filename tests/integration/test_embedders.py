@@ -1,0 +1,43 @@
+"""Embedder backends: shapes, normalisation, ids, and OpenCLIP weights read from a local file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from imagematch.embedder import load_embedder
+from imagematch.embedder.base import TorchEmbedder
+
+pytestmark = pytest.mark.slow
+IMAGES = [Image.new("RGB", (300, 200), (200, 10, 10)), Image.new("RGB", (64, 64), (0, 0, 200))]
+
+
+def test_efficientnet_default_gives_unit_vectors() -> None:
+    embedder = load_embedder("efficientnet:lite0", batch_size=1)
+    vectors = embedder.embed(IMAGES)
+    assert vectors.shape == (2, 1280) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert embedder.embedder_id.startswith("efficientnet-lite0@")
+    assert embedder.embed([]).shape == (0, 1280)
+
+
+def test_open_clip_loads_weights_from_a_local_file(tmp_path: Path) -> None:
+    """No hub: random weights saved to a file, then loaded by path, give the same vectors."""
+    random_init = load_embedder("open_clip:ViT-S-32/none", batch_size=2)
+    assert isinstance(random_init, TorchEmbedder)
+    weights = tmp_path / "vit-s-32-test.pt"
+    torch.save(random_init._module.state_dict(), weights)
+    from_file = load_embedder(f"open_clip:ViT-S-32/{weights}", batch_size=2)
+    assert from_file.embedder_id == "open_clip-ViT-S-32@vit-s-32-test.pt/openclip-val"
+    expected, actual = random_init.embed(IMAGES), from_file.embed(IMAGES)
+    assert actual.shape == (2, random_init.dim) and np.allclose(actual, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("spec", ["open_clip:ViT-S-32", "resnet:50", "efficientnet:lite9"])
+def test_bad_model_specs_fail_clearly(spec: str) -> None:
+    with pytest.raises(ValueError):
+        load_embedder(spec)
