@@ -105,7 +105,7 @@ with image.imports():
     from imagematch.ledger import open_ledger_for
     from imagematch.pipeline import ImageLimits
     from imagematch.worker import Dispatch
-    from index_builder import EmbeddingCache, build_and_publish
+    from index_builder import rebuild_catalog_index
 
 # ## Storage and secrets
 
@@ -214,26 +214,10 @@ def rebuild_index(settings: Settings, source: str) -> dict[str, Any]:
     services = build_services(settings)
     move_to_gpu(services.embedder)
     try:
-        _, report = build_and_publish(
-            source,
-            embedder=services.embedder,
-            cache=EmbeddingCache(settings.data_dir / "embedding_cache.sqlite3"),
-            fetcher=services.fetcher,
-            limits=services.limits,
-            snapshots=services.snapshots,
-            batch_size=settings.batch_size,
-        )
+        _, report = rebuild_catalog_index(services, source)
     finally:
         services.close()
-    return {
-        "version": report.version,
-        "products": report.products,
-        "images": report.images,
-        "embedded": report.embedded,
-        "cached": report.cached,
-        "failed_images": len(report.failed_images),
-        "products_without_images": sorted(report.products_without_images),
-    }
+    return report.summary()
 
 
 # ## Model weights

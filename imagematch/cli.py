@@ -92,21 +92,15 @@ def index_build(
 ) -> None:
     """Embed the catalog's images (only new ones: a cache keeps the rest) and publish a snapshot."""
     from imagematch.app import build_services
-    from index_builder import EmbeddingCache, build_and_publish
+    from index_builder import rebuild_catalog_index
 
     services = build_services(_settings())
-    cache = EmbeddingCache(services.settings.data_dir / "embedding_cache.sqlite3")
     with _progress() as progress:
         task = progress.add_task("embedding catalog images", total=None)
         try:
-            _, report = build_and_publish(
+            _, report = rebuild_catalog_index(
+                services,
                 catalog,
-                embedder=services.embedder,
-                cache=cache,
-                fetcher=services.fetcher,
-                limits=services.limits,
-                snapshots=services.snapshots,
-                batch_size=services.settings.batch_size,
                 progress=lambda n: progress.advance(task, n),
                 on_catalog=lambda total: progress.update(task, total=total),
             )
@@ -114,20 +108,7 @@ def index_build(
             raise _fail(str(exc)) from exc
     _print_build_report(report)
     if as_json:
-        out.print_json(
-            json.dumps(
-                {
-                    "version": report.version,
-                    "products": report.products,
-                    "images": report.images,
-                    "embedded": report.embedded,
-                    "cached": report.cached,
-                    "failed_images": len(report.failed_images),
-                    "products_without_images": sorted(report.products_without_images),
-                }
-            ),
-            indent=None,
-        )
+        print(json.dumps(report.summary()))
 
 
 def _match_table(title: str, matches: list[Match]) -> Table:
@@ -182,7 +163,7 @@ def eval_(
     from imagematch.evaluation import evaluate, load_queries
     from imagematch.images import sha256_hex
     from imagematch.index import SnapshotStore
-    from index_builder import EmbeddingCache, build_and_publish
+    from index_builder import rebuild_catalog_index
 
     services = build_services(_settings())
     data_dir = services.settings.data_dir
@@ -191,14 +172,10 @@ def eval_(
     labelled = load_queries(queries)[:limit]
     with _progress() as progress:
         task = progress.add_task("catalog", total=None)
-        index, report = build_and_publish(
+        index, report = rebuild_catalog_index(
+            services,
             str(catalog.resolve()),
-            embedder=services.embedder,
-            cache=EmbeddingCache(data_dir / "embedding_cache.sqlite3"),
-            fetcher=services.fetcher,
-            limits=services.limits,
             snapshots=snapshots,
-            batch_size=services.settings.batch_size,
             progress=lambda n: progress.advance(task, n),
             on_catalog=lambda total: progress.update(task, total=total),
         )

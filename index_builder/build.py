@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,7 +23,10 @@ from imagematch.pipeline import ImageLimits
 from index_builder.cache import EmbeddingCache
 from index_builder.catalog import load_catalog, read_uri
 
-__all__ = ["BuildReport", "ImageProblem", "build_and_publish", "build_index"]
+if TYPE_CHECKING:
+    from imagematch.app import Services
+
+__all__ = ["BuildReport", "ImageProblem", "build_and_publish", "build_index", "rebuild_catalog_index"]
 
 Progress = Callable[[int], None]  # called with how many more images were handled
 
@@ -45,6 +49,18 @@ class BuildReport:
     catalog_problems: list[str] = field(default_factory=list)
     version: str = ""
     seconds: float = 0.0
+
+    def summary(self) -> dict[str, object]:
+        """The machine-readable report (`index build --json`, Modal's reindex)."""
+        return {
+            "version": self.version,
+            "products": self.products,
+            "images": self.images,
+            "embedded": self.embedded,
+            "cached": self.cached,
+            "failed_images": len(self.failed_images),
+            "products_without_images": sorted(self.products_without_images),
+        }
 
 
 @dataclass
@@ -177,3 +193,30 @@ def build_and_publish(
     report.catalog_problems = catalog.problems
     report.version = snapshots.publish(index)
     return index, report
+
+
+def rebuild_catalog_index(
+    services: Services,
+    source: str,
+    *,
+    snapshots: SnapshotStore | None = None,
+    progress: Progress | None = None,
+    on_catalog: Callable[[int], None] | None = None,
+) -> tuple[ProductIndex, BuildReport]:
+    """:func:`build_and_publish` with the services' model, embedding cache, fetcher and limits,
+    into ``snapshots`` (default: the served index)."""
+    cache = EmbeddingCache(services.settings.data_dir / "embedding_cache.sqlite3")
+    try:
+        return build_and_publish(
+            source,
+            embedder=services.embedder,
+            cache=cache,
+            fetcher=services.fetcher,
+            limits=services.limits,
+            snapshots=snapshots or services.snapshots,
+            batch_size=services.settings.batch_size,
+            progress=progress,
+            on_catalog=on_catalog,
+        )
+    finally:
+        cache.close()

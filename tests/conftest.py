@@ -94,17 +94,10 @@ def catalog_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def services(settings: Settings, catalog_file: Path) -> Iterator[Services]:
     """Services on the tiny embedder with the synthetic catalog indexed."""
-    from index_builder import EmbeddingCache, build_and_publish
+    from index_builder import rebuild_catalog_index
 
     services = build_services(settings)
-    build_and_publish(
-        str(catalog_file),
-        embedder=services.embedder,
-        cache=EmbeddingCache(settings.data_dir / "embedding_cache.sqlite3"),
-        fetcher=services.fetcher,
-        limits=services.limits,
-        snapshots=services.snapshots,
-    )
+    rebuild_catalog_index(services, str(catalog_file))
     yield services
     services.close()
 

@@ -5,19 +5,12 @@ from pathlib import Path
 
 from imagematch.app import Services
 from imagematch.index import SnapshotStore
-from index_builder import EmbeddingCache, build_and_publish
+from index_builder import rebuild_catalog_index
 from tests.conftest import PALETTE, image_bytes
 
 
 def _build(services: Services, catalog: Path, snapshots: SnapshotStore | None = None):  # type: ignore[no-untyped-def]
-    return build_and_publish(
-        str(catalog),
-        embedder=services.embedder,
-        cache=EmbeddingCache(services.settings.data_dir / "embedding_cache.sqlite3"),
-        fetcher=services.fetcher,
-        limits=services.limits,
-        snapshots=snapshots or services.snapshots,
-    )
+    return rebuild_catalog_index(services, str(catalog), snapshots=snapshots)
 
 
 def test_second_build_embeds_nothing(services: Services, catalog_file: Path) -> None:
