@@ -27,7 +27,7 @@ from imagematch.errors import (
     TransientError,
 )
 from imagematch.images import decode_image, sha256_hex
-from imagematch.models import ImageJob, JobStatus, Match, MatchResult, NewJob, Prediction
+from imagematch.models import ImageJob, JobStatus, MatchResult, NewJob, Prediction
 from imagematch.pipeline import image_ref_for_blob
 from imagematch.worker import Dispatch, WorkerPool
 
@@ -112,10 +112,6 @@ class JobOut(BaseModel):
 class JobPage(BaseModel):
     jobs: list[JobOut]
     next_cursor: int | None = Field(None, description="Pass as `cursor` for the next page.")
-
-
-class MatchOut(MatchResult):
-    matches: list[Match] = Field(description="Products, best first.")
 
 
 class PredictionPage(BaseModel):
@@ -210,7 +206,7 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    @app.post("/v1/match", response_model=MatchOut, tags=["match"], openapi_extra=_BODY_DOC)
+    @app.post("/v1/match", response_model=MatchResult, tags=["match"], openapi_extra=_BODY_DOC)
     async def match(
         request: Request,
         top_k: int | None = Query(None, ge=1, le=100),
@@ -256,7 +252,9 @@ def create_app(
         job, created = await run(services.ledger.submit, new)
         if created:
             await run(nudge, [job.id])
-        out = JobOut.of(job, await run(services.ledger.get_prediction, job.id))
+        # A job created just now has no prediction yet; a known one may.
+        prediction = None if created else await run(services.ledger.get_prediction, job.id)
+        out = JobOut.of(job, prediction)
         return JSONResponse(out.model_dump(mode="json"), status_code=202 if created else 200)
 
     @app.get("/v1/jobs/{job_id}", response_model=JobOut, tags=["jobs"])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 
@@ -43,10 +42,6 @@ class Services:
     @property
     def limits(self) -> ImageLimits:
         return ImageLimits(self.settings.max_image_bytes, self.settings.max_image_pixels)
-
-    @property
-    def index_dir(self) -> Path:
-        return self.settings.data_dir / "index"
 
     def make_worker(self, worker_id: str | None = None) -> Worker:
         return Worker(

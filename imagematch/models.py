@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 __all__ = [
     "ErrorKind",
@@ -84,8 +84,6 @@ class NewJob(BaseModel):
 
 class ImageJob(BaseModel):
     """A persisted job and where it stands."""
-
-    model_config = ConfigDict(use_enum_values=False)
 
     id: int
     kind: str

@@ -7,6 +7,7 @@ no network at all. Features are the final convolution map, pooled to one vector 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +33,7 @@ def _weights_path(variant: str) -> str:
     return str(model_file.get_model_file_path())
 
 
-def _preprocess_for(size: int) -> callable:  # type: ignore[valid-type]
+def _preprocess_for(size: int) -> Callable[[Image.Image], torch.Tensor]:
     def preprocess(image: Image.Image) -> torch.Tensor:
         # Shorter side to `size`, centre crop: the ImageNet evaluation protocol these weights expect.
         width, height = image.size
