@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from imagematch.models import CatalogViews, ProductScoring, Whitening
+
 __all__ = ["DEFAULT_MODEL", "Settings"]
 
 DEFAULT_MODEL = "efficientnet:lite0"
@@ -40,7 +42,23 @@ class Settings(BaseSettings):
     device: str = Field("cpu", description="Torch device for the embedder: cpu, cuda, cuda:0…")
     batch_size: int = Field(16, ge=1, description="Images per embedding batch.")
     top_k: int = Field(5, ge=1, le=100, description="Products returned per match.")
-    min_score: float = Field(0.0, description="Best score below this marks the answer 'no confident match'.")
+    min_score: float = Field(
+        0.0, description="Best score below this marks the answer 'no confident match' (see BENCHMARKS.md)."
+    )
+    catalog_views: CatalogViews = Field(
+        CatalogViews.MULTI,
+        description="Catalog images embedded as one view (single) or 14 averaged crops/mirrors (multi).",
+    )
+    whitening: Whitening = Field(
+        Whitening.PRODUCT,
+        description="Projection fitted on the catalog: product (within-product), image (label-free) or none.",
+    )
+    whitening_shrinkage: float = Field(
+        0.3, gt=0, le=1, description="Whitening shrinkage towards the mean eigenvalue (stability)."
+    )
+    product_scoring: ProductScoring = Field(
+        ProductScoring.CENTROID, description="Rank products by their centroid or by their best image (max)."
+    )
 
     max_image_bytes: int = Field(20_000_000, ge=1, description="Largest accepted image file.")
     max_image_pixels: int = Field(

@@ -1,7 +1,14 @@
-"""The product index: FAISS vectors of catalog images, searched and answered per product.
+"""The product index: FAISS vectors of catalog images and products, searched and answered per product.
 
-Each FAISS id is one catalog *image*; :meth:`ProductIndex.search` aggregates image hits into a
-product ranking (a product scores as its best-matching image) and names that image.
+Catalog vectors pass through the index's :class:`~imagematch.representation.Projection` (fitted on
+the catalog when the index is built) before they are stored; queries pass through the same one.
+Two FAISS indexes are kept, both keyed by integer ids:
+
+* one vector per catalog *image* — it names the reference image that matched best and, with
+  ``scoring="max"``, ranks products by their best image;
+* one vector per *product*, the normalised mean of its image vectors — ``scoring="centroid"`` (the
+  default) ranks products by it: one vector per product summarises all its pictures, which beats
+  the best single picture once the catalog is whitened (see ``BENCHMARKS.md``).
 
 Snapshots live in ``<root>/v000123/`` directories; ``<root>/CURRENT`` names the live one and is
 replaced atomically, so a reader sees the old snapshot or the new one, never half of one. A snapshot
@@ -26,14 +33,16 @@ from typing import Any
 import faiss
 import numpy as np
 
-from imagematch.embedder.base import Vectors
+from imagematch.embedder.base import Vectors, l2_normalise
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
-from imagematch.models import Match, Product
+from imagematch.models import CatalogViews, Match, Product, ProductScoring
+from imagematch.representation import Projection
 
-__all__ = ["IndexHandle", "IndexedImage", "ProductIndex", "SnapshotStore"]
+__all__ = ["IndexHandle", "IndexedImage", "ProductIndex", "ProductScoring", "SnapshotStore"]
 
 _VERSION_RE = re.compile(r"^v(\d{6,})$")
 POINTER_NAME = "CURRENT"
+SNAPSHOT_FORMAT = 2  # 1: image vectors only (before projections and centroids)
 
 
 @dataclass(frozen=True)
@@ -47,28 +56,65 @@ class IndexedImage:
     sha256: str
 
 
-class ProductIndex:
-    """Vectors of catalog images plus the products they belong to. Not thread-safe for writes."""
+def _flat_ip(dim: int) -> faiss.Index:
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
-    def __init__(self, embedder_id: str, dim: int, *, version: str = "unsaved") -> None:
+
+class ProductIndex:
+    """Catalog image and product vectors plus the products they belong to. Not thread-safe for writes.
+
+    ``catalog_views`` records how the catalog images were embedded, so later updates (a product
+    added between rebuilds) embed theirs the same way; ``projection`` is applied to every vector.
+    """
+
+    def __init__(
+        self,
+        embedder_id: str,
+        dim: int,
+        *,
+        projection: Projection | None = None,
+        scoring: ProductScoring = ProductScoring.CENTROID,
+        catalog_views: CatalogViews = CatalogViews.SINGLE,
+        version: str = "unsaved",
+    ) -> None:
         self.embedder_id = embedder_id
         self.dim = dim
+        self.projection = projection or Projection.identity()
+        self.scoring = scoring
+        self.catalog_views = catalog_views
         self.version = version
         self.built_at = datetime.now(UTC)
         self.products: dict[str, Product] = {}
         self.images: dict[int, IndexedImage] = {}
-        self._faiss: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self._image_vectors: faiss.Index = _flat_ip(dim)
+        self._product_vectors: faiss.Index = _flat_ip(dim)
+        self._images_by_product: dict[str, list[int]] = {}
+        self._product_keys: dict[str, int] = {}  # product id -> its id in _product_vectors
+        self._product_by_key: dict[int, str] = {}
         self._next_id = 1
+        self._next_product_key = 1
 
     @property
     def vector_count(self) -> int:
-        return int(self._faiss.ntotal)
+        """Catalog image vectors in the index."""
+        return int(self._image_vectors.ntotal)
+
+    @property
+    def recipe(self) -> dict[str, Any]:
+        """How the catalog side was built (for stats and reports)."""
+        return {
+            "catalog_views": self.catalog_views.value,
+            "whitening": self.projection.method.value,
+            "shrinkage": self.projection.shrinkage,
+            "scoring": self.scoring.value,
+        }
 
     def product_vector_ids(self, product_id: str) -> list[int]:
-        return [vid for vid, image in self.images.items() if image.product_id == product_id]
+        return list(self._images_by_product.get(product_id, []))
 
     def upsert_product(self, product: Product, images: Sequence[tuple[str, str]], vectors: Vectors) -> None:
-        """Replace ``product`` and all its vectors. ``images`` are ``(uri, sha256)`` per vector row.
+        """Replace ``product`` and all its vectors. ``images`` are ``(uri, sha256)`` per row of
+        ``vectors``: the embedder's (averaged-view) image vectors, before the projection.
 
         A product with no usable image is still recorded (so reports can name it) but has no vectors.
         """
@@ -80,19 +126,31 @@ class ProductIndex:
         self.products[product.id] = product
         if not len(vectors):
             return
+        projected = self.projection.apply(np.ascontiguousarray(vectors, dtype=np.float32))
         ids = np.arange(self._next_id, self._next_id + len(vectors), dtype=np.int64)
         self._next_id += len(vectors)
-        self._faiss.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+        self._image_vectors.add_with_ids(projected, ids)
+        self._images_by_product[product.id] = ids.tolist()
         for vid, (uri, sha) in zip(ids.tolist(), images, strict=True):
             self.images[vid] = IndexedImage(vid, product.id, f"{product.id}/{sha[:12]}", uri, sha)
+        key = self._next_product_key
+        self._next_product_key += 1
+        centroid = l2_normalise(projected.mean(axis=0, keepdims=True))
+        self._product_vectors.add_with_ids(centroid, np.asarray([key], dtype=np.int64))
+        self._product_keys[product.id] = key
+        self._product_by_key[key] = product.id
 
     def remove_product(self, product_id: str) -> bool:
         """Drop a product and its vectors; returns whether it was there."""
-        ids = self.product_vector_ids(product_id)
+        ids = self._images_by_product.pop(product_id, [])
         if ids:
-            self._faiss.remove_ids(np.asarray(ids, dtype=np.int64))  # type: ignore[arg-type]  # SWIG accepts arrays
+            self._image_vectors.remove_ids(np.asarray(ids, dtype=np.int64))  # type: ignore[arg-type]  # SWIG accepts arrays
             for vid in ids:
                 del self.images[vid]
+        key = self._product_keys.pop(product_id, None)
+        if key is not None:
+            self._product_vectors.remove_ids(np.asarray([key], dtype=np.int64))  # type: ignore[arg-type]
+            del self._product_by_key[key]
         return self.products.pop(product_id, None) is not None
 
     def search(
@@ -112,27 +170,67 @@ class ProductIndex:
                 f"index {self.version} was built with {self.embedder_id!r}; "
                 f"queries come from {embedder_id!r}. Rebuild the index with the current model."
             )
-        return [self._search_one(row, k, accept) for row in np.atleast_2d(queries)]
+        projected = self.projection.apply(np.atleast_2d(queries).astype(np.float32))
+        if self.scoring is ProductScoring.MAX:
+            return [self._search_by_image(row, k, accept) for row in projected]
+        return [self._search_by_centroid(row, k, accept) for row in projected]
 
-    def _search_one(self, query: Vectors, k: int, accept: Callable[[Product], bool] | None) -> list[Match]:
-        total = self.vector_count
+    def _search_by_centroid(
+        self, query: Vectors, k: int, accept: Callable[[Product], bool] | None
+    ) -> list[Match]:
+        hits = self._top_accepted(self._product_vectors, query, k, accept, self._product_by_key.__getitem__)
+        return [
+            self._match(product_id, score, self._best_image(product_id, query))
+            for product_id, score, _ in hits
+        ]
+
+    def _search_by_image(
+        self, query: Vectors, k: int, accept: Callable[[Product], bool] | None
+    ) -> list[Match]:
+        # The first k distinct products in the image ranking are exactly the top-k by max score.
+        hits = self._top_accepted(
+            self._image_vectors, query, k, accept, lambda vid: self.images[vid].product_id
+        )
+        return [self._match(product_id, score, vid) for product_id, score, vid in hits]
+
+    def _top_accepted(
+        self,
+        vectors: faiss.Index,
+        query: Vectors,
+        k: int,
+        accept: Callable[[Product], bool] | None,
+        product_of: Callable[[int], str],
+    ) -> list[tuple[str, float, int]]:
+        """The first ``k`` distinct accepted products in ``vectors``' ranking, with score and hit id.
+
+        Fetches more hits while filters or duplicate products leave fewer than ``k``.
+        """
+        total = int(vectors.ntotal)
         fetch = min(total, max(4 * k, 32))
-        while True:
-            scores, ids = self._faiss.search(query.reshape(1, -1).astype(np.float32), fetch)
-            best: dict[str, tuple[float, int]] = {}
-            for score, vid in zip(scores[0].tolist(), ids[0].tolist(), strict=True):
-                if vid < 0:
+        best: dict[str, tuple[float, int]] = {}
+        while fetch > 0:
+            scores, ids = vectors.search(query.reshape(1, -1), fetch)
+            best = {}
+            for score, hit in zip(scores[0].tolist(), ids[0].tolist(), strict=True):
+                if hit < 0:
                     continue
-                product_id = self.images[vid].product_id
+                product_id = product_of(hit)
                 if product_id in best or (accept and not accept(self.products[product_id])):
                     continue
-                best[product_id] = (score, vid)  # hits arrive best first: the first is the max
-            # The first k distinct products in the image ranking are exactly the top-k by max score.
+                best[product_id] = (score, hit)  # hits arrive best first
+                if len(best) == k:
+                    break
             if len(best) >= k or fetch >= total:
                 break
             fetch = min(total, fetch * 4)
-        ranked = sorted(best.items(), key=lambda item: -item[1][0])[:k]
-        return [self._match(pid, score, vid) for pid, (score, vid) in ranked]
+        return [(product_id, score, hit) for product_id, (score, hit) in best.items()]
+
+    def _best_image(self, product_id: str, query: Vectors) -> int:
+        ids = self._images_by_product[product_id]
+        if len(ids) == 1:
+            return ids[0]
+        vectors = np.stack([self._image_vectors.reconstruct(vid) for vid in ids])
+        return ids[int(np.argmax(vectors @ query))]
 
     def _match(self, product_id: str, score: float, vector_id: int) -> Match:
         product = self.products[product_id]
@@ -148,28 +246,53 @@ class ProductIndex:
     # -- persistence ---------------------------------------------------------------------------
 
     def write_to(self, directory: Path) -> None:
-        vectors = self._faiss
-        faiss.write_index(vectors, str(directory / "vectors.faiss"))
+        faiss.write_index(self._image_vectors, str(directory / "images.faiss"))
+        faiss.write_index(self._product_vectors, str(directory / "products.faiss"))
+        self.projection.save(directory / "projection.npz")
         meta: dict[str, Any] = {
+            "format": SNAPSHOT_FORMAT,
             "version": self.version,
             "embedder_id": self.embedder_id,
             "dim": self.dim,
+            "scoring": self.scoring.value,
+            "catalog_views": self.catalog_views.value,
             "built_at": self.built_at.isoformat(),
             "next_id": self._next_id,
+            "next_product_key": self._next_product_key,
             "products": [p.model_dump() for p in self.products.values()],
+            "product_keys": self._product_keys,
             "images": [asdict(image) for image in self.images.values()],
         }
         (directory / "meta.json").write_text(json.dumps(meta, ensure_ascii=False))
 
     @classmethod
     def read_from(cls, directory: Path) -> ProductIndex:
+        """Load a snapshot directory. Raises :class:`IndexNotBuiltError` for an older format."""
         meta = json.loads((directory / "meta.json").read_text())
-        index = cls(meta["embedder_id"], int(meta["dim"]), version=meta["version"])
+        if meta.get("format") != SNAPSHOT_FORMAT:
+            raise IndexNotBuiltError(
+                f"snapshot {directory.name} has an older format: rebuild it with `imagematch index build`"
+            )
+        index = cls(
+            meta["embedder_id"],
+            int(meta["dim"]),
+            projection=Projection.load(directory / "projection.npz"),
+            scoring=ProductScoring(meta["scoring"]),
+            catalog_views=CatalogViews(meta["catalog_views"]),
+            version=meta["version"],
+        )
         index.built_at = datetime.fromisoformat(meta["built_at"])
         index._next_id = int(meta["next_id"])
-        index._faiss = faiss.read_index(str(directory / "vectors.faiss"))
+        index._next_product_key = int(meta["next_product_key"])
+        index._image_vectors = faiss.read_index(str(directory / "images.faiss"))
+        index._product_vectors = faiss.read_index(str(directory / "products.faiss"))
         index.products = {p["id"]: Product.model_validate(p) for p in meta["products"]}
-        index.images = {i["vector_id"]: IndexedImage(**i) for i in meta["images"]}
+        index._product_keys = {pid: int(key) for pid, key in meta["product_keys"].items()}
+        index._product_by_key = {key: pid for pid, key in index._product_keys.items()}
+        for row in meta["images"]:
+            image = IndexedImage(**row)
+            index.images[image.vector_id] = image
+            index._images_by_product.setdefault(image.product_id, []).append(image.vector_id)
         return index
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "CatalogViews",
     "ErrorKind",
     "ImageJob",
     "JobKind",
@@ -19,6 +20,8 @@ __all__ = [
     "NewPrediction",
     "Prediction",
     "Product",
+    "ProductScoring",
+    "Whitening",
 ]
 
 
@@ -51,6 +54,24 @@ class MatchResult(BaseModel):
     index_version: str
     latency_ms: float
     no_confident_match: bool = False
+
+
+class CatalogViews(StrEnum):
+    """Which framings of a catalog image are embedded (and averaged)."""
+
+    SINGLE = "single"  # the image as it is
+    MULTI = "multi"  # 14: full, 0.8 and 0.6 centre zooms, four 0.75 corner crops; each mirrored
+
+
+class Whitening(StrEnum):
+    PRODUCT = "product"  # within-product covariance of catalog views (uses the catalog's grouping)
+    IMAGE = "image"  # within-image covariance: augmentation variance only, no product grouping
+    NONE = "none"
+
+
+class ProductScoring(StrEnum):
+    CENTROID = "centroid"  # cosine to the product's mean image vector
+    MAX = "max"  # cosine to the product's best-matching image
 
 
 class JobStatus(StrEnum):

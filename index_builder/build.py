@@ -18,15 +18,29 @@ from imagematch.errors import ImageMatchError
 from imagematch.fetch import ImageFetcher
 from imagematch.images import decode_image, sha256_hex
 from imagematch.index import ProductIndex, SnapshotStore
-from imagematch.models import Product
+from imagematch.models import CatalogViews, Product, ProductScoring, Whitening
 from imagematch.pipeline import ImageLimits
+from imagematch.representation import (
+    Projection,
+    embed_catalog_images,
+    fit_projection,
+    image_vector,
+)
 from index_builder.cache import EmbeddingCache
 from index_builder.catalog import load_catalog, read_uri
 
 if TYPE_CHECKING:
     from imagematch.app import Services
+    from imagematch.config import Settings
 
-__all__ = ["BuildReport", "ImageProblem", "build_and_publish", "build_index", "rebuild_catalog_index"]
+__all__ = [
+    "BuildReport",
+    "CatalogRecipe",
+    "ImageProblem",
+    "build_and_publish",
+    "build_index",
+    "rebuild_catalog_index",
+]
 
 Progress = Callable[[int], None]  # called with how many more images were handled
 
@@ -63,6 +77,30 @@ class BuildReport:
         }
 
 
+@dataclass(frozen=True)
+class CatalogRecipe:
+    """How catalog images become index vectors (see :mod:`imagematch.representation`).
+
+    ``max_fit_images`` bounds the whitening fit on big catalogs: a deterministic sample of that
+    many images (by content hash) is plenty to estimate the covariance.
+    """
+
+    views: CatalogViews = CatalogViews.MULTI
+    whitening: Whitening = Whitening.PRODUCT
+    shrinkage: float = 0.3
+    scoring: ProductScoring = ProductScoring.CENTROID
+    max_fit_images: int = 4096
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CatalogRecipe:
+        return cls(
+            views=settings.catalog_views,
+            whitening=settings.whitening,
+            shrinkage=settings.whitening_shrinkage,
+            scoring=settings.product_scoring,
+        )
+
+
 @dataclass
 class _Pending:
     product_id: str
@@ -78,21 +116,25 @@ def build_index(
     cache: EmbeddingCache,
     read_bytes: Callable[[str], bytes],
     limits: ImageLimits,
+    recipe: CatalogRecipe | None = None,
     batch_size: int = 16,
     progress: Progress | None = None,
 ) -> tuple[ProductIndex, BuildReport]:
-    """Embed every product image (or take it from ``cache``) into a fresh :class:`ProductIndex`."""
+    """Embed every product image (or take it from ``cache``), fit the projection on the catalog
+    and return a fresh :class:`ProductIndex`."""
+    recipe = recipe or CatalogRecipe()
     started = time.perf_counter()
     report = BuildReport(products=len(products))
+    cache_key = f"{embedder.embedder_id}|views={recipe.views.value}"
     by_product: dict[str, list[tuple[str, str]]] = {p.id: [] for p in products}
-    vectors: dict[str, Vectors] = {}
+    views: dict[str, Vectors] = {}  # sha256 -> (views, dim)
     batch: list[_Pending] = []
+    # Each image is embedded in up to 14 views: fewer images per pass keep memory flat.
+    images_per_batch = batch_size if recipe.views is CatalogViews.SINGLE else max(1, batch_size // 4)
 
     def flush() -> None:
-        report.embedded += _embed_batch(batch, embedder, limits, vectors, by_product, report)
-        cache.put_many(
-            embedder.embedder_id, {p.digest: vectors[p.digest] for p in batch if p.digest in vectors}
-        )
+        report.embedded += _embed_batch(batch, embedder, recipe, limits, views, by_product, report)
+        cache.put_many(cache_key, {p.digest: views[p.digest] for p in batch if p.digest in views})
         if progress:
             progress(len(batch))
         batch.clear()
@@ -108,24 +150,32 @@ def build_index(
                     progress(1)
                 continue
             digest = sha256_hex(data)
-            if digest not in vectors:
-                vectors.update(cache.get_many(embedder.embedder_id, [digest]))
-            if digest in vectors:
+            if digest not in views:
+                views.update(cache.get_many(cache_key, [digest]))
+            if digest in views:
                 report.cached += 1
                 by_product[product.id].append((uri, digest))
                 if progress:
                     progress(1)
                 continue
             batch.append(_Pending(product.id, uri, data, digest))
-            if len(batch) >= batch_size:
+            if len(batch) >= images_per_batch:
                 flush()
     if batch:
         flush()
 
-    index = ProductIndex(embedder.embedder_id, embedder.dim)
+    index = ProductIndex(
+        embedder.embedder_id,
+        embedder.dim,
+        projection=_fit(recipe, by_product, views),
+        scoring=recipe.scoring,
+        catalog_views=recipe.views,
+    )
     for product in products:
         images = by_product[product.id]
-        index.upsert_product(product, images, _stack([vectors[d] for _, d in images], embedder.dim))
+        index.upsert_product(
+            product, images, _stack([image_vector(views[d]) for _, d in images], embedder.dim)
+        )
         if not images:
             failed = sum(1 for f in report.failed_images if f.product_id == product.id)
             report.products_without_images[product.id] = (
@@ -135,6 +185,26 @@ def build_index(
     return index, report
 
 
+def _fit(
+    recipe: CatalogRecipe, by_product: dict[str, list[tuple[str, str]]], views: dict[str, Vectors]
+) -> Projection:
+    """The projection fitted on (a deterministic sample of) the catalog's view vectors."""
+    images = sorted(
+        ((digest, product_id) for product_id, pairs in by_product.items() for _, digest in pairs),
+    )
+    images = list(dict.fromkeys(images))[: recipe.max_fit_images]  # content-hash order: an even sample
+    if not images:
+        return Projection.identity()
+    rows = [views[digest] for digest, _ in images]
+    if recipe.whitening is Whitening.PRODUCT:
+        product_numbers = {pid: n for n, pid in enumerate(sorted({pid for _, pid in images}))}
+        groups = [product_numbers[pid] for _, pid in images]
+    else:
+        groups = list(range(len(images)))
+    labels = np.repeat(np.asarray(groups, dtype=np.int64), [len(r) for r in rows])
+    return fit_projection(np.concatenate(rows), labels, method=recipe.whitening, shrinkage=recipe.shrinkage)
+
+
 def _stack(rows: list[Vectors], dim: int) -> Vectors:
     return np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim), dtype=np.float32)
 
@@ -142,12 +212,14 @@ def _stack(rows: list[Vectors], dim: int) -> Vectors:
 def _embed_batch(
     batch: list[_Pending],
     embedder: Embedder,
+    recipe: CatalogRecipe,
     limits: ImageLimits,
-    vectors: dict[str, Vectors],
+    views: dict[str, Vectors],
     by_product: dict[str, list[tuple[str, str]]],
     report: BuildReport,
 ) -> int:
-    """Decode and embed ``batch``; failures go to the report. Returns how many were embedded."""
+    """Decode and embed ``batch`` (every catalog view); failures go to the report. Returns how
+    many images were embedded."""
     decoded, kept = [], []
     for item in batch:
         try:
@@ -155,8 +227,8 @@ def _embed_batch(
             kept.append(item)
         except ImageMatchError as exc:
             report.failed_images.append(ImageProblem(item.product_id, item.uri, str(exc)))
-    for item, vector in zip(kept, embedder.embed(decoded), strict=True):
-        vectors[item.digest] = vector
+    for item, matrix in zip(kept, embed_catalog_images(embedder, decoded, recipe.views), strict=True):
+        views[item.digest] = matrix
         by_product[item.product_id].append((item.uri, item.digest))
     return len(kept)
 
@@ -169,6 +241,7 @@ def build_and_publish(
     fetcher: ImageFetcher,
     limits: ImageLimits,
     snapshots: SnapshotStore,
+    recipe: CatalogRecipe | None = None,
     batch_size: int = 16,
     progress: Progress | None = None,
     on_catalog: Callable[[int], None] | None = None,
@@ -187,6 +260,7 @@ def build_and_publish(
         cache=cache,
         read_bytes=lambda uri: read_uri(uri, fetcher),
         limits=limits,
+        recipe=recipe,
         batch_size=batch_size,
         progress=progress,
     )
@@ -203,8 +277,8 @@ def rebuild_catalog_index(
     progress: Progress | None = None,
     on_catalog: Callable[[int], None] | None = None,
 ) -> tuple[ProductIndex, BuildReport]:
-    """:func:`build_and_publish` with the services' model, embedding cache, fetcher and limits,
-    into ``snapshots`` (default: the served index)."""
+    """:func:`build_and_publish` with the services' model, embedding cache, fetcher, limits and
+    catalog recipe, into ``snapshots`` (default: the served index)."""
     cache = EmbeddingCache(services.settings.data_dir / "embedding_cache.sqlite3")
     try:
         return build_and_publish(
@@ -214,6 +288,7 @@ def rebuild_catalog_index(
             fetcher=services.fetcher,
             limits=services.limits,
             snapshots=snapshots or services.snapshots,
+            recipe=CatalogRecipe.from_settings(services.settings),
             batch_size=services.settings.batch_size,
             progress=progress,
             on_catalog=on_catalog,

@@ -1,4 +1,9 @@
-"""Embedding cache keyed by (embedder id, image SHA-256): a rebuild embeds only new images."""
+"""Embedding cache keyed by (embedding key, image SHA-256): a rebuild embeds only new images.
+
+Each entry is the matrix of an image's view vectors (one row per catalog view; see
+:mod:`imagematch.representation`), stored as float16 — half the size, and far below the noise of
+the ranking. The key names the embedder *and* the view set, so changing either re-embeds.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +18,18 @@ from imagematch.embedder import Vectors
 __all__ = ["EmbeddingCache"]
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS embeddings (
-    embedder_id TEXT NOT NULL,
-    sha256      TEXT NOT NULL,
-    vector      BLOB NOT NULL,
-    PRIMARY KEY (embedder_id, sha256)
+CREATE TABLE IF NOT EXISTS image_views (
+    embedding_key TEXT    NOT NULL,
+    sha256        TEXT    NOT NULL,
+    dim           INTEGER NOT NULL,
+    vectors       BLOB    NOT NULL,
+    PRIMARY KEY (embedding_key, sha256)
 )
 """
 
 
 class EmbeddingCache:
-    """A SQLite file of float32 vectors. Safe to share between processes."""
+    """A SQLite file of per-image view vectors. Safe to share between processes."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,25 +37,30 @@ class EmbeddingCache:
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute(_SCHEMA)
 
-    def get_many(self, embedder_id: str, digests: Iterable[str]) -> dict[str, Vectors]:
+    def get_many(self, embedding_key: str, digests: Iterable[str]) -> dict[str, Vectors]:
         wanted = list(dict.fromkeys(digests))
         found: dict[str, Vectors] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._conn.execute(
-                f"SELECT sha256, vector FROM embeddings WHERE embedder_id = ? AND sha256 IN ({marks})",
-                [embedder_id, *chunk],
+                "SELECT sha256, dim, vectors FROM image_views "
+                f"WHERE embedding_key = ? AND sha256 IN ({marks})",
+                [embedding_key, *chunk],
             )
-            for digest, blob in rows:
-                found[digest] = np.frombuffer(blob, dtype=np.float32)
+            for digest, dim, blob in rows:
+                found[digest] = np.frombuffer(blob, dtype=np.float16).reshape(-1, dim).astype(np.float32)
         return found
 
-    def put_many(self, embedder_id: str, vectors: Mapping[str, Vectors]) -> None:
+    def put_many(self, embedding_key: str, vectors: Mapping[str, Vectors]) -> None:
         with self._conn:
             self._conn.executemany(
-                "INSERT OR REPLACE INTO embeddings (embedder_id, sha256, vector) VALUES (?, ?, ?)",
-                [(embedder_id, d, np.asarray(v, dtype=np.float32).tobytes()) for d, v in vectors.items()],
+                "INSERT OR REPLACE INTO image_views (embedding_key, sha256, dim, vectors) "
+                "VALUES (?, ?, ?, ?)",
+                [
+                    (embedding_key, digest, matrix.shape[-1], np.asarray(matrix, dtype=np.float16).tobytes())
+                    for digest, matrix in vectors.items()
+                ],
             )
 
     def close(self) -> None:

@@ -14,10 +14,20 @@ def load_embedder(
 ) -> Embedder:
     """Build an embedder from ``IMAGEMATCH_MODEL``-style specs.
 
-    ``efficientnet:lite0|lite1|lite2`` (offline default), ``open_clip:<arch>/<pretrained>``
-    (production), ``tiny`` (tests). Raises ``ValueError`` for anything else.
+    ``efficientnet:<lite0|lite1|lite2>[@<px>][/<multilayer|mean>]`` (offline default),
+    ``open_clip:<arch>/<pretrained>`` (production), ``tiny`` (tests), or several joined by ``+``
+    (their vectors concatenated). Raises ``ValueError`` for anything else.
     Backends are imported lazily so ``tiny`` never pays for torch model code.
     """
+    if "+" in spec:
+        from imagematch.embedder.fusion import FusedEmbedder
+
+        return FusedEmbedder(
+            [
+                load_embedder(part, device=device, batch_size=batch_size, cache_dir=cache_dir)
+                for part in spec.split("+")
+            ]
+        )
     family, _, rest = spec.partition(":")
     if family == "tiny":
         from imagematch.embedder.tiny import TinyEmbedder

@@ -7,7 +7,7 @@ import pytest
 
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
 from imagematch.index import IndexHandle, ProductIndex, SnapshotStore
-from imagematch.models import Product
+from imagematch.models import Product, ProductScoring
 
 EMB = "test-embedder@1"
 
@@ -17,8 +17,8 @@ def _unit(*values: float) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def _index() -> ProductIndex:
-    index = ProductIndex(EMB, 3)
+def _index(scoring: ProductScoring = ProductScoring.MAX) -> ProductIndex:
+    index = ProductIndex(EMB, 3, scoring=scoring)
     index.upsert_product(
         Product(id="A", name="Apple", category="fruit"),
         [("a0.jpg", "a" * 64), ("a1.jpg", "b" * 64)],
@@ -41,8 +41,18 @@ def test_search_answers_per_product_with_the_best_image() -> None:
     assert matches[0].score >= matches[1].score >= matches[2].score
 
 
-def test_top_k_and_filter() -> None:
-    index = _index()
+def test_centroid_scoring_ranks_by_the_mean_image_and_names_the_closest_image() -> None:
+    index = _index(ProductScoring.CENTROID)
+    centroid_a = _unit(*(_unit(1, 0, 0) + _unit(0.8, 0.6, 0)))
+    [matches] = index.search(centroid_a[None], 5, embedder_id=EMB)
+    assert matches[0].product_id == "A" and matches[0].score == pytest.approx(1.0, abs=1e-5)
+    [matches] = index.search(_unit(0.75, 0.66, 0)[None], 1, embedder_id=EMB)
+    assert matches[0].image_id == f"A/{'b' * 12}"
+
+
+@pytest.mark.parametrize("scoring", list(ProductScoring))
+def test_top_k_and_filter(scoring: ProductScoring) -> None:
+    index = _index(scoring)
     [top1] = index.search(_unit(0, 0, 1)[None], 1, embedder_id=EMB)
     assert [m.product_id for m in top1] == ["C"]
     [fruit] = index.search(_unit(0, 0, 1)[None], 5, embedder_id=EMB, accept=lambda p: p.category == "fruit")
