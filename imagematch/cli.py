@@ -160,7 +160,7 @@ def eval_(
 ) -> None:
     """Product-level recall@1/@5, MRR and images/s of the current model on labelled photos."""
     from imagematch.app import build_services
-    from imagematch.evaluation import evaluate, load_queries
+    from imagematch.evaluation import CONFIDENCE_THRESHOLDS, evaluate, load_queries
     from imagematch.images import sha256_hex
     from imagematch.index import SnapshotStore
     from index_builder import rebuild_catalog_index
@@ -188,7 +188,8 @@ def eval_(
             batch_size=services.settings.batch_size,
             progress=lambda n: progress.advance(query_task, n),
         )
-    table = Table(title=f"{services.embedder.embedder_id} on {len(index.products)} products")
+    recipe = ", ".join(f"{key}={value}" for key, value in index.recipe.items())
+    table = Table(title=f"{services.embedder.embedder_id} ({recipe}) on {len(index.products)} products")
     for column in ("n", "recall@1", "recall@5", "MRR", "images/s"):
         table.add_column(column)
     table.add_row(
@@ -205,12 +206,23 @@ def eval_(
     for category, row in result.per_category.items():
         by_category.add_row(category, str(row["n"]), f"{row['recall@1']:.2f}", f"{row['recall@5']:.2f}")
     err.print(by_category)
+    min_score = services.settings.min_score
+    confidence = Table(title=f"no-confident-match threshold (IMAGEMATCH_MIN_SCORE={min_score})")
+    for column in ("best score ≥", "coverage", "precision"):
+        confidence.add_column(column)
+    for threshold in sorted({*CONFIDENCE_THRESHOLDS, min_score}):
+        row = result.confidence_at(threshold)
+        style = "bold" if threshold == min_score else None
+        confidence.add_row(
+            f"{threshold:.2f}", f"{row['coverage']:.3f}", f"{row['precision']:.3f}", style=style
+        )
+    err.print(confidence)
     for skipped in result.skipped:
         err.print(f"[yellow]skipped:[/yellow] {skipped}")
     if report.failed_images:
         err.print(f"[yellow]{len(report.failed_images)} catalog images failed[/yellow]")
     if as_json:
-        print(json.dumps({**result.summary(), "embedder": services.embedder.embedder_id}))
+        print(json.dumps({**result.summary(), "embedder": services.embedder.embedder_id, **index.recipe}))
 
 
 @app.command()

@@ -33,8 +33,8 @@ class Settings(BaseSettings):
     )
     model: str = Field(
         DEFAULT_MODEL,
-        description="Embedder spec: efficientnet:lite0|lite1|lite2, "
-        "open_clip:<arch>/<pretrained>, or tiny (tests only).",
+        description="Embedder spec: efficientnet:<lite0|lite1|lite2>[@<px>][/<multilayer|mean>], "
+        "open_clip:<arch>/<pretrained>, tiny (tests only), or several joined by + (fused).",
     )
     model_cache_dir: Path | None = Field(
         None, description="Where OpenCLIP weights are cached (a Modal Volume in production)."
@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(16, ge=1, description="Images per embedding batch.")
     top_k: int = Field(5, ge=1, le=100, description="Products returned per match.")
     min_score: float = Field(
-        0.0, description="Best score below this marks the answer 'no confident match' (see BENCHMARKS.md)."
+        0.25,
+        description="Best score below this marks the answer 'no confident match' "
+        "(precision/coverage per threshold: BENCHMARKS.md).",
     )
     catalog_views: CatalogViews = Field(
         CatalogViews.MULTI,

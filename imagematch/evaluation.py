@@ -14,7 +14,9 @@ from imagematch.images import decode_image
 from imagematch.index import ProductIndex
 from imagematch.pipeline import ImageLimits
 
-__all__ = ["EvalReport", "LabelledQuery", "evaluate", "load_queries"]
+__all__ = ["CONFIDENCE_THRESHOLDS", "EvalReport", "LabelledQuery", "evaluate", "load_queries"]
+
+CONFIDENCE_THRESHOLDS = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,21 @@ class EvalReport:
     images_per_second: float = 0.0
     skipped: list[str] = field(default_factory=list)
     per_category: dict[str, dict[str, float]] = field(default_factory=dict)
+    top_scores: list[float] = field(default_factory=list)  # per query: the best product's score
+    top_correct: list[bool] = field(default_factory=list)  # per query: is that product right?
+
+    def confidence_at(self, threshold: float) -> dict[str, float]:
+        """What a "no confident match" threshold does: ``coverage`` is the share of queries
+        answered confidently (best score ≥ threshold), ``precision`` the share of those whose
+        best product is right."""
+        confident = [
+            ok for score, ok in zip(self.top_scores, self.top_correct, strict=True) if score >= threshold
+        ]
+        return {
+            "threshold": threshold,
+            "coverage": round(len(confident) / len(self.top_scores), 4) if self.top_scores else 0.0,
+            "precision": round(sum(confident) / len(confident), 4) if confident else 0.0,
+        }
 
     def summary(self) -> dict[str, object]:
         """The machine-readable result (``--json``): keys ``recall@1``, ``recall@5``, ``n``…"""
@@ -43,6 +60,7 @@ class EvalReport:
             "images_per_second": round(self.images_per_second, 2),
             "skipped": len(self.skipped),
             "per_category": self.per_category,
+            "confidence": [self.confidence_at(t) for t in CONFIDENCE_THRESHOLDS],
         }
 
 
@@ -90,6 +108,8 @@ def evaluate(
             hits1[category].append(float(rank == 1))
             hits5[category].append(float(0 < rank <= 5))
             reciprocal.append(1.0 / rank if rank else 0.0)
+            report.top_scores.append(ranking[0].score if ranking else float("-inf"))
+            report.top_correct.append(rank == 1)
         if progress:
             progress(len(chunk))
     elapsed = time.perf_counter() - started

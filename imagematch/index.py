@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +39,19 @@ from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
 from imagematch.models import CatalogViews, Match, Product, ProductScoring
 from imagematch.representation import Projection
 
-__all__ = ["IndexHandle", "IndexedImage", "ProductIndex", "ProductScoring", "SnapshotStore"]
+__all__ = [
+    "CatalogChange",
+    "ChangeKind",
+    "ChangeLog",
+    "IndexHandle",
+    "IndexedImage",
+    "ProductIndex",
+    "SnapshotStore",
+]
 
 _VERSION_RE = re.compile(r"^v(\d{6,})$")
 POINTER_NAME = "CURRENT"
-SNAPSHOT_FORMAT = 2  # 1: image vectors only (before projections and centroids)
+SNAPSHOT_FORMAT = 3  # 1: image vectors only; 2: + projection and centroids; 3: + live changes
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,28 @@ class IndexedImage:
     image_id: str
     uri: str
     sha256: str
+
+
+class ChangeKind(StrEnum):
+    UPSERT = "upsert"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class CatalogChange:
+    """One applied catalog event, as stored in the change log (see :class:`ChangeLog`).
+
+    ``sequence`` orders events (the ledger id of the job that carried it: arrival order); for an
+    upsert, ``vectors`` are the embedder's image vectors (before the projection), one row per image.
+    """
+
+    sequence: int
+    kind: ChangeKind
+    product_id: str
+    at: datetime
+    product: Product | None = None
+    images: tuple[tuple[str, str], ...] = ()
+    vectors: Vectors | None = None
 
 
 def _flat_ip(dim: int) -> faiss.Index:
@@ -93,6 +124,13 @@ class ProductIndex:
         self._product_by_key: dict[int, str] = {}
         self._next_id = 1
         self._next_product_key = 1
+        # Live catalog updates: the latest event applied per product, deleted products (kept until
+        # the next full rebuild purges them) and which change-log entries this state includes.
+        self.sequences: dict[str, int] = {}
+        self.deleted: dict[str, datetime] = {}
+        self.applied_changes: set[int] = set()
+        self.last_change: tuple[int, datetime] | None = None
+        self._lock = threading.RLock()  # live updates and searches share the index
 
     @property
     def vector_count(self) -> int:
@@ -122,7 +160,12 @@ class ProductIndex:
             raise ValueError("one (uri, sha256) pair is needed per vector")
         if len(vectors) and vectors.shape[1] != self.dim:
             raise ValueError(f"vectors have {vectors.shape[1]} dims; the index has {self.dim}")
+        with self._lock:
+            self._upsert(product, images, vectors)
+
+    def _upsert(self, product: Product, images: Sequence[tuple[str, str]], vectors: Vectors) -> None:
         self.remove_product(product.id)
+        self.deleted.pop(product.id, None)
         self.products[product.id] = product
         if not len(vectors):
             return
@@ -142,6 +185,10 @@ class ProductIndex:
 
     def remove_product(self, product_id: str) -> bool:
         """Drop a product and its vectors; returns whether it was there."""
+        with self._lock:
+            return self._remove(product_id)
+
+    def _remove(self, product_id: str) -> bool:
         ids = self._images_by_product.pop(product_id, [])
         if ids:
             self._image_vectors.remove_ids(np.asarray(ids, dtype=np.int64))  # type: ignore[arg-type]  # SWIG accepts arrays
@@ -152,6 +199,28 @@ class ProductIndex:
             self._product_vectors.remove_ids(np.asarray([key], dtype=np.int64))  # type: ignore[arg-type]
             del self._product_by_key[key]
         return self.products.pop(product_id, None) is not None
+
+    def is_stale(self, product_id: str, sequence: int) -> bool:
+        """Whether an event numbered ``sequence`` is older than what the index holds for the product."""
+        return sequence <= self.sequences.get(product_id, 0)
+
+    def apply(self, change: CatalogChange) -> bool:
+        """Apply a live catalog event unless a newer one for the product is already in; returns
+        whether it changed anything. Applying the same change twice is harmless."""
+        with self._lock:
+            self.applied_changes.add(change.sequence)
+            if self.is_stale(change.product_id, change.sequence):
+                return False
+            self.sequences[change.product_id] = change.sequence
+            if change.kind is ChangeKind.DELETE:
+                self._remove(change.product_id)
+                self.deleted[change.product_id] = change.at
+            else:
+                assert change.product is not None and change.vectors is not None
+                self._upsert(change.product, change.images, change.vectors)
+            if self.last_change is None or change.at >= self.last_change[1]:
+                self.last_change = (change.sequence, change.at)
+            return True
 
     def search(
         self,
@@ -171,9 +240,10 @@ class ProductIndex:
                 f"queries come from {embedder_id!r}. Rebuild the index with the current model."
             )
         projected = self.projection.apply(np.atleast_2d(queries).astype(np.float32))
-        if self.scoring is ProductScoring.MAX:
-            return [self._search_by_image(row, k, accept) for row in projected]
-        return [self._search_by_centroid(row, k, accept) for row in projected]
+        with self._lock:
+            if self.scoring is ProductScoring.MAX:
+                return [self._search_by_image(row, k, accept) for row in projected]
+            return [self._search_by_centroid(row, k, accept) for row in projected]
 
     def _search_by_centroid(
         self, query: Vectors, k: int, accept: Callable[[Product], bool] | None
@@ -246,6 +316,10 @@ class ProductIndex:
     # -- persistence ---------------------------------------------------------------------------
 
     def write_to(self, directory: Path) -> None:
+        with self._lock:
+            self._write_to(directory)
+
+    def _write_to(self, directory: Path) -> None:
         faiss.write_index(self._image_vectors, str(directory / "images.faiss"))
         faiss.write_index(self._product_vectors, str(directory / "products.faiss"))
         self.projection.save(directory / "projection.npz")
@@ -262,6 +336,12 @@ class ProductIndex:
             "products": [p.model_dump() for p in self.products.values()],
             "product_keys": self._product_keys,
             "images": [asdict(image) for image in self.images.values()],
+            "sequences": self.sequences,
+            "deleted": {pid: at.isoformat() for pid, at in self.deleted.items()},
+            "applied_changes": sorted(self.applied_changes),
+            "last_change": [self.last_change[0], self.last_change[1].isoformat()]
+            if self.last_change
+            else None,
         }
         (directory / "meta.json").write_text(json.dumps(meta, ensure_ascii=False))
 
@@ -293,15 +373,94 @@ class ProductIndex:
             image = IndexedImage(**row)
             index.images[image.vector_id] = image
             index._images_by_product.setdefault(image.product_id, []).append(image.vector_id)
+        index.sequences = {pid: int(seq) for pid, seq in meta["sequences"].items()}
+        index.deleted = {pid: datetime.fromisoformat(at) for pid, at in meta["deleted"].items()}
+        index.applied_changes = set(meta["applied_changes"])
+        if meta["last_change"]:
+            index.last_change = (int(meta["last_change"][0]), datetime.fromisoformat(meta["last_change"][1]))
         return index
 
 
+class ChangeLog:
+    """Live catalog events since the snapshots were written: ``<root>/changes/000000000042.npz``.
+
+    Append-only: one file per event, named by its sequence, written to a temporary name and
+    renamed into place, never modified — so writers in several processes (or Modal containers
+    sharing a Volume) never collide, and readers replay new files in sequence order. A snapshot
+    records which entries it already includes; entries folded into the current snapshot are
+    deleted when it is published.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.directory = root / "changes"
+
+    def append(self, change: CatalogChange) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        target = self.directory / f"{change.sequence:012d}.npz"
+        if target.exists():
+            return  # the same event, recorded by an earlier attempt
+        meta = {
+            "sequence": change.sequence,
+            "kind": change.kind.value,
+            "product_id": change.product_id,
+            "at": change.at.isoformat(),
+            "product": change.product.model_dump() if change.product else None,
+            "images": [list(image) for image in change.images],
+        }
+        fd, tmp = tempfile.mkstemp(prefix=".change-", suffix=".npz", dir=self.directory)
+        with os.fdopen(fd, "wb") as file:
+            vectors = change.vectors if change.vectors is not None else np.zeros((0, 0), np.float32)
+            np.savez(file, meta=np.array(json.dumps(meta)), vectors=vectors)
+        os.replace(tmp, target)
+
+    def sequences(self) -> list[int]:
+        if not self.directory.exists():
+            return []
+        return sorted(int(p.stem) for p in self.directory.glob("*.npz") if p.stem.isdigit())
+
+    def read(self, sequence: int) -> CatalogChange | None:
+        """The entry, or ``None`` if it was folded into a snapshot and deleted meanwhile."""
+        try:
+            with np.load(self.directory / f"{sequence:012d}.npz") as data:
+                meta = json.loads(str(data["meta"]))
+                vectors = data["vectors"].astype(np.float32)
+        except FileNotFoundError:
+            return None
+        return CatalogChange(
+            sequence=meta["sequence"],
+            kind=ChangeKind(meta["kind"]),
+            product_id=meta["product_id"],
+            at=datetime.fromisoformat(meta["at"]),
+            product=Product.model_validate(meta["product"]) if meta["product"] else None,
+            images=tuple((uri, sha) for uri, sha in meta["images"]),
+            vectors=vectors if meta["kind"] == ChangeKind.UPSERT else None,
+        )
+
+    def replay(self, index: ProductIndex) -> int:
+        """Apply the entries ``index`` does not include yet, in order; returns how many."""
+        applied = 0
+        for sequence in self.sequences():
+            if sequence in index.applied_changes:
+                continue
+            change = self.read(sequence)
+            if change is not None:
+                index.apply(change)
+                applied += 1
+        return applied
+
+    def discard(self, sequences: set[int]) -> None:
+        for sequence in sequences:
+            (self.directory / f"{sequence:012d}.npz").unlink(missing_ok=True)
+
+
 class SnapshotStore:
-    """Versioned snapshot directories under ``root`` with an atomically replaced pointer."""
+    """Versioned snapshot directories under ``root`` with an atomically replaced pointer, plus the
+    :class:`ChangeLog` of live catalog events applied on top of the current one."""
 
     def __init__(self, root: Path, *, keep: int = 5) -> None:
         self.root = root
         self.keep = keep
+        self.changes = ChangeLog(root)
 
     @property
     def pointer(self) -> Path:
@@ -342,10 +501,11 @@ class SnapshotStore:
             shutil.rmtree(staging, ignore_errors=True)
         self._point_at(version)
         self._prune()
+        self.changes.discard(index.applied_changes)  # folded into the snapshot now current
         return version
 
     def load(self, *, embedder_id: str, version: str | None = None) -> ProductIndex:
-        """Load ``version`` (default: CURRENT).
+        """Load ``version`` (default: CURRENT) with the change log replayed on top.
 
         Raises :class:`IndexNotBuiltError` if there is none and :class:`EmbedderMismatchError` if it
         was built by another embedder.
@@ -361,6 +521,7 @@ class SnapshotStore:
                 f"snapshot {version} was built with {index.embedder_id!r}, not {embedder_id!r}; "
                 "rebuild it with `imagematch index build`"
             )
+        self.changes.replay(index)
         return index
 
     def _point_at(self, version: str) -> None:
@@ -376,10 +537,11 @@ class SnapshotStore:
 
 
 class IndexHandle:
-    """The index a process serves: loaded lazily, reloaded when the CURRENT pointer moves.
+    """The index a process serves: loaded lazily, reloaded when the CURRENT pointer moves, and
+    brought up to date with live catalog changes other processes logged.
 
-    The pointer is checked at most every ``check_seconds``; a reload happens off to the side and
-    swaps in whole, so searches never wait for (or see half of) a rebuild.
+    The pointer and the change log are checked at most every ``check_seconds``; a reload happens
+    off to the side and swaps in whole, so searches never wait for (or see half of) a rebuild.
     """
 
     def __init__(
@@ -406,12 +568,13 @@ class IndexHandle:
         return self._index
 
     def refresh(self) -> bool:
-        """Reload if the pointer names another version; returns whether it did."""
+        """Reload if the pointer names another version, else replay new change-log entries;
+        returns whether the served index changed."""
         with self._lock:
             self._checked_at = self._monotonic()
             version = self.store.current_version()
             if self._index is not None and version == self._index.version:
-                return False
+                return self.store.changes.replay(self._index) > 0
             self._index = self.store.load(embedder_id=self.embedder_id, version=version)
             return True
 

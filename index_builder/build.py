@@ -247,10 +247,14 @@ def build_and_publish(
     on_catalog: Callable[[int], None] | None = None,
 ) -> tuple[ProductIndex, BuildReport]:
     """Load the catalog at ``source``, build its index and publish it as the new CURRENT snapshot.
+    Products no longer in the catalog lose their vectors; soft-deleted products are purged.
 
     ``on_catalog`` is told how many images the catalog lists before embedding starts (for a
     progress bar). Raises PermanentError if the catalog itself cannot be read.
     """
+    # The catalog source is the truth: live changes logged before it is read are folded into
+    # (superseded by) the new snapshot; those arriving during the build are replayed on top of it.
+    folded = set(snapshots.changes.sequences())
     catalog = load_catalog(source, fetcher)
     if on_catalog:
         on_catalog(sum(len(p.images) for p in catalog.products))
@@ -265,7 +269,9 @@ def build_and_publish(
         progress=progress,
     )
     report.catalog_problems = catalog.problems
+    index.applied_changes = folded
     report.version = snapshots.publish(index)
+    snapshots.changes.replay(index)
     return index, report
 
 

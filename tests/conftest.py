@@ -123,3 +123,49 @@ def postgres_url(postgres_server: object, request: pytest.FixtureRequest) -> str
         conn.execute(f'drop database if exists "{name}"')
         conn.execute(f'create database "{name}"')
     return str(postgres_server.get_uri(name))  # type: ignore[attr-defined]
+
+
+class ImageHost:
+    """A real HTTP server on 127.0.0.1 serving whatever ``files`` holds (path -> bytes); 404 else."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.files: dict[str, bytes] = {}
+        files = self.files
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def put(self, path: str, body: bytes) -> str:
+        self.files[path] = body
+        return self.base_url + path
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def image_host() -> Iterator[ImageHost]:
+    host = ImageHost()
+    yield host
+    host.close()

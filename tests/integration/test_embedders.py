@@ -16,13 +16,27 @@ pytestmark = pytest.mark.slow
 IMAGES = [Image.new("RGB", (300, 200), (200, 10, 10)), Image.new("RGB", (64, 64), (0, 0, 200))]
 
 
-def test_efficientnet_default_gives_unit_vectors() -> None:
-    embedder = load_embedder("efficientnet:lite0", batch_size=1)
+@pytest.mark.parametrize(
+    ("spec", "dim", "suffix"),
+    [
+        ("efficientnet:lite0", 1792, "/s288-crop/multilayer"),
+        ("efficientnet:lite0@224/mean", 1280, "/s224-crop/mean"),
+    ],
+)
+def test_efficientnet_gives_unit_vectors(spec: str, dim: int, suffix: str) -> None:
+    embedder = load_embedder(spec, batch_size=1)
     vectors = embedder.embed(IMAGES)
-    assert vectors.shape == (2, 1280) and vectors.dtype == np.float32
+    assert vectors.shape == (2, dim) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert embedder.embedder_id.startswith("efficientnet-lite0@")
-    assert embedder.embed([]).shape == (0, 1280)
+    assert embedder.embedder_id.startswith("efficientnet-lite0@") and embedder.embedder_id.endswith(suffix)
+    assert embedder.embed([]).shape == (0, dim)
+
+
+def test_fused_embedder_concatenates_its_parts() -> None:
+    fused = load_embedder("tiny+tiny")
+    assert fused.dim == 2 * load_embedder("tiny").dim and fused.embedder_id.count("+") == 1
+    vectors = fused.embed(IMAGES)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
 def test_open_clip_loads_weights_from_a_local_file(tmp_path: Path) -> None:
@@ -37,7 +51,16 @@ def test_open_clip_loads_weights_from_a_local_file(tmp_path: Path) -> None:
     assert actual.shape == (2, random_init.dim) and np.allclose(actual, expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("spec", ["open_clip:ViT-S-32", "resnet:50", "efficientnet:lite9"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "open_clip:ViT-S-32",
+        "resnet:50",
+        "efficientnet:lite9",
+        "efficientnet:lite0/gem",
+        "efficientnet:lite0@9",
+    ],
+)
 def test_bad_model_specs_fail_clearly(spec: str) -> None:
     with pytest.raises(ValueError):
         load_embedder(spec)
