@@ -27,7 +27,7 @@ from imagematch.errors import (
     TransientError,
 )
 from imagematch.images import decode_image, sha256_hex
-from imagematch.models import ImageJob, JobStatus, MatchResult, NewJob, Prediction
+from imagematch.models import ImageJob, JobStatus, MatchResult, NewJob, Prediction, Product
 from imagematch.pipeline import image_ref_for_blob
 from imagematch.worker import Dispatch, WorkerPool
 
@@ -153,6 +153,25 @@ async def _read_image_input(request: Request, max_bytes: int) -> ImageInput:
     raise _error(415, 'send the image as multipart/form-data (field `file`) or JSON {"url": …}')
 
 
+def _product_filter(category: str | None, meta: list[str]) -> Callable[[Product], bool] | None:
+    """``category`` and ``key=value`` metadata conditions as one predicate; 422 for a malformed one."""
+    conditions = []
+    for condition in meta:
+        key, sep, value = condition.partition("=")
+        if not sep or not key:
+            raise _error(422, f"meta filter {condition!r} must look like key=value")
+        conditions.append((key, value))
+    if not category and not conditions:
+        return None
+
+    def accept(product: Product) -> bool:
+        if category and product.category != category:
+            return False
+        return all(str(product.metadata.get(key)) == value for key, value in conditions)
+
+    return accept
+
+
 def _form_str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -211,15 +230,22 @@ def create_app(
         request: Request,
         top_k: int | None = Query(None, ge=1, le=100),
         category: str | None = Query(None, description="Only products of this category."),
+        meta: list[str] = Query(
+            [], description="Only products whose metadata has key=value (repeat for several; all must hold)."
+        ),
         min_score: float | None = Query(None, description="Below this: no_confident_match."),
     ) -> MatchResult:
-        """Match one image now: the top products, best first, with scores."""
+        """Match one image now: the top products, best first, with scores.
+
+        Filters (``category``, ``meta``) are applied to the ranking, fetching deeper until
+        ``top_k`` products pass: exact, and cheap at catalog sizes where the rarest filter still
+        matches a few percent of products."""
         body = await _read_image_input(request, limits.max_bytes)
+        accept = _product_filter(category, meta)
 
         def work() -> MatchResult:
             data = body.data if body.data is not None else services.fetcher.fetch(body.url or "")
             image = decode_image(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
-            accept = (lambda p: p.category == category) if category else None
             return services.matcher.match_image(image, top_k=top_k, min_score=min_score, accept=accept)
 
         try:
@@ -311,7 +337,8 @@ def create_app(
 
     @app.get("/v1/stats", tags=["ops"])
     async def stats() -> dict[str, Any]:
-        """Index version and size, the embedder, and job counts by status."""
+        """Job counts by status; the index's version, size, recipe and freshness (the last live
+        catalog event applied and its age), products without images and deleted-but-not-purged."""
         counts = await run(services.ledger.count_by_status)
         out: dict[str, Any] = {
             "embedder": services.embedder.embedder_id,
@@ -319,13 +346,7 @@ def create_app(
         }
         try:
             index = await run(services.index.get)
-            out["index"] = {
-                "version": index.version,
-                "built_at": index.built_at.isoformat(),
-                "products": len(index.products),
-                "vectors": index.vector_count,
-                "embedder": index.embedder_id,
-            }
+            out["index"] = index.stats(services.clock())
         except (IndexNotBuiltError, EmbedderMismatchError) as exc:
             out["index"] = {"version": None, "error": str(exc)}
         return out

@@ -147,6 +147,30 @@ class ProductIndex:
             "scoring": self.scoring.value,
         }
 
+    def stats(self, now: datetime) -> dict[str, Any]:
+        """Size, freshness and health of the index (``GET /v1/stats``)."""
+        with self._lock:
+            without_images = sorted(pid for pid in self.products if pid not in self._images_by_product)
+            last = self.last_change
+            return {
+                "version": self.version,
+                "built_at": self.built_at.isoformat(),
+                "embedder": self.embedder_id,
+                "recipe": self.recipe,
+                "products": len(self.products),
+                "vectors": self.vector_count,
+                "products_without_images": len(without_images),
+                "products_without_images_sample": without_images[:20],
+                "deleted_not_purged": len(self.deleted),
+                "last_catalog_event": None
+                if last is None
+                else {
+                    "sequence": last[0],
+                    "applied_at": last[1].isoformat(),
+                    "age_seconds": round((now - last[1]).total_seconds(), 1),
+                },
+            }
+
     def product_vector_ids(self, product_id: str) -> list[int]:
         return list(self._images_by_product.get(product_id, []))
 

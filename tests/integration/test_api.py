@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import http.server
+import io
 import threading
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from imagematch.api import create_app
 from imagematch.app import Services
@@ -156,6 +158,26 @@ def test_stats(client: TestClient) -> None:
     assert stats["index"]["version"] == "v000001" and stats["index"]["products"] == 4
     assert stats["index"]["vectors"] == 8 and stats["embedder"] == "tiny-rgb8x8@1"
     assert stats["jobs"]["pending"] == 1
+    assert stats["index"]["deleted_not_purged"] == 0 and stats["index"]["products_without_images"] == 0
+    assert stats["index"]["last_catalog_event"] is None and stats["index"]["recipe"]["scoring"] == "centroid"
+
+
+def test_match_filters_by_metadata(client: TestClient, services: Services) -> None:
+    index = services.index.get()
+    red = index.products["P-red"]
+    vectors = services.embedder.embed([Image.open(io.BytesIO(image_bytes(PALETTE["red"])))])
+    index.upsert_product(
+        red.model_copy(update={"metadata": {"brand": "Acme"}}), [("r.png", "f" * 64)], vectors
+    )
+    photo = image_bytes(PALETTE["red"], mark=2)
+    only_acme = client.post("/v1/match?meta=brand=Acme", files={"file": ("p.png", photo, "image/png")})
+    assert [m["product_id"] for m in only_acme.json()["matches"]] == ["P-red"]
+    nothing = client.post(
+        "/v1/match?meta=brand=Other&category=colour", files={"file": ("p.png", photo, "image/png")}
+    )
+    assert nothing.json()["matches"] == []
+    bad = client.post("/v1/match?meta=brand", files={"file": ("p.png", photo, "image/png")})
+    assert bad.status_code == 422 and "key=value" in bad.json()["detail"]
 
 
 def test_no_index_yet_is_a_clear_503(services: Services) -> None:
