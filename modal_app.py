@@ -13,7 +13,8 @@ next Volume reload, so no request waits for a rebuild.
 The ledger is Postgres/Supabase, never SQLite on the Volume: containers commit and reload a Volume
 as a whole, last write wins and nothing locks files across containers, so a shared SQLite file would
 lose job updates. The Volume only holds files with one writer each: snapshots and the embedding cache
-(``reindex``), weights (``download_weights``), uploads (content-addressed, written once).
+(``reindex``), weights (``download_weights``), uploads (content-addressed, written once) and the
+catalog change log (one file per event, named by its job id, written by ``process_jobs``).
 """
 
 from __future__ import annotations
@@ -307,6 +308,7 @@ class Matcher(ModelOnGpu):
         with contextlib.suppress(ImageMatchError):  # no index yet: the jobs fail and are retried
             self.services.index.refresh()
         statuses = [self.worker.process_job_id(job_id) for job_id in job_ids]
+        commit_volume()  # catalog events write change-log files other containers must see
         return [status.value if status else None for status in statuses]
 
 

@@ -55,3 +55,19 @@ def test_csv_catalog(services: Services, tmp_path: Path) -> None:
     catalog.write_text("id,name,category,description,images\nX1,Red thing,toys,,a.png|b.png\n")
     index, report = _build(services, catalog, SnapshotStore(tmp_path / "idx"))
     assert report.images == 2 and index.products["X1"].name == "Red thing" and index.vector_count == 2
+
+
+def test_grocery_rebuild_with_one_changed_image_embeds_exactly_one(
+    services: Services, tmp_path: Path
+) -> None:
+    import shutil
+
+    from tests.conftest import SAMPLE_CATALOG
+
+    catalog = tmp_path / "grocery"
+    shutil.copytree(SAMPLE_CATALOG.parent, catalog)
+    _, first = _build(services, catalog / "products.json")
+    assert first.embedded == first.images == 45
+    (catalog / "images" / "GS-000-1.jpg").write_bytes(image_bytes(PALETTE["green"], fmt="JPEG"))
+    index, second = _build(services, catalog / "products.json")
+    assert (second.embedded, second.cached) == (1, 44) and len(index.products) == 15
