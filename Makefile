@@ -34,6 +34,7 @@ lint: install
 
 bench: install
 	$(PY) bench/quality.py
+	$(PY) bench/live_update.py
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache

@@ -64,3 +64,22 @@ def test_open_clip_loads_weights_from_a_local_file(tmp_path: Path) -> None:
 def test_bad_model_specs_fail_clearly(spec: str) -> None:
     with pytest.raises(ValueError):
         load_embedder(spec)
+
+
+def test_open_clip_runs_the_same_catalog_recipe(tmp_path: Path, catalog_file: Path) -> None:
+    """Views, whitening and centroids are embedder-agnostic: the production model builds and
+    searches an index the same way (random weights here: only the plumbing is checked)."""
+    from imagematch.app import build_services
+    from imagematch.config import Settings
+    from index_builder import rebuild_catalog_index
+
+    settings = Settings(data_dir=tmp_path / "data", model="open_clip:ViT-S-32/none", batch_size=32)
+    services = build_services(settings)
+    try:
+        index, report = rebuild_catalog_index(services, str(catalog_file))
+        assert report.embedded == 8 and index.recipe["whitening"] == "product"
+        assert index.projection.matrix is not None and index.projection.matrix.shape == (index.dim, index.dim)
+        result = services.matcher.match_image(IMAGES[0])
+        assert len(result.matches) == 4 and result.embedder_id.startswith("open_clip-ViT-S-32@none")
+    finally:
+        services.close()
