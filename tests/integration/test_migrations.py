@@ -30,8 +30,7 @@ def test_a_later_migration_is_applied_to_an_older_schema(postgres_url: str) -> N
     with psycopg.connect(postgres_url) as conn:
         applied = [r[0] for r in conn.execute("select name from imagematch_migrations order by name")]
         tables = {
-            r[0]
-            for r in conn.execute("select tablename from pg_tables where schemaname = current_schema()")
+            r[0] for r in conn.execute("select tablename from pg_tables where schemaname = current_schema()")
         }
         overloads = conn.execute(
             "select count(*) from pg_proc where proname = 'imagematch_count_by_status'"
