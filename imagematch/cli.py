@@ -89,14 +89,24 @@ def _print_build_report(report: Any) -> None:
 
 @index_app.command("build")
 def index_build(
-    catalog: Annotated[str, typer.Option(help="Catalog JSON/CSV: path, file:// or http(s) URL.")],
+    catalog: Annotated[
+        str | None,
+        typer.Option(
+            help="Catalog JSON/CSV (path, file:// or http(s) URL), postgresql://… (catalog tables) "
+            "or supabase:. Default: IMAGEMATCH_CATALOG_SOURCE."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Embed the catalog's images (only new ones: a cache keeps the rest) and publish a snapshot."""
     from imagematch.app import build_services
     from index_builder import rebuild_catalog_index
 
-    services = build_services(_settings())
+    settings = _settings()
+    catalog = catalog or settings.catalog_source
+    if not catalog:
+        raise _fail("give --catalog or set IMAGEMATCH_CATALOG_SOURCE")
+    services = build_services(settings)
     with _progress() as progress:
         task = progress.add_task("embedding catalog images", total=None)
         try:

@@ -169,7 +169,9 @@ def _load_database_catalog(source: str, settings: Settings | None) -> CatalogLoa
         tables = CatalogTables(settings.catalog_table, settings.catalog_images_table)
     rows: Iterable[dict[str, Any]]
     if source == SUPABASE_SOURCE:
-        if settings is None or not settings.supabase_url or settings.supabase_service_key is None:
+        if settings is None:
+            raise PermanentError("the supabase: catalog needs the settings naming the Supabase project")
+        if not settings.supabase_url or settings.supabase_service_key is None:
             raise PermanentError(
                 "the supabase: catalog needs IMAGEMATCH_SUPABASE_URL and IMAGEMATCH_SUPABASE_SERVICE_KEY"
             )
