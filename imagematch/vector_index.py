@@ -5,9 +5,10 @@ Vectors are L2-normalised float32, so inner product is cosine. Both kinds take e
 ``faiss.read_index`` keep everything, ``nprobe`` included.
 
 - **flat** (``IndexIDMap2(IndexFlatIP)``): exact. A query reads every vector, so its cost grows
-  with ``n × dim``: about 10 ms per query on one CPU core at 25 M floats (100 MB), measured by
-  ``bench/ann_recall.py``. Flat is used up to :data:`FLAT_MAX_FLOATS`, i.e. ~49 k vectors of
-  512 dims (OpenCLIP ViT-B/16) or ~14 k of 1792.
+  with ``n × dim``: ~7 ms per query on one CPU core at 25 M floats (100 MB), ~25 ms at 100 M
+  (``bench/ann_recall.py``, BENCHMARKS.md). Flat is used up to :data:`FLAT_MAX_FLOATS`, i.e. ~49 k
+  vectors of 512 dims (OpenCLIP ViT-B/16) or ~14 k of 1792: exact, nothing to train, and a small
+  share of a match's time next to embedding the photo.
 - **ivf** (``IndexIVFFlat``, ``nlist ≈ 4·√n`` cells, k-means trained on the data): a query reads
   only ``nprobe`` cells; :func:`tune_nprobe` picks the smallest ``nprobe`` whose recall@5 against
   exact search reaches 0.98. The IVF index holds the ids itself, with a hash-table direct map for
@@ -41,7 +42,7 @@ __all__ = [
     "tune_nprobe",
 ]
 
-FLAT_MAX_FLOATS = 25_000_000  # n × dim up to which exact search stays ~10 ms per query
+FLAT_MAX_FLOATS = 25_000_000  # n × dim up to which exact search stays ~7 ms per query
 TARGET_RECALL = 0.98
 IndexKind = Literal["flat", "ivf"]
 Array = npt.NDArray[Any]
