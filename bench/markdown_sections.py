@@ -1,6 +1,6 @@
 """Marked sections of BENCHMARKS.md: ``<!-- name:start -->`` … ``<!-- name:end -->``.
 
-Each benchmark script owns its sections; a script that rewrites the file keeps everyone else's.
+Each benchmark script owns its section and rewrites only that one, keeping the rest of the file.
 """
 
 from __future__ import annotations
@@ -8,11 +8,6 @@ from __future__ import annotations
 import re
 
 _SECTION = re.compile(r"<!-- (?P<name>[\w-]+):start -->.*?<!-- (?P=name):end -->", re.DOTALL)
-
-
-def marked_sections(text: str) -> list[str]:
-    """Every marked section of ``text``, markers included, in order."""
-    return [match.group(0) for match in _SECTION.finditer(text)]
 
 
 def replace_section(text: str, name: str, body: str) -> str:

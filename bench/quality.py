@@ -16,8 +16,6 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from markdown_sections import marked_sections  # bench/ is on sys.path when run as a script
-
 REPO = Path(__file__).resolve().parents[1]
 GROCERY = REPO.parent / "shared" / "bench" / "grocery"
 
@@ -93,9 +91,7 @@ def main() -> None:
         "",
         "The allocator fix (`imagematch/runtime.py`) is in: ~3x throughput, identical vectors.",
     ]
-    benchmarks = REPO / "BENCHMARKS.md"
-    kept = marked_sections(benchmarks.read_text()) if benchmarks.exists() else []  # other scripts'
-    benchmarks.write_text("\n".join(lines) + "\n" + "".join(f"\n{section}\n" for section in kept))
+    (REPO / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {REPO / 'BENCHMARKS.md'}")
 
 

@@ -27,7 +27,7 @@ from imagematch.errors import (
     TransientError,
 )
 from imagematch.images import decode_image, sha256_hex
-from imagematch.models import ImageJob, JobKind, JobStatus, MatchResult, NewJob, Prediction
+from imagematch.models import ImageJob, JobStatus, MatchResult, NewJob, Prediction
 from imagematch.pipeline import image_ref_for_blob
 from imagematch.sources.catalog import (
     SIGNATURE_HEADER,
@@ -35,6 +35,7 @@ from imagematch.sources.catalog import (
     InvalidSignatureError,
     catalog_event_job,
     parse_catalog_event,
+    pending_catalog_jobs,
     verify_catalog_signature,
 )
 from imagematch.worker import Dispatch, WorkerPool
@@ -321,15 +322,13 @@ def create_app(
 
     @app.get("/v1/stats", tags=["ops"])
     async def stats() -> dict[str, Any]:
-        """Index version and size, the embedder, job counts by status, and how many catalog
-        events are waiting or being applied (``pending_catalog_jobs``)."""
+        """Index version and size, the embedder, and job counts by status."""
         counts = await run(services.ledger.count_by_status)
-        catalog = await run(lambda: services.ledger.count_by_status(kind=JobKind.CATALOG_EVENT))
         out: dict[str, Any] = {
             "embedder": services.embedder.embedder_id,
             "jobs": {str(k): v for k, v in counts.items()},
-            "pending_catalog_jobs": catalog[JobStatus.PENDING] + catalog[JobStatus.PROCESSING],
         }
+        out["pending_catalog_jobs"] = await run(pending_catalog_jobs, services.ledger)  # not applied yet
         try:
             index = await run(services.index.get)
             out["index"] = {

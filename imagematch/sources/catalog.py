@@ -33,7 +33,8 @@ from pydantic import (
 )
 
 from imagematch.errors import ImageMatchError, PermanentError, SubjectGoneError
-from imagematch.models import ImageJob, JobKind, NewJob, Product
+from imagematch.ledger import Ledger
+from imagematch.models import ImageJob, JobKind, JobStatus, NewJob, Product
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -47,6 +48,7 @@ __all__ = [
     "catalog_event_job",
     "catalog_event_key",
     "parse_catalog_event",
+    "pending_catalog_jobs",
     "sign_catalog_event",
     "verify_catalog_signature",
 ]
@@ -217,6 +219,13 @@ def catalog_event_job(event: ProductChanged | ProductDeleted, raw: Any) -> NewJo
         payload=event.model_dump(mode="json", exclude_none=True),
         metadata={"event": event.event, "product_id": event.product_id},
     )
+
+
+def pending_catalog_jobs(ledger: Ledger) -> int:
+    """Catalog events accepted but not applied yet: ``catalog_event`` jobs pending or processing
+    (failed ones waiting for a retry are not counted)."""
+    counts = ledger.count_by_status(kind=JobKind.CATALOG_EVENT)
+    return counts[JobStatus.PENDING] + counts[JobStatus.PROCESSING]
 
 
 class CatalogEventHandler:
