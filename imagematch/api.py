@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
@@ -29,9 +29,20 @@ from imagematch.errors import (
 from imagematch.images import decode_image, sha256_hex
 from imagematch.models import ImageJob, JobStatus, MatchResult, NewJob, Prediction, Product
 from imagematch.pipeline import image_ref_for_blob
+from imagematch.sources.catalog import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    InvalidSignatureError,
+    catalog_event_job,
+    parse_catalog_event,
+    pending_catalog_jobs,
+    verify_catalog_signature,
+)
 from imagematch.worker import Dispatch, WorkerPool
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_webhook_app", "webhook_router"]
+
+MAX_WEBHOOK_BYTES = 1_000_000
 
 _BODY_DOC = {
     "requestBody": {
@@ -344,6 +355,7 @@ def create_app(
             "embedder": services.embedder.embedder_id,
             "jobs": {str(k): v for k, v in counts.items()},
         }
+        out["pending_catalog_jobs"] = await run(pending_catalog_jobs, services.ledger)  # not applied yet
         try:
             index = await run(services.index.get)
             out["index"] = index.stats(services.clock())
@@ -351,4 +363,84 @@ def create_app(
             out["index"] = {"version": None, "error": str(exc)}
         return out
 
+    app.include_router(webhook_router(services, nudge))
+    return app
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _error(413, f"body is larger than the limit of {max_bytes:,} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise _error(413, f"body is larger than the limit of {max_bytes:,} bytes")
+    return bytes(body)
+
+
+def webhook_router(services: Services, nudge: Dispatch) -> APIRouter:
+    """The ``/webhooks/*`` routes. They authenticate each request themselves (signatures), so they
+    can be served without any proxy auth, alone (:func:`create_webhook_app`) or in :func:`create_app`.
+    ``nudge`` is told the ids of jobs just persisted."""
+    router = APIRouter(tags=["webhooks"])
+    settings = services.settings
+
+    @router.post("/webhooks/catalog", status_code=202, response_model=JobOut)
+    async def catalog_webhook(request: Request) -> JSONResponse:
+        """A product was created, updated or deleted: persist a ``catalog_event`` job.
+
+        Body: ``{"event": "product.created"|"product.updated", "product": {…}}`` or
+        ``{"event": "product.deleted", "product_id": "…"}``. Headers: ``X-Imagematch-Timestamp``
+        (unix seconds) and ``X-Imagematch-Signature: sha256=<hex HMAC-SHA256(secret,
+        "<timestamp>." + body)>``. 202 with the new job; 200 with the existing one when the same
+        body was delivered before; 401 bad signature; 422 malformed event; 503 no secret set.
+        """
+        secret = settings.catalog_webhook_secret
+        if secret is None and not settings.catalog_allow_unsigned:
+            raise _error(
+                503,
+                "catalog webhooks are disabled: set IMAGEMATCH_CATALOG_WEBHOOK_SECRET "
+                "(or IMAGEMATCH_CATALOG_ALLOW_UNSIGNED=true for local trials)",
+            )
+        body = await _read_body(request, MAX_WEBHOOK_BYTES)
+        if secret is not None:
+            try:
+                verify_catalog_signature(
+                    secret.get_secret_value(),
+                    body,
+                    signature=request.headers.get(SIGNATURE_HEADER),
+                    timestamp=request.headers.get(TIMESTAMP_HEADER),
+                    now=services.clock(),
+                    tolerance_seconds=settings.catalog_webhook_tolerance_seconds,
+                )
+            except InvalidSignatureError as exc:
+                raise _error(401, str(exc)) from exc
+        try:
+            event, raw = parse_catalog_event(body)
+        except PermanentError as exc:
+            raise _error(422, str(exc)) from exc
+        job, created = await run_in_threadpool(services.ledger.submit, catalog_event_job(event, raw))
+        if created:
+            await run_in_threadpool(nudge, [job.id])
+        return JSONResponse(JobOut.of(job).model_dump(mode="json"), status_code=202 if created else 200)
+
+    return router
+
+
+def create_webhook_app(services: Services, *, dispatch: Dispatch | None = None) -> FastAPI:
+    """Only ``/webhooks/*`` and ``/healthz``: for a public endpoint without proxy auth (on Modal),
+    while the rest of the API stays behind it. ``dispatch`` is told the ids of new jobs."""
+
+    def nudge(job_ids: list[int]) -> None:
+        if dispatch and job_ids:
+            dispatch(job_ids)
+
+    app = FastAPI(title="imagematch webhooks", version=__version__)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(webhook_router(services, nudge))
     return app

@@ -19,6 +19,7 @@ from imagematch.ledger import Clock, Ledger, SweepReport, open_ledger_for, utcno
 from imagematch.models import JobKind
 from imagematch.pipeline import ImageLimits, Matcher, MatchImageHandler
 from imagematch.retry import RetryPolicy
+from imagematch.sources.catalog import CatalogEventHandler, CatalogUpdater
 from imagematch.worker import JobHandler, Worker
 
 __all__ = ["Services", "build_services"]
@@ -38,6 +39,12 @@ class Services:
     policy: RetryPolicy
     clock: Clock
     handlers: dict[str, JobHandler] = field(default_factory=dict)
+    catalog_updater: CatalogUpdater | None = None  # applies catalog webhook events to the index
+
+    def use_catalog_updater(self, updater: CatalogUpdater) -> None:
+        """Apply ``catalog_event`` jobs with ``updater`` (without one, workers skip them)."""
+        self.catalog_updater = updater
+        self.handlers[JobKind.CATALOG_EVENT] = CatalogEventHandler(updater)
 
     @property
     def limits(self) -> ImageLimits:
@@ -72,6 +79,7 @@ def build_services(
     http: httpx.Client | None = None,
     clock: Clock = utcnow,
     embedder_factory: Callable[[Settings], Embedder] | None = None,
+    catalog_updater: CatalogUpdater | None = None,
 ) -> Services:
     """Wire everything from ``settings``; pass collaborators in to replace the defaults (tests)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +113,8 @@ def build_services(
     services.handlers[JobKind.MATCH_IMAGE] = MatchImageHandler(
         matcher, services.blobs, fetcher, services.limits
     )
+    if catalog_updater is not None:
+        services.use_catalog_updater(catalog_updater)
     return services
 
 

@@ -26,9 +26,11 @@ app = typer.Typer(help="Tell which catalog product is in a photo.", no_args_is_h
 index_app = typer.Typer(help="Build and inspect the product index.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Inspect and retry jobs in the ledger.", no_args_is_help=True)
 db_app = typer.Typer(help="The ledger database.", no_args_is_help=True)
+catalog_app = typer.Typer(help="Catalog change events (webhooks).", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(db_app, name="db")
+app.add_typer(catalog_app, name="catalog")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -87,14 +89,24 @@ def _print_build_report(report: Any) -> None:
 
 @index_app.command("build")
 def index_build(
-    catalog: Annotated[str, typer.Option(help="Catalog JSON/CSV: path, file:// or http(s) URL.")],
+    catalog: Annotated[
+        str | None,
+        typer.Option(
+            help="Catalog JSON/CSV (path, file:// or http(s) URL), postgresql://… (catalog tables) "
+            "or supabase:. Default: IMAGEMATCH_CATALOG_SOURCE."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Embed the catalog's images (only new ones: a cache keeps the rest) and publish a snapshot."""
     from imagematch.app import build_services
     from index_builder import rebuild_catalog_index
 
-    services = build_services(_settings())
+    settings = _settings()
+    catalog = catalog or settings.catalog_source
+    if not catalog:
+        raise _fail("give --catalog or set IMAGEMATCH_CATALOG_SOURCE")
+    services = build_services(settings)
     with _progress() as progress:
         task = progress.add_task("embedding catalog images", total=None)
         try:
@@ -422,6 +434,50 @@ def db_migrate() -> None:
         else "up to date"
     )
     err.print(f"ledger schema: {where}")
+
+
+@catalog_app.command("send-event")
+def catalog_send_event(
+    event_file: Annotated[
+        Path, typer.Argument(help="JSON file holding one catalog event.", exists=True, dir_okay=False)
+    ],
+    url: Annotated[str, typer.Option(help="The webhook's URL.")] = "http://127.0.0.1:8000/webhooks/catalog",
+    as_json: JsonFlag = False,
+) -> None:
+    """Sign a catalog event with IMAGEMATCH_CATALOG_WEBHOOK_SECRET and POST it, as a shop would."""
+    import time
+
+    import httpx
+
+    from imagematch.sources.catalog import parse_catalog_event, sign_catalog_event
+
+    settings = _settings()
+    body = event_file.read_bytes()
+    try:
+        parse_catalog_event(body)  # refuse locally what the server would refuse
+    except ImageMatchError as exc:
+        raise _fail(f"{event_file}: {exc}") from exc
+    headers = {"Content-Type": "application/json"}
+    if settings.catalog_webhook_secret is not None:
+        secret = settings.catalog_webhook_secret.get_secret_value()
+        headers = sign_catalog_event(secret, int(time.time()), body)
+    else:
+        err.print("[yellow]IMAGEMATCH_CATALOG_WEBHOOK_SECRET is not set: sending it unsigned[/yellow]")
+    try:
+        response = httpx.post(url, content=body, headers=headers, timeout=settings.fetch_timeout_seconds)
+    except httpx.HTTPError as exc:
+        raise _fail(f"cannot reach {url}: {exc}") from exc
+    try:
+        answer: Any = response.json()
+    except ValueError:
+        answer = response.text[:500]
+    if not isinstance(answer, dict):
+        answer = {"detail": answer}
+    if response.is_error:
+        raise _fail(f"HTTP {response.status_code}: {answer.get('detail', answer)}")
+    err.print(f"HTTP {response.status_code}: job {answer.get('id')} is {answer.get('status')}")
+    if as_json:
+        print(json.dumps(answer))
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from imagematch.models import CatalogViews, ProductScoring, Whitening
 __all__ = ["DEFAULT_MODEL", "Settings"]
 
 DEFAULT_MODEL = "efficientnet:lite0"
+_TABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"  # [schema.]name, nothing to quote
 
 
 class Settings(BaseSettings):
@@ -81,7 +82,29 @@ class Settings(BaseSettings):
     )
     poll_seconds: float = Field(1.0, gt=0, description="Idle worker poll interval.")
     catalog_source: str | None = Field(
-        None, description="Catalog (JSON/CSV path or URL) the scheduled rebuild reads (Modal reindex)."
+        None,
+        description="Catalog the scheduled rebuild reads (Modal reindex): JSON/CSV path or URL, "
+        "postgresql://… (catalog tables) or supabase: (the Supabase project below).",
+    )
+    catalog_table: str = Field(
+        "catalog_products",
+        pattern=_TABLE_NAME,
+        description="Products table or view of a database catalog: id, name, category, description, "
+        "metadata, deleted_at.",
+    )
+    catalog_images_table: str = Field(
+        "catalog_product_images",
+        pattern=_TABLE_NAME,
+        description="Images table or view of a database catalog: product_id, url, position.",
+    )
+    catalog_webhook_secret: SecretStr | None = Field(
+        None, description="Shared secret that signs catalog webhooks (POST /webhooks/catalog)."
+    )
+    catalog_allow_unsigned: bool = Field(
+        False, description="Accept unsigned catalog webhooks when no secret is set (local trials only)."
+    )
+    catalog_webhook_tolerance_seconds: float = Field(
+        300.0, gt=0, description="Largest age (or clock skew) of a catalog webhook's timestamp."
     )
     supabase_url: str | None = Field(
         None, description="Supabase project URL: use Supabase (PostgREST + RPC) as the ledger."

@@ -91,6 +91,7 @@ class JobKind(StrEnum):
     """What a job does; the worker routes each kind to its handler."""
 
     MATCH_IMAGE = "match_image"
+    CATALOG_EVENT = "catalog_event"  # a product created, updated or deleted (catalog webhook)
 
 
 class NewJob(BaseModel):

@@ -1,8 +1,10 @@
-"""Catalog sources: a JSON or CSV file (local path, file:// or http(s) URL) → products.
+"""Catalog sources → products: a JSON or CSV file (local path, file:// or http(s) URL), or database
+tables (``postgresql://…`` or ``supabase:``; see :mod:`index_builder.catalog_tables`).
 
 JSON: a list of ``{"id", "name", "category", "description", "images": [...], "metadata": {...}}``
 (or ``{"products": [...]}``). CSV: columns ``id,name,category,description,images`` with several
-images separated by ``|``. Relative image paths are resolved against the catalog's own location.
+images separated by ``|``. Relative image paths are resolved against the catalog's own location;
+a database's image URLs must be absolute (http(s):// or file://).
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 from pydantic import ValidationError
@@ -20,8 +23,14 @@ from pydantic import ValidationError
 from imagematch.errors import PermanentError
 from imagematch.fetch import ImageFetcher
 from imagematch.models import Product
+from index_builder.catalog_tables import CatalogTables, read_postgres_catalog, read_supabase_catalog
 
-__all__ = ["CatalogLoad", "load_catalog", "read_uri"]
+if TYPE_CHECKING:
+    from imagematch.config import Settings
+
+__all__ = ["CatalogLoad", "is_database_source", "load_catalog", "read_uri"]
+
+SUPABASE_SOURCE = "supabase:"
 
 
 @dataclass
@@ -70,11 +79,25 @@ def _rows_from_csv(text: str) -> list[dict[str, Any]]:
     return rows
 
 
-def load_catalog(source: str, fetcher: ImageFetcher) -> CatalogLoad:
+def is_database_source(source: str) -> bool:
+    """``postgresql://…``/``postgres://…`` (catalog tables over psycopg) or ``supabase:``."""
+    return source.startswith(("postgresql://", "postgres://")) or source == SUPABASE_SOURCE
+
+
+def load_catalog(source: str, fetcher: ImageFetcher, *, settings: Settings | None = None) -> CatalogLoad:
     """Read products from ``source``. Bad rows are reported in ``problems``, never fatal.
 
-    Raises PermanentError if the source itself cannot be read or parsed.
+    ``source`` is a JSON/CSV path, file:// or http(s) URL; ``postgresql://…`` for the catalog
+    tables in that database; or ``supabase:`` for those tables in the Supabase project of
+    ``settings`` (``IMAGEMATCH_SUPABASE_URL`` and ``IMAGEMATCH_SUPABASE_SERVICE_KEY``). The tables
+    are ``settings.catalog_table`` and ``settings.catalog_images_table`` (defaults without
+    settings: ``catalog_products``, ``catalog_product_images``).
+
+    Raises PermanentError if the source itself cannot be read or parsed (or its tables are
+    missing), TransientError if its database cannot be reached.
     """
+    if is_database_source(source):
+        return _load_database_catalog(source, settings)
     raw = read_uri(source, fetcher)
     text = raw.decode("utf-8-sig")
     is_csv = urlsplit(source).path.lower().endswith(".csv")
@@ -86,19 +109,81 @@ def load_catalog(source: str, fetcher: ImageFetcher) -> CatalogLoad:
         rows = rows.get("products", [])
     if not isinstance(rows, list):
         raise PermanentError(f"catalog {source} must be a list of products")
+    return _collect(rows, lambda n, _: f"row {n}", lambda product, _: _resolve_images(source, product))
+
+
+def _resolve_images(source: str, product: Product) -> None:
+    product.images = [_resolve(source, ref) for ref in product.images]
+
+
+def _collect(
+    rows: Iterable[Any],
+    where: Callable[[int, Any], str],
+    fix_images: Callable[[Product, list[str]], None],
+) -> CatalogLoad:
+    """Validate ``rows`` into products; ``where(n, row)`` names a row in a problem, ``fix_images``
+    resolves or checks a product's images (appending problems)."""
     load = CatalogLoad(products=[])
     seen: dict[str, int] = {}
     for n, row in enumerate(rows, start=1):
         try:
             product = Product.model_validate(row)
         except ValidationError as exc:
-            load.problems.append(f"row {n}: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}")
+            load.problems.append(f"{where(n, row)}: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}")
             continue
-        product.images = [_resolve(source, ref) for ref in product.images]
+        fix_images(product, load.problems)
         if product.id in seen:
-            load.problems.append(f"row {n}: duplicate product id {product.id!r}; the later row wins")
+            load.problems.append(f"{where(n, row)}: duplicate product id {product.id!r}; the later row wins")
             load.products[seen[product.id]] = product
             continue
         seen[product.id] = len(load.products)
         load.products.append(product)
     return load
+
+
+def _database_row(row: dict[str, Any]) -> dict[str, Any]:
+    """NULL columns take the product defaults; numeric ids (a view's) become text."""
+    clean = {k: v for k, v in row.items() if v is not None}
+    if isinstance(clean.get("id"), int):
+        clean["id"] = str(clean["id"])
+    clean["images"] = [url for url in clean.get("images", []) if url is not None]
+    return clean
+
+
+def _check_absolute_images(product: Product, problems: list[str]) -> None:
+    kept = []
+    for url in product.images:
+        parts = urlsplit(url.strip())
+        if (parts.scheme in ("http", "https") and parts.netloc) or (parts.scheme == "file" and parts.path):
+            kept.append(url.strip())
+        else:
+            problems.append(
+                f"product {product.id!r}: image {url[:200]!r} is not an http(s):// or file:// URL; skipped"
+            )
+    product.images = kept
+
+
+def _load_database_catalog(source: str, settings: Settings | None) -> CatalogLoad:
+    tables = CatalogTables()
+    if settings is not None:
+        tables = CatalogTables(settings.catalog_table, settings.catalog_images_table)
+    rows: Iterable[dict[str, Any]]
+    if source == SUPABASE_SOURCE:
+        if settings is None:
+            raise PermanentError("the supabase: catalog needs the settings naming the Supabase project")
+        if not settings.supabase_url or settings.supabase_service_key is None:
+            raise PermanentError(
+                "the supabase: catalog needs IMAGEMATCH_SUPABASE_URL and IMAGEMATCH_SUPABASE_SERVICE_KEY"
+            )
+        from supabase import create_client
+
+        client = create_client(settings.supabase_url, settings.supabase_service_key.get_secret_value())
+        rows = read_supabase_catalog(client, tables)
+    else:
+        rows = read_postgres_catalog(source, tables)
+
+    def where(n: int, row: Any) -> str:
+        product_id = row.get("id") if isinstance(row, dict) else None
+        return f"{tables.products} row {n}" + (f" (id {product_id!r})" if product_id else ": no id")
+
+    return _collect((_database_row(r) for r in rows), where, _check_absolute_images)

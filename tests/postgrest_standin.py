@@ -2,8 +2,9 @@
 
 It does what PostgREST does for them: ``POST /rest/v1/rpc/<fn>`` calls the SQL function with named
 arguments cast to their declared types (a set-returning function answers a JSON array, any other a
-JSON scalar); ``GET /rest/v1/<table>`` runs ``select *`` with ``col=eq.v``/``lt``/``gt``/``is``
-filters, ``order=col.desc`` and ``limit``. Real HTTP on 127.0.0.1; nothing is mocked below it.
+JSON scalar); ``GET /rest/v1/<table>`` runs ``select <columns>`` with ``col=eq.v``/``lt``/``gt``/
+``lte``/``gte``/``neq``/``is`` filters, ``order=col.desc,col2.asc``, ``limit`` and ``offset``.
+Real HTTP on 127.0.0.1; nothing is mocked below it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-TABLES = {"image_jobs", "image_prediction_log"}
+TABLES = {"image_jobs", "image_prediction_log", "catalog_products", "catalog_product_images"}
 OPERATORS = {"eq": "=", "lt": "<", "gt": ">", "lte": "<=", "gte": ">=", "neq": "<>"}
 
 
@@ -86,16 +87,24 @@ def make_app(pool: ConnectionPool[Any]) -> Starlette:
         if table not in TABLES:
             return JSONResponse({"message": f"unknown table {table}"}, status_code=404)
         where, params, order, limit = [], [], sql.SQL(""), sql.SQL("")
+        columns: sql.Composable = sql.SQL("*")
         for key, value in query_params.multi_items():
             if key == "select":
-                continue
-            if key == "order":
-                column, _, direction = value.partition(".")
-                order = sql.SQL(" order by {} {}").format(
-                    sql.Identifier(column), sql.SQL("desc" if direction == "desc" else "asc")
-                )
+                if value != "*":
+                    columns = sql.SQL(", ").join(sql.Identifier(c) for c in value.split(","))
+            elif key == "order":
+                terms = []
+                for term in value.split(","):
+                    column, _, direction = term.partition(".")
+                    desc = direction.startswith("desc")
+                    terms.append(
+                        sql.SQL("{} {}").format(sql.Identifier(column), sql.SQL("desc" if desc else "asc"))
+                    )
+                order = sql.SQL(" order by ") + sql.SQL(", ").join(terms)
             elif key == "limit":
-                limit = sql.SQL(" limit {}").format(sql.Literal(int(value)))
+                limit += sql.SQL(" limit {}").format(sql.Literal(int(value)))
+            elif key == "offset":
+                limit += sql.SQL(" offset {}").format(sql.Literal(int(value)))
             else:
                 op, _, operand = value.partition(".")
                 if op == "is" and operand == "null":
@@ -106,7 +115,9 @@ def make_app(pool: ConnectionPool[Any]) -> Starlette:
                     )
                     params.append(operand)
         condition = sql.SQL(" where ") + sql.SQL(" and ").join(where) if where else sql.SQL("")
-        inner = sql.SQL("select * from {}{}{}{}").format(sql.Identifier(table), condition, order, limit)
+        inner = sql.SQL("select {} from {}{}{}{}").format(
+            columns, sql.Identifier(table), condition, order, limit
+        )
         query = sql.SQL("select coalesce(json_agg(r), '[]'::json) from ({}) r").format(inner)
         with pool.connection() as conn:
             return _json_response(conn, query, params)

@@ -143,9 +143,9 @@ class FunctionLedger(ABC):
         args = {"p_max_attempts": max_attempts, "p_grace_seconds": pending_grace_seconds}
         return SweepReport(**self._value("imagematch_sweep", args))
 
-    def count_by_status(self) -> dict[JobStatus, int]:
+    def count_by_status(self, *, kind: str | None = None) -> dict[JobStatus, int]:
         counts = dict.fromkeys(JobStatus, 0)
-        for row in self._call("imagematch_count_by_status", {}):
+        for row in self._call("imagematch_count_by_status", {"p_kind": kind}):
             counts[JobStatus(row["status"])] = int(row["n"])
         return counts
 

@@ -244,11 +244,12 @@ class MemoryLedger:
             )
         return report
 
-    def count_by_status(self) -> dict[JobStatus, int]:
+    def count_by_status(self, *, kind: str | None = None) -> dict[JobStatus, int]:
         with self._lock:
             counts = dict.fromkeys(JobStatus, 0)
             for job in self._jobs.values():
-                counts[job.status] += 1
+                if kind is None or job.kind == kind:
+                    counts[job.status] += 1
             return counts
 
     def get_prediction(self, job_id: int) -> Prediction | None:

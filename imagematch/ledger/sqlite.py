@@ -224,10 +224,10 @@ class SqliteLedger:
             report.due_pending = [row["id"] for row in rows]
         return report
 
-    def count_by_status(self) -> dict[JobStatus, int]:
+    def count_by_status(self, *, kind: str | None = None) -> dict[JobStatus, int]:
         counts = dict.fromkeys(JobStatus, 0)
         with self._connect() as conn:
-            for row in conn.execute(Q["count_by_status"]):
+            for row in conn.execute(Q["count_by_status"], {"kind": kind}):
                 counts[JobStatus(row["status"])] = row["n"]
         return counts
 

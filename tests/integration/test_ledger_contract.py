@@ -241,3 +241,19 @@ def test_sweep_lists_pending_jobs_nobody_picked_up(make_ledger: Callable[..., Le
     assert ledger.sweep(max_attempts=5, pending_grace_seconds=60).due_pending == []
     clock.advance(61)
     assert ledger.sweep(max_attempts=5, pending_grace_seconds=60).due_pending == [job.id]
+
+
+def test_counts_by_status_of_one_kind(make_ledger: Callable[..., Ledger]) -> None:
+    ledger = make_ledger()
+    for n in range(3):
+        ledger.submit(_job(n))
+    for n in range(3, 7):
+        ledger.submit(_job(n).model_copy(update={"kind": "catalog_event"}))
+    [claimed] = ledger.claim("w", limit=1, lease_seconds=60)  # oldest first: a match job
+    assert claimed.kind == "match_image"
+    catalog = ledger.count_by_status(kind="catalog_event")
+    assert catalog[JobStatus.PENDING] == 4 and catalog[JobStatus.PROCESSING] == 0
+    assert catalog[JobStatus.COMPLETE] == 0 and set(catalog) == set(JobStatus)
+    every = ledger.count_by_status()
+    assert every[JobStatus.PENDING] == 6 and every[JobStatus.PROCESSING] == 1
+    assert sum(ledger.count_by_status(kind="no-such-kind").values()) == 0

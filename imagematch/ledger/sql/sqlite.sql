@@ -143,7 +143,9 @@ WHERE status = 'pending' AND next_attempt_at <= :now AND updated_at <= :cutoff
 ORDER BY id;
 
 -- name: count_by_status
-SELECT status, COUNT(*) AS n FROM image_jobs GROUP BY status;
+SELECT status, COUNT(*) AS n FROM image_jobs
+WHERE (:kind IS NULL OR kind = :kind)
+GROUP BY status;
 
 -- name: prediction_by_job
 SELECT * FROM image_prediction_log WHERE job_id = :job_id;

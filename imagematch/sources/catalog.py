@@ -1,0 +1,250 @@
+"""Catalog webhooks: signed product events in, durable ``catalog_event`` jobs out.
+
+A shop backend sends ``POST /webhooks/catalog`` with a JSON event::
+
+    {"event": "product.created" | "product.updated", "product": {"id", "name", "images": [...], …}}
+    {"event": "product.deleted", "product_id": "…"}
+
+signed with a shared secret: ``X-Imagematch-Timestamp: <unix seconds>`` and
+``X-Imagematch-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>``. The API checks
+the signature (:func:`verify_catalog_signature`), parses the event (:func:`parse_catalog_event`)
+and persists a job keyed by a hash of the body (:func:`catalog_event_key`), so a redelivered event
+is one job. A worker then runs :class:`CatalogEventHandler`, which hands the event to a
+:class:`CatalogUpdater` with the job id as its ``sequence``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from imagematch.errors import ImageMatchError, PermanentError, SubjectGoneError
+from imagematch.ledger import Ledger
+from imagematch.models import ImageJob, JobKind, JobStatus, NewJob, Product
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "CatalogEvent",
+    "CatalogEventHandler",
+    "CatalogUpdater",
+    "InvalidSignatureError",
+    "ProductChanged",
+    "ProductDeleted",
+    "catalog_event_job",
+    "catalog_event_key",
+    "parse_catalog_event",
+    "pending_catalog_jobs",
+    "sign_catalog_event",
+    "verify_catalog_signature",
+]
+
+SIGNATURE_HEADER = "X-Imagematch-Signature"
+TIMESTAMP_HEADER = "X-Imagematch-Timestamp"
+JOB_SOURCE = "catalog"
+
+
+class CatalogUpdater(Protocol):
+    """Applies catalog events to the live index. ``sequence`` grows with the order events arrived
+    in (it is the job id), so an implementation must ignore an event older than the one it has
+    already applied for that product: events may be processed in any order and more than once."""
+
+    def upsert_product(self, product: Product, *, sequence: int) -> None:
+        """Fetch the product's images, embed them, replace its vectors and persist.
+        Raises TransientError (retry later) or PermanentError (give up)."""
+        ...
+
+    def delete_product(self, product_id: str, *, sequence: int) -> bool:
+        """Soft-delete the product; ``False`` if it is unknown."""
+        ...
+
+
+class _Event(BaseModel):
+    # Unknown fields are accepted and ignored (senders may add their own), but they still count
+    # in the idempotency key: see catalog_event_key.
+    model_config = ConfigDict(extra="ignore")
+
+    event_id: str | None = Field(
+        None, max_length=200, description="The sender's id of this change; makes a revert distinct."
+    )
+    occurred_at: datetime | None = Field(None, description="When the change happened (informational).")
+
+
+class ProductChanged(_Event):
+    """A product was created or updated: ``product`` is its complete new state."""
+
+    event: Literal["product.created", "product.updated"]
+    product: Product
+
+    @field_validator("product")
+    @classmethod
+    def _http_images_only(cls, product: Product) -> Product:
+        # The worker downloads these: only public web URLs, never local paths or file:// URIs.
+        for url in product.images:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"images must be http(s) URLs; got {url[:200]!r}")
+        return product
+
+    @property
+    def product_id(self) -> str:
+        return self.product.id
+
+
+class ProductDeleted(_Event):
+    """A product was deleted. ``{"product": {"id": …}}`` is accepted in place of ``product_id``."""
+
+    event: Literal["product.deleted"]
+    product_id: str = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _id_from_product(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "product_id" not in data and isinstance(data.get("product"), dict):
+            return {**data, "product_id": data["product"].get("id")}
+        return data
+
+
+CatalogEvent = Annotated[ProductChanged | ProductDeleted, Field(discriminator="event")]
+_EVENT: TypeAdapter[ProductChanged | ProductDeleted] = TypeAdapter(CatalogEvent)
+
+
+class InvalidSignatureError(ImageMatchError):
+    """A webhook's signature is missing, malformed, stale or wrong (HTTP 401)."""
+
+
+def _signature(secret: str, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return mac.hexdigest()
+
+
+def sign_catalog_event(secret: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The headers that authenticate ``body`` sent at ``timestamp`` (unix seconds)."""
+    return {
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: f"sha256={_signature(secret, str(timestamp), body)}",
+        "Content-Type": "application/json",
+    }
+
+
+def verify_catalog_signature(
+    secret: str,
+    body: bytes,
+    *,
+    signature: str | None,
+    timestamp: str | None,
+    now: datetime,
+    tolerance_seconds: float,
+) -> None:
+    """Check a webhook's headers against ``body``; returns quietly when they are valid.
+
+    Raises InvalidSignatureError when a header is missing or malformed, the timestamp is further
+    than ``tolerance_seconds`` from ``now`` (a replay, or a badly wrong clock), or the signature
+    does not match (compared in constant time).
+    """
+    if not signature or not timestamp:
+        raise InvalidSignatureError(f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER} header")
+    try:
+        sent = int(timestamp)
+    except ValueError as exc:
+        raise InvalidSignatureError(f"{TIMESTAMP_HEADER} must be unix seconds") from exc
+    if abs(now.timestamp() - sent) > tolerance_seconds:
+        raise InvalidSignatureError(
+            f"{TIMESTAMP_HEADER} is more than {tolerance_seconds:.0f} s from the server's clock"
+        )
+    scheme, _, given = signature.strip().partition("=")
+    expected = _signature(secret, timestamp, body)
+    if scheme != "sha256" or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise InvalidSignatureError("signature does not match the body")
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:3]:
+        where = ".".join(str(p) for p in error["loc"][1:])  # loc[0] is the union's tag: the event
+        parts.append(f"{where or 'body'}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def parse_catalog_event(body: bytes) -> tuple[ProductChanged | ProductDeleted, Any]:
+    """The validated event and the raw JSON it came from.
+
+    Raises PermanentError with a readable reason when the body is not JSON or not a valid event.
+    """
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PermanentError(f"body is not JSON: {exc}") from exc
+    if not isinstance(raw, dict) or raw.get("event") not in {
+        "product.created",
+        "product.updated",
+        "product.deleted",
+    }:
+        raise PermanentError('"event" must be one of product.created, product.updated, product.deleted')
+    try:
+        return _EVENT.validate_python(raw), raw
+    except ValidationError as exc:
+        raise PermanentError(f"invalid {raw['event']} event: {_describe(exc)}") from exc
+
+
+def catalog_event_key(event: ProductChanged | ProductDeleted, raw: Any) -> str:
+    """The job's idempotency key: the product id and a SHA-256 of the body's JSON (canonical: key
+    order and whitespace do not matter). The same body delivered twice is one job; any difference,
+    such as an ``event_id``, makes a new one."""
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    return f"catalog:{event.product_id[:200]}:{digest}"
+
+
+def catalog_event_job(event: ProductChanged | ProductDeleted, raw: Any) -> NewJob:
+    """The job that applies ``event``; its payload is the validated event."""
+    return NewJob(
+        kind=JobKind.CATALOG_EVENT,
+        source=JOB_SOURCE,
+        idempotency_key=catalog_event_key(event, raw),
+        payload=event.model_dump(mode="json", exclude_none=True),
+        metadata={"event": event.event, "product_id": event.product_id},
+    )
+
+
+def pending_catalog_jobs(ledger: Ledger) -> int:
+    """Catalog events accepted but not applied yet: ``catalog_event`` jobs pending or processing
+    (failed ones waiting for a retry are not counted)."""
+    counts = ledger.count_by_status(kind=JobKind.CATALOG_EVENT)
+    return counts[JobStatus.PENDING] + counts[JobStatus.PROCESSING]
+
+
+class CatalogEventHandler:
+    """The worker's handler for ``catalog_event`` jobs: applies the event through ``updater``.
+
+    Deleting an unknown product skips the job (nothing to do). Errors of the updater propagate,
+    so the retry policy decides (transient: retried; permanent: failed).
+    """
+
+    def __init__(self, updater: CatalogUpdater) -> None:
+        self.updater = updater
+
+    def __call__(self, job: ImageJob) -> None:
+        try:
+            event = _EVENT.validate_python(job.payload)
+        except ValidationError as exc:
+            raise PermanentError(f"job {job.id} holds no valid catalog event: {_describe(exc)}") from exc
+        if isinstance(event, ProductDeleted):
+            if not self.updater.delete_product(event.product_id, sequence=job.id):
+                raise SubjectGoneError(f"product {event.product_id!r} is not in the index")
+        else:
+            self.updater.upsert_product(event.product, sequence=job.id)

@@ -1,0 +1,186 @@
+"""FAISS index types by catalog size: exact search while it is cheap, IVF beyond.
+
+Vectors are L2-normalised float32, so inner product is cosine. Both kinds take external ids:
+``add_with_ids``, ``remove_ids`` and ``reconstruct(id)`` work on each, and ``faiss.write_index`` /
+``faiss.read_index`` keep everything, ``nprobe`` included.
+
+- **flat** (``IndexIDMap2(IndexFlatIP)``): exact. A query reads every vector, so its cost grows
+  with ``n × dim``: ~7 ms per query on one CPU core at 25 M floats (100 MB), ~25 ms at 100 M
+  (``bench/ann_recall.py``, BENCHMARKS.md). Flat is used up to :data:`FLAT_MAX_FLOATS`, i.e. ~49 k
+  vectors of 512 dims (OpenCLIP ViT-B/16) or ~14 k of 1792: exact, nothing to train, and a small
+  share of a match's time next to embedding the photo.
+- **ivf** (``IndexIVFFlat``, ``nlist ≈ 4·√n`` cells, k-means trained on the data): a query reads
+  only ``nprobe`` cells; :func:`tune_nprobe` picks the smallest ``nprobe`` whose recall@5 against
+  exact search reaches 0.98. The IVF index holds the ids itself, with a hash-table direct map for
+  ``reconstruct`` and ``remove_ids``. It is deliberately *not* wrapped in ``IndexIDMap2``: that
+  wrapper assumes removal renumbers the sub-index like a flat index does, which IVF does not, so
+  after a ``remove_ids`` it returns wrong ids for the remaining vectors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "FLAT_MAX_FLOATS",
+    "IndexKind",
+    "NprobeChoice",
+    "get_nprobe",
+    "index_description",
+    "index_kind_for",
+    "ivf_nlist",
+    "make_vector_index",
+    "probe_queries",
+    "recall_at_k",
+    "set_nprobe",
+    "tune_nprobe",
+]
+
+FLAT_MAX_FLOATS = 25_000_000  # n × dim up to which exact search stays ~7 ms per query
+TARGET_RECALL = 0.98
+IndexKind = Literal["flat", "ivf"]
+Array = npt.NDArray[Any]
+
+
+def index_kind_for(dim: int, expected_size: int, *, flat_max_floats: int = FLAT_MAX_FLOATS) -> IndexKind:
+    """``flat`` while ``expected_size × dim`` stays within ``flat_max_floats``, else ``ivf``."""
+    return "flat" if expected_size * dim <= flat_max_floats else "ivf"
+
+
+def ivf_nlist(n: int) -> int:
+    """Cells for ``n`` vectors: ``4·√n``, but at most ``n / 39`` so k-means has ≥ 39 points a cell."""
+    return max(1, min(round(4 * math.sqrt(n)), n // 39))
+
+
+def make_vector_index(
+    dim: int,
+    expected_size: int,
+    *,
+    training_vectors: Array | None = None,
+    flat_max_floats: int = FLAT_MAX_FLOATS,
+    seed: int = 1234,
+) -> faiss.Index:
+    """An empty inner-product index for about ``expected_size`` vectors of ``dim`` dimensions.
+
+    An IVF index (beyond the flat limit) comes trained on ``training_vectors`` (a sample of the
+    vectors it will hold; at most 40 per cell are used) with ``nprobe = nlist / 16``, a safe start
+    for :func:`tune_nprobe`. Raises ValueError if an IVF index is needed and
+    ``training_vectors`` is missing or smaller than ``expected_size / 4``.
+    """
+    if index_kind_for(dim, expected_size, flat_max_floats=flat_max_floats) == "flat":
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if training_vectors is None or len(training_vectors) < expected_size // 4:
+        raise ValueError(
+            f"an IVF index for {expected_size} vectors is trained on them: pass training_vectors "
+            f"(at least {expected_size // 4})"
+        )
+    nlist = ivf_nlist(len(training_vectors))
+    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    ivf.cp.seed = seed
+    rng = np.random.default_rng(seed)
+    sample_size = min(len(training_vectors), 40 * nlist)
+    sample = training_vectors[np.sort(rng.choice(len(training_vectors), sample_size, replace=False))]
+    ivf.train(np.ascontiguousarray(sample, dtype=np.float32))
+    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]  # SWIG, untyped
+    ivf.nprobe = max(1, nlist // 16)
+    return ivf
+
+
+def _ivf(index: faiss.Index) -> Any:
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:  # not an IVF index
+        return None
+
+
+def get_nprobe(index: faiss.Index) -> int | None:
+    """Cells searched per query; ``None`` for an exact (flat) index."""
+    ivf = _ivf(index)
+    return int(ivf.nprobe) if ivf is not None else None
+
+
+def set_nprobe(index: faiss.Index, nprobe: int) -> None:
+    """Search ``nprobe`` cells per query (clamped to ``1..nlist``); no effect on a flat index."""
+    ivf = _ivf(index)
+    if ivf is not None:
+        ivf.nprobe = max(1, min(int(nprobe), int(ivf.nlist)))
+
+
+def index_description(index: faiss.Index) -> dict[str, Any]:
+    """What ``GET /v1/stats`` can show: kind, vectors, dims, and for IVF its cells and nprobe."""
+    ivf = _ivf(index)
+    out: dict[str, Any] = {
+        "kind": "ivf" if ivf is not None else "flat",
+        "faiss": type(index).__name__,
+        "vectors": int(index.ntotal),
+        "dim": int(index.d),
+        "metric": "inner_product" if index.metric_type == faiss.METRIC_INNER_PRODUCT else "l2",
+    }
+    if ivf is not None:
+        out |= {"nlist": int(ivf.nlist), "nprobe": int(ivf.nprobe)}
+    return out
+
+
+def recall_at_k(found: Array, exact: Array, k: int) -> float:
+    """Mean share of each query's exact top ``k`` ids that ``found`` (same shape) also returned."""
+    hits = [len(set(f[:k].tolist()) & set(e[:k].tolist()) - {-1}) for f, e in zip(found, exact, strict=True)]
+    expected = [len(set(e[:k].tolist()) - {-1}) for e in exact]
+    return float(sum(hits) / max(1, sum(expected)))
+
+
+@dataclass(frozen=True)
+class NprobeChoice:
+    nprobe: int | None  # None: exact index, nothing to tune
+    recall: float  # recall@k against exact search at that nprobe, on the probe queries
+    tried: dict[int, float]  # every nprobe measured -> its recall
+
+
+def probe_queries(vectors: Array, *, count: int = 256, noise: float = 0.5, seed: int = 7) -> Array:
+    """Stand-in queries when no real ones are at hand: random stored vectors plus Gaussian noise of
+    norm ≈ ``noise``, re-normalised (a photo near, not equal to, a catalog image)."""
+    rng = np.random.default_rng(seed)
+    picked = vectors[rng.choice(len(vectors), min(count, len(vectors)), replace=False)].astype(np.float32)
+    jitter = rng.standard_normal(picked.shape).astype(np.float32) * (noise / math.sqrt(picked.shape[1]))
+    queries = np.ascontiguousarray(picked + jitter)
+    faiss.normalize_L2(queries)
+    return queries
+
+
+def tune_nprobe(
+    index: faiss.Index,
+    vectors: Array,
+    ids: Array,
+    *,
+    queries: Array | None = None,
+    k: int = 5,
+    target_recall: float = TARGET_RECALL,
+) -> NprobeChoice:
+    """Set the smallest ``nprobe`` (1, 2, 4, … up to nlist) whose recall@``k`` against exact search
+    over ``vectors`` (stored under ``ids``) reaches ``target_recall``; returns the choice.
+
+    ``queries`` default to :func:`probe_queries` of ``vectors``; pass real query vectors when you
+    have them. A flat index is exact: returns ``nprobe=None, recall=1.0``.
+    """
+    ivf = _ivf(index)
+    if ivf is None:
+        return NprobeChoice(None, 1.0, {})
+    queries = probe_queries(vectors) if queries is None else np.ascontiguousarray(queries, dtype=np.float32)
+    exact_index = faiss.IndexFlatIP(vectors.shape[1])
+    exact_index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    _, positions = exact_index.search(queries, k)
+    exact = np.where(positions >= 0, np.asarray(ids)[positions], -1)
+    tried: dict[int, float] = {}
+    candidates = sorted({min(2**i, int(ivf.nlist)) for i in range(int(ivf.nlist).bit_length() + 1)})
+    for nprobe in candidates:
+        ivf.nprobe = nprobe
+        _, found = index.search(queries, k)
+        tried[nprobe] = recall_at_k(found, exact, k)
+        if tried[nprobe] >= target_recall:
+            break
+    return NprobeChoice(int(ivf.nprobe), tried[int(ivf.nprobe)], tried)
