@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from imagematch.blobs import BlobStore
+from imagematch.catalog_sync import LiveCatalog
 from imagematch.config import Settings
 from imagematch.embedder import Embedder, load_embedder
 from imagematch.fetch import ImageFetcher
@@ -39,7 +40,7 @@ class Services:
     policy: RetryPolicy
     clock: Clock
     handlers: dict[str, JobHandler] = field(default_factory=dict)
-    catalog_updater: CatalogUpdater | None = None  # applies catalog webhook events to the index
+    catalog_updater: CatalogUpdater | None = None  # applies catalog webhook events (LiveCatalog)
 
     def use_catalog_updater(self, updater: CatalogUpdater) -> None:
         """Apply ``catalog_event`` jobs with ``updater`` (without one, workers skip them)."""
@@ -81,7 +82,8 @@ def build_services(
     embedder_factory: Callable[[Settings], Embedder] | None = None,
     catalog_updater: CatalogUpdater | None = None,
 ) -> Services:
-    """Wire everything from ``settings``; pass collaborators in to replace the defaults (tests)."""
+    """Wire everything from ``settings``; pass collaborators in to replace the defaults (tests).
+    Catalog events are applied by a :class:`LiveCatalog` unless ``catalog_updater`` is given."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if embedder is None:
         embedder = (embedder_factory or _default_embedder)(settings)
@@ -113,8 +115,19 @@ def build_services(
     services.handlers[JobKind.MATCH_IMAGE] = MatchImageHandler(
         matcher, services.blobs, fetcher, services.limits
     )
-    if catalog_updater is not None:
-        services.use_catalog_updater(catalog_updater)
+    services.use_catalog_updater(
+        catalog_updater
+        or LiveCatalog(
+            index=index,
+            snapshots=snapshots,
+            embedder=embedder,
+            fetcher=fetcher,
+            limits=services.limits,
+            clock=clock,
+            catalog_views=settings.catalog_views,
+            scoring=settings.product_scoring,
+        )
+    )
     return services
 
 

@@ -38,6 +38,14 @@ from imagematch.embedder.base import Vectors, l2_normalise
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
 from imagematch.models import CatalogViews, Match, Product, ProductScoring
 from imagematch.representation import Projection
+from imagematch.vector_index import (
+    FLAT_MAX_FLOATS,
+    get_nprobe,
+    index_description,
+    index_kind_for,
+    make_vector_index,
+    tune_nprobe,
+)
 
 __all__ = [
     "CatalogChange",
@@ -89,6 +97,24 @@ class CatalogChange:
 
 def _flat_ip(dim: int) -> faiss.Index:
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+
+def _resized(current: faiss.Index, ids: list[int], dim: int, flat_max_floats: int) -> faiss.Index:
+    """``current``'s vectors in a new index of the type :func:`make_vector_index` picks for them."""
+    if (
+        index_kind_for(dim, len(ids), flat_max_floats=flat_max_floats) == "flat"
+        and get_nprobe(current) is None
+    ):
+        return current  # already exact, and exact is right for this size
+    keys = np.asarray(ids, dtype=np.int64)
+    vectors = (
+        np.stack([current.reconstruct(int(key)) for key in keys]) if ids else np.zeros((0, dim), np.float32)
+    )
+    resized = make_vector_index(dim, len(ids), training_vectors=vectors, flat_max_floats=flat_max_floats)
+    if ids:
+        resized.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), keys)
+        tune_nprobe(resized, vectors, keys)
+    return resized
 
 
 class ProductIndex:
@@ -147,6 +173,16 @@ class ProductIndex:
             "scoring": self.scoring.value,
         }
 
+    def size_vector_indexes(self, *, flat_max_floats: int = FLAT_MAX_FLOATS) -> None:
+        """Re-create each FAISS index as the type its size calls for (:mod:`imagematch.vector_index`:
+        exact up to a size, IVF with a tuned ``nprobe`` beyond). Called once a build has added
+        everything; live updates then add to and remove from whichever type it chose."""
+        with self._lock:
+            self._image_vectors = _resized(self._image_vectors, list(self.images), self.dim, flat_max_floats)
+            self._product_vectors = _resized(
+                self._product_vectors, list(self._product_by_key), self.dim, flat_max_floats
+            )
+
     def stats(self, now: datetime) -> dict[str, Any]:
         """Size, freshness and health of the index (``GET /v1/stats``)."""
         with self._lock:
@@ -159,6 +195,10 @@ class ProductIndex:
                 "recipe": self.recipe,
                 "products": len(self.products),
                 "vectors": self.vector_count,
+                "vector_index": {
+                    "images": index_description(self._image_vectors),
+                    "products": index_description(self._product_vectors),
+                },
                 "products_without_images": len(without_images),
                 "products_without_images_sample": without_images[:20],
                 "deleted_not_purged": len(self.deleted),

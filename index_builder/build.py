@@ -181,6 +181,7 @@ def build_index(
             report.products_without_images[product.id] = (
                 f"all {failed} images failed" if failed else "no images listed"
             )
+    index.size_vector_indexes()
     report.seconds = time.perf_counter() - started
     return index, report
 

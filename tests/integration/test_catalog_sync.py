@@ -25,15 +25,8 @@ ORANGE = (250, 140, 10)
 
 
 def _live(services: Services) -> LiveCatalog:
-    return LiveCatalog(
-        index=services.index,
-        snapshots=services.snapshots,
-        embedder=services.embedder,
-        fetcher=services.fetcher,
-        limits=services.limits,
-        clock=services.clock,
-        catalog_views=services.settings.catalog_views,
-    )
+    assert isinstance(services.catalog_updater, LiveCatalog)  # what build_services wires in
+    return services.catalog_updater
 
 
 def _photo(colour: tuple[int, int, int], mark: int = 3) -> Image.Image:

@@ -192,16 +192,3 @@ def test_the_webhook_app_serves_only_webhooks(signed_services: Services, clock: 
         assert client.get("/healthz").status_code == 200
         assert client.get("/v1/stats").status_code == 404
         assert client.post("/v1/images", json={"url": "https://x"}).status_code == 404
-
-
-def test_without_an_updater_catalog_jobs_are_skipped_not_lost(settings: Settings, clock: FakeClock) -> None:
-    settings = settings.model_copy(update={"catalog_allow_unsigned": True})
-    services = build_services(settings, clock=clock)
-    with TestClient(create_app(services)) as client:
-        job_id = client.post("/webhooks/catalog", json=_event()).json()["id"]
-    assert services.make_worker().process_job_id(job_id) == JobStatus.SKIPPED
-    catalog = FakeCatalog()
-    services.use_catalog_updater(catalog)
-    assert services.ledger.requeue(job_id) is not None  # what `imagematch backfill` does
-    assert services.make_worker().drain() == 1 and "P1" in catalog.products
-    services.close()

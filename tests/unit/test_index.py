@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -119,3 +120,27 @@ def test_handle_hot_reloads_when_the_pointer_moves(tmp_path: Path) -> None:
     assert handle.get().version == "v000001"  # not checked again yet
     ticks[0] = 6.0
     assert handle.get().version == "v000002"
+
+
+def test_a_large_index_turns_ivf_and_keeps_upserts_removals_and_snapshots(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    index = ProductIndex(EMB, 16, scoring=ProductScoring.CENTROID)
+    for n in range(400):
+        vectors = rng.normal(size=(2, 16)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        index.upsert_product(
+            Product(id=f"P{n}"), [(f"{n}-a", f"{n:064d}"), (f"{n}-b", f"{n + 1:064d}")], vectors
+        )
+    index.size_vector_indexes(flat_max_floats=1000)  # 800 x 16 floats: beyond the (tiny) limit
+    assert index.stats(datetime.now(UTC))["vector_index"]["images"]["kind"] == "ivf"
+    target = index._product_vectors.reconstruct(index._product_keys["P7"])
+    [matches] = index.search(target[None], 5, embedder_id=EMB)
+    assert matches[0].product_id == "P7" and matches[0].image_id.startswith("P7/")
+    assert index.remove_product("P7")
+    index.upsert_product(Product(id="P-new"), [("new", "e" * 64)], target[None])
+    [matches] = index.search(target[None], 5, embedder_id=EMB)
+    assert matches[0].product_id == "P-new" and "P7" not in {m.product_id for m in matches}
+    store = SnapshotStore(tmp_path / "index")
+    store.publish(index)
+    [matches] = store.load(embedder_id=EMB).search(target[None], 1, embedder_id=EMB)
+    assert matches[0].product_id == "P-new"
