@@ -243,6 +243,7 @@ def build_and_publish(
     limits: ImageLimits,
     snapshots: SnapshotStore,
     recipe: CatalogRecipe | None = None,
+    settings: Settings | None = None,
     batch_size: int = 16,
     progress: Progress | None = None,
     on_catalog: Callable[[int], None] | None = None,
@@ -250,13 +251,14 @@ def build_and_publish(
     """Load the catalog at ``source``, build its index and publish it as the new CURRENT snapshot.
     Products no longer in the catalog lose their vectors; soft-deleted products are purged.
 
-    ``on_catalog`` is told how many images the catalog lists before embedding starts (for a
+    ``settings`` locate database sources (``supabase:``, custom table names). ``on_catalog`` is
+    told how many images the catalog lists before embedding starts (for a
     progress bar). Raises PermanentError if the catalog itself cannot be read.
     """
     # The catalog source is the truth: live changes logged before it is read are folded into
     # (superseded by) the new snapshot; those arriving during the build are replayed on top of it.
     folded = set(snapshots.changes.sequences())
-    catalog = load_catalog(source, fetcher)
+    catalog = load_catalog(source, fetcher, settings=settings)
     if on_catalog:
         on_catalog(sum(len(p.images) for p in catalog.products))
     index, report = build_index(
@@ -296,6 +298,7 @@ def rebuild_catalog_index(
             limits=services.limits,
             snapshots=snapshots or services.snapshots,
             recipe=CatalogRecipe.from_settings(services.settings),
+            settings=services.settings,
             batch_size=services.settings.batch_size,
             progress=progress,
             on_catalog=on_catalog,

@@ -180,10 +180,6 @@ def test_default_tables_match_the_settings_defaults() -> None:
     assert Product(id="x").images == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="index_builder/build.py does not pass the settings to load_catalog yet (lead's wiring)",
-)
 def test_index_build_reads_the_supabase_catalog_from_settings(
     catalog_db: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
