@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -20,6 +20,7 @@ from starlette.datastructures import UploadFile
 
 from imagematch import __version__
 from imagematch.app import Services
+from imagematch.config import Settings
 from imagematch.errors import (
     EmbedderMismatchError,
     IndexNotBuiltError,
@@ -27,11 +28,13 @@ from imagematch.errors import (
     TransientError,
 )
 from imagematch.images import decode_image, sha256_hex
+from imagematch.ledger import Clock, Ledger, utcnow
 from imagematch.models import ImageJob, JobStatus, MatchResult, NewJob, Prediction
 from imagematch.pipeline import image_ref_for_blob
+from imagematch.webhooks import zendesk_webhook_router
 from imagematch.worker import Dispatch, WorkerPool
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_webhook_app"]
 
 _BODY_DOC = {
     "requestBody": {
@@ -157,22 +160,17 @@ def _form_str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def create_app(
-    services: Services, *, pool: WorkerPool | None = None, dispatch: Dispatch | None = None
-) -> FastAPI:
-    """The API over ``services``.
-
-    ``pool`` (local service) runs for the app's lifetime and is woken when jobs arrive.
-    ``dispatch`` is told the ids of jobs to run now (on Modal: spawn a GPU call); it is only a
-    nudge — jobs are already persisted, and the sweep dispatches anything a nudge missed.
-    """
-
+def _nudger(pool: WorkerPool | None, dispatch: Dispatch | None) -> Callable[[list[int]], None]:
     def nudge(job_ids: list[int]) -> None:
         if dispatch and job_ids:
             dispatch(job_ids)
         if pool:
             pool.wake.set()
 
+    return nudge
+
+
+def _pool_lifespan(pool: WorkerPool | None) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if pool:
@@ -183,13 +181,55 @@ def create_app(
             if pool:
                 await run_in_threadpool(pool.stop)
 
+    return lifespan
+
+
+def create_webhook_app(
+    settings: Settings,
+    ledger: Ledger,
+    *,
+    clock: Clock = utcnow,
+    pool: WorkerPool | None = None,
+    dispatch: Dispatch | None = None,
+) -> FastAPI:
+    """Only the signature-verified webhook routes and ``/healthz``: safe to expose without other
+    authentication (on Modal: the ``webhooks`` endpoint). Needs no model or index."""
+    app = FastAPI(
+        title="imagematch webhooks",
+        version=__version__,
+        description="Signed webhooks in; each persists a job and answers 202.",
+        lifespan=_pool_lifespan(pool),
+    )
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(zendesk_webhook_router(settings, ledger, clock=clock, nudge=_nudger(pool, dispatch)))
+    return app
+
+
+def create_app(
+    services: Services, *, pool: WorkerPool | None = None, dispatch: Dispatch | None = None
+) -> FastAPI:
+    """The API over ``services``.
+
+    ``pool`` (local service) runs for the app's lifetime and is woken when jobs arrive.
+    ``dispatch`` is told the ids of jobs to run now (on Modal: spawn a GPU call); it is only a
+    nudge — jobs are already persisted, and the sweep dispatches anything a nudge missed.
+    """
+
+    nudge = _nudger(pool, dispatch)
     app = FastAPI(
         title="imagematch",
         version=__version__,
         description="Which catalog product is in this photo? Product-level top-k with scores.",
-        lifespan=lifespan,
+        lifespan=_pool_lifespan(pool),
     )
     limits = services.limits
+    app.include_router(
+        zendesk_webhook_router(services.settings, services.ledger, clock=services.clock, nudge=nudge)
+    )
 
     def run(fn: Callable[..., Any], *args: Any) -> Any:
         return run_in_threadpool(fn, *args)

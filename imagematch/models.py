@@ -70,6 +70,9 @@ class JobKind(StrEnum):
     """What a job does; the worker routes each kind to its handler."""
 
     MATCH_IMAGE = "match_image"
+    ZENDESK_TICKET = "zendesk_ticket"  # scan a ticket's comments, one zendesk_image job per attachment
+    ZENDESK_IMAGE = "zendesk_image"  # match one ticket attachment (fetched with Zendesk credentials)
+    ZENDESK_NOTE = "zendesk_note"  # post one attachment's answer as an internal note, exactly once
 
 
 class NewJob(BaseModel):
