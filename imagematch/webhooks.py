@@ -79,7 +79,8 @@ def zendesk_webhook_router(
             except WebhookSignatureError as exc:
                 raise HTTPException(401, f"Zendesk webhook refused: {exc}") from exc
         try:
-            delivery = parse_delivery(body, timestamp=timestamp)
+            # Unsigned (local trial) deliveries have no timestamp: each one counts as new.
+            delivery = parse_delivery(body, timestamp=timestamp or clock().isoformat())
         except WebhookPayloadError as exc:
             raise HTTPException(422, str(exc)) from exc
         metadata = {"event_type": delivery.event_type} if delivery.event_type else {}

@@ -205,6 +205,9 @@ def test_without_a_secret_the_endpoint_refuses_unless_unsigned_is_allowed(
     trial = make_services(zendesk_webhook_secret=None, zendesk_allow_unsigned=True)
     with TestClient(create_app(trial)) as client:
         assert client.post("/webhooks/zendesk", json={"ticket_id": 1}).status_code == 202
+        clock.advance(1)
+        again = client.post("/webhooks/zendesk", json={"ticket_id": 1})  # a new trial scans again
+        assert again.status_code == 202 and again.json()["duplicate"] is False
 
 
 # ## Payloads
@@ -250,6 +253,7 @@ def test_every_payload_variant_names_the_ticket(
         ({"ticket_id": -3}, "positive integer"),
         ([7], "JSON object"),
         (b"ticket_id=7", "not JSON"),
+        ({**event(5, "user.created"), "subject": "zen:user:5"}, "not a ticket event"),
     ],
 )
 def test_payloads_without_a_ticket_are_rejected_clearly(
@@ -457,6 +461,19 @@ def test_non_image_malware_and_oversize_attachments_are_skipped_with_reasons(
     downloaded = {r.path for r in zendesk.requests_to("zendesk", "/attachments/")}
     skipped_unread = ("malware", "huge", "invoice", "drawing")
     assert not any(f"/tok{attachments[n]['id']}/" in p for n in skipped_unread for p in downloaded)
+
+
+def test_a_closed_ticket_keeps_its_prediction_and_the_note_fails_with_the_reason(
+    client: TestClient, services: Services, zendesk: FakeZendesk, clock: FakeClock
+) -> None:
+    zendesk.add_comment(TICKET, zendesk.attachment(photo("red"), "a.png"))
+    zendesk.tickets[TICKET].status = "closed"
+    deliver(client, {"ticket_id": TICKET}, at=clock.now)
+    settle(services, clock)
+    assert len(services.ledger.list_predictions(ticket_id="7")) == 1
+    [note_job] = jobs(services, JobKind.ZENDESK_NOTE)
+    assert note_job.status == JobStatus.FAILED and note_job.error_kind == ErrorKind.PERMANENT
+    assert "HTTP 422" in (note_job.last_error or "") and zendesk.notes(TICKET) == []
 
 
 def test_deleted_ticket_is_skipped(client: TestClient, services: Services, clock: FakeClock) -> None:

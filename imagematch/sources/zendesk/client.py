@@ -131,8 +131,11 @@ class ZendeskClient:
                 f"Zendesk {what}: HTTP {response.status_code}: check the credentials and their scopes"
             )
         raise_for_http_status(response, f"Zendesk {what}")
-        if 300 <= response.status_code < 400:
-            raise TransientError(f"Zendesk {what}: unexpected redirect (HTTP {response.status_code})")
+        if 300 <= response.status_code < 400:  # e.g. http:// instead of https://: a settings problem
+            where = response.headers.get("location", "?")[:200]
+            raise PermanentError(
+                f"Zendesk {what}: redirected to {where}; check IMAGEMATCH_ZENDESK_BASE_URL/SUBDOMAIN"
+            )
         try:
             body = response.json()
         except ValueError as exc:

@@ -120,6 +120,11 @@ def parse_delivery(body: bytes, *, timestamp: str | None = None) -> WebhookDeliv
         raise WebhookPayloadError(f"body is not JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise WebhookPayloadError("body must be a JSON object naming a ticket")
+    subject = payload.get("subject")
+    if isinstance(subject, str) and subject.startswith("zen:") and not subject.startswith("zen:ticket:"):
+        raise WebhookPayloadError(
+            f"not a ticket event (subject {subject[:80]!r}): subscribe to ticket events only"
+        )
     detail, ticket = payload.get("detail"), payload.get("ticket")
     candidates = [
         detail.get("id") if isinstance(detail, dict) else None,
