@@ -67,7 +67,7 @@ class Services:
         if self.dispatch and job_ids:
             self.dispatch(job_ids)
 
-    def zendesk(self) -> ZendeskClient:
+    def zendesk_client(self) -> ZendeskClient:
         """The Zendesk client; raises ZendeskNotConfiguredError (permanent) naming what is missing."""
         return zendesk_client_for(self.settings, self.http)
 
@@ -132,10 +132,10 @@ def build_services(
 def _register_zendesk(services: Services) -> None:
     settings = services.settings
     services.handlers[JobKind.ZENDESK_TICKET] = ZendeskTicketHandler(
-        services.zendesk, services.ledger, max_bytes=settings.max_image_bytes, nudge=services.nudge
+        services.zendesk_client, services.ledger, max_bytes=settings.max_image_bytes, nudge=services.nudge
     )
     services.handlers[JobKind.ZENDESK_IMAGE] = ZendeskImageHandler(
-        services.zendesk,
+        services.zendesk_client,
         services.ledger,
         services.fetcher,
         services.matcher,
@@ -145,7 +145,7 @@ def _register_zendesk(services: Services) -> None:
     )
     note_min_score = settings.zendesk_note_min_score
     services.handlers[JobKind.ZENDESK_NOTE] = ZendeskNoteHandler(
-        services.zendesk,
+        services.zendesk_client,
         services.ledger,
         enabled=settings.zendesk_post_notes,
         min_score=settings.min_score if note_min_score is None else note_min_score,

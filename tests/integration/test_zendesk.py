@@ -5,6 +5,7 @@ moving it, never by sleeping."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from imagematch.config import Settings
 from imagematch.errors import TransientError
 from imagematch.models import ErrorKind, ImageJob, JobKind, JobStatus
 from imagematch.sources.zendesk import SIGNATURE_HEADER, TIMESTAMP_HEADER, image_job_key, note_job_key, sign
+from imagematch.worker import WorkerPool
 from tests.conftest import PALETTE, FakeClock, image_bytes
 from tests.fake_zendesk import FakeZendesk, fake_zendesk
 
@@ -336,6 +338,24 @@ def test_notes_off_means_predictions_only(make_services: Any, zendesk: FakeZende
     assert len(services.ledger.list_predictions(ticket_id="7")) == 1
     assert jobs(services, JobKind.ZENDESK_NOTE) == [] and zendesk.notes(TICKET) == []
     assert zendesk.requests_to("zendesk", method="PUT") == []
+
+
+def test_serve_path_in_process_workers_answer_a_webhook_without_being_driven(
+    services: Services, zendesk: FakeZendesk, clock: FakeClock
+) -> None:
+    """As `imagematch serve` runs it: the app's worker pool, woken by the webhook, does the rest."""
+    zendesk.add_comment(
+        TICKET, zendesk.attachment(photo("green"), "a.png"), zendesk.attachment(photo("red"), "b.png")
+    )
+    pool = WorkerPool(services.make_worker, size=2, poll_seconds=0.05, sweep=services.sweep)
+    with TestClient(create_app(services, pool=pool)) as client:
+        assert deliver(client, event(TICKET), at=clock.now).status_code == 202
+        deadline = time.monotonic() + 60
+        while len(zendesk.notes(TICKET)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # waiting for the outcome, not timing it
+    assert len(zendesk.notes(TICKET)) == 2
+    assert len(services.ledger.list_predictions(ticket_id="7")) == 2
+    assert services.ledger.count_by_status()[JobStatus.COMPLETE] == 5  # ticket, 2 images, 2 notes
 
 
 # ## Failures and retries

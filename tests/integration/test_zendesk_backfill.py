@@ -64,7 +64,7 @@ def history(services: Services, zendesk: FakeZendesk, clock: FakeClock) -> dict[
 def test_backfill_queues_only_tickets_with_unanswered_images(
     services: Services, zendesk: FakeZendesk, clock: FakeClock, history: dict[str, Any]
 ) -> None:
-    client = services.zendesk()
+    client = services.zendesk_client()
     ticket_jobs_before = len(jobs(services, JobKind.ZENDESK_TICKET))
     dry = backfill_zendesk(client, services.ledger, since=SINCE, max_bytes=10**7, dry_run=True)
     assert dry.summary() == {
@@ -101,7 +101,7 @@ def test_backfill_waits_out_rate_limits(
     zendesk.fail("GET", "/api/v2/tickets/12/comments.json", (429, {"Retry-After": "7"}), (503, {}))
     waited: list[float] = []
     report = backfill_zendesk(
-        services.zendesk(), services.ledger, since=SINCE, max_bytes=10**7, sleep=waited.append
+        services.zendesk_client(), services.ledger, since=SINCE, max_bytes=10**7, sleep=waited.append
     )
     assert waited == [60.0, 7.0, 4.0]  # Retry-After, Retry-After, then backoff for the 503
     assert report.tickets_queued == 2
@@ -110,7 +110,9 @@ def test_backfill_waits_out_rate_limits(
 
 
 def test_backfill_limit(services: Services, history: dict[str, Any]) -> None:
-    report = backfill_zendesk(services.zendesk(), services.ledger, since=SINCE, max_bytes=10**7, limit=2)
+    report = backfill_zendesk(
+        services.zendesk_client(), services.ledger, since=SINCE, max_bytes=10**7, limit=2
+    )
     assert report.tickets_scanned == 2
 
 
