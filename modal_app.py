@@ -1,14 +1,16 @@
 """imagematch on Modal — wiring only: everything real lives in ``imagematch/`` and ``index_builder/``.
 
     modal run modal_app.py::download_weights   # once: cache the OpenCLIP weights on the Volume
-    modal deploy modal_app.py                  # API + webhooks, GPU matcher, sweep, nightly reindex
+    modal deploy modal_app.py                  # API, webhooks, GPU matcher, sweep, nightly reindex
     modal run modal_app.py --rebuild           # rebuild the catalog index now
     modal run modal_app.py --since 2026-11-01  # backfill: re-queue and dispatch jobs with no answer
 
 ``web`` serves ``imagematch.api.create_app`` and dispatches each persisted job to ``Matcher.process_jobs``
-(GPU), which runs the same ``Worker`` as the local service. ``sweep`` (every 5 min) re-dispatches what
-a nudge missed; ``reindex`` (nightly) publishes a new index snapshot that containers pick up on their
-next Volume reload, so no request waits for a rebuild.
+(GPU), which runs the same ``Worker`` as the local service. ``webhooks`` serves only the
+signature-verified webhook routes (Zendesk cannot send Modal's proxy-auth headers), without a
+model. ``sweep`` (every 5 min) re-dispatches what a nudge missed; ``reindex`` (nightly) publishes a
+new index snapshot that containers pick up on their next Volume reload, so no request waits for a
+rebuild.
 
 The ledger is Postgres/Supabase, never SQLite on the Volume: containers commit and reload a Volume
 as a whole, last write wins and nothing locks files across containers, so a shared SQLite file would
@@ -96,7 +98,7 @@ with image.imports():
     import torch
     from fastapi import FastAPI
 
-    from imagematch.api import create_app
+    from imagematch.api import create_app, create_webhook_app
     from imagematch.app import build_services
     from imagematch.backfill import BackfillScope, find_backfill_jobs, run_backfill
     from imagematch.config import Settings
@@ -184,10 +186,21 @@ def dispatch_from_web(job_ids: list[int]) -> None:
     spawn_dispatch(job_ids)
 
 
+def dispatch_from_worker(job_ids: list[int]) -> None:
+    """Jobs a handler created (a ticket's attachments, an attachment's note): run them soon."""
+    spawn_dispatch(job_ids)
+
+
 def build_web_app(settings: Settings, dispatch: Dispatch) -> FastAPI:
     """The HTTP API as deployed: ``create_app`` over fresh services, with new jobs handed to
     ``dispatch`` instead of in-process workers."""
     return create_app(build_services(settings), dispatch=dispatch)
+
+
+def build_webhook_app(settings: Settings, dispatch: Dispatch) -> FastAPI:
+    """The webhook endpoint as deployed: ``create_webhook_app`` over the ledger alone (no model,
+    no Volume), with each accepted delivery's job handed to ``dispatch``."""
+    return create_webhook_app(settings, open_ledger_for(settings), dispatch=dispatch)
 
 
 def run_sweep(settings: Settings, dispatch: Dispatch) -> dict[str, int]:
@@ -291,7 +304,7 @@ class Matcher(ModelOnGpu):
         # After the restore, not before: database connections must not be frozen into the snapshot
         # (sockets do not survive it), the index would be stale, and each container needs its own
         # worker id.
-        self.services = build_services(load_settings(), embedder=self.embedder)
+        self.services = build_services(load_settings(), embedder=self.embedder, dispatch=dispatch_from_worker)
         self.worker = self.services.make_worker()
 
     @modal.method()
@@ -372,6 +385,21 @@ def reload_volume_every(seconds: float) -> None:
 def web() -> FastAPI:
     threading.Thread(target=reload_volume_every, args=(WEB_VOLUME_RELOAD_SECONDS,), daemon=True).start()
     return build_web_app(load_settings(), dispatch_from_web)
+
+
+# Zendesk cannot send Modal's proxy-auth headers, so webhooks get their own endpoint without it:
+# its app has only routes that verify the sender's signature before doing anything (and
+# /healthz). CPU only, no Volume, no model: it persists a job and dispatches it.
+@app.function(
+    image=image,
+    secrets=secrets,
+    enable_memory_snapshot=True,
+    scaledown_window=5 * MINUTES,
+)
+@modal.concurrent(max_inputs=32)
+@modal.asgi_app()
+def webhooks() -> FastAPI:
+    return build_webhook_app(load_settings(), spawn_dispatch)
 
 
 # ## Schedules

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
@@ -20,6 +20,7 @@ from starlette.datastructures import UploadFile
 
 from imagematch import __version__
 from imagematch.app import Services
+from imagematch.config import Settings
 from imagematch.errors import (
     EmbedderMismatchError,
     IndexNotBuiltError,
@@ -27,6 +28,7 @@ from imagematch.errors import (
     TransientError,
 )
 from imagematch.images import decode_image, sha256_hex
+from imagematch.ledger import Clock, Ledger, utcnow
 from imagematch.models import ImageJob, JobStatus, MatchResult, NewJob, Prediction, Product
 from imagematch.pipeline import image_ref_for_blob
 from imagematch.sources.catalog import (
@@ -38,11 +40,10 @@ from imagematch.sources.catalog import (
     pending_catalog_jobs,
     verify_catalog_signature,
 )
+from imagematch.webhooks import MAX_WEBHOOK_BYTES, zendesk_webhook_router
 from imagematch.worker import Dispatch, WorkerPool
 
-__all__ = ["create_app", "create_webhook_app", "webhook_router"]
-
-MAX_WEBHOOK_BYTES = 1_000_000
+__all__ = ["catalog_webhook_router", "create_app", "create_webhook_app"]
 
 _BODY_DOC = {
     "requestBody": {
@@ -187,22 +188,17 @@ def _form_str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def create_app(
-    services: Services, *, pool: WorkerPool | None = None, dispatch: Dispatch | None = None
-) -> FastAPI:
-    """The API over ``services``.
-
-    ``pool`` (local service) runs for the app's lifetime and is woken when jobs arrive.
-    ``dispatch`` is told the ids of jobs to run now (on Modal: spawn a GPU call); it is only a
-    nudge — jobs are already persisted, and the sweep dispatches anything a nudge missed.
-    """
-
+def _nudger(pool: WorkerPool | None, dispatch: Dispatch | None) -> Callable[[list[int]], None]:
     def nudge(job_ids: list[int]) -> None:
         if dispatch and job_ids:
             dispatch(job_ids)
         if pool:
             pool.wake.set()
 
+    return nudge
+
+
+def _pool_lifespan(pool: WorkerPool | None) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if pool:
@@ -213,13 +209,57 @@ def create_app(
             if pool:
                 await run_in_threadpool(pool.stop)
 
+    return lifespan
+
+
+def create_webhook_app(
+    settings: Settings,
+    ledger: Ledger,
+    *,
+    clock: Clock = utcnow,
+    pool: WorkerPool | None = None,
+    dispatch: Dispatch | None = None,
+) -> FastAPI:
+    """Only the signature-verified webhook routes and ``/healthz``: safe to expose without other
+    authentication (on Modal: the ``webhooks`` endpoint). Needs no model or index."""
+    app = FastAPI(
+        title="imagematch webhooks",
+        version=__version__,
+        description="Signed webhooks in; each persists a job and answers 202.",
+        lifespan=_pool_lifespan(pool),
+    )
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    nudge = _nudger(pool, dispatch)
+    app.include_router(zendesk_webhook_router(settings, ledger, clock=clock, nudge=nudge))
+    app.include_router(catalog_webhook_router(settings, ledger, clock=clock, nudge=nudge))
+    return app
+
+
+def create_app(
+    services: Services, *, pool: WorkerPool | None = None, dispatch: Dispatch | None = None
+) -> FastAPI:
+    """The API over ``services``.
+
+    ``pool`` (local service) runs for the app's lifetime and is woken when jobs arrive.
+    ``dispatch`` is told the ids of jobs to run now (on Modal: spawn a GPU call); it is only a
+    nudge — jobs are already persisted, and the sweep dispatches anything a nudge missed.
+    """
+
+    nudge = _nudger(pool, dispatch)
     app = FastAPI(
         title="imagematch",
         version=__version__,
         description="Which catalog product is in this photo? Product-level top-k with scores.",
-        lifespan=lifespan,
+        lifespan=_pool_lifespan(pool),
     )
     limits = services.limits
+    app.include_router(
+        zendesk_webhook_router(services.settings, services.ledger, clock=services.clock, nudge=nudge)
+    )
 
     def run(fn: Callable[..., Any], *args: Any) -> Any:
         return run_in_threadpool(fn, *args)
@@ -363,7 +403,9 @@ def create_app(
             out["index"] = {"version": None, "error": str(exc)}
         return out
 
-    app.include_router(webhook_router(services, nudge))
+    app.include_router(
+        catalog_webhook_router(services.settings, services.ledger, clock=services.clock, nudge=nudge)
+    )
     return app
 
 
@@ -379,12 +421,11 @@ async def _read_body(request: Request, max_bytes: int) -> bytes:
     return bytes(body)
 
 
-def webhook_router(services: Services, nudge: Dispatch) -> APIRouter:
-    """The ``/webhooks/*`` routes. They authenticate each request themselves (signatures), so they
-    can be served without any proxy auth, alone (:func:`create_webhook_app`) or in :func:`create_app`.
+def catalog_webhook_router(settings: Settings, ledger: Ledger, *, clock: Clock, nudge: Dispatch) -> APIRouter:
+    """``POST /webhooks/catalog``. It authenticates each request itself (signature), so it can be
+    served without any proxy auth, alone (:func:`create_webhook_app`) or in :func:`create_app`.
     ``nudge`` is told the ids of jobs just persisted."""
     router = APIRouter(tags=["webhooks"])
-    settings = services.settings
 
     @router.post("/webhooks/catalog", status_code=202, response_model=JobOut)
     async def catalog_webhook(request: Request) -> JSONResponse:
@@ -411,7 +452,7 @@ def webhook_router(services: Services, nudge: Dispatch) -> APIRouter:
                     body,
                     signature=request.headers.get(SIGNATURE_HEADER),
                     timestamp=request.headers.get(TIMESTAMP_HEADER),
-                    now=services.clock(),
+                    now=clock(),
                     tolerance_seconds=settings.catalog_webhook_tolerance_seconds,
                 )
             except InvalidSignatureError as exc:
@@ -420,27 +461,9 @@ def webhook_router(services: Services, nudge: Dispatch) -> APIRouter:
             event, raw = parse_catalog_event(body)
         except PermanentError as exc:
             raise _error(422, str(exc)) from exc
-        job, created = await run_in_threadpool(services.ledger.submit, catalog_event_job(event, raw))
+        job, created = await run_in_threadpool(ledger.submit, catalog_event_job(event, raw))
         if created:
             await run_in_threadpool(nudge, [job.id])
         return JSONResponse(JobOut.of(job).model_dump(mode="json"), status_code=202 if created else 200)
 
     return router
-
-
-def create_webhook_app(services: Services, *, dispatch: Dispatch | None = None) -> FastAPI:
-    """Only ``/webhooks/*`` and ``/healthz``: for a public endpoint without proxy auth (on Modal),
-    while the rest of the API stays behind it. ``dispatch`` is told the ids of new jobs."""
-
-    def nudge(job_ids: list[int]) -> None:
-        if dispatch and job_ids:
-            dispatch(job_ids)
-
-    app = FastAPI(title="imagematch webhooks", version=__version__)
-
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
-
-    app.include_router(webhook_router(services, nudge))
-    return app

@@ -21,7 +21,14 @@ from imagematch.models import JobKind
 from imagematch.pipeline import ImageLimits, Matcher, MatchImageHandler
 from imagematch.retry import RetryPolicy
 from imagematch.sources.catalog import CatalogEventHandler, CatalogUpdater
-from imagematch.worker import JobHandler, Worker
+from imagematch.sources.zendesk import (
+    ZendeskClient,
+    ZendeskImageHandler,
+    ZendeskNoteHandler,
+    ZendeskTicketHandler,
+    zendesk_client_for,
+)
+from imagematch.worker import Dispatch, JobHandler, Worker
 
 __all__ = ["Services", "build_services"]
 
@@ -40,6 +47,9 @@ class Services:
     policy: RetryPolicy
     clock: Clock
     handlers: dict[str, JobHandler] = field(default_factory=dict)
+    # Told the ids of jobs that handlers create (e.g. a ticket's attachments), to run them soon:
+    # on Modal a spawn; locally None (in-process workers pick them up on their next claim).
+    dispatch: Dispatch | None = None
     catalog_updater: CatalogUpdater | None = None  # applies catalog webhook events (LiveCatalog)
 
     def use_catalog_updater(self, updater: CatalogUpdater) -> None:
@@ -61,6 +71,14 @@ class Services:
             clock=self.clock,
         )
 
+    def nudge(self, job_ids: list[int]) -> None:
+        if self.dispatch and job_ids:
+            self.dispatch(job_ids)
+
+    def zendesk_client(self) -> ZendeskClient:
+        """The Zendesk client; raises ZendeskNotConfiguredError (permanent) naming what is missing."""
+        return zendesk_client_for(self.settings, self.http)
+
     def sweep(self) -> SweepReport:
         return self.ledger.sweep(
             max_attempts=self.policy.max_attempts,
@@ -81,6 +99,7 @@ def build_services(
     clock: Clock = utcnow,
     embedder_factory: Callable[[Settings], Embedder] | None = None,
     catalog_updater: CatalogUpdater | None = None,
+    dispatch: Dispatch | None = None,
 ) -> Services:
     """Wire everything from ``settings``; pass collaborators in to replace the defaults (tests).
     Catalog events are applied by a :class:`LiveCatalog` unless ``catalog_updater`` is given."""
@@ -111,6 +130,7 @@ def build_services(
             cap_seconds=settings.retry_max_seconds,
         ),
         clock=clock,
+        dispatch=dispatch,
     )
     services.handlers[JobKind.MATCH_IMAGE] = MatchImageHandler(
         matcher, services.blobs, fetcher, services.limits
@@ -128,7 +148,32 @@ def build_services(
             scoring=settings.product_scoring,
         )
     )
+    _register_zendesk(services)
     return services
+
+
+def _register_zendesk(services: Services) -> None:
+    settings = services.settings
+    services.handlers[JobKind.ZENDESK_TICKET] = ZendeskTicketHandler(
+        services.zendesk_client, services.ledger, max_bytes=settings.max_image_bytes, nudge=services.nudge
+    )
+    services.handlers[JobKind.ZENDESK_IMAGE] = ZendeskImageHandler(
+        services.zendesk_client,
+        services.ledger,
+        services.fetcher,
+        services.matcher,
+        services.limits,
+        post_notes=settings.zendesk_post_notes,
+        nudge=services.nudge,
+    )
+    note_min_score = settings.zendesk_note_min_score
+    services.handlers[JobKind.ZENDESK_NOTE] = ZendeskNoteHandler(
+        services.zendesk_client,
+        services.ledger,
+        enabled=settings.zendesk_post_notes,
+        min_score=settings.min_score if note_min_score is None else note_min_score,
+        lease_seconds=settings.lease_seconds,
+    )
 
 
 def _default_embedder(settings: Settings) -> Embedder:

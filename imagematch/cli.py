@@ -31,6 +31,10 @@ app.add_typer(index_app, name="index")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(db_app, name="db")
 app.add_typer(catalog_app, name="catalog")
+zendesk_app = typer.Typer(
+    help="Zendesk tickets: backfill photos that were never matched.", no_args_is_help=True
+)
+app.add_typer(zendesk_app, name="zendesk")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -478,6 +482,52 @@ def catalog_send_event(
     err.print(f"HTTP {response.status_code}: job {answer.get('id')} is {answer.get('status')}")
     if as_json:
         print(json.dumps(answer))
+
+
+@zendesk_app.command("backfill")
+def zendesk_backfill(
+    since: Annotated[datetime, typer.Option(help="Tickets updated on/after this date (YYYY-MM-DD, UTC).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be queued.")] = False,
+    limit: Annotated[int | None, typer.Option(help="Scan at most this many tickets.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Queue a scan of every ticket updated since DATE with image attachments that have no
+    prediction (Incremental Ticket Export), and re-queue failed ones. Idempotent."""
+    import httpx
+
+    from imagematch.sources.zendesk import backfill_zendesk, zendesk_client_for
+
+    settings = _settings()
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    ledger = open_ledger_for(settings)
+    http = httpx.Client(timeout=settings.fetch_timeout_seconds)
+    try:
+        client = zendesk_client_for(settings, http)
+        with _progress() as progress:
+            task = progress.add_task("scanning tickets", total=limit)
+            report = backfill_zendesk(
+                client,
+                ledger,
+                since=since,
+                max_bytes=settings.max_image_bytes,
+                dry_run=dry_run,
+                limit=limit,
+                progress=lambda n: progress.advance(task, n),
+            )
+    except ImageMatchError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        http.close()
+        ledger.close()
+    verb = "would queue" if dry_run else "queued"
+    err.print(
+        f"scanned {report.tickets_scanned} tickets: {report.attachments_missing} image attachments "
+        f"without a prediction; {verb} {report.tickets_queued} ticket scans and "
+        f"{'would re-queue' if dry_run else 're-queued'} {report.jobs_requeued} failed images"
+    )
+    if as_json:
+        print(json.dumps(report.summary()))
 
 
 def main() -> None:

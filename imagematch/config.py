@@ -114,6 +114,38 @@ class Settings(BaseSettings):
     )
     sweep_seconds: float = Field(30.0, gt=0, description="How often `serve`/`worker` run the sweep.")
 
+    # Zendesk (see README "Zendesk"): webhooks in, attachments matched, internal notes out.
+    zendesk_subdomain: str | None = Field(
+        None, description="Zendesk account: API at https://<subdomain>.zendesk.com."
+    )
+    zendesk_base_url: str | None = Field(
+        None, description="Zendesk API base URL instead of the subdomain (tests, proxies)."
+    )
+    zendesk_email: str | None = Field(
+        None, description="Agent email for API-token auth (with IMAGEMATCH_ZENDESK_API_TOKEN)."
+    )
+    zendesk_api_token: SecretStr | None = Field(None, description="Zendesk API token (email/token auth).")
+    zendesk_oauth_token: SecretStr | None = Field(
+        None, description="Zendesk OAuth access token (Bearer); used instead of email/token if set."
+    )
+    zendesk_webhook_secret: SecretStr | None = Field(
+        None, description="Signing secret of the Zendesk webhook; unsigned requests are refused."
+    )
+    zendesk_allow_unsigned: bool = Field(
+        False, description="Accept unsigned Zendesk webhooks when no secret is set (local trials only)."
+    )
+    zendesk_signature_tolerance_seconds: float = Field(
+        300.0, gt=0, description="Replay window: webhook signature timestamps older/newer are refused."
+    )
+    zendesk_post_notes: bool = Field(
+        False, description="Post each attachment's top products as an internal note on the ticket."
+    )
+    zendesk_note_min_score: float | None = Field(
+        None,
+        description="Best score below this: the note says 'no confident match'. "
+        "Default: IMAGEMATCH_MIN_SCORE.",
+    )
+
     def resolved_database_url(self) -> str:
         """The ledger URL, defaulting to a SQLite file inside the data dir."""
         if self.database_url:

@@ -92,6 +92,9 @@ class JobKind(StrEnum):
 
     MATCH_IMAGE = "match_image"
     CATALOG_EVENT = "catalog_event"  # a product created, updated or deleted (catalog webhook)
+    ZENDESK_TICKET = "zendesk_ticket"  # scan a ticket's comments, one zendesk_image job per attachment
+    ZENDESK_IMAGE = "zendesk_image"  # match one ticket attachment (fetched with Zendesk credentials)
+    ZENDESK_NOTE = "zendesk_note"  # post one attachment's answer as an internal note, exactly once
 
 
 class NewJob(BaseModel):

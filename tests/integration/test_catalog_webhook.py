@@ -185,7 +185,11 @@ def test_updater_errors_go_through_the_retry_policy(
 
 def test_the_webhook_app_serves_only_webhooks(signed_services: Services, clock: FakeClock) -> None:
     dispatched: list[list[int]] = []
-    with TestClient(create_webhook_app(signed_services, dispatch=dispatched.append)) as client:
+    with TestClient(
+        create_webhook_app(
+            signed_services.settings, signed_services.ledger, clock=clock, dispatch=dispatched.append
+        )
+    ) as client:
         job_id = _post(client, clock, _event()).json()["id"]
         _post(client, clock, _event())  # a redelivery: nothing new to dispatch
         assert dispatched == [[job_id]]

@@ -45,7 +45,11 @@ def webhook_services(settings: Settings) -> Iterator[Services]:
 def server_url(webhook_services: Services) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_webhook_app(webhook_services), log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_webhook_app(webhook_services.settings, webhook_services.ledger), log_level="warning"
+        )
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started:

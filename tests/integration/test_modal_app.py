@@ -368,3 +368,57 @@ def test_entrypoint_options_and_dry_run(capsys: pytest.CaptureFixture[str]) -> N
     }
     modal_app.main(rebuild=True, catalog="https://example.com/catalog.json", dry_run=True)
     assert "would rebuild the index from https://example.com/catalog.json" in capsys.readouterr().out
+
+
+# ## Zendesk webhooks
+
+
+def test_webhooks_endpoint_is_public_cpu_only_and_snapshotted() -> None:
+    info = modal_app.webhooks.info()
+    # Zendesk cannot send Modal's proxy-auth headers: every route of this app verifies a signature.
+    assert info.web_info is not None and info.web_info.unauthenticated is True
+    assert info.gpus == [] and info.volumes == {}  # no model, no index: it only persists jobs
+    assert info.secrets == ["modal.Secret.from_name('imagematch')"]
+    assert info.concurrency_info is not None and info.concurrency_info.max_inputs == 32
+    assert _definition_args(modal_app.webhooks)["enable_memory_snapshot"] is True
+
+
+def test_zendesk_webhook_to_internal_note_through_the_gpu_class(
+    matcher: Any, modal_env: Settings, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from imagematch.sources.zendesk import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+    from tests.fake_zendesk import fake_zendesk
+
+    with fake_zendesk() as zendesk:
+        for name, value in {
+            "IMAGEMATCH_ZENDESK_BASE_URL": zendesk.base_url,
+            "IMAGEMATCH_ZENDESK_EMAIL": zendesk.email,
+            "IMAGEMATCH_ZENDESK_API_TOKEN": zendesk.api_token,
+            "IMAGEMATCH_ZENDESK_WEBHOOK_SECRET": "whsec",
+            "IMAGEMATCH_ZENDESK_POST_NOTES": "true",
+            "IMAGEMATCH_FETCH_ALLOW_PRIVATE": "true",  # the fake Zendesk is on 127.0.0.1
+        }.items():
+            monkeypatch.setenv(name, value)
+        queue: list[list[int]] = []  # stands in for the spawns: the web container's and the workers'
+        monkeypatch.setattr(modal_app, "spawn_dispatch", queue.append)
+        zendesk.add_comment(7, zendesk.attachment(png("yellow", mark=2), "photo.png"))
+        body = json.dumps({"ticket_id": 7}).encode()
+        timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        with TestClient(modal_app.build_webhook_app(Settings(), modal_app.spawn_dispatch)) as client:
+            assert client.get("/healthz").status_code == 200
+            assert client.get("/v1/jobs").status_code == 404  # only the webhook routes are public
+            assert client.post("/webhooks/zendesk", content=body).status_code == 401
+            headers = {SIGNATURE_HEADER: sign("whsec", timestamp, body), TIMESTAMP_HEADER: timestamp}
+            accepted = client.post("/webhooks/zendesk", content=body, headers=headers)
+        assert accepted.status_code == 202, accepted.text
+
+        statuses: list[str | None] = []
+        while queue:  # ticket scan → attachment → note, each dispatched by the job before it
+            statuses += matcher.process_jobs.local(queue.pop(0))
+        assert statuses == ["complete", "complete", "complete"]
+        [prediction] = services.ledger.list_predictions(ticket_id="7")
+        assert prediction.best_product_id == "P-yellow" and prediction.source == "zendesk"
+        assert len(zendesk.notes(7)) == 1

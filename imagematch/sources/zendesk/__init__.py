@@ -1,0 +1,66 @@
+"""Zendesk: ticket webhooks in, attachments matched, one internal note per attachment out.
+
+``webhook`` verifies and parses deliveries; ``client`` talks to the Support API; ``jobs`` names the
+ledger jobs a ticket becomes; ``handlers`` and ``notes`` run them; ``backfill`` finds tickets
+whose images were never matched. See README "Zendesk".
+"""
+
+from __future__ import annotations
+
+from imagematch.sources.zendesk.backfill import ZendeskBackfillReport, backfill_zendesk
+from imagematch.sources.zendesk.client import (
+    ZendeskClient,
+    ZendeskConflictError,
+    ZendeskNotConfiguredError,
+    zendesk_base_url,
+    zendesk_client_for,
+)
+from imagematch.sources.zendesk.handlers import ZendeskImageHandler, ZendeskTicketHandler
+from imagematch.sources.zendesk.jobs import (
+    SOURCE,
+    AttachmentPlan,
+    image_job_key,
+    note_job_key,
+    plan_attachment,
+    ticket_job,
+)
+from imagematch.sources.zendesk.notes import ZendeskNoteHandler, note_marker, render_note
+from imagematch.sources.zendesk.webhook import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WebhookDelivery,
+    WebhookPayloadError,
+    WebhookSignatureError,
+    parse_delivery,
+    sign,
+    verify_signature,
+)
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "SOURCE",
+    "TIMESTAMP_HEADER",
+    "AttachmentPlan",
+    "WebhookDelivery",
+    "WebhookPayloadError",
+    "WebhookSignatureError",
+    "ZendeskBackfillReport",
+    "ZendeskClient",
+    "ZendeskConflictError",
+    "ZendeskImageHandler",
+    "ZendeskNotConfiguredError",
+    "ZendeskNoteHandler",
+    "ZendeskTicketHandler",
+    "backfill_zendesk",
+    "image_job_key",
+    "note_job_key",
+    "note_marker",
+    "parse_delivery",
+    "plan_attachment",
+    "render_note",
+    "sign",
+    "ticket_job",
+    "verify_signature",
+    "zendesk_base_url",
+    "zendesk_client_for",
+]

@@ -1,0 +1,141 @@
+"""Internal notes: one per matched attachment, posted exactly once.
+
+Zendesk has no idempotency key for ticket updates, so "exactly once" is built from three parts:
+
+1. **Intent, durably first.** The ``zendesk_note`` job (key ``zendesk-note:{ticket}:{attachment}``)
+   is written to the ledger by the image job *before* that job completes, carrying the answer to
+   post. Duplicate webhooks and re-runs find the same key: there is never a second note job.
+2. **A marker in the note.** Every note ends with ``imagematch-note:{attachment}``. The job's
+   ``processing`` state is recorded (claim) before the PUT and ``complete`` after it; a job run
+   again after a crash between the two (lease expired, swept, re-claimed) or re-queued by hand
+   first lists the ticket's comments: the marker found means the note is there, so it completes
+   without posting.
+3. **A conditional PUT.** The ticket's ``updated_at`` is read *before* the comments are searched,
+   and the note is sent with ``safe_update`` + ``updated_stamp``: if anything (another worker that
+   took over an expired lease, an agent) changed the ticket after that read, Zendesk answers 409
+   and the check is repeated. Just before the PUT the worker also confirms it still holds the
+   job's lease. So a note is only ever added to a ticket already searched for it.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from imagematch.errors import SubjectGoneError, TransientError
+from imagematch.ledger import Ledger
+from imagematch.models import ImageJob, JobKind, Match, NewJob, NewPrediction
+from imagematch.sources.zendesk.client import ZendeskClient, ZendeskConflictError
+from imagematch.sources.zendesk.jobs import SOURCE, note_job_key
+
+__all__ = ["ZendeskNoteHandler", "note_job_for", "note_marker", "render_note"]
+
+CONFLICT_ROUNDS = 3  # re-read and re-check this often when the ticket changes under a PUT
+
+
+def note_marker(attachment_id: str) -> str:
+    return f"imagematch-note:{attachment_id}"
+
+
+def note_job_for(image_job: ImageJob, prediction: NewPrediction) -> NewJob:
+    """The note job for an answered ``zendesk_image`` job; it carries the answer to post."""
+    ticket_id, attachment_id = str(image_job.payload["ticket_id"]), str(image_job.payload["attachment_id"])
+    return NewJob(
+        kind=JobKind.ZENDESK_NOTE,
+        source=SOURCE,
+        idempotency_key=note_job_key(ticket_id, attachment_id),
+        payload={
+            "ticket_id": ticket_id,
+            "attachment_id": attachment_id,
+            "comment_id": prediction.comment_id,
+            "file_name": prediction.file_name,
+            "image_job_id": image_job.id,
+            "matches": [m.model_dump(mode="json") for m in prediction.matches],
+            "index_version": prediction.index_version,
+        },
+    )
+
+
+def render_note(*, attachment_id: str, file_name: str | None, matches: list[Match], min_score: float) -> str:
+    """The note's HTML: the top products (name, id/SKU, score as %), "no confident match" when
+    the best is below ``min_score``, and the marker line."""
+    name = html.escape(file_name or f"attachment {attachment_id}")
+    lines = [f"<p><strong>imagematch</strong>: catalog products matching <strong>{name}</strong></p>"]
+    best = matches[0].score if matches else None
+    if best is None or best < min_score:
+        detail = "no products in the index" if best is None else f"best score {best:.1%} < {min_score:.0%}"
+        lines.append(f"<p><strong>No confident match</strong> ({detail}).</p>")
+    if matches:
+        items = "".join(
+            f"<li>{html.escape(m.name or m.product_id)} — ID/SKU {html.escape(m.product_id)}"
+            f" — {m.score:.1%}</li>"
+            for m in matches
+        )
+        lines.append(f"<ol>{items}</ol>")
+    lines.append(f"<p>ref {note_marker(attachment_id)}</p>")
+    return "".join(lines)
+
+
+def _mentions(comments: Iterable[dict[str, Any]], marker: str) -> bool:
+    return any(
+        marker in str(comment.get(field) or "")
+        for comment in comments
+        for field in ("html_body", "plain_body", "body")
+    )
+
+
+class ZendeskNoteHandler:
+    """Handles ``zendesk_note`` jobs (see the module docstring for the exactly-once protocol).
+
+    Raises SubjectGoneError when notes are switched off or the ticket is gone, TransientError
+    while Zendesk is unavailable or the ticket keeps changing, PermanentError when Zendesk refuses
+    (e.g. a closed ticket, missing scope).
+    """
+
+    def __init__(
+        self,
+        client: Callable[[], ZendeskClient],
+        ledger: Ledger,
+        *,
+        enabled: bool,
+        min_score: float,
+        lease_seconds: float,
+    ) -> None:
+        self._client = client
+        self._ledger = ledger
+        self._enabled = enabled
+        self._min_score = min_score
+        self._lease_seconds = lease_seconds
+
+    def __call__(self, job: ImageJob) -> None:
+        if not self._enabled:
+            raise SubjectGoneError("internal notes are off (IMAGEMATCH_ZENDESK_POST_NOTES=false)")
+        client = self._client()
+        ticket_id, attachment_id = str(job.payload["ticket_id"]), str(job.payload["attachment_id"])
+        marker = note_marker(attachment_id)
+        body = render_note(
+            attachment_id=attachment_id,
+            file_name=job.payload.get("file_name"),
+            matches=[Match.model_validate(m) for m in job.payload.get("matches") or []],
+            min_score=self._min_score,
+        )
+        for _ in range(CONFLICT_ROUNDS):
+            # Stamp first, then look: a note that lands after this read makes our PUT conflict.
+            stamp = client.get_ticket(ticket_id).get("updated_at")
+            if _mentions(client.iter_comments(ticket_id), marker):
+                return None  # already posted (a run that crashed after its PUT, or another worker)
+            self._confirm_lease(job)
+            try:
+                client.add_internal_note(ticket_id, body, updated_stamp=stamp)
+            except ZendeskConflictError:
+                continue  # the ticket changed since the read: look again before posting
+            return None
+        raise TransientError(f"ticket {ticket_id} kept changing while the note was posted; will retry")
+
+    def _confirm_lease(self, job: ImageJob) -> None:
+        """A worker whose lease expired (its job may be running elsewhere) must not post."""
+        if job.worker_id and not self._ledger.heartbeat(
+            job.id, job.worker_id, lease_seconds=self._lease_seconds
+        ):
+            raise TransientError(f"lost the lease on note job {job.id}; not posting")
