@@ -93,13 +93,15 @@ def run_eval(settings: dict[str, str], data_dir: Path, limit: int | None) -> dic
 def render(results: dict[str, dict[str, object]]) -> list[str]:
     lines = [
         START,
+        "## Retrieval quality (`bench/quality.py`)",
+        "",
         f"Written by `bench/quality.py` on {datetime.now(UTC):%Y-%m-%d} ({platform.machine()}, "
         f"{os.cpu_count()} cores, CPU only). Dev set: `../shared/bench/grocery` (81 products, 782 "
         "query photos). Query img/s is end to end (decode, embed, project, search) at batch 16; "
         "numbers move ±10-20 % on a shared machine. Nothing is fitted on queries: the whitening "
         "and centroids use catalog images only.",
         "",
-        "## Retrieval variants (`imagematch eval`)",
+        "### Retrieval variants (`imagematch eval`)",
         "",
         "| variant | what changes | embedder id | recall@1 | recall@5 | MRR | query img/s |",
         "|---|---|---|---|---|---|---|",
@@ -111,13 +113,13 @@ def render(results: dict[str, dict[str, object]]) -> list[str]:
         )
     default = results.get("default")
     if default:
-        lines += ["", "## Default configuration: per category", "", "| category | n | recall@1 | recall@5 |",
+        lines += ["", "### Default configuration: per category", "", "| category | n | recall@1 | recall@5 |",
                   "|---|---|---|---|"]  # fmt: skip
         per_category = default["per_category"]
         assert isinstance(per_category, dict)
         for category, row in per_category.items():
             lines.append(f"| {category} | {row['n']} | {row['recall@1']} | {row['recall@5']} |")
-        lines += ["", "## Default configuration: \"no confident match\" threshold (`IMAGEMATCH_MIN_SCORE`)",
+        lines += ["", "### Default configuration: \"no confident match\" threshold (`IMAGEMATCH_MIN_SCORE`)",
                   "", "Coverage = share of photos answered with a confident best product (best score ≥ "
                   "threshold); precision = share of those whose best product is right.", "",
                   "| best score ≥ | coverage | precision |", "|---|---|---|"]  # fmt: skip
@@ -128,7 +130,7 @@ def render(results: dict[str, dict[str, object]]) -> list[str]:
     research = "bench/research/2026-11-23-efficientnet"
     lines += [
         "",
-        "## The wider study",
+        "### The wider study",
         "",
         f"About 200 variants (pooling, resolution, aspect handling, flip TTA, PCA whitening, re-ranking, "
         f"multi-scale, …) were measured with research code before choosing the ladder above: "
