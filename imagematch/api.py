@@ -40,7 +40,7 @@ from imagematch.sources.catalog import (
     pending_catalog_jobs,
     verify_catalog_signature,
 )
-from imagematch.webhooks import MAX_WEBHOOK_BYTES, zendesk_webhook_router
+from imagematch.webhooks import read_webhook_body, zendesk_webhook_router
 from imagematch.worker import Dispatch, WorkerPool
 
 __all__ = ["catalog_webhook_router", "create_app", "create_webhook_app"]
@@ -409,18 +409,6 @@ def create_app(
     return app
 
 
-async def _read_body(request: Request, max_bytes: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise _error(413, f"body is larger than the limit of {max_bytes:,} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise _error(413, f"body is larger than the limit of {max_bytes:,} bytes")
-    return bytes(body)
-
-
 def catalog_webhook_router(settings: Settings, ledger: Ledger, *, clock: Clock, nudge: Dispatch) -> APIRouter:
     """``POST /webhooks/catalog``. It authenticates each request itself (signature), so it can be
     served without any proxy auth, alone (:func:`create_webhook_app`) or in :func:`create_app`.
@@ -444,7 +432,7 @@ def catalog_webhook_router(settings: Settings, ledger: Ledger, *, clock: Clock, 
                 "catalog webhooks are disabled: set IMAGEMATCH_CATALOG_WEBHOOK_SECRET "
                 "(or IMAGEMATCH_CATALOG_ALLOW_UNSIGNED=true for local trials)",
             )
-        body = await _read_body(request, MAX_WEBHOOK_BYTES)
+        body = await read_webhook_body(request)
         if secret is not None:
             try:
                 verify_catalog_signature(

@@ -25,7 +25,7 @@ from imagematch.sources.zendesk import (
     verify_signature,
 )
 
-__all__ = ["MAX_WEBHOOK_BYTES", "WebhookAccepted", "zendesk_webhook_router"]
+__all__ = ["MAX_WEBHOOK_BYTES", "WebhookAccepted", "read_webhook_body", "zendesk_webhook_router"]
 
 MAX_WEBHOOK_BYTES = 1_000_000  # Zendesk event bodies are a few kB
 
@@ -35,6 +35,20 @@ class WebhookAccepted(BaseModel):
     ticket_id: str
     status: JobStatus
     duplicate: bool = Field(description="This delivery was accepted before; nothing new was queued.")
+
+
+async def read_webhook_body(request: Request, max_bytes: int = MAX_WEBHOOK_BYTES) -> bytes:
+    """The raw body (signatures cover its exact bytes), refused with 413 past ``max_bytes`` —
+    also when no Content-Length announces it."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise HTTPException(413, f"webhook body is larger than {max_bytes:,} bytes")
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > max_bytes:
+            raise HTTPException(413, f"webhook body is larger than {max_bytes:,} bytes")
+    return bytes(received)
 
 
 def zendesk_webhook_router(
@@ -56,15 +70,7 @@ def zendesk_webhook_router(
                 "Zendesk webhooks are not configured: set IMAGEMATCH_ZENDESK_WEBHOOK_SECRET to the "
                 "webhook's signing secret (or IMAGEMATCH_ZENDESK_ALLOW_UNSIGNED=true for local trials)",
             )
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_WEBHOOK_BYTES:
-            raise HTTPException(413, f"webhook body is larger than {MAX_WEBHOOK_BYTES:,} bytes")
-        received = bytearray()
-        async for chunk in request.stream():  # capped even without a Content-Length
-            received += chunk
-            if len(received) > MAX_WEBHOOK_BYTES:
-                raise HTTPException(413, f"webhook body is larger than {MAX_WEBHOOK_BYTES:,} bytes")
-        body = bytes(received)
+        body = await read_webhook_body(request)
         timestamp = request.headers.get(TIMESTAMP_HEADER)
         if secret is not None:
             try:
