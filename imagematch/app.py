@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from imagematch.addresses import AddressPolicy
 from imagematch.blobs import BlobStore
 from imagematch.catalog_sync import LiveCatalog
 from imagematch.config import Settings
@@ -109,7 +110,10 @@ def build_services(
     ledger = ledger or open_ledger_for(settings, clock=clock)
     http = http or httpx.Client(timeout=settings.fetch_timeout_seconds)
     fetcher = ImageFetcher(
-        http, max_bytes=settings.max_image_bytes, allow_private=settings.fetch_allow_private
+        http,
+        max_bytes=settings.max_image_bytes,
+        policy=AddressPolicy.parse(settings.fetch_allow_private, settings.fetch_extra_ports),
+        total_seconds=settings.fetch_total_seconds,
     )
     snapshots = SnapshotStore(settings.data_dir / "index")
     index = IndexHandle(snapshots, embedder.embedder_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imagematch.models import CatalogViews, ProductScoring, Whitening
@@ -67,9 +67,19 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         60_000_000, ge=1, description="Largest accepted decoded image (width × height)."
     )
-    fetch_timeout_seconds: float = Field(20.0, gt=0, description="Timeout for image downloads.")
-    fetch_allow_private: bool = Field(
-        False, description="Allow downloads from private/loopback addresses (local use only)."
+    fetch_timeout_seconds: float = Field(
+        20.0, gt=0, description="Connect/read timeout of each download request."
+    )
+    fetch_total_seconds: float = Field(
+        30.0, gt=0, description="Longest a whole download may take, redirects included (then: retry)."
+    )
+    fetch_allow_private: str = Field(
+        "",
+        description="Private destinations downloads may reach: a comma list of host names and "
+        "networks (localhost,10.0.0.0/8), or true for all of them (local trials, tests).",
+    )
+    fetch_extra_ports: list[int] = Field(
+        default_factory=list, description="Ports besides 80/443 public downloads may use (JSON list)."
     )
 
     workers: int = Field(2, ge=0, description="In-process job workers started by `serve`.")
@@ -145,6 +155,12 @@ class Settings(BaseSettings):
         description="Best score below this: the note says 'no confident match'. "
         "Default: IMAGEMATCH_MIN_SCORE.",
     )
+
+    @field_validator("fetch_allow_private", mode="before")
+    @classmethod
+    def _allowance_text(cls, value: object) -> object:
+        # Backwards compatible: the setting used to be a bool (true = every private address).
+        return ("true" if value else "") if isinstance(value, bool) else value
 
     def resolved_database_url(self) -> str:
         """The ledger URL, defaulting to a SQLite file inside the data dir."""

@@ -95,7 +95,7 @@ class ZendeskImageHandler:
             raise SubjectGoneError(str(payload["skip_reason"]))
         client = self._client()
         url = str(payload["image"])
-        data = self._fetcher.fetch(url, credentials=client.credentials, credential_host=client.host)
+        data = self._fetcher.fetch(url, credentials=client.credentials, credential_origin=client.base_url)
         try:
             image = decode_image(data, max_bytes=self._limits.max_bytes, max_pixels=self._limits.max_pixels)
         except PermanentError as exc:
