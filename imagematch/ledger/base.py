@@ -45,13 +45,16 @@ class Ledger(Protocol):
         ...
 
     def submit(self, job: NewJob) -> tuple[ImageJob, bool]:
-        """Persist ``job`` as pending; returns ``(job, created)``. A known idempotency key returns
-        the existing job unchanged with ``created=False``."""
+        """Persist ``job`` as pending; returns ``(job, created)``. An idempotency key already used
+        by a job of the same kind returns that job unchanged with ``created=False``; keys are
+        scoped by kind, so a caller's key never shadows another kind's job."""
         ...
 
     def get_job(self, job_id: int) -> ImageJob | None: ...
 
-    def get_job_by_key(self, idempotency_key: str) -> ImageJob | None: ...
+    def get_job_by_key(self, idempotency_key: str, *, kind: str) -> ImageJob | None:
+        """The job of ``kind`` with this idempotency key, if any."""
+        ...
 
     def list_jobs(
         self,

@@ -68,8 +68,8 @@ class FunctionLedger(ABC):
         rows = self._select("image_jobs", where={"id": job_id})
         return ImageJob.model_validate(rows[0]) if rows else None
 
-    def get_job_by_key(self, idempotency_key: str) -> ImageJob | None:
-        rows = self._select("image_jobs", where={"idempotency_key": idempotency_key})
+    def get_job_by_key(self, idempotency_key: str, *, kind: str) -> ImageJob | None:
+        rows = self._select("image_jobs", where={"kind": kind, "idempotency_key": idempotency_key})
         return ImageJob.model_validate(rows[0]) if rows else None
 
     def list_jobs(

@@ -21,7 +21,7 @@ class MemoryLedger:
         self._clock = clock
         self._lock = threading.RLock()
         self._jobs: dict[int, ImageJob] = {}
-        self._keys: dict[str, int] = {}
+        self._keys: dict[tuple[str, str], int] = {}  # (kind, key) → job id
         self._predictions: dict[int, Prediction] = {}  # by job id
 
     def migrate(self) -> None:
@@ -43,8 +43,9 @@ class MemoryLedger:
 
     def submit(self, job: NewJob) -> tuple[ImageJob, bool]:
         with self._lock:
-            if job.idempotency_key in self._keys:
-                return self._jobs[self._keys[job.idempotency_key]], False
+            key = (job.kind, job.idempotency_key)
+            if key in self._keys:
+                return self._jobs[self._keys[key]], False
             now = self._clock()
             new = ImageJob(
                 id=len(self._jobs) + 1,
@@ -55,16 +56,16 @@ class MemoryLedger:
                 updated_at=now,
             )
             self._jobs[new.id] = new
-            self._keys[job.idempotency_key] = new.id
+            self._keys[key] = new.id
             return new, True
 
     def get_job(self, job_id: int) -> ImageJob | None:
         with self._lock:
             return self._jobs.get(job_id)
 
-    def get_job_by_key(self, idempotency_key: str) -> ImageJob | None:
+    def get_job_by_key(self, idempotency_key: str, *, kind: str) -> ImageJob | None:
         with self._lock:
-            job_id = self._keys.get(idempotency_key)
+            job_id = self._keys.get((kind, idempotency_key))
             return self._jobs[job_id] if job_id else None
 
     def list_jobs(

@@ -89,6 +89,10 @@ class SqliteLedger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode = WAL")
+            if conn.execute(Q["has_global_keys"]).fetchone():
+                conn.execute("PRAGMA foreign_keys = OFF")
+                conn.executescript(Q["scope_keys_by_kind"])
+                conn.execute("PRAGMA foreign_keys = ON")
             conn.executescript(Q["schema"])
 
     def close(self) -> None:
@@ -113,9 +117,10 @@ class SqliteLedger:
             row = conn.execute(Q["job_by_id"], {"id": job_id}).fetchone()
         return _job(row) if row else None
 
-    def get_job_by_key(self, idempotency_key: str) -> ImageJob | None:
+    def get_job_by_key(self, idempotency_key: str, *, kind: str) -> ImageJob | None:
+        params = {"kind": kind, "idempotency_key": idempotency_key}
         with self._connect() as conn:
-            row = conn.execute(Q["job_by_key"], {"idempotency_key": idempotency_key}).fetchone()
+            row = conn.execute(Q["job_by_key"], params).fetchone()
         return _job(row) if row else None
 
     def list_jobs(

@@ -13,7 +13,7 @@ import pytest
 
 from imagematch.ledger import Ledger, open_ledger
 from imagematch.ledger.supabase import SupabaseLedger
-from imagematch.models import ErrorKind, JobStatus, Match, NewJob, NewPrediction
+from imagematch.models import ErrorKind, JobKind, JobStatus, Match, NewJob, NewPrediction
 from tests.conftest import FakeClock
 from tests.postgrest_standin import serve_postgrest
 
@@ -67,8 +67,27 @@ def test_submit_is_idempotent(make_ledger: Callable[..., Ledger]) -> None:
     assert created and not created_again
     assert again.id == first.id and again.payload == {"image": "blob:1"}
     assert first.status == JobStatus.PENDING and first.attempts == 0
-    assert ledger.get_job_by_key("key-1") == ledger.get_job(first.id)
+    assert ledger.get_job_by_key("key-1", kind=JobKind.MATCH_IMAGE) == ledger.get_job(first.id)
     assert ledger.get_job(999) is None
+
+
+def test_idempotency_keys_are_scoped_by_kind(make_ledger: Callable[..., Ledger]) -> None:
+    """A caller of POST /v1/images who picks the key a future Zendesk note will use must not make
+    that note job a "duplicate" of the upload."""
+    ledger = make_ledger()
+    key = "zendesk-note:7:42"
+    upload, _ = ledger.submit(NewJob(source="api", idempotency_key=key, payload={"image": "blob:x"}))
+    note, created = ledger.submit(
+        NewJob(kind=JobKind.ZENDESK_NOTE, source="zendesk", idempotency_key=key, payload={"ticket_id": "7"})
+    )
+    assert created and note.id != upload.id and note.kind == JobKind.ZENDESK_NOTE
+    again, created_again = ledger.submit(
+        NewJob(kind=JobKind.ZENDESK_NOTE, source="zendesk", idempotency_key=key, payload={})
+    )
+    assert not created_again and again.id == note.id
+    assert ledger.get_job_by_key(key, kind=JobKind.ZENDESK_NOTE) == ledger.get_job(note.id)
+    assert ledger.get_job_by_key(key, kind=JobKind.MATCH_IMAGE) == ledger.get_job(upload.id)
+    assert ledger.get_job_by_key(key, kind=JobKind.CATALOG_EVENT) is None
 
 
 def test_complete_records_one_prediction(make_ledger: Callable[..., Ledger]) -> None:

@@ -6,7 +6,7 @@ CREATE TABLE IF NOT EXISTS image_jobs (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     kind            TEXT    NOT NULL,
     source          TEXT    NOT NULL,
-    idempotency_key TEXT    NOT NULL UNIQUE,
+    idempotency_key TEXT    NOT NULL,
     status          TEXT    NOT NULL
         CHECK (status IN ('pending', 'processing', 'complete', 'failed', 'skipped')),
     payload         TEXT    NOT NULL DEFAULT '{}',
@@ -23,6 +23,9 @@ CREATE TABLE IF NOT EXISTS image_jobs (
 );
 CREATE INDEX IF NOT EXISTS image_jobs_due ON image_jobs (status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS image_jobs_source ON image_jobs (source, id);
+-- Keys are unique per job kind: an API caller cannot take the key a catalog event or a Zendesk
+-- note will use (with a global key that event would be dropped as a "duplicate").
+CREATE UNIQUE INDEX IF NOT EXISTS image_jobs_kind_key ON image_jobs (kind, idempotency_key);
 CREATE TABLE IF NOT EXISTS image_prediction_log (
     id                 INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id             INTEGER NOT NULL UNIQUE REFERENCES image_jobs (id) ON DELETE CASCADE,
@@ -43,18 +46,51 @@ CREATE TABLE IF NOT EXISTS image_prediction_log (
 );
 CREATE INDEX IF NOT EXISTS image_prediction_log_ticket ON image_prediction_log (ticket_id, id);
 
+-- name: has_global_keys
+-- A ledger created before keys were scoped by kind: its column is UNIQUE on its own.
+SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'sqlite_autoindex_image_jobs_1';
+
+-- name: scope_keys_by_kind
+-- Rebuild image_jobs without the column-level UNIQUE (SQLite cannot drop a constraint), keeping
+-- ids and rows (SQLite's documented procedure; run with foreign keys off so the prediction log
+-- is untouched). The schema block then recreates the indexes.
+BEGIN IMMEDIATE;
+CREATE TABLE image_jobs_scoped (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind            TEXT    NOT NULL,
+    source          TEXT    NOT NULL,
+    idempotency_key TEXT    NOT NULL,
+    status          TEXT    NOT NULL
+        CHECK (status IN ('pending', 'processing', 'complete', 'failed', 'skipped')),
+    payload         TEXT    NOT NULL DEFAULT '{}',
+    metadata        TEXT    NOT NULL DEFAULT '{}',
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    error_kind      TEXT    CHECK (error_kind IN ('transient', 'permanent')),
+    last_error      TEXT,
+    next_attempt_at REAL,
+    locked_until    REAL,
+    worker_id       TEXT,
+    created_at      REAL    NOT NULL,
+    updated_at      REAL    NOT NULL,
+    finished_at     REAL
+);
+INSERT INTO image_jobs_scoped SELECT * FROM image_jobs;
+DROP TABLE image_jobs;
+ALTER TABLE image_jobs_scoped RENAME TO image_jobs;
+COMMIT;
+
 -- name: insert_job
 INSERT INTO image_jobs (kind, source, idempotency_key, status, payload, metadata,
                         next_attempt_at, created_at, updated_at)
 VALUES (:kind, :source, :idempotency_key, 'pending', :payload, :metadata, :now, :now, :now)
-ON CONFLICT (idempotency_key) DO NOTHING
+ON CONFLICT (kind, idempotency_key) DO NOTHING
 RETURNING *;
 
 -- name: job_by_id
 SELECT * FROM image_jobs WHERE id = :id;
 
 -- name: job_by_key
-SELECT * FROM image_jobs WHERE idempotency_key = :idempotency_key;
+SELECT * FROM image_jobs WHERE kind = :kind AND idempotency_key = :idempotency_key;
 
 -- name: list_jobs
 SELECT * FROM image_jobs

@@ -112,7 +112,7 @@ def _backfill_ticket(
             wanted = image_job_for(ticket_id, comment, attachment, max_bytes=max_bytes)
             if wanted is None or wanted.payload.get("skip_reason"):
                 continue  # not a matchable image: nothing to predict
-            existing = ledger.get_job_by_key(wanted.idempotency_key)
+            existing = ledger.get_job_by_key(wanted.idempotency_key, kind=wanted.kind)
             if existing is None:
                 missing.append(str(wanted.payload["attachment_id"]))
             elif existing.status == JobStatus.FAILED:
