@@ -6,17 +6,32 @@ Build a :class:`Settings` in the entry point (CLI, API server, Modal container) 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imagematch.models import CatalogViews, ProductScoring, Whitening
 
-__all__ = ["DEFAULT_MODEL", "Settings"]
+__all__ = ["DEFAULT_MODEL", "Settings", "redact_url"]
 
 DEFAULT_MODEL = "efficientnet:lite0"
+_URL_SECRETS = frozenset({"database_url", "catalog_source"})
+_PASSWORD_PARAM = re.compile(r"(?i)((?:password|passwd|pwd|key|token|secret)=)[^&\s]*")
 _TABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"  # [schema.]name, nothing to quote
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user info and secret-looking query values replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username or ''}:***@{parts.netloc.rpartition('@')[2]}"
+        url = urlunsplit(parts._replace(netloc=netloc))
+    return _PASSWORD_PARAM.sub(r"\1***", url)
 
 
 class Settings(BaseSettings):
@@ -161,6 +176,11 @@ class Settings(BaseSettings):
     def _allowance_text(cls, value: object) -> object:
         # Backwards compatible: the setting used to be a bool (true = every private address).
         return ("true" if value else "") if isinstance(value, bool) else value
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        # Connection strings carry passwords: repr/str/logs show them redacted.
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name in _URL_SECRETS and isinstance(value, str) else value
 
     def resolved_database_url(self) -> str:
         """The ledger URL, defaulting to a SQLite file inside the data dir."""

@@ -396,7 +396,10 @@ def test_500_twice_then_success(
     deliver(client, {"ticket_id": TICKET}, at=clock.now)
     settle(services, clock)
 
-    image_job = services.ledger.get_job_by_key(image_job_key("7", str(attachment["id"]), kind=JobKind.ZENDESK_IMAGE))
+    image_job = services.ledger.get_job_by_key(
+        image_job_key("7", str(attachment["id"])),
+        kind=JobKind.ZENDESK_IMAGE,
+    )
     assert image_job is not None and image_job.status == JobStatus.COMPLETE and image_job.attempts == 3
     assert len(services.ledger.list_predictions(ticket_id="7")) == 1
     assert len(zendesk.notes(TICKET)) == 1
@@ -458,7 +461,10 @@ def test_non_image_malware_and_oversize_attachments_are_skipped_with_reasons(
     settle(services, clock)
 
     def outcome(name: str) -> ImageJob:
-        job = services.ledger.get_job_by_key(image_job_key("7", str(attachments[name]["id"]), kind=JobKind.ZENDESK_IMAGE))
+        job = services.ledger.get_job_by_key(
+            image_job_key("7", str(attachments[name]["id"])),
+            kind=JobKind.ZENDESK_IMAGE,
+        )
         assert job is not None
         return job
 
@@ -533,7 +539,10 @@ def test_crash_after_the_note_was_posted_but_before_it_was_recorded_posts_one_no
     worker = services.make_worker()
     worker.run_once()  # the ticket scan
     worker.run_once()  # the image: prediction logged, note job persisted
-    note_job = services.ledger.get_job_by_key(note_job_key("7", str(attachment["id"]), kind=JobKind.ZENDESK_NOTE))
+    note_job = services.ledger.get_job_by_key(
+        note_job_key("7", str(attachment["id"])),
+        kind=JobKind.ZENDESK_NOTE,
+    )
     assert note_job is not None and note_job.status == JobStatus.PENDING
 
     # A worker claims the note, posts it ... and dies before recording that it did.
@@ -557,7 +566,10 @@ def test_crash_between_prediction_and_note_posts_one_note(
     zendesk.add_comment(TICKET, attachment)
     deliver(client, {"ticket_id": TICKET}, at=clock.now)
     services.make_worker().run_once()  # the ticket scan
-    image_job = services.ledger.get_job_by_key(image_job_key("7", str(attachment["id"]), kind=JobKind.ZENDESK_IMAGE))
+    image_job = services.ledger.get_job_by_key(
+        image_job_key("7", str(attachment["id"])),
+        kind=JobKind.ZENDESK_IMAGE,
+    )
     assert image_job is not None
 
     # The image is matched and its note job persisted, then the worker dies before completing.

@@ -86,7 +86,10 @@ def test_backfill_queues_only_tickets_with_unanswered_images(
     for ticket_id in ("8", "12"):
         [prediction] = services.ledger.list_predictions(ticket_id=ticket_id)
         assert prediction.source == "zendesk"
-    broken = services.ledger.get_job_by_key(image_job_key("10", str(history["broken"]["id"]), kind=JobKind.ZENDESK_IMAGE))
+    broken = services.ledger.get_job_by_key(
+        image_job_key("10", str(history["broken"]["id"])),
+        kind=JobKind.ZENDESK_IMAGE,
+    )
     assert broken is not None and broken.status == JobStatus.FAILED and broken.attempts == 1  # ran again
     assert len(zendesk.notes(8)) == 1 and len(zendesk.notes(7)) == 1  # ticket 7 untouched
 

@@ -19,6 +19,7 @@ from imagematch.sources.zendesk import (
     WebhookPayloadError,
     WebhookSignatureError,
     ZendeskNotConfiguredError,
+    note_marker,
     parse_delivery,
     plan_attachment,
     render_note,
@@ -166,3 +167,13 @@ def test_client_classifies_failures(
         client.add_internal_note("1", "<p>x</p>", updated_stamp=None)
     if status == 429:
         assert isinstance(raised.value, TransientError) and raised.value.retry_after == 9
+
+
+def test_a_note_marker_matches_its_own_attachment_only() -> None:
+    from imagematch.sources.zendesk.notes import _mentions
+
+    note_for_123 = [{"html_body": "<p>Top products…</p><p>ref imagematch-note:123</p>"}]
+    assert not _mentions(note_for_123, note_marker("12"))
+    assert not _mentions([{"body": "ref imagematch-note:1234"}], note_marker("123"))
+    assert _mentions(note_for_123, note_marker("123"))
+    assert _mentions([{"plain_body": "ref imagematch-note:12"}], note_marker("12"))

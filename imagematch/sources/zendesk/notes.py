@@ -20,6 +20,7 @@ Zendesk has no idempotency key for ticket updates, so "exactly once" is built fr
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -78,8 +79,11 @@ def render_note(*, attachment_id: str, file_name: str | None, matches: list[Matc
 
 
 def _mentions(comments: Iterable[dict[str, Any]], marker: str) -> bool:
+    """Whether a comment carries exactly ``marker``: ``imagematch-note:12`` is not found in a
+    note for attachment 123 (a marker ends where the id ends)."""
+    exact = re.compile(rf"(?<![\w:-]){re.escape(marker)}(?![\w-])")
     return any(
-        marker in str(comment.get(field) or "")
+        exact.search(str(comment.get(field) or ""))
         for comment in comments
         for field in ("html_body", "plain_body", "body")
     )
