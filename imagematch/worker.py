@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -21,7 +22,7 @@ from imagematch.ledger import Clock, Ledger, SweepReport, utcnow
 from imagematch.models import ImageJob, JobStatus, NewPrediction
 from imagematch.retry import RetryPolicy
 
-__all__ = ["Dispatch", "JobHandler", "Worker", "WorkerPool", "new_worker_id"]
+__all__ = ["Dispatch", "JobHandler", "LeaseKeeper", "Worker", "WorkerPool", "new_worker_id"]
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +84,18 @@ class Worker:
         return done
 
     def process(self, job: ImageJob) -> JobStatus:
-        """Run a job this worker has claimed and record how it ended; never raises."""
+        """Run a job this worker has claimed and record how it ended; never raises. Returns
+        ``PROCESSING`` when the lease was lost meanwhile (nothing recorded: the job is another
+        worker's now)."""
         handler = self.handlers.get(job.kind)
         try:
             if handler is None:
                 raise SubjectGoneError(f"no handler for job kind {job.kind!r}")
-            with self._lease(job):
+            with self._lease(job) as lease:
                 prediction = handler(job)
+            if lease.lost.is_set():
+                log.warning("job %s: lease lost while it ran; its outcome is left to the new holder", job.id)
+                return JobStatus.PROCESSING
         except SubjectGoneError as exc:
             self.ledger.skip(job.id, self.worker_id, reason=str(exc))
             return JobStatus.SKIPPED
@@ -109,21 +115,72 @@ class Worker:
         return JobStatus.COMPLETE
 
     @contextmanager
-    def _lease(self, job: ImageJob) -> Iterator[None]:
-        """Renew the lease every third of its length while the handler runs."""
-        stop = threading.Event()
-
-        def renew() -> None:
-            while not stop.wait(self.lease_seconds / 3):
-                self.ledger.heartbeat(job.id, self.worker_id, lease_seconds=self.lease_seconds)
-
-        keeper = threading.Thread(target=renew, name=f"lease-{job.id}", daemon=True)
+    def _lease(self, job: ImageJob) -> Iterator[LeaseKeeper]:
+        """Renew the lease while the handler runs (see :class:`LeaseKeeper`)."""
+        keeper = LeaseKeeper(self.ledger, job.id, self.worker_id, lease_seconds=self.lease_seconds)
         keeper.start()
         try:
-            yield
+            yield keeper
         finally:
-            stop.set()
-            keeper.join()
+            keeper.stop()
+
+
+class LeaseKeeper:
+    """Renews one job's lease every third of its length from a background thread.
+
+    A failed renewal (the ledger briefly unreachable) is retried with backoff, not given up: the
+    lease must not lapse while the job runs, or the sweep hands it to a second worker. ``lost``
+    is set once the ledger says another worker holds the job, or once no renewal succeeded for a
+    whole lease; the worker then records nothing for the job (Python cannot stop the handler's
+    thread; handlers with outside effects, such as posting a note, confirm the lease first).
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        job_id: int,
+        worker_id: str,
+        *,
+        lease_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ledger = ledger
+        self._job_id = job_id
+        self._worker_id = worker_id
+        self._lease_seconds = lease_seconds
+        self._clock = clock
+        self._stop = threading.Event()
+        self.lost = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"lease-{job_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _renew(self) -> None:
+        interval = self._lease_seconds / 3
+        last_renewed = self._clock()
+        delay, failures = interval, 0
+        while not self._stop.wait(delay):
+            try:
+                held = self._ledger.heartbeat(self._job_id, self._worker_id, lease_seconds=self._lease_seconds)
+            except Exception as exc:  # a blip: retry sooner, backing off, within the lease
+                failures += 1
+                if self._clock() - last_renewed >= self._lease_seconds:
+                    log.warning("job %s: no lease renewal for a whole lease; giving the job up", self._job_id)
+                    self.lost.set()
+                    return
+                delay = min(interval, 0.5 * 2 ** (failures - 1))
+                log.warning("job %s: lease renewal failed (%s); retrying in %.1f s", self._job_id, exc, delay)
+                continue
+            if not held:
+                log.warning("job %s: another worker holds the lease now; stopping", self._job_id)
+                self.lost.set()
+                return
+            last_renewed, delay, failures = self._clock(), interval, 0
 
 
 class WorkerPool:
