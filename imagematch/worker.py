@@ -166,7 +166,9 @@ class LeaseKeeper:
         delay, failures = interval, 0
         while not self._stop.wait(delay):
             try:
-                held = self._ledger.heartbeat(self._job_id, self._worker_id, lease_seconds=self._lease_seconds)
+                held = self._ledger.heartbeat(
+                    self._job_id, self._worker_id, lease_seconds=self._lease_seconds
+                )
             except Exception as exc:  # a blip: retry sooner, backing off, within the lease
                 failures += 1
                 if self._clock() - last_renewed >= self._lease_seconds:
