@@ -27,7 +27,7 @@ from imagematch.errors import (
     PermanentError,
     TransientError,
 )
-from imagematch.images import decode_image, sha256_hex
+from imagematch.images import sha256_hex
 from imagematch.ledger import Clock, Ledger, utcnow
 from imagematch.models import ImageJob, JobStatus, MatchResult, NewJob, Prediction, Product
 from imagematch.pipeline import image_ref_for_blob
@@ -296,7 +296,7 @@ def create_app(
 
         def work() -> MatchResult:
             data = body.data if body.data is not None else services.fetcher.fetch(body.url or "")
-            image = decode_image(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
+            image = limits.decode(data)
             return services.matcher.match_image(image, top_k=top_k, min_score=min_score, accept=accept)
 
         try:

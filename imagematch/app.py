@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import httpx
 
@@ -16,10 +17,11 @@ from imagematch.catalog_sync import LiveCatalog
 from imagematch.config import Settings
 from imagematch.embedder import Embedder, load_embedder
 from imagematch.fetch import ImageFetcher
+from imagematch.images import DecodeGate, ImageLimits
 from imagematch.index import IndexHandle, SnapshotStore
 from imagematch.ledger import Clock, Ledger, SweepReport, open_ledger_for, utcnow
 from imagematch.models import JobKind
-from imagematch.pipeline import ImageLimits, Matcher, MatchImageHandler
+from imagematch.pipeline import Matcher, MatchImageHandler
 from imagematch.retry import RetryPolicy
 from imagematch.sources.catalog import CatalogEventHandler, CatalogUpdater
 from imagematch.sources.zendesk import (
@@ -58,9 +60,15 @@ class Services:
         self.catalog_updater = updater
         self.handlers[JobKind.CATALOG_EVENT] = CatalogEventHandler(updater)
 
-    @property
+    @cached_property
     def limits(self) -> ImageLimits:
-        return ImageLimits(self.settings.max_image_bytes, self.settings.max_image_pixels)
+        """One set of limits (and one decode gate) for every decode in this process."""
+        return ImageLimits(
+            self.settings.max_image_bytes,
+            self.settings.max_image_pixels,
+            max_decode_bytes=self.settings.max_decode_bytes,
+            gate=DecodeGate(self.settings.decode_concurrency),
+        )
 
     def make_worker(self, worker_id: str | None = None) -> Worker:
         return Worker(

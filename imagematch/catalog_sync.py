@@ -21,7 +21,7 @@ import numpy as np
 from imagematch.embedder import Embedder, Vectors
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError, PermanentError, SubjectGoneError
 from imagematch.fetch import ImageFetcher
-from imagematch.images import decode_image, sha256_hex
+from imagematch.images import sha256_hex
 from imagematch.index import CatalogChange, ChangeKind, IndexHandle, ProductIndex, SnapshotStore
 from imagematch.ledger import Clock
 from imagematch.models import CatalogViews, Product, ProductScoring
@@ -129,9 +129,7 @@ class LiveCatalog:
         for uri in product.images:
             try:
                 data = self._fetcher.fetch(uri)  # TransientError propagates: the job retries
-                decoded.append(
-                    decode_image(data, max_bytes=self._limits.max_bytes, max_pixels=self._limits.max_pixels)
-                )
+                decoded.append(self._limits.decode(data))
                 images.append((uri, sha256_hex(data)))
             except PermanentError as exc:
                 problems.append(f"{uri}: {exc}")

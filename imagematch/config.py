@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         60_000_000, ge=1, description="Largest accepted decoded image (width × height)."
     )
+    max_decode_bytes: int = Field(
+        256_000_000, ge=1, description="Most memory one image may take to decode (else refused)."
+    )
+    decode_concurrency: int = Field(4, ge=1, description="Images decoded at once in one process.")
     fetch_timeout_seconds: float = Field(
         20.0, gt=0, description="Connect/read timeout of each download request."
     )

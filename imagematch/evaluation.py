@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagematch.embedder import Embedder
-from imagematch.images import decode_image
 from imagematch.index import ProductIndex
 from imagematch.pipeline import ImageLimits
 
@@ -96,7 +95,7 @@ def evaluate(
         for query in chunk:
             try:
                 data = query.image.read_bytes()
-                images.append(decode_image(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels))
+                images.append(limits.decode(data))
                 kept.append(query)
             except Exception as exc:  # report and go on: one bad photo must not stop an eval
                 report.skipped.append(f"{query.image}: {exc}")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import threading
 import warnings
+from dataclasses import dataclass, field
 from functools import cache
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from imagematch.errors import PermanentError
 
-__all__ = ["decode_image", "sha256_hex"]
+__all__ = ["DecodeGate", "ImageLimits", "decode_image", "sha256_hex"]
 
 
 def sha256_hex(data: bytes) -> str:
@@ -29,27 +32,94 @@ def _register_heif() -> None:
         pass
 
 
-def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
-    """Return the first frame of ``data`` as an upright RGB image.
+# Bytes per pixel of the decoded image in each mode (what Pillow allocates to hold it).
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "I;16": 2, "I;16B": 2, "I;16L": 2}
+DEFAULT_MAX_DECODE_BYTES = 256_000_000
+DEFAULT_MAX_SIDE = 2048  # far above what any embedder looks at (≤ 512 px); bounds the RGB copies
+DEFAULT_DECODE_SLOTS = 4
+
+
+class DecodeGate:
+    """At most ``slots`` decodes at once in this process: with the per-image budget, that bounds
+    decoding memory to about ``slots × max_decode_bytes`` however many requests arrive together."""
+
+    def __init__(self, slots: int = DEFAULT_DECODE_SLOTS) -> None:
+        self._slots = threading.BoundedSemaphore(slots)
+
+    def __enter__(self) -> None:
+        self._slots.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._slots.release()
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """How large an image may be, and how much memory decoding one may take."""
+
+    max_bytes: int
+    max_pixels: int
+    max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES
+    max_side: int = DEFAULT_MAX_SIDE
+    gate: DecodeGate = field(default_factory=DecodeGate, compare=False, repr=False)
+
+    def decode(self, data: bytes) -> Image.Image:
+        """:func:`decode_image` within these limits."""
+        return decode_image(
+            data,
+            max_bytes=self.max_bytes,
+            max_pixels=self.max_pixels,
+            max_decode_bytes=self.max_decode_bytes,
+            max_side=self.max_side,
+            gate=self.gate,
+        )
+
+
+def decode_image(
+    data: bytes,
+    *,
+    max_bytes: int,
+    max_pixels: int,
+    max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES,
+    max_side: int = DEFAULT_MAX_SIDE,
+    gate: DecodeGate | None = None,
+) -> Image.Image:
+    """Return the first frame of ``data`` as an upright RGB image, at most ``max_side`` pixels
+    on its longer side (larger images are scaled down while decoding: JPEG by DCT scaling).
 
     Applies the EXIF orientation, flattens transparency onto white, converts CMYK/palette/grey to
     RGB. Raises :class:`PermanentError` if the bytes are empty, larger than ``max_bytes``, not a
-    decodable image, or larger than ``max_pixels`` once decoded (decompression bombs included).
+    decodable image, larger than ``max_pixels``, or would need more than ``max_decode_bytes`` of
+    memory to decode (decompression bombs included). ``gate`` limits concurrent decodes.
     """
     if not data:
         raise PermanentError("empty file: no image data")
     if len(data) > max_bytes:
         raise PermanentError(f"image is {len(data):,} bytes; the limit is {max_bytes:,}")
     _register_heif()
+    with gate or contextlib.nullcontext():
+        return _decode(data, max_pixels=max_pixels, max_decode_bytes=max_decode_bytes, max_side=max_side)
+
+
+def _decode(data: bytes, *, max_pixels: int, max_decode_bytes: int, max_side: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
             width, height = image.size  # read from the header, before any pixel is decoded
             if width * height > max_pixels:
                 raise PermanentError(f"image is {width}×{height} pixels; the limit is {max_pixels:,} pixels")
             image.seek(0)  # animated GIF/WebP/APNG: the first frame
+            if image.format == "JPEG":
+                image.draft(image.mode, (max_side, max_side))  # decode at 1/2, 1/4 or 1/8 scale
+            needed = image.size[0] * image.size[1] * _BYTES_PER_PIXEL.get(image.mode, 4)
+            if needed > max_decode_bytes:
+                raise PermanentError(
+                    f"image is {width}×{height} {image.mode} pixels: decoding it needs "
+                    f"{needed / 1e6:,.0f} MB, the limit is {max_decode_bytes / 1e6:,.0f} MB"
+                )
             image.load()
+            image = _shrink(image, max_side)
     except PermanentError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -59,6 +129,22 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise PermanentError(f"not a decodable image: {exc}") from exc
     return _to_rgb(ImageOps.exif_transpose(image) or image)
+
+
+def _shrink(image: Image.Image, max_side: int) -> Image.Image:
+    """Scale a decoded image down to ``max_side`` before any RGB/RGBA copy is made of it."""
+    if max(image.size) <= max_side:
+        return image
+    exif = image.getexif()
+    if image.mode == "P":  # palette indices cannot be averaged: go to RGBA at twice the target
+        image.thumbnail((2 * max_side, 2 * max_side), Image.Resampling.NEAREST)
+        image = image.convert("RGBA")
+    elif image.mode.startswith("I;16"):
+        image = image.convert("I")
+    image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    if exif:
+        image.info["exif"] = exif.tobytes()
+    return image
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from PIL import Image
 
 from imagematch.blobs import BlobStore
 from imagematch.embedder import Embedder
 from imagematch.fetch import ImageFetcher
-from imagematch.images import decode_image
+from imagematch.images import ImageLimits
 from imagematch.index import IndexHandle
 from imagematch.models import ImageJob, MatchResult, NewPrediction, Product
 
@@ -25,12 +24,6 @@ BLOB_PREFIX = "blob:"
 
 def image_ref_for_blob(digest: str) -> str:
     return f"{BLOB_PREFIX}{digest}"
-
-
-@dataclass(frozen=True)
-class ImageLimits:
-    max_bytes: int
-    max_pixels: int
 
 
 class Matcher:
@@ -111,7 +104,7 @@ class MatchImageHandler:
     def __call__(self, job: ImageJob) -> NewPrediction:
         image_ref = str(job.payload.get("image", ""))
         data = self.load_bytes(image_ref)
-        image = decode_image(data, max_bytes=self._limits.max_bytes, max_pixels=self._limits.max_pixels)
+        image = self._limits.decode(data)
         result = self._matcher.match_image(image)
         context = {
             key: str(job.payload[key])

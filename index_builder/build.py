@@ -16,7 +16,7 @@ import numpy as np
 from imagematch.embedder import Embedder, Vectors
 from imagematch.errors import ImageMatchError
 from imagematch.fetch import ImageFetcher
-from imagematch.images import decode_image, sha256_hex
+from imagematch.images import sha256_hex
 from imagematch.index import ProductIndex, SnapshotStore
 from imagematch.models import CatalogViews, Product, ProductScoring, Whitening
 from imagematch.pipeline import ImageLimits
@@ -224,7 +224,7 @@ def _embed_batch(
     decoded, kept = [], []
     for item in batch:
         try:
-            decoded.append(decode_image(item.data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels))
+            decoded.append(limits.decode(item.data))
             kept.append(item)
         except ImageMatchError as exc:
             report.failed_images.append(ImageProblem(item.product_id, item.uri, str(exc)))

@@ -72,3 +72,25 @@ def test_decompression_bomb_is_refused_from_the_header() -> None:
     assert len(bomb) < 200_000
     with pytest.raises(PermanentError, match="pixels"):
         decode_image(bomb, **LIMITS)
+
+
+def test_a_large_jpeg_is_decoded_scaled_down() -> None:
+    photo = Image.new("RGB", (4000, 3000), (30, 160, 90))
+    decoded = decode_image(
+        _encode(photo, "JPEG", quality=70), max_bytes=10**8, max_pixels=10**8, max_side=1000
+    )
+    assert max(decoded.size) <= 1000 and decoded.size[0] / decoded.size[1] == pytest.approx(4 / 3, rel=0.01)
+    assert decoded.getpixel((10, 10)) == pytest.approx((30, 160, 90), abs=3)
+
+
+def test_a_large_palette_png_is_decoded_scaled_down() -> None:
+    image = Image.new("P", (3000, 1000), 0)
+    image.putpalette([200, 10, 10] * 256)
+    decoded = decode_image(_encode(image, "PNG"), max_bytes=10**8, max_pixels=10**8, max_side=600)
+    assert decoded.size == (600, 200) and decoded.getpixel((5, 5)) == (200, 10, 10)
+
+
+def test_an_image_needing_more_decode_memory_than_allowed_is_refused() -> None:
+    data = _encode(Image.new("RGB", (1000, 1000)), "PNG")
+    with pytest.raises(PermanentError, match="decoding it needs 4 MB, the limit is 1 MB"):
+        decode_image(data, max_bytes=10**8, max_pixels=10**8, max_decode_bytes=1_000_000)

@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 from imagematch.errors import PermanentError, SubjectGoneError
 from imagematch.fetch import ImageFetcher
-from imagematch.images import decode_image
 from imagematch.ledger import Ledger
 from imagematch.models import ImageJob, NewPrediction
 from imagematch.pipeline import ImageLimits, Matcher
@@ -97,7 +96,7 @@ class ZendeskImageHandler:
         url = str(payload["image"])
         data = self._fetcher.fetch(url, credentials=client.credentials, credential_origin=client.base_url)
         try:
-            image = decode_image(data, max_bytes=self._limits.max_bytes, max_pixels=self._limits.max_pixels)
+            image = self._limits.decode(data)
         except PermanentError as exc:
             if payload.get("sniff"):
                 raise SubjectGoneError(f"not an image ({payload.get('content_type')}): {exc}") from exc
