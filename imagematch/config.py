@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         60_000_000, ge=1, description="Largest accepted decoded image (width × height)."
     )
+    max_catalog_bytes: int = Field(
+        50_000_000, ge=1, description="Largest catalog document (JSON/CSV) read by URL or path."
+    )
     max_decode_bytes: int = Field(
         256_000_000, ge=1, description="Most memory one image may take to decode (else refused)."
     )

@@ -92,7 +92,7 @@ class ImageFetcher:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
-        self._max_bytes = max_bytes
+        self.max_bytes = max_bytes
         self._policy = policy or AddressPolicy()
         self._total_seconds = total_seconds
         self._resolve = resolve
@@ -135,7 +135,7 @@ class ImageFetcher:
                         url = self._redirect_target(url, response)
                         continue
                     raise_for_http_status(response, f"download {hop.server_name}{urlsplit(url).path[:80]}")
-                    return self._read_capped(response, deadline, max_bytes or self._max_bytes, accept)
+                    return self._read_capped(response, deadline, max_bytes or self.max_bytes, accept)
             except httpx.TimeoutException as exc:
                 raise TransientError(f"timed out downloading {hop.server_name}") from exc
             except httpx.TransportError as exc:

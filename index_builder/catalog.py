@@ -4,7 +4,9 @@ tables (``postgresql://…`` or ``supabase:``; see :mod:`index_builder.catalog_t
 JSON: a list of ``{"id", "name", "category", "description", "images": [...], "metadata": {...}}``
 (or ``{"products": [...]}``). CSV: columns ``id,name,category,description,images`` with several
 images separated by ``|``. Relative image paths are resolved against the catalog's own location;
-a database's image URLs must be absolute (http(s):// or file://).
+local files (paths, file://) only for a local catalog file and only inside its directory. A
+remote catalog is fetched as application/json or text/csv within its own size cap
+(``IMAGEMATCH_MAX_CATALOG_BYTES``); a database's image URLs must be http(s)://.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +43,10 @@ class CatalogLoad:
     problems: list[str] = field(default_factory=list)  # rows that could not be read, and why
 
 
+CATALOG_TYPES = frozenset({"application/json", "text/json", "text/csv", "application/csv", "text/plain", ""})
+DEFAULT_MAX_CATALOG_BYTES = 50_000_000
+
+
 def _local_path(uri: str) -> Path | None:
     parts = urlsplit(uri)
     if parts.scheme == "file":
@@ -48,27 +56,68 @@ def _local_path(uri: str) -> Path | None:
     return None
 
 
-def read_uri(uri: str, fetcher: ImageFetcher) -> bytes:
-    """Bytes of a local path / file:// URI, or of an http(s) URL through the safe fetcher."""
+def _is_catalog_type(content_type: str) -> bool:
+    return content_type in CATALOG_TYPES or content_type.endswith("+json")
+
+
+def read_uri(uri: str, fetcher: ImageFetcher, *, max_bytes: int | None = None) -> bytes:
+    """Bytes of a local regular file (path or file:// URI) or of an http(s) URL through the safe
+    fetcher, at most ``max_bytes`` (default: the fetcher's image cap). Devices, FIFOs and
+    directories are refused. Raises PermanentError (missing, unreadable, too large, refused)."""
     path = _local_path(uri)
     if path is None:
-        return fetcher.fetch(uri)
+        return fetcher.fetch(uri, max_bytes=max_bytes)
+    limit = max_bytes or fetcher.max_bytes
     try:
-        return path.read_bytes()
+        with path.open("rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise PermanentError(f"not a regular file: {path}")
+            data = file.read(limit + 1)
     except FileNotFoundError as exc:
         raise PermanentError(f"file not found: {path}") from exc
     except OSError as exc:
         raise PermanentError(f"cannot read {path}: {exc}") from exc
+    if len(data) > limit:
+        raise PermanentError(f"{path} is larger than the limit of {limit:,} bytes")
+    return data
 
 
-def _resolve(base: str, ref: str) -> str:
+def _read_catalog_document(source: str, fetcher: ImageFetcher, max_bytes: int) -> tuple[str, bool]:
+    """The text of a JSON/CSV catalog and whether it is CSV (by extension or content type)."""
+    is_csv = urlsplit(source).path.lower().endswith(".csv")
+    if _local_path(source) is not None:
+        raw = read_uri(source, fetcher, max_bytes=max_bytes)
+    else:
+        seen: list[str] = []
+
+        def accept(content_type: str) -> bool:
+            seen.append(content_type)
+            return _is_catalog_type(content_type)
+
+        raw = fetcher.fetch(source, max_bytes=max_bytes, accept=accept)
+        is_csv = is_csv or (bool(seen) and seen[-1] in ("text/csv", "application/csv"))
+    try:
+        return raw.decode("utf-8-sig"), is_csv
+    except UnicodeDecodeError as exc:
+        raise PermanentError(f"catalog {source[:200]} is not UTF-8 text: {exc}") from exc
+
+
+def _resolve(base: str, ref: str) -> str | None:
+    """``ref`` as an absolute URI, or None when it may not be read: local files (file://,
+    absolute or relative paths) only for a local catalog, and only inside its directory."""
     ref = ref.strip()
-    if urlsplit(ref).scheme in ("http", "https", "file"):
+    scheme = urlsplit(ref).scheme
+    if scheme in ("http", "https"):
         return ref
     base_path = _local_path(base)
-    if base_path is not None:
-        return str((base_path.parent / ref).resolve())
-    return urljoin(base, ref)
+    if base_path is None:  # a remote catalog: relative references stay on its server
+        return urljoin(base, ref) if scheme == "" and not ref.startswith("/") else None
+    root = base_path.resolve().parent
+    local = _local_path(ref) if scheme in ("", "file") else None
+    if local is None:
+        return None
+    resolved = (root / local).resolve()  # an absolute ``local`` replaces root; .. and links resolved
+    return str(resolved) if resolved.is_relative_to(root) else None
 
 
 def _rows_from_csv(text: str) -> list[dict[str, Any]]:
@@ -98,9 +147,8 @@ def load_catalog(source: str, fetcher: ImageFetcher, *, settings: Settings | Non
     """
     if is_database_source(source):
         return _load_database_catalog(source, settings)
-    raw = read_uri(source, fetcher)
-    text = raw.decode("utf-8-sig")
-    is_csv = urlsplit(source).path.lower().endswith(".csv")
+    max_bytes = settings.max_catalog_bytes if settings is not None else DEFAULT_MAX_CATALOG_BYTES
+    text, is_csv = _read_catalog_document(source, fetcher, max_bytes)
     try:
         rows: Any = _rows_from_csv(text) if is_csv else json.loads(text)
     except (json.JSONDecodeError, csv.Error) as exc:
@@ -109,11 +157,23 @@ def load_catalog(source: str, fetcher: ImageFetcher, *, settings: Settings | Non
         rows = rows.get("products", [])
     if not isinstance(rows, list):
         raise PermanentError(f"catalog {source} must be a list of products")
-    return _collect(rows, lambda n, _: f"row {n}", lambda product, _: _resolve_images(source, product))
+    return _collect(
+        rows, lambda n, _: f"row {n}", lambda product, found: _resolve_images(source, product, found)
+    )
 
 
-def _resolve_images(source: str, product: Product) -> None:
-    product.images = [_resolve(source, ref) for ref in product.images]
+def _resolve_images(source: str, product: Product, problems: list[str]) -> None:
+    kept = []
+    for ref in product.images:
+        resolved = _resolve(source, ref)
+        if resolved is None:
+            problems.append(
+                f"product {product.id!r}: image {ref[:200]!r} is outside the catalog's own location "
+                "(local files only next to a local catalog file); skipped"
+            )
+        else:
+            kept.append(resolved)
+    product.images = kept
 
 
 def _collect(
@@ -154,12 +214,10 @@ def _check_absolute_images(product: Product, problems: list[str]) -> None:
     kept = []
     for url in product.images:
         parts = urlsplit(url.strip())
-        if (parts.scheme in ("http", "https") and parts.netloc) or (parts.scheme == "file" and parts.path):
+        if parts.scheme in ("http", "https") and parts.netloc:
             kept.append(url.strip())
-        else:
-            problems.append(
-                f"product {product.id!r}: image {url[:200]!r} is not an http(s):// or file:// URL; skipped"
-            )
+        else:  # never a local file: a database row must not make the builder read /dev/zero
+            problems.append(f"product {product.id!r}: image {url[:200]!r} is not an http(s):// URL; skipped")
     product.images = kept
 
 

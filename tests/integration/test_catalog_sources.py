@@ -19,22 +19,20 @@ from imagematch.ledger import open_ledger
 from imagematch.models import Product
 from index_builder import load_catalog, rebuild_catalog_index
 from index_builder.catalog_tables import CatalogTables, read_supabase_catalog
-from tests.conftest import PALETTE, image_bytes
+from tests.conftest import PALETTE, ImageHost, image_bytes
 from tests.postgrest_standin import serve_postgrest
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def catalog_db(postgres_url: str, tmp_path: Path) -> str:
+def catalog_db(postgres_url: str, image_host: ImageHost) -> str:
     """The migrated schema with five products: two with images (one listed out of order), one
-    soft-deleted, one without images, one with unusable image URLs."""
+    soft-deleted, one without images, one with unusable image URLs (a local file among them)."""
     open_ledger(postgres_url).close()
     images = {}
     for name, colour in PALETTE.items():
-        path = tmp_path / f"{name}.png"
-        path.write_bytes(image_bytes(colour))
-        images[name] = path.as_uri()
+        images[name] = image_host.put(f"/{name}.png", image_bytes(colour))
     products = [
         ("P-red", "Red", "colour", None, {"shelf": 3}, None),
         ("P-blue", "Blue", "colour", "deep", {}, None),
@@ -49,6 +47,7 @@ def catalog_db(postgres_url: str, tmp_path: Path) -> str:
         ("P-gone", 0, images["green"]),
         ("P-bad", 0, "ftp://example.com/a.png"),
         ("P-bad", 1, "img/relative.png"),
+        ("P-bad", 3, "file:///dev/zero"),
         ("P-bad", 2, "https://cdn.example.com/ok.png"),
     ]
     with psycopg.connect(postgres_url) as conn:
@@ -91,11 +90,11 @@ def test_live_products_with_images_in_position_order(source: tuple[str, Settings
     assert sorted(by_id) == ["P-bad", "P-blue", "P-none", "P-red"]  # P-gone is soft-deleted
     red = by_id["P-red"]
     assert [Path(u).stem for u in red.images] == ["red", "yellow"]
-    assert red.images[0].startswith("file://") and red.metadata == {"shelf": 3} and red.description == ""
+    assert red.images[0].startswith("http://") and red.metadata == {"shelf": 3} and red.description == ""
     assert by_id["P-blue"].description == "deep" and by_id["P-none"].images == []
     assert by_id["P-bad"].images == ["https://cdn.example.com/ok.png"]
-    assert len(catalog.problems) == 2
-    assert all("P-bad" in p and "not an http(s):// or file:// URL" in p for p in catalog.problems)
+    assert len(catalog.problems) == 3
+    assert all("P-bad" in p and "not an http(s):// URL" in p for p in catalog.problems)
 
 
 def test_supabase_pages_never_lose_rows(catalog_db: str) -> None:
@@ -167,7 +166,7 @@ def test_an_index_builds_from_the_catalog_tables(catalog_db: str, settings: Sett
     index, report = rebuild_catalog_index(services, catalog_db)
     services.close()
     assert sorted(index.products) == ["P-bad", "P-blue", "P-none", "P-red"]
-    assert report.embedded == 3 and len(report.catalog_problems) == 2
+    assert report.embedded == 3 and len(report.catalog_problems) == 3
     assert [f.uri for f in report.failed_images] == ["https://cdn.example.com/ok.png"]
     assert set(report.products_without_images) == {"P-bad", "P-none"}
 
