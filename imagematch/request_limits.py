@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from itertools import accumulate
 from typing import Any
 
@@ -87,7 +87,7 @@ async def read_multipart_capped(
     """
     body = await read_body_capped(request, max_bytes)
 
-    async def replay() -> AsyncIterator[bytes]:
+    async def replay() -> AsyncGenerator[bytes, None]:
         yield body
 
     parser = MultiPartParser(
