@@ -11,7 +11,7 @@ from imagematch.app import Services
 from imagematch.backfill import BackfillScope, find_backfill_jobs, run_backfill
 from imagematch.cli import app
 from imagematch.models import JobStatus, NewJob
-from imagematch.pipeline import image_ref_for_blob
+from imagematch.job_kinds import image_ref_for_blob
 from tests.conftest import PALETTE, image_bytes
 
 
