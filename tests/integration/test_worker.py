@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from imagematch.app import Services
-from imagematch.models import ErrorKind, JobStatus, NewJob
 from imagematch.job_kinds import JobKindSpec, MatchImagePayload, image_ref_for_blob
+from imagematch.models import ErrorKind, JobStatus, NewJob
 from tests.conftest import PALETTE, image_bytes
 
 

@@ -286,7 +286,9 @@ def test_five_identical_deliveries_and_a_second_event_give_one_prediction_and_no
     settle(services, clock)
 
     predictions = client.get("/v1/predictions", params={"ticket_id": "7"}).json()["predictions"]
-    assert sorted(p["references"]["attachment_id"] for p in predictions) == sorted([str(mug["id"]), str(inline["id"])])
+    assert sorted(p["references"]["attachment_id"] for p in predictions) == sorted(
+        [str(mug["id"]), str(inline["id"])]
+    )
     by_file = {p["file_name"]: p for p in predictions}
     red = by_file["mug.png"]
     assert red["best_product_id"] == "P-red" and red["matches"][0]["name"] == "Red"
