@@ -14,20 +14,23 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from imagematch.errors import SubjectGoneError
+from imagematch.job_kinds import JobKinds
 from imagematch.ledger import Clock, Ledger, SweepReport, utcnow
-from imagematch.models import ImageJob, JobStatus, NewPrediction
+from imagematch.models import ImageJob, JobStatus
 from imagematch.retry import RetryPolicy
 
-__all__ = ["Dispatch", "JobHandler", "LeaseKeeper", "Worker", "WorkerPool", "new_worker_id"]
+__all__ = ["Dispatch", "LeaseKeeper", "Worker", "WorkerPool", "new_worker_id"]
 
 log = logging.getLogger(__name__)
 
-JobHandler = Callable[[ImageJob], NewPrediction | None]
-Dispatch = Callable[[list[int]], None]  # "run these persisted jobs soon" (e.g. a Modal spawn)
+# "Dispatch": make workers look at these persisted jobs now (locally: wake the pool's threads; on
+# Modal: spawn a function call). Only ever a hint — the jobs are already in the ledger, and the
+# sweep finds any a lost dispatch missed.
+Dispatch = Callable[[list[int]], None]
 
 
 def new_worker_id() -> str:
@@ -44,12 +47,12 @@ def _error_summary(error: BaseException) -> str:
 
 
 class Worker:
-    """Processes jobs one at a time. ``handlers`` maps a job kind to the function that does it."""
+    """Processes jobs one at a time; ``kinds`` says how to run each job kind."""
 
     def __init__(
         self,
         ledger: Ledger,
-        handlers: Mapping[str, JobHandler],
+        kinds: JobKinds,
         policy: RetryPolicy,
         *,
         worker_id: str | None = None,
@@ -57,7 +60,7 @@ class Worker:
         clock: Clock = utcnow,
     ) -> None:
         self.ledger = ledger
-        self.handlers = handlers
+        self.kinds = kinds
         self.policy = policy
         self.worker_id = worker_id or new_worker_id()
         self.lease_seconds = lease_seconds
@@ -87,12 +90,12 @@ class Worker:
         """Run a job this worker has claimed and record how it ended; never raises. Returns
         ``PROCESSING`` when the lease was lost meanwhile (nothing recorded: the job is another
         worker's now)."""
-        handler = self.handlers.get(job.kind)
+        spec = self.kinds.get(job.kind)
         try:
-            if handler is None:
+            if spec is None:
                 raise SubjectGoneError(f"no handler for job kind {job.kind!r}")
             with self._lease(job) as lease:
-                prediction = handler(job)
+                prediction = spec.run(job)
             if lease.lost.is_set():
                 log.warning("job %s: lease lost while it ran; its outcome is left to the new holder", job.id)
                 return JobStatus.PROCESSING
@@ -204,7 +207,12 @@ class WorkerPool:
         self._sweep_seconds = sweep_seconds
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.wake = threading.Event()  # set after a submit so idle workers start at once
+        self._wake = threading.Event()  # set by dispatch() so idle workers claim at once
+
+    def dispatch(self, job_ids: list[int]) -> None:
+        """Wake idle workers: jobs were just persisted (they claim whatever is due)."""
+        if job_ids:
+            self._wake.set()
 
     def start(self) -> None:
         for n in range(self._size):
@@ -218,7 +226,7 @@ class WorkerPool:
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
-        self.wake.set()
+        self._wake.set()
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
@@ -232,8 +240,8 @@ class WorkerPool:
                 log.exception("worker %s could not claim jobs", worker.worker_id)
                 claimed = 0
             if not claimed:
-                self.wake.wait(self._poll_seconds)
-                self.wake.clear()
+                self._wake.wait(self._poll_seconds)
+                self._wake.clear()
 
     def _sweep_loop(self) -> None:
         while not self._stop.is_set():
