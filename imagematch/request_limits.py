@@ -23,6 +23,7 @@ __all__ = [
     "read_body_capped",
     "read_json_capped",
     "read_multipart_capped",
+    "refuse_deep_json",
 ]
 
 DEFAULT_MAX_JSON_DEPTH = 32
@@ -54,10 +55,15 @@ def json_depth(raw: bytes) -> int:
     return max(accumulate(_STEP[b[0]] for b in brackets), default=0)
 
 
-def parse_json_capped(raw: bytes, *, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> Any:
-    """Parse ``raw`` as JSON; 422 for invalid JSON or nesting deeper than ``max_depth``."""
+def refuse_deep_json(raw: bytes, *, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> None:
+    """422 when ``raw`` nests arrays/objects deeper than ``max_depth`` (before any parser sees it)."""
     if json_depth(raw) > max_depth:
         raise HTTPException(422, f"JSON is nested deeper than {max_depth} levels")
+
+
+def parse_json_capped(raw: bytes, *, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> Any:
+    """Parse ``raw`` as JSON; 422 for invalid JSON or nesting deeper than ``max_depth``."""
+    refuse_deep_json(raw, max_depth=max_depth)
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError

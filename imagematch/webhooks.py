@@ -10,23 +10,18 @@ from __future__ import annotations
 from fastapi import HTTPException, Request
 from pydantic import SecretStr
 
-__all__ = ["MAX_WEBHOOK_BYTES", "read_webhook_body", "require_webhook_secret"]
+from imagematch.request_limits import read_body_capped, refuse_deep_json
+
+__all__ = ["MAX_WEBHOOK_BYTES", "read_webhook_body", "refuse_deep_json", "require_webhook_secret"]
 
 MAX_WEBHOOK_BYTES = 1_000_000  # Zendesk and catalog event bodies are a few kB
 
 
 async def read_webhook_body(request: Request, max_bytes: int = MAX_WEBHOOK_BYTES) -> bytes:
     """The raw body (signatures cover its exact bytes), refused with 413 past ``max_bytes`` —
-    also when no Content-Length announces it."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise HTTPException(413, f"webhook body is larger than {max_bytes:,} bytes")
-    received = bytearray()
-    async for chunk in request.stream():
-        received += chunk
-        if len(received) > max_bytes:
-            raise HTTPException(413, f"webhook body is larger than {max_bytes:,} bytes")
-    return bytes(received)
+    also when no Content-Length announces it. Call :func:`refuse_deep_json` on it once the
+    signature is verified."""
+    return await read_body_capped(request, max_bytes, what="webhook body")
 
 
 def require_webhook_secret(

@@ -9,7 +9,12 @@ from fastapi import HTTPException, Request
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 
+from imagematch.request_limits import parse_json_capped, read_json_capped, read_multipart_capped
+
 __all__ = ["IMAGE_BODY_DOC", "ImageInput", "parse_meta_filters", "read_image_input"]
+
+MAX_JSON_BYTES = 64_000  # a URL and a little metadata
+MULTIPART_OVERHEAD_BYTES = 64_000  # boundaries, part headers and the small text fields
 
 IMAGE_BODY_DOC = {
     "requestBody": {
@@ -60,23 +65,9 @@ async def read_image_input(request: Request, max_bytes: int) -> ImageInput:
     content_type = request.headers.get("content-type", "")
     try:
         if content_type.startswith("multipart/form-data"):
-            async with request.form() as form:  # closes the spooled upload files
-                upload = form.get("file")
-                if not isinstance(upload, UploadFile):
-                    raise HTTPException(422, "multipart body needs a `file` field holding the image")
-                data = await upload.read(max_bytes + 1)
-                if len(data) > max_bytes:
-                    raise HTTPException(413, f"image is larger than the limit of {max_bytes:,} bytes")
-                metadata = form.get("metadata")
-                return ImageInput(
-                    data=data,
-                    file_name=upload.filename,
-                    idempotency_key=_form_str(form.get("idempotency_key")),
-                    source=_form_str(form.get("source")) or "api",
-                    metadata=json.loads(metadata) if isinstance(metadata, str) and metadata else {},
-                )
+            return await _multipart_input(request, max_bytes)
         if content_type.startswith("application/json"):
-            body = ImageInput.model_validate(await request.json())
+            body = ImageInput.model_validate(await read_json_capped(request, MAX_JSON_BYTES))
             if not body.url or body.data is not None:
                 raise HTTPException(422, "JSON body needs a `url` of the image")
             if not body.url.startswith(("http://", "https://")):
@@ -85,6 +76,28 @@ async def read_image_input(request: Request, max_bytes: int) -> ImageInput:
     except (ValidationError, json.JSONDecodeError, ValueError) as exc:
         raise HTTPException(422, f"invalid request body: {exc}") from exc
     raise HTTPException(415, 'send the image as multipart/form-data (field `file`) or JSON {"url": …}')
+
+
+async def _multipart_input(request: Request, max_bytes: int) -> ImageInput:
+    # The whole body is capped while it streams in: no part is spooled past the cap.
+    form = await read_multipart_capped(request, max_bytes + MULTIPART_OVERHEAD_BYTES, max_fields=10)
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise HTTPException(422, "multipart body needs a `file` field holding the image")
+        data = await upload.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise HTTPException(413, f"image is larger than the limit of {max_bytes:,} bytes")
+        metadata = form.get("metadata")
+        return ImageInput(
+            data=data,
+            file_name=upload.filename,
+            idempotency_key=_form_str(form.get("idempotency_key")),
+            source=_form_str(form.get("source")) or "api",
+            metadata=parse_json_capped(metadata.encode()) if isinstance(metadata, str) and metadata else {},
+        )
+    finally:
+        await form.close()
 
 
 def parse_meta_filters(meta: list[str]) -> dict[str, str]:

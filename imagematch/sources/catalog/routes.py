@@ -18,7 +18,7 @@ from imagematch.sources.catalog.events import (
     parse_catalog_event,
     verify_catalog_signature,
 )
-from imagematch.webhooks import read_webhook_body, require_webhook_secret
+from imagematch.webhooks import read_webhook_body, refuse_deep_json, require_webhook_secret
 from imagematch.worker import Dispatch
 
 __all__ = ["catalog_webhook_router"]
@@ -61,6 +61,7 @@ def catalog_webhook_router(
                 )
             except InvalidSignatureError as exc:
                 raise HTTPException(401, str(exc)) from exc
+        refuse_deep_json(body)  # 422, not a parser's RecursionError (500)
         try:
             event, raw = parse_catalog_event(body)
         except PermanentError as exc:

@@ -20,7 +20,7 @@ from imagematch.sources.zendesk.webhook import (
     parse_delivery,
     verify_signature,
 )
-from imagematch.webhooks import read_webhook_body, require_webhook_secret
+from imagematch.webhooks import read_webhook_body, refuse_deep_json, require_webhook_secret
 from imagematch.worker import Dispatch
 
 __all__ = ["WebhookAccepted", "zendesk_webhook_router"]
@@ -66,6 +66,7 @@ def zendesk_webhook_router(
                 )
             except WebhookSignatureError as exc:
                 raise HTTPException(401, f"Zendesk webhook refused: {exc}") from exc
+        refuse_deep_json(body)  # 422, not a parser's RecursionError (500)
         try:
             # Unsigned (local trial) deliveries have no timestamp: each one counts as new.
             delivery = parse_delivery(body, timestamp=timestamp or clock().isoformat())
