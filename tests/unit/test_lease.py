@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 from imagematch.errors import TransientError
+from imagematch.job_kinds import JobKinds, JobKindSpec, MatchImagePayload
 from imagematch.ledger.memory import MemoryLedger
 from imagematch.models import ImageJob, JobStatus, NewJob
 from imagematch.retry import RetryPolicy
@@ -33,7 +34,8 @@ class FlakyLedger(MemoryLedger):
 
 def run_one(ledger: FlakyLedger, handler: Any) -> JobStatus:
     job, _ = ledger.submit(NewJob(idempotency_key="k", payload={"image": "blob:x"}))
-    worker = Worker(ledger, {job.kind: handler}, RetryPolicy(), lease_seconds=0.3)
+    spec = JobKindSpec(kind=job.kind, payload=MatchImagePayload, handler=handler, needs_embedder=False)
+    worker = Worker(ledger, JobKinds([spec]), RetryPolicy(), lease_seconds=0.3)
     [claimed] = ledger.claim(worker.worker_id, limit=1, lease_seconds=0.3)
     return worker.process(claimed)
 
@@ -41,7 +43,7 @@ def run_one(ledger: FlakyLedger, handler: Any) -> JobStatus:
 def test_renewal_continues_after_a_transient_heartbeat_failure() -> None:
     ledger = FlakyLedger([TransientError("ledger busy"), TransientError("ledger busy")])
 
-    def slow_handler(job: ImageJob) -> None:
+    def slow_handler(job: ImageJob, payload: object) -> None:
         assert ledger.renewed_after_failure.wait(10), "the lease stopped being renewed"
 
     assert run_one(ledger, slow_handler) == JobStatus.COMPLETE
@@ -62,7 +64,7 @@ def test_a_lost_lease_records_no_outcome() -> None:
 
     ledger.heartbeat = heartbeat  # type: ignore[method-assign]
 
-    def handler(job: ImageJob) -> None:
+    def handler(job: ImageJob, payload: object) -> None:
         assert asked.wait(10)
 
     assert run_one(ledger, handler) == JobStatus.PROCESSING
