@@ -12,8 +12,15 @@ from pydantic import SecretStr
 
 from imagematch.request_limits import read_body_capped, refuse_deep_json
 
-__all__ = ["MAX_WEBHOOK_BYTES", "read_webhook_body", "refuse_deep_json", "require_webhook_secret"]
+__all__ = [
+    "MAX_WEBHOOK_BYTES",
+    "RETRY_LATER",
+    "read_webhook_body",
+    "refuse_deep_json",
+    "require_webhook_secret",
+]
 
+RETRY_LATER = {"Retry-After": "10"}  # on a 503 while the ledger is unreachable: senders retry
 MAX_WEBHOOK_BYTES = 1_000_000  # Zendesk and catalog event bodies are a few kB
 
 

@@ -20,10 +20,11 @@ from imagematch.api.match import match_router
 from imagematch.api.stats import health_router, stats_router
 from imagematch.app import Services
 from imagematch.config import Settings
-from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
+from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError, TransientError
 from imagematch.ledger import Clock, Ledger, utcnow
 from imagematch.sources.catalog.routes import catalog_webhook_router
 from imagematch.sources.zendesk.routes import zendesk_webhook_router
+from imagematch.webhooks import RETRY_LATER
 from imagematch.worker import Dispatch, WorkerPool
 
 __all__ = ["create_app", "create_webhook_app"]
@@ -56,6 +57,12 @@ def create_app(
     @app.exception_handler(EmbedderMismatchError)
     async def _mismatch(_: Request, exc: EmbedderMismatchError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(TransientError)
+    async def _unavailable(_: Request, exc: TransientError) -> JSONResponse:
+        # The ledger (or another dependency) is briefly unreachable: the caller retries; nothing
+        # was accepted, so nothing is lost.
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers=RETRY_LATER)
 
     settings, ledger, clock = services.settings, services.ledger, services.clock
     app.include_router(health_router())

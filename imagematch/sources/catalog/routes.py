@@ -18,7 +18,7 @@ from imagematch.sources.catalog.events import (
     parse_catalog_event,
     verify_catalog_signature,
 )
-from imagematch.webhooks import read_webhook_body, refuse_deep_json, require_webhook_secret
+from imagematch.webhooks import RETRY_LATER, read_webhook_body, refuse_deep_json, require_webhook_secret
 from imagematch.worker import Dispatch
 
 __all__ = ["catalog_webhook_router"]
@@ -69,7 +69,7 @@ def catalog_webhook_router(
         try:
             job, created = await run_in_threadpool(ledger.submit, catalog_event_job(event, raw))
         except TransientError as exc:  # the sender retries a 503: nothing is lost
-            raise HTTPException(503, f"ledger unavailable: {exc}") from exc
+            raise HTTPException(503, f"ledger unavailable: {exc}", headers=RETRY_LATER) from exc
         if created:
             await run_in_threadpool(dispatch, [job.id])
         return JSONResponse(JobOut.of(job).model_dump(mode="json"), status_code=202 if created else 200)

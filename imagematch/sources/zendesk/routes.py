@@ -20,7 +20,7 @@ from imagematch.sources.zendesk.webhook import (
     parse_delivery,
     verify_signature,
 )
-from imagematch.webhooks import read_webhook_body, refuse_deep_json, require_webhook_secret
+from imagematch.webhooks import RETRY_LATER, read_webhook_body, refuse_deep_json, require_webhook_secret
 from imagematch.worker import Dispatch
 
 __all__ = ["WebhookAccepted", "zendesk_webhook_router"]
@@ -78,7 +78,7 @@ def zendesk_webhook_router(
                 ledger.submit, ticket_job(delivery.ticket_id, delivery.delivery_id, metadata=metadata)
             )
         except TransientError as exc:  # Zendesk retries a 503: nothing is lost
-            raise HTTPException(503, f"ledger unavailable: {exc}") from exc
+            raise HTTPException(503, f"ledger unavailable: {exc}", headers=RETRY_LATER) from exc
         if created:
             await run_in_threadpool(dispatch, [job.id])
         out = WebhookAccepted(
