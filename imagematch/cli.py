@@ -122,6 +122,8 @@ def index_build(
             )
         except ImageMatchError as exc:
             raise _fail(str(exc)) from exc
+        except OSError as exc:  # disk full, quota: the previous snapshot stays current
+            raise _fail(f"cannot write the index snapshot ({exc}); the previous one keeps serving") from exc
     _print_build_report(report)
     if as_json:
         print(json.dumps(report.summary()))

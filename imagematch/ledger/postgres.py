@@ -33,7 +33,11 @@ def migration_files() -> list[tuple[str, str]]:
 
 
 class PostgresLedger(FunctionLedger):
-    def __init__(self, url: str, *, clock: Clock = utcnow, max_connections: int = 8) -> None:
+    def __init__(
+        self, url: str, *, clock: Clock = utcnow, max_connections: int = 8, pool_timeout_s: float = 5.0
+    ) -> None:
+        """``pool_timeout_s``: how long a call waits for a connection before it fails as a
+        TransientError (a webhook then answers 503 in time for its sender to retry)."""
         super().__init__(clock=clock)
         self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
             url,
@@ -41,6 +45,7 @@ class PostgresLedger(FunctionLedger):
             min_size=1,
             max_size=max_connections,
             kwargs={"row_factory": dict_row},
+            timeout=pool_timeout_s,
             open=True,
         )
 

