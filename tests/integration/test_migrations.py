@@ -65,4 +65,3 @@ def test_functions_have_a_fixed_search_path_and_anon_cannot_execute_them(postgre
     assert functions and all(any("search_path=" in c for c in (config or [])) for _, config in functions)
     assert callable_by == {"anon": (0,), "authenticated": (0,)}
     assert rls == (True,)
-
