@@ -120,6 +120,10 @@ class ImageFetcher:
         for _ in range(MAX_REDIRECTS + 1):
             hop = self._hop(url)
             headers = {"Host": hop.host_header}
+            if urlsplit(url).scheme == "https":
+                # The pool keys connections by address, not by server name: never reuse a TLS
+                # connection verified for one name to send another name's request.
+                headers["Connection"] = "close"
             if credentials and origin_of(url) == trusted:
                 headers.update(credentials)
             try:

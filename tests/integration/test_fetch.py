@@ -109,3 +109,20 @@ def test_a_trickling_server_hits_the_total_deadline_as_a_transient_error(server:
 
 def test_an_allowed_private_host_downloads_normally(server: LoopbackServer) -> None:
     assert fetcher(AddressPolicy.parse("127.0.0.0/8")).fetch(server.url("/img.png")) == PNG
+
+
+def test_https_hops_keep_the_server_name_for_sni_and_host() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, headers={"Content-Type": "image/png"}, content=PNG)
+
+    client = httpx.Client(transport=httpx.MockTransport(answer))
+    pinned = ImageFetcher(client, max_bytes=1_000, resolve=lambda host, port: [PUBLIC])
+    assert pinned.fetch("https://images.example/a.png") == PNG
+    [request] = seen
+    assert request.url.host == PUBLIC and request.url.scheme == "https"
+    assert request.headers["host"] == "images.example"
+    assert request.extensions["sni_hostname"] == "images.example"
+    assert request.headers["connection"] == "close"
