@@ -1,0 +1,107 @@
+"""Versioned snapshot directories with an atomically replaced pointer.
+
+Snapshots live in ``<root>/v000123/`` directories; ``<root>/CURRENT`` names the live one and is
+replaced atomically, so a reader sees the old snapshot or the new one, never half of one. A snapshot
+directory is never written to after it is published. Live catalog events applied since are in the
+:class:`~imagematch.index.change_log.ChangeLog` under the same root.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
+from imagematch.index.change_log import ChangeLog
+from imagematch.index.product_index import ProductIndex
+
+__all__ = ["POINTER_NAME", "SnapshotStore"]
+
+_VERSION_RE = re.compile(r"^v(\d{6,})$")
+POINTER_NAME = "CURRENT"
+
+
+class SnapshotStore:
+    """Versioned snapshot directories under ``root`` with an atomically replaced pointer, plus the
+    :class:`ChangeLog` of live catalog events applied on top of the current one."""
+
+    def __init__(self, root: Path, *, keep: int = 5) -> None:
+        self.root = root
+        self.keep = keep
+        self.changes = ChangeLog(root)
+
+    @property
+    def pointer(self) -> Path:
+        return self.root / POINTER_NAME
+
+    def current_version(self) -> str | None:
+        try:
+            return self.pointer.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def versions(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        found = [p.name for p in self.root.iterdir() if p.is_dir() and _VERSION_RE.match(p.name)]
+        return sorted(found, key=lambda name: int(name[1:]))
+
+    def publish(self, index: ProductIndex) -> str:
+        """Write ``index`` as a new version, point CURRENT at it, prune old ones; returns the version.
+
+        The files are written to a temporary directory first and renamed into place, so a crash
+        leaves either no new version or a complete one.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+        try:
+            while True:
+                existing = self.versions()
+                version = f"v{(int(existing[-1][1:]) + 1) if existing else 1:06d}"
+                index.version = version
+                index.write_to(staging)
+                try:
+                    staging.rename(self.root / version)  # fails if another writer took the name
+                    break
+                except OSError:
+                    continue
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self._point_at(version)
+        self._prune()
+        self.changes.discard(index.applied_changes)  # folded into the snapshot now current
+        return version
+
+    def load(self, *, embedder_id: str, version: str | None = None) -> ProductIndex:
+        """Load ``version`` (default: CURRENT) with the change log replayed on top.
+
+        Raises :class:`IndexNotBuiltError` if there is none and :class:`EmbedderMismatchError` if it
+        was built by another embedder.
+        """
+        version = version or self.current_version()
+        if version is None or not (self.root / version / "meta.json").exists():
+            raise IndexNotBuiltError(
+                f"no index snapshot in {self.root}: run `imagematch index build --catalog …` first"
+            )
+        index = ProductIndex.read_from(self.root / version)
+        if index.embedder_id != embedder_id:
+            raise EmbedderMismatchError(
+                f"snapshot {version} was built with {index.embedder_id!r}, not {embedder_id!r}; "
+                "rebuild it with `imagematch index build`"
+            )
+        self.changes.replay(index)
+        return index
+
+    def _point_at(self, version: str) -> None:
+        tmp = self.root / f".{POINTER_NAME}.{os.getpid()}.tmp"
+        tmp.write_text(version + "\n")
+        os.replace(tmp, self.pointer)
+
+    def _prune(self) -> None:
+        current = self.current_version()
+        for old in self.versions()[: -self.keep]:
+            if old != current:
+                shutil.rmtree(self.root / old, ignore_errors=True)
