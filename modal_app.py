@@ -100,13 +100,13 @@ with image.imports():
 
     from imagematch.api import create_app, create_webhook_app
     from imagematch.app import build_services
-    from imagematch.backfill import BackfillScope, find_backfill_jobs, run_backfill
     from imagematch.config import Settings
     from imagematch.embedder import load_embedder
     from imagematch.errors import ImageMatchError
     from imagematch.images import decode_image
     from imagematch.ledger import open_ledger_for
     from imagematch.pipeline import ImageLimits
+    from imagematch.requeue import RequeueScope, find_jobs_to_requeue, requeue_jobs
     from imagematch.worker import Dispatch
     from index_builder import rebuild_catalog_index
 
@@ -463,10 +463,10 @@ def backfill_jobs(
         since_at = since_at.replace(tzinfo=UTC)
     ledger = open_ledger_for(settings)
     try:
-        jobs = find_backfill_jobs(
-            ledger, scope=BackfillScope(scope), source=source or None, since=since_at, limit=limit or None
+        jobs = find_jobs_to_requeue(
+            ledger, scope=RequeueScope(scope), source=source or None, since=since_at, limit=limit or None
         )
-        report = run_backfill(ledger, jobs, dry_run=dry_run)
+        report = requeue_jobs(ledger, jobs, dry_run=dry_run)
     finally:
         ledger.close()
     if report.job_ids:

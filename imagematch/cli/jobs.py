@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from imagematch.backfill import BackfillScope
 from imagematch.cli.terminal import JsonFlag, err, fail, load_settings, out, progress_bar
 from imagematch.ledger import open_ledger_for
 from imagematch.models import JobStatus, NewJob
+from imagematch.requeue import RequeueScope
 
 __all__ = ["app", "backfill", "submit", "sweep"]
 
@@ -74,22 +74,22 @@ def backfill(
         datetime | None, typer.Option(help="Only jobs created on/after this date (YYYY-MM-DD).")
     ] = None,
     status: Annotated[
-        BackfillScope, typer.Option(help="missing: failed+skipped; failed; all: reprocess everything.")
-    ] = BackfillScope.MISSING,
+        RequeueScope, typer.Option(help="missing: failed+skipped; failed; all: reprocess everything.")
+    ] = RequeueScope.MISSING,
     limit: Annotated[int | None, typer.Option(help="At most this many jobs.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be queued.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Queue again every image that has no successful prediction (idempotent)."""
-    from imagematch.backfill import find_backfill_jobs, run_backfill
+    from imagematch.requeue import find_jobs_to_requeue, requeue_jobs
 
     ledger = open_ledger_for(load_settings())
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    jobs = list(find_backfill_jobs(ledger, scope=status, source=source, since=since, limit=limit))
+    jobs = list(find_jobs_to_requeue(ledger, scope=status, source=source, since=since, limit=limit))
     with progress_bar() as progress:
         task = progress.add_task("dry run" if dry_run else "re-queuing", total=len(jobs))
-        report = run_backfill(
+        report = requeue_jobs(
             ledger, iter(jobs), dry_run=dry_run, progress=lambda n: progress.advance(task, n)
         )
     verb = "would re-queue" if dry_run else "re-queued"

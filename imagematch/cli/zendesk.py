@@ -28,7 +28,7 @@ def zendesk_backfill(
     prediction (Incremental Ticket Export), and re-queue failed ones. Idempotent."""
     import httpx
 
-    from imagematch.sources.zendesk import backfill_zendesk, zendesk_client_for
+    from imagematch.sources.zendesk import backfill_tickets, zendesk_client_for
 
     settings = load_settings()
     if since.tzinfo is None:
@@ -39,7 +39,7 @@ def zendesk_backfill(
         client = zendesk_client_for(settings, http)
         with progress_bar() as progress:
             task = progress.add_task("scanning tickets", total=limit)
-            report = backfill_zendesk(
+            report = backfill_tickets(
                 client,
                 ledger,
                 since=since,

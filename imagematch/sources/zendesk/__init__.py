@@ -1,13 +1,12 @@
 """Zendesk: ticket webhooks in, attachments matched, one internal note per attachment out.
 
 ``webhook`` verifies and parses deliveries; ``client`` talks to the Support API; ``jobs`` names the
-ledger jobs a ticket becomes; ``handlers`` and ``notes`` run them; ``backfill`` finds tickets
+ledger jobs a ticket becomes; ``handlers`` and ``notes`` run them; ``ticket_backfill`` finds tickets
 whose images were never matched. See README "Zendesk".
 """
 
 from __future__ import annotations
 
-from imagematch.sources.zendesk.backfill import ZendeskBackfillReport, backfill_zendesk
 from imagematch.sources.zendesk.client import (
     ZendeskClient,
     ZendeskConflictError,
@@ -25,6 +24,7 @@ from imagematch.sources.zendesk.jobs import (
     ticket_job,
 )
 from imagematch.sources.zendesk.notes import ZendeskNoteHandler, note_marker, render_note
+from imagematch.sources.zendesk.ticket_backfill import TicketBackfillReport, backfill_tickets
 from imagematch.sources.zendesk.webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -41,17 +41,17 @@ __all__ = [
     "SOURCE",
     "TIMESTAMP_HEADER",
     "AttachmentPlan",
+    "TicketBackfillReport",
     "WebhookDelivery",
     "WebhookPayloadError",
     "WebhookSignatureError",
-    "ZendeskBackfillReport",
     "ZendeskClient",
     "ZendeskConflictError",
     "ZendeskImageHandler",
     "ZendeskNotConfiguredError",
     "ZendeskNoteHandler",
     "ZendeskTicketHandler",
-    "backfill_zendesk",
+    "backfill_tickets",
     "image_job_key",
     "note_job_key",
     "note_marker",
