@@ -7,6 +7,7 @@ the ranking. The key names the embedder *and* the view set, so changing either r
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -14,18 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from imagematch.embedder import Vectors
+from index_builder.sql import load_queries
 
 __all__ = ["EmbeddingCache"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS image_views (
-    embedding_key TEXT    NOT NULL,
-    sha256        TEXT    NOT NULL,
-    dim           INTEGER NOT NULL,
-    vectors       BLOB    NOT NULL,
-    PRIMARY KEY (embedding_key, sha256)
-)
-"""
+Q = load_queries("embedding_cache")
 
 
 class EmbeddingCache:
@@ -34,19 +28,16 @@ class EmbeddingCache:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute(_SCHEMA)
+        self._conn.execute(Q["journal_mode"])
+        self._conn.execute(Q["schema"])
 
     def get_many(self, embedding_key: str, digests: Iterable[str]) -> dict[str, Vectors]:
         wanted = list(dict.fromkeys(digests))
         found: dict[str, Vectors] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
             rows = self._conn.execute(
-                "SELECT sha256, dim, vectors FROM image_views "
-                f"WHERE embedding_key = ? AND sha256 IN ({marks})",
-                [embedding_key, *chunk],
+                Q["views_of"], {"embedding_key": embedding_key, "digests": json.dumps(chunk)}
             )
             for digest, dim, blob in rows:
                 found[digest] = np.frombuffer(blob, dtype=np.float16).reshape(-1, dim).astype(np.float32)
@@ -55,10 +46,14 @@ class EmbeddingCache:
     def put_many(self, embedding_key: str, vectors: Mapping[str, Vectors]) -> None:
         with self._conn:
             self._conn.executemany(
-                "INSERT OR REPLACE INTO image_views (embedding_key, sha256, dim, vectors) "
-                "VALUES (?, ?, ?, ?)",
+                Q["put_views"],
                 [
-                    (embedding_key, digest, matrix.shape[-1], np.asarray(matrix, dtype=np.float16).tobytes())
+                    {
+                        "embedding_key": embedding_key,
+                        "sha256": digest,
+                        "dim": matrix.shape[-1],
+                        "vectors": np.asarray(matrix, dtype=np.float16).tobytes(),
+                    }
                     for digest, matrix in vectors.items()
                 ],
             )
