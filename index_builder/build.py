@@ -249,7 +249,10 @@ def build_and_publish(
     on_catalog: Callable[[int], None] | None = None,
 ) -> tuple[ProductIndex, BuildReport]:
     """Load the catalog at ``source``, build its index and publish it as the new CURRENT snapshot.
-    Products no longer in the catalog lose their vectors; soft-deleted products are purged.
+    Products no longer in the catalog lose their vectors. The catalog event order (the newest event
+    per product, deletes included) carries over, so an event older than one applied before the
+    rebuild — a retry in backoff, a manual retry, ``imagematch backfill --status all`` — is still
+    skipped after it.
 
     ``settings`` locate database sources (``supabase:``, custom table names). ``on_catalog`` is
     told how many images the catalog lists before embedding starts (for a
@@ -258,6 +261,7 @@ def build_and_publish(
     # The catalog source is the truth: live changes logged before it is read are folded into
     # (superseded by) the new snapshot; those arriving during the build are replayed on top of it.
     folded = set(snapshots.changes.sequences())
+    events = snapshots.event_order(folding=folded)
     catalog = load_catalog(source, fetcher, settings=settings)
     if on_catalog:
         on_catalog(sum(len(p.images) for p in catalog.products))
@@ -272,6 +276,7 @@ def build_and_publish(
         progress=progress,
     )
     report.catalog_problems = catalog.problems
+    index.continue_event_order(events)
     index.applied_changes = folded
     report.version = snapshots.publish(index)
     snapshots.changes.replay(index)

@@ -235,6 +235,18 @@ class ProductIndex:
             del self._product_by_key[key]
         return self.products.pop(product_id, None) is not None
 
+    def continue_event_order(self, earlier: EventOrder) -> None:
+        """Take over the catalog event order of the snapshot this one replaces (a rebuild), so an
+        event older than one applied before the rebuild stays stale after it: a delete's tombstone
+        keeps an older update from bringing the product back. Tombstones of products this index
+        lists are dropped — the catalog it was built from lists them again."""
+        with self._lock:
+            self.events = EventOrder(
+                sequences=dict(earlier.sequences),
+                deleted={pid: at for pid, at in earlier.deleted.items() if pid not in self.products},
+                last_change=earlier.last_change,
+            )
+
     def is_stale(self, product_id: str, sequence: int) -> bool:
         """Whether an event numbered ``sequence`` is older than what the index holds for the product."""
         return self.events.is_stale(product_id, sequence)
@@ -371,6 +383,11 @@ class ProductIndex:
             **self.events.to_meta(),
         }
         (directory / "meta.json").write_text(json.dumps(meta, ensure_ascii=False))
+
+    @staticmethod
+    def read_event_order(directory: Path) -> EventOrder:
+        """Only the catalog event order of a snapshot directory (no vectors are read)."""
+        return EventOrder.from_meta(json.loads((directory / "meta.json").read_text()))
 
     @classmethod
     def read_from(cls, directory: Path) -> ProductIndex:

@@ -12,10 +12,12 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
 from imagematch.index.change_log import ChangeLog
+from imagematch.index.event_order import EventOrder
 from imagematch.index.product_index import ProductIndex
 
 __all__ = ["POINTER_NAME", "SnapshotStore"]
@@ -74,6 +76,20 @@ class SnapshotStore:
         self._prune()
         self.changes.discard(index.applied_changes)  # folded into the snapshot now current
         return version
+
+    def event_order(self, *, folding: Iterable[int] = ()) -> EventOrder:
+        """The catalog event order of the CURRENT snapshot with the change-log entries ``folding``
+        recorded on top: where a rebuild that folds those entries in continues from (see
+        :meth:`ProductIndex.continue_event_order`). Empty when there is no snapshot yet."""
+        version = self.current_version()
+        order = EventOrder()
+        if version is not None and (self.root / version / "meta.json").exists():
+            order = ProductIndex.read_event_order(self.root / version)
+        for sequence in sorted(folding):
+            change = self.changes.read(sequence)
+            if change is not None:  # else folded into a snapshot meanwhile: already in its order
+                order.record(change)
+        return order
 
     def load(self, *, embedder_id: str, version: str | None = None) -> ProductIndex:
         """Load ``version`` (default: CURRENT) with the change log replayed on top.
