@@ -18,12 +18,13 @@ class IndexHandle:
 
     The pointer and the change log are checked at most every ``check_seconds``; a reload happens
     off to the side and swaps in whole, so searches never wait for (or see half of) a rebuild.
+    ``embedder_id`` ``None``: a process without the model, which only reads the index (stats).
     """
 
     def __init__(
         self,
         store: SnapshotStore,
-        embedder_id: str,
+        embedder_id: str | None,
         *,
         check_seconds: float = 2.0,
         monotonic: Callable[[], float] = time.monotonic,

@@ -91,7 +91,7 @@ class SnapshotStore:
                 order.record(change)
         return order
 
-    def load(self, *, embedder_id: str, version: str | None = None) -> ProductIndex:
+    def load(self, *, embedder_id: str | None, version: str | None = None) -> ProductIndex:
         """Load ``version`` (default: CURRENT) with the change log replayed on top.
 
         Raises :class:`IndexNotBuiltError` if there is none and :class:`EmbedderMismatchError` if it
@@ -103,7 +103,7 @@ class SnapshotStore:
                 f"no index snapshot in {self.root}: run `imagematch index build --catalog …` first"
             )
         index = ProductIndex.read_from(self.root / version)
-        if index.embedder_id != embedder_id:
+        if embedder_id is not None and index.embedder_id != embedder_id:
             raise EmbedderMismatchError(
                 f"snapshot {version} was built with {index.embedder_id!r}, not {embedder_id!r}; "
                 "rebuild it with `imagematch index build`"
