@@ -114,6 +114,8 @@ with image.imports():
     from imagematch.pipeline import ImageLimits
     from imagematch.worker import Dispatch
     from index_builder import rebuild_catalog_index
+    from index_builder.catalog import read_uri
+    from index_builder.fanout import ChunkShards, EmbedChunk, EmbeddingExecutor, ShardedExecutor, embed_chunk
 
 # ## Storage and secrets
 
@@ -131,6 +133,8 @@ GPU = "L4"
 EMBED_MAX_BATCH_SIZE = 32
 EMBED_WAIT_MS = 50
 DISPATCH_CHUNK = 16  # jobs per spawned call: a backlog spreads over several containers
+BUILD_CHUNK_IMAGES = 256  # catalog images per embedding call of a rebuild (14 views each)
+GPU_WORKERS = 10  # max EmbeddingWorker containers: also how wide a rebuild fans out
 SWEEP_SCHEDULE = "*/5 * * * *"  # every 5 minutes
 REINDEX_SCHEDULE = "0 3 * * *"  # nightly, 03:00 UTC
 WEB_VOLUME_RELOAD_SECONDS = 60
@@ -237,14 +241,41 @@ def run_sweep(settings: Settings, dispatch: Dispatch | None = None) -> dict[str,
         services.close()
 
 
-def rebuild_index(settings: Settings, source: str) -> dict[str, Any]:
-    """Build the catalog at ``source`` into a new snapshot (as ``imagematch index build``)."""
+def build_shards(settings: Settings) -> ChunkShards:
+    return ChunkShards(settings.data_dir / "build_shards")
+
+
+def map_chunks_on_gpus(chunks: list[EmbedChunk]) -> Any:
+    """Each chunk to an ``EmbeddingWorker`` container (up to GPU_WORKERS at once), answers as they come."""
+    return EmbeddingWorker().embed_catalog_chunk.map(
+        [chunk.to_json() for chunk in chunks], order_outputs=False, return_exceptions=True
+    )
+
+
+def fan_out_executor(
+    settings: Settings, map_chunks: Callable[[list[EmbedChunk]], Any] | None = None
+) -> ShardedExecutor:
+    """A rebuild's missing images, embedded in chunks across the GPU containers, each writing its
+    chunk's shard on the Volume (``map_chunks`` default: :func:`map_chunks_on_gpus`)."""
+    return ShardedExecutor(
+        build_shards(settings),
+        map_chunks or map_chunks_on_gpus,
+        chunk_size=BUILD_CHUNK_IMAGES,
+        before_read=reload_volume,
+    )
+
+
+def rebuild_index(
+    settings: Settings, source: str, executor: EmbeddingExecutor | None = None
+) -> dict[str, Any]:
+    """Build the catalog at ``source`` into a new snapshot (as ``imagematch index build``); the
+    images it lacks are embedded by ``executor`` (default: here)."""
     services = build_services(settings)
-    move_to_gpu(services.embedder)
     try:
-        _, report = rebuild_catalog_index(services, source)
+        _, report = rebuild_catalog_index(services, source, executor=executor)
     finally:
         services.close()
+    build_shards(settings).clear()  # folded into the cache and the snapshot
     return report.summary()
 
 
@@ -315,7 +346,7 @@ def process_dispatched(services: Services, worker: Any, job_ids: list[int]) -> l
     enable_memory_snapshot=True,
     scaledown_window=5 * MINUTES,
     timeout=10 * MINUTES,
-    max_containers=10,
+    max_containers=GPU_WORKERS,
 )
 class EmbeddingWorker(ModelOnGpu):
     """The model and the index on a GPU: answers ``/v1/match`` and runs the job kinds that embed."""
@@ -341,6 +372,23 @@ class EmbeddingWorker(ModelOnGpu):
     @modal.method()
     def process_jobs(self, job_ids: list[int]) -> list[str | None]:
         return process_dispatched(self.services, self.worker, job_ids)
+
+    @modal.method()
+    def embed_catalog_chunk(self, chunk: dict[str, Any]) -> str:
+        """Embed one chunk of a rebuild's images and write its shard on the Volume; its id."""
+        reload_volume()  # catalog files uploaded to the Volume
+        settings = self.services.settings
+        result = embed_chunk(
+            EmbedChunk.from_json(chunk),
+            embedder=self.embedder,
+            read_bytes=lambda uri: read_uri(uri, self.services.fetcher),
+            limits=self.services.limits,
+            views=settings.catalog_views,
+            images_per_batch=max(1, settings.batch_size // 4),
+        )
+        build_shards(settings).write(result)
+        commit_volume()
+        return result.chunk_id
 
 
 @app.cls(volumes=volumes, enable_memory_snapshot=True, scaledown_window=2 * MINUTES, timeout=10 * MINUTES)
@@ -433,14 +481,16 @@ def sweep() -> dict[str, int]:
 
 
 @app.function(
-    gpu=GPU,
     volumes=volumes,
     schedule=modal.Cron(REINDEX_SCHEDULE),
     timeout=2 * HOURS,
+    memory=8192,  # the model on CPU (its id and size), the catalog's vectors, the whitening fit
     max_containers=1,  # the snapshot pointer and the embedding cache have one writer at a time
 )
 def reindex(source: str = "") -> dict[str, Any] | None:
     """Rebuild the catalog index into a new snapshot; serving containers switch when they reload.
+    The images it lacks are embedded across the GPU workers (``fan_out_executor``); this CPU
+    container is the one writer that fits the whitening and publishes.
 
     ``source`` (a catalog URL, or a path on the Volume) defaults to ``IMAGEMATCH_CATALOG_SOURCE``."""
     settings = load_settings()
@@ -448,7 +498,7 @@ def reindex(source: str = "") -> dict[str, Any] | None:
     if not source:
         print("reindex skipped: IMAGEMATCH_CATALOG_SOURCE is not set in the `imagematch` Secret")
         return None
-    summary = rebuild_index(settings, source)
+    summary = rebuild_index(settings, source, fan_out_executor(settings))
     commit_volume()
     print(f"reindex: {summary}")
     return summary
