@@ -244,6 +244,8 @@ def build_and_publish(
     progress: Progress | None = None,
     on_catalog: Callable[[int], None] | None = None,
     executor: EmbeddingExecutor | None = None,
+    model: str | None = None,
+    point: bool = True,
 ) -> tuple[ProductIndex, BuildReport]:
     """Load the catalog at ``source``, build its index and publish it as the new CURRENT snapshot.
     Products no longer in the catalog lose their vectors. The catalog event order (the newest event
@@ -253,12 +255,16 @@ def build_and_publish(
 
     ``settings`` locate database sources (``supabase:``, custom table names). ``on_catalog`` is
     told how many images the catalog lists before embedding starts (for a
-    progress bar). Raises PermanentError if the catalog itself cannot be read.
+    progress bar). ``model`` (the spec of ``embedder``) is recorded in the snapshot, so serving
+    processes load the model their snapshot needs. ``point=False`` publishes a candidate without
+    serving it (see :mod:`index_builder.model_switch`). Raises PermanentError if the catalog
+    itself cannot be read.
     """
     # The catalog source is the truth: live changes logged before it is read are folded into
     # (superseded by) the new snapshot; those arriving during the build are replayed on top of it.
-    folded = set(snapshots.changes.sequences())
-    events = snapshots.event_order(folding=folded)
+    changes = snapshots.changes(embedder.embedder_id)
+    folded = set(changes.sequences())
+    events = snapshots.event_order(embedder.embedder_id, folding=folded)
     catalog = load_catalog(source, fetcher, settings=settings)
     if on_catalog:
         on_catalog(sum(len(p.images) for p in catalog.products))
@@ -276,8 +282,9 @@ def build_and_publish(
     report.catalog_problems = catalog.problems
     index.continue_event_order(events)
     index.applied_changes = folded
-    report.version = snapshots.publish(index)
-    snapshots.changes.replay(index)
+    index.model = model
+    report.version = snapshots.publish(index, point=point)
+    changes.replay(index)
     return index, report
 
 
@@ -289,6 +296,7 @@ def rebuild_catalog_index(
     progress: Progress | None = None,
     on_catalog: Callable[[int], None] | None = None,
     executor: EmbeddingExecutor | None = None,
+    point: bool = True,
 ) -> tuple[ProductIndex, BuildReport]:
     """:func:`build_and_publish` with the services' model, embedding cache, fetcher, limits and
     catalog recipe, into ``snapshots`` (default: the served index)."""
@@ -307,6 +315,8 @@ def rebuild_catalog_index(
             progress=progress,
             on_catalog=on_catalog,
             executor=executor,
+            model=services.model,
+            point=point,
         )
     finally:
         cache.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -74,3 +75,45 @@ def index_build(
     print_build_report(report)
     if as_json:
         print(json.dumps(report.summary()))
+
+
+@app.command("switch-model")
+def index_switch_model(
+    model: Annotated[str, typer.Argument(help="The new model spec, e.g. open_clip:ViT-L-14/<pretrained>.")],
+    catalog: Annotated[
+        str | None, typer.Option(help="Catalog to build (default: IMAGEMATCH_CATALOG_SOURCE).")
+    ] = None,
+    queries: Annotated[
+        Path | None,
+        typer.Option(
+            help="Labelled photos (JSON lines: image, product_id) for the check; default: "
+            "catalog self-retrieval.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    floor: Annotated[float, typer.Option(help="The check's recall@1 the new model must reach.")] = 0.9,
+    as_json: JsonFlag = False,
+) -> None:
+    """Build the catalog with another model beside the served snapshot, check it, and serve it only
+    if the check passes (processes holding the old model keep serving until they restart)."""
+    from imagematch.app import build_services
+    from index_builder.model_switch import switch_model
+
+    settings = load_settings()
+    catalog = catalog or settings.catalog_source
+    if not catalog:
+        raise fail("give --catalog or set IMAGEMATCH_CATALOG_SOURCE")
+    new = build_services(settings, model=model)
+    try:
+        report = switch_model(new, catalog, queries=queries, floor=floor)
+    except ImageMatchError as exc:
+        raise fail(str(exc)) from exc
+    print_build_report(report.build)
+    check = report.check
+    verdict = "promoted: now served" if report.promoted else "NOT promoted: the served snapshot is unchanged"
+    err.print(f"{check.name} {check.value:.3f} (floor {check.floor}, {check.samples} photos): {verdict}")
+    if as_json:
+        print(json.dumps(report.summary()))
+    if not report.promoted:
+        raise typer.Exit(1)

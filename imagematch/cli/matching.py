@@ -37,10 +37,11 @@ def match(
     as_json: JsonFlag = False,
 ) -> None:
     """Show the top products for each image."""
-    from imagematch.app import build_services
+    from imagematch.app import build_services, serving_model
     from imagematch.images import decode_image
 
-    services = build_services(load_settings())
+    settings = load_settings()
+    services = build_services(settings, model=serving_model(settings))
     results: dict[str, Any] = {}
     for path in images:
         try:

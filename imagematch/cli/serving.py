@@ -20,10 +20,11 @@ def serve(
     import uvicorn
 
     from imagematch.api import create_app
-    from imagematch.app import build_services
+    from imagematch.app import build_services, serving_model
     from imagematch.worker import WorkerPool
 
-    services = build_services(load_settings())
+    settings = load_settings()
+    services = build_services(settings, model=serving_model(settings))
     pool = WorkerPool(
         services.make_worker,
         size=services.settings.workers if workers is None else workers,
@@ -41,10 +42,11 @@ def worker(
     """Run job workers without the HTTP API."""
     import threading
 
-    from imagematch.app import build_services
+    from imagematch.app import build_services, serving_model
     from imagematch.worker import WorkerPool
 
-    services = build_services(load_settings())
+    settings = load_settings()
+    services = build_services(settings, model=serving_model(settings))
     if once:
         services.sweep()
         done = services.make_worker().drain()

@@ -7,6 +7,7 @@ with the changes another one applied, without re-embedding anything.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -50,7 +51,9 @@ class CatalogChange:
 
 
 class ChangeLog:
-    """Live catalog events since the snapshots were written: ``<root>/changes/000000000042.npz``.
+    """Live catalog events since the snapshots were written, one log per embedder (their vectors
+    are that model's): ``<root>/changes/<embedder key>/000000000042.npz``. While a new model's
+    snapshot is built beside the served one, each model's events stay apart.
 
     Append-only: one file per event, named by its sequence, written to a temporary name and
     renamed into place, never modified — so writers in several processes (or Modal containers
@@ -59,8 +62,9 @@ class ChangeLog:
     deleted when it is published.
     """
 
-    def __init__(self, root: Path) -> None:
-        self.directory = root / "changes"
+    def __init__(self, root: Path, embedder_id: str) -> None:
+        key = hashlib.sha256(embedder_id.encode()).hexdigest()[:16]
+        self.directory = root / "changes" / key
 
     def append(self, change: CatalogChange) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -104,6 +104,7 @@ class ProductIndex:
         self.catalog_views = catalog_views
         self.version = version
         self.built_at = datetime.now(UTC)
+        self.model: str | None = None  # the model spec it was built with (IMAGEMATCH_MODEL), if known
         self.products: dict[str, Product] = {}
         self.images: dict[int, IndexedImage] = {}
         self._image_vectors: faiss.Index = _flat_ip(dim)
@@ -370,6 +371,7 @@ class ProductIndex:
             "format": SNAPSHOT_FORMAT,
             "version": self.version,
             "embedder_id": self.embedder_id,
+            "model": self.model,
             "dim": self.dim,
             "scoring": self.scoring.value,
             "catalog_views": self.catalog_views.value,
@@ -383,6 +385,12 @@ class ProductIndex:
             **self.events.to_meta(),
         }
         (directory / "meta.json").write_text(json.dumps(meta, ensure_ascii=False))
+
+    @staticmethod
+    def read_model(directory: Path) -> str | None:
+        """Only the model spec a snapshot directory was built with (``None`` if not recorded)."""
+        model = json.loads((directory / "meta.json").read_text()).get("model")
+        return str(model) if model else None
 
     @staticmethod
     def read_event_order(directory: Path) -> EventOrder:
@@ -406,6 +414,7 @@ class ProductIndex:
             version=meta["version"],
         )
         index.built_at = datetime.fromisoformat(meta["built_at"])
+        index.model = meta.get("model")
         index._next_id = int(meta["next_id"])
         index._next_product_key = int(meta["next_product_key"])
         index._image_vectors = faiss.read_index(str(directory / "images.faiss"))

@@ -33,7 +33,10 @@ class SnapshotStore:
     def __init__(self, root: Path, *, keep: int = 5) -> None:
         self.root = root
         self.keep = keep
-        self.changes = ChangeLog(root)
+
+    def changes(self, embedder_id: str) -> ChangeLog:
+        """The log of live catalog events applied to ``embedder_id``'s snapshots."""
+        return ChangeLog(self.root, embedder_id)
 
     @property
     def pointer(self) -> Path:
@@ -51,8 +54,9 @@ class SnapshotStore:
         found = [p.name for p in self.root.iterdir() if p.is_dir() and _VERSION_RE.match(p.name)]
         return sorted(found, key=lambda name: int(name[1:]))
 
-    def publish(self, index: ProductIndex) -> str:
-        """Write ``index`` as a new version, point CURRENT at it, prune old ones; returns the version.
+    def publish(self, index: ProductIndex, *, point: bool = True) -> str:
+        """Write ``index`` as a new version, point CURRENT at it (unless ``point`` is false: a
+        candidate, see :meth:`point_at`), prune old ones; returns the version.
 
         The files are written to a temporary directory first and renamed into place, so a crash
         leaves either no new version or a complete one.
@@ -72,12 +76,28 @@ class SnapshotStore:
                     continue
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        self._point_at(version)
-        self._prune()
-        self.changes.discard(index.applied_changes)  # folded into the snapshot now current
+        if point:
+            self.point_at(version, folded=index)
         return version
 
-    def event_order(self, *, folding: Iterable[int] = ()) -> EventOrder:
+    def point_at(self, version: str, *, folded: ProductIndex | None = None) -> None:
+        """Serve ``version`` from now on (atomic); prune old versions. ``folded``: the index just
+        written there, whose applied change-log entries are folded into it and can go."""
+        tmp = self.root / f".{POINTER_NAME}.{os.getpid()}.tmp"
+        tmp.write_text(version + "\n")
+        os.replace(tmp, self.pointer)
+        self._prune()
+        if folded is not None:
+            self.changes(folded.embedder_id).discard(folded.applied_changes)
+
+    def current_model(self) -> str | None:
+        """The model spec (``IMAGEMATCH_MODEL``) the CURRENT snapshot was built with, if recorded."""
+        version = self.current_version()
+        if version is None or not (self.root / version / "meta.json").exists():
+            return None
+        return ProductIndex.read_model(self.root / version)
+
+    def event_order(self, embedder_id: str, *, folding: Iterable[int] = ()) -> EventOrder:
         """The catalog event order of the CURRENT snapshot with the change-log entries ``folding``
         recorded on top: where a rebuild that folds those entries in continues from (see
         :meth:`ProductIndex.continue_event_order`). Empty when there is no snapshot yet."""
@@ -86,7 +106,7 @@ class SnapshotStore:
         if version is not None and (self.root / version / "meta.json").exists():
             order = ProductIndex.read_event_order(self.root / version)
         for sequence in sorted(folding):
-            change = self.changes.read(sequence)
+            change = self.changes(embedder_id).read(sequence)
             if change is not None:  # else folded into a snapshot meanwhile: already in its order
                 order.record(change)
         return order
@@ -108,13 +128,8 @@ class SnapshotStore:
                 f"snapshot {version} was built with {index.embedder_id!r}, not {embedder_id!r}; "
                 "rebuild it with `imagematch index build`"
             )
-        self.changes.replay(index)
+        self.changes(index.embedder_id).replay(index)
         return index
-
-    def _point_at(self, version: str) -> None:
-        tmp = self.root / f".{POINTER_NAME}.{os.getpid()}.tmp"
-        tmp.write_text(version + "\n")
-        os.replace(tmp, self.pointer)
 
     def _prune(self) -> None:
         current = self.current_version()

@@ -133,11 +133,11 @@ def test_a_full_rebuild_folds_the_log_and_purges_deleted(
     live = _live(services)
     live.upsert_product(_product(image_host, PURPLE, "purple"), sequence=1)
     live.delete_product("P-red", sequence=2)
-    assert services.snapshots.changes.sequences() == [1, 2]
+    assert services.snapshots.changes(services.embedder.embedder_id).sequences() == [1, 2]
     index, _ = rebuild_catalog_index(services, str(catalog_file))
     # The catalog file is the truth: it lists P-red and not P-new.
     assert "P-red" in index.products and "P-new" not in index.products and not index.deleted
-    assert services.snapshots.changes.sequences() == []
+    assert services.snapshots.changes(services.embedder.embedder_id).sequences() == []
 
 
 def test_catalog_events_before_any_build_start_an_empty_index(

@@ -323,10 +323,10 @@ def test_reindex_fans_embedding_out_to_the_gpu_class_through_shards(
         return [matcher.embed_catalog_chunk.local(chunk.to_json()) for chunk in chunks]
 
     monkeypatch.setenv("IMAGEMATCH_DATA_DIR", str(modal_env.data_dir / "fresh"))  # nothing cached
-    executor = modal_app.fan_out_executor(Settings(), map_chunks_locally)
+    executor = modal_app.fan_out_executor(Settings(), "tiny", map_chunks_locally)
     summary = modal_app.rebuild_index(Settings(), str(catalog_file), executor)
     assert (summary["products"], summary["embedded"], summary["failed_images"]) == (4, 8, 0)
-    assert list((modal_env.data_dir / "fresh" / "build_shards").glob("*.npz")) == []  # folded, removed
+    assert list((modal_env.data_dir / "fresh" / "build_shards").rglob("*.npz")) == []  # folded, removed
 
 
 def test_reindex_without_a_catalog_source_skips(
@@ -398,10 +398,13 @@ def test_entrypoint_options_and_dry_run(capsys: pytest.CaptureFixture[str]) -> N
         "status": str,
         "limit": int,
         "catalog": str,
+        "switch_model": str,
         "return": type(None),
     }
     modal_app.main(rebuild=True, catalog="https://example.com/catalog.json", dry_run=True)
     assert "would rebuild the index from https://example.com/catalog.json" in capsys.readouterr().out
+    modal_app.main(rebuild=True, switch_model="open_clip:ViT-L-14/x", dry_run=True)
+    assert "would rebuild a open_clip:ViT-L-14/x candidate" in capsys.readouterr().out
 
 
 # ## Zendesk webhooks
