@@ -125,56 +125,22 @@ def build_index(
     recipe = recipe or CatalogRecipe()
     started = time.perf_counter()
     report = BuildReport(products=len(products))
-    cache_key = f"{embedder.embedder_id}|views={recipe.views.value}"
-    by_product: dict[str, list[tuple[str, str]]] = {p.id: [] for p in products}
-    views: dict[str, Vectors] = {}  # sha256 -> (views, dim)
-    batch: list[_Pending] = []
-    # Each image is embedded in up to 14 views: fewer images per pass keep memory flat.
-    images_per_batch = batch_size if recipe.views is CatalogViews.SINGLE else max(1, batch_size // 4)
-
-    def flush() -> None:
-        report.embedded += _embed_batch(batch, embedder, recipe, limits, views, by_product, report)
-        cache.put_many(cache_key, {p.digest: views[p.digest] for p in batch if p.digest in views})
-        if progress:
-            progress(len(batch))
-        batch.clear()
-
+    catalog = _ImageViews(embedder, cache, limits, recipe, report, batch_size, progress)
     for product in products:
-        report.images += len(product.images)
-        for uri in product.images:
-            try:
-                data = read_bytes(uri)
-            except ImageMatchError as exc:
-                report.failed_images.append(ImageProblem(product.id, uri, str(exc)))
-                if progress:
-                    progress(1)
-                continue
-            digest = sha256_hex(data)
-            if digest not in views:
-                views.update(cache.get_many(cache_key, [digest]))
-            if digest in views:
-                report.cached += 1
-                by_product[product.id].append((uri, digest))
-                if progress:
-                    progress(1)
-                continue
-            batch.append(_Pending(product.id, uri, data, digest))
-            if len(batch) >= images_per_batch:
-                flush()
-    if batch:
-        flush()
+        catalog.add(product, read_bytes)
+    catalog.flush()
 
     index = ProductIndex(
         embedder.embedder_id,
         embedder.dim,
-        projection=_fit(recipe, by_product, views),
+        projection=_fit(recipe, catalog.by_product, catalog.views),
         scoring=recipe.scoring,
         catalog_views=recipe.views,
     )
     for product in products:
-        images = by_product[product.id]
+        images = catalog.by_product[product.id]
         index.upsert_product(
-            product, images, _stack([image_vector(views[d]) for _, d in images], embedder.dim)
+            product, images, _stack([image_vector(catalog.views[d]) for _, d in images], embedder.dim)
         )
         if not images:
             failed = sum(1 for f in report.failed_images if f.product_id == product.id)
@@ -184,6 +150,69 @@ def build_index(
     index.size_vector_indexes()
     report.seconds = time.perf_counter() - started
     return index, report
+
+
+class _ImageViews:
+    """The view vectors of a catalog's images: taken from the cache, else embedded in batches
+    (and cached). Unreadable images go to the report."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        cache: EmbeddingCache,
+        limits: ImageLimits,
+        recipe: CatalogRecipe,
+        report: BuildReport,
+        batch_size: int,
+        progress: Progress | None,
+    ) -> None:
+        self.by_product: dict[str, list[tuple[str, str]]] = {}  # product id -> (uri, sha256)
+        self.views: dict[str, Vectors] = {}  # sha256 -> (views, dim)
+        self._embedder, self._cache, self._limits, self._recipe = embedder, cache, limits, recipe
+        self._report, self._progress = report, progress
+        self._cache_key = f"{embedder.embedder_id}|views={recipe.views.value}"
+        self._batch: list[_Pending] = []
+        # Each image is embedded in up to 14 views: fewer images per pass keep memory flat.
+        self._per_batch = batch_size if recipe.views is CatalogViews.SINGLE else max(1, batch_size // 4)
+
+    def add(self, product: Product, read_bytes: Callable[[str], bytes]) -> None:
+        self._report.images += len(product.images)
+        images = self.by_product.setdefault(product.id, [])
+        for uri in product.images:
+            try:
+                data = read_bytes(uri)
+            except ImageMatchError as exc:
+                self._report.failed_images.append(ImageProblem(product.id, uri, str(exc)))
+                self._advance(1)
+                continue
+            digest = sha256_hex(data)
+            if digest not in self.views:
+                self.views.update(self._cache.get_many(self._cache_key, [digest]))
+            if digest in self.views:
+                self._report.cached += 1
+                images.append((uri, digest))
+                self._advance(1)
+                continue
+            self._batch.append(_Pending(product.id, uri, data, digest))
+            if len(self._batch) >= self._per_batch:
+                self.flush()
+
+    def flush(self) -> None:
+        """Embed and cache the images waiting in the batch."""
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        self._report.embedded += _embed_batch(
+            batch, self._embedder, self._recipe, self._limits, self.views, self.by_product, self._report
+        )
+        self._cache.put_many(
+            self._cache_key, {p.digest: self.views[p.digest] for p in batch if p.digest in self.views}
+        )
+        self._advance(len(batch))
+
+    def _advance(self, images: int) -> None:
+        if self._progress:
+            self._progress(images)
 
 
 def _fit(
