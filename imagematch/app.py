@@ -174,26 +174,33 @@ def build_services(
         clock=clock,
         dispatchers=[dispatch] if dispatch else [],
     )
+    _register_core_kinds(services, catalog_updater)
+    _register_zendesk(services)
+    return services
+
+
+def _register_core_kinds(services: Services, catalog_updater: CatalogUpdater | None) -> None:
+    """``match_image`` (uploads and URLs) and ``catalog_event`` (applied by a LiveCatalog unless
+    an updater is given)."""
+    settings = services.settings
     services.kinds.register(
         services.photos.kind(
-            JobKind.MATCH_IMAGE, MatchImagePayload, StoredOrFetchedLoader(services.blobs, fetcher)
+            JobKind.MATCH_IMAGE, MatchImagePayload, StoredOrFetchedLoader(services.blobs, services.fetcher)
         )
     )
     services.use_catalog_updater(
         catalog_updater
         or LiveCatalog(
-            index=index,
-            snapshots=snapshots,
-            embedder=embedder,
-            fetcher=fetcher,
-            limits=limits,
-            clock=clock,
+            index=services.index,
+            snapshots=services.snapshots,
+            embedder=services.embedder,
+            fetcher=services.fetcher,
+            limits=services.limits,
+            clock=services.clock,
             catalog_views=settings.catalog_views,
             scoring=settings.product_scoring,
         )
     )
-    _register_zendesk(services)
-    return services
 
 
 def _register_zendesk(services: Services) -> None:

@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from imagematch import __version__
-from imagematch.api.jobs import jobs_router
+from imagematch.api.jobs import jobs_router, submit_router
 from imagematch.api.match import match_router
 from imagematch.api.stats import health_router, stats_router
 from imagematch.app import Services
@@ -60,6 +60,7 @@ def create_app(
     settings, ledger, clock = services.settings, services.ledger, services.clock
     app.include_router(health_router())
     app.include_router(match_router(services))
+    app.include_router(submit_router(services))
     app.include_router(jobs_router(services))
     app.include_router(stats_router(services))
     app.include_router(zendesk_webhook_router(settings, ledger, clock=clock, dispatch=services.dispatch))
