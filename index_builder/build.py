@@ -124,22 +124,16 @@ def build_index(
         for digest, item in cached.items()
         if item.views is not None or not in_fit_sample(digest, level)
     }
-    missing = [
-        ImageTask(pid, uri, digest)
-        for pid, uri, digest in images
-        if digest not in cached or (cached[digest].views is None and in_fit_sample(digest, level))
-    ]
-
-    def keep(result: ChunkResult) -> None:  # cached as each chunk arrives: a crash loses none
-        cached.update(cache.put_many(cache_key, result.views, keep_views=lambda d: in_fit_sample(d, level)))
-        if progress:
-            progress(len(result.views) + len(result.failures))
+    # A sample image cached without its views (the sample grew: a smaller catalog) is re-embedded.
+    missing = [ImageTask(pid, uri, digest) for pid, uri, digest in images if digest not in was_cached]
+    if progress:
+        progress(len(images) - len(missing))  # taken from the cache
 
     # Each image is embedded in up to 14 views: fewer images per pass keep memory flat.
     per_pass = batch_size if recipe.views is CatalogViews.SINGLE else max(1, batch_size // 4)
     executor = executor or LocalExecutor(embedder, read_bytes, limits, recipe.views, per_pass)
-    embedded, failures = embed_missing(missing, executor, on_result=keep)
-    report.embedded = len(embedded)
+    failures = _embed_and_cache(missing, executor, cache, cache_key, level, cached, progress)
+    report.embedded = len({t.digest for t in missing} - failures.keys())
     report.cached = sum(1 for _, _, digest in images if digest in was_cached)
     by_product: dict[str, list[tuple[str, str]]] = {p.id: [] for p in products}
     for pid, uri, digest in images:
@@ -157,6 +151,27 @@ def build_index(
     _fill(index, products, by_product, cached, report, embedder.dim)
     report.seconds = time.perf_counter() - started
     return index, report
+
+
+def _embed_and_cache(
+    missing: list[ImageTask],
+    executor: EmbeddingExecutor,
+    cache: EmbeddingCache,
+    cache_key: str,
+    level: int,
+    cached: dict[str, CachedImage],
+    progress: Progress | None,
+) -> dict[str, str]:
+    """Embed ``missing`` through ``executor``, caching each chunk as it arrives (a crash loses no
+    finished chunk) and adding it to ``cached``; returns the failures by digest."""
+
+    def keep(result: ChunkResult) -> None:
+        cached.update(cache.put_many(cache_key, result.views, keep_views=lambda d: in_fit_sample(d, level)))
+        if progress:
+            progress(len(result.views) + len(result.failures))
+
+    _, failures = embed_missing(missing, executor, on_result=keep)
+    return failures
 
 
 def _hash_images(

@@ -33,14 +33,7 @@ from imagematch.index.change_log import CatalogChange, ChangeKind
 from imagematch.index.event_order import EventOrder
 from imagematch.models import CatalogViews, Match, Product, ProductScoring
 from imagematch.representation import Projection
-from imagematch.vector_index import (
-    FLAT_MAX_FLOATS,
-    get_nprobe,
-    index_description,
-    index_kind_for,
-    make_vector_index,
-    tune_nprobe,
-)
+from imagematch.vector_index import FLAT_MAX_FLOATS, index_description, resized_vector_index
 
 __all__ = ["SNAPSHOT_FORMAT", "IndexedImage", "ProductIndex"]
 
@@ -60,24 +53,6 @@ class IndexedImage:
 
 def _flat_ip(dim: int) -> faiss.Index:
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-
-
-def _resized(current: faiss.Index, ids: list[int], dim: int, flat_max_floats: int) -> faiss.Index:
-    """``current``'s vectors in a new index of the type :func:`make_vector_index` picks for them."""
-    if (
-        index_kind_for(dim, len(ids), flat_max_floats=flat_max_floats) == "flat"
-        and get_nprobe(current) is None
-    ):
-        return current  # already exact, and exact is right for this size
-    keys = np.asarray(ids, dtype=np.int64)
-    vectors = (
-        np.stack([current.reconstruct(int(key)) for key in keys]) if ids else np.zeros((0, dim), np.float32)
-    )
-    resized = make_vector_index(dim, len(ids), training_vectors=vectors, flat_max_floats=flat_max_floats)
-    if ids:
-        resized.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), keys)
-        tune_nprobe(resized, vectors, keys)
-    return resized
 
 
 class ProductIndex:
@@ -150,8 +125,10 @@ class ProductIndex:
         exact up to a size, IVF with a tuned ``nprobe`` beyond). Called once a build has added
         everything; live updates then add to and remove from whichever type it chose."""
         with self._lock:
-            self._image_vectors = _resized(self._image_vectors, list(self.images), self.dim, flat_max_floats)
-            self._product_vectors = _resized(
+            self._image_vectors = resized_vector_index(
+                self._image_vectors, list(self.images), self.dim, flat_max_floats
+            )
+            self._product_vectors = resized_vector_index(
                 self._product_vectors, list(self._product_by_key), self.dim, flat_max_floats
             )
 

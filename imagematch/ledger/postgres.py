@@ -27,14 +27,19 @@ __all__ = ["PostgresLedger", "migration_files"]
 Q = load_queries("postgres")
 _MIGRATION_LOCK = 7_411_204  # pg_advisory_xact_lock key: one migrator at a time
 
-# FunctionLedger's reads, by (table, filter columns, paged?) -> query name in postgres.sql.
+# FunctionLedger's reads: (table, columns filtered on, paged?) -> query name in postgres.sql.
 _READS = {
     ("image_jobs", ("id",), False): "job_by_id",
     ("image_jobs", ("idempotency_key",), False): "job_by_key",
-    ("image_jobs", ("source", "status"), True): "list_jobs",
+    ("image_jobs", (), True): "list_jobs",
+    ("image_jobs", ("status",), True): "list_jobs_by_status",
+    ("image_jobs", ("source",), True): "list_jobs_by_source",
+    ("image_jobs", ("source", "status"), True): "list_jobs_by_source_and_status",
     ("image_prediction_log", ("job_id",), False): "prediction_by_job",
-    ("image_prediction_log", ("ticket_id",), True): "list_predictions",
+    ("image_prediction_log", (), True): "list_predictions",
+    ("image_prediction_log", ("ticket_id",), True): "list_predictions_by_ticket",
 }
+_FIRST_PAGE = 2**63 - 1  # before_id of the first page: above every id
 
 
 def migration_files() -> list[tuple[str, str]]:
@@ -78,10 +83,11 @@ class PostgresLedger(FunctionLedger):
     def _select(
         self, table: str, *, where: dict[str, Any], limit: int | None = None, before_id: int | None = None
     ) -> list[dict[str, Any]]:
-        read = (table, tuple(sorted(where)), limit is not None)
+        filters = {column: value for column, value in where.items() if value is not None}
+        read = (table, tuple(sorted(filters)), limit is not None)
         if read not in _READS:
             raise NotImplementedError(f"no query in ledger/sql/postgres.sql reads {read}")
-        params = {**where, "limit": limit, "before_id": before_id}
+        params = {**filters, "limit": limit, "before_id": _FIRST_PAGE if before_id is None else before_id}
         with self._conn() as conn:
             return conn.execute(Q[_READS[read]], params).fetchall()
 

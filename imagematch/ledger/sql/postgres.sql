@@ -13,24 +13,39 @@ select * from image_jobs where id = %(id)s;
 select * from image_jobs where idempotency_key = %(idempotency_key)s;
 
 -- name: list_jobs
--- Newest first, below before_id; a null filter matches every row.
+-- The lists: newest first, below before_id (the largest bigint for the first page). One statement
+-- per filter combination, so each is planned with its own index (no "x is null or" filters).
 select * from image_jobs
-where (%(status)s::text is null or status = %(status)s)
-  and (%(source)s::text is null or source = %(source)s)
-  and (%(before_id)s::bigint is null or id < %(before_id)s)
-order by id desc
-limit %(limit)s;
+where id < %(before_id)s
+order by id desc limit %(limit)s;
+
+-- name: list_jobs_by_status
+select * from image_jobs
+where status = %(status)s and id < %(before_id)s
+order by id desc limit %(limit)s;
+
+-- name: list_jobs_by_source
+select * from image_jobs
+where source = %(source)s and id < %(before_id)s
+order by id desc limit %(limit)s;
+
+-- name: list_jobs_by_source_and_status
+select * from image_jobs
+where source = %(source)s and status = %(status)s and id < %(before_id)s
+order by id desc limit %(limit)s;
 
 -- name: prediction_by_job
 select * from image_prediction_log where job_id = %(job_id)s;
 
 -- name: list_predictions
--- Newest first, below before_id; a null ticket_id matches every row.
 select * from image_prediction_log
-where (%(ticket_id)s::text is null or ticket_id = %(ticket_id)s)
-  and (%(before_id)s::bigint is null or id < %(before_id)s)
-order by id desc
-limit %(limit)s;
+where id < %(before_id)s
+order by id desc limit %(limit)s;
+
+-- name: list_predictions_by_ticket
+select * from image_prediction_log
+where ticket_id = %(ticket_id)s and id < %(before_id)s
+order by id desc limit %(limit)s;
 
 -- name: lock_migrations
 -- One migrator at a time (a transaction-scoped advisory lock).
