@@ -30,7 +30,7 @@ _MIGRATION_LOCK = 7_411_204  # pg_advisory_xact_lock key: one migrator at a time
 # FunctionLedger's reads: (table, columns filtered on, paged?) -> query name in postgres.sql.
 _READS = {
     ("image_jobs", ("id",), False): "job_by_id",
-    ("image_jobs", ("idempotency_key",), False): "job_by_key",
+    ("image_jobs", ("idempotency_key", "kind"), False): "job_by_key",
     ("image_jobs", (), True): "list_jobs",
     ("image_jobs", ("status",), True): "list_jobs_by_status",
     ("image_jobs", ("source",), True): "list_jobs_by_source",

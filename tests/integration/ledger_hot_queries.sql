@@ -47,7 +47,7 @@ select * from image_jobs where source = 'zendesk' order by id desc limit 50;
 select * from image_jobs order by id desc limit 50;
 
 -- name: job_by_key
-select * from image_jobs where idempotency_key = 'fill:4242';
+select * from image_jobs where kind = 'zendesk_ticket' and idempotency_key = 'fill:4242';
 
 -- name: count_catalog_jobs
 select status, count(*) from image_jobs where kind = 'catalog_event' group by status;

@@ -108,7 +108,13 @@ def test_the_ledgers_own_reads_use_an_index(filled: str, name: str) -> None:
 
     from imagematch.ledger.postgres import Q
 
-    params = {"id": 4242, "idempotency_key": "fill:4242", "status": "failed", "source": "zendesk"}
+    params = {
+        "id": 4242,
+        "idempotency_key": "fill:4242",
+        "kind": "zendesk_ticket",
+        "status": "failed",
+        "source": "zendesk",
+    }
     with psycopg.connect(filled) as conn:
         rows = conn.execute(f"explain {Q[name]}".encode(), {**params, "before_id": 2**63 - 1, "limit": 50})
         plan = "\n".join(row[0] for row in rows)

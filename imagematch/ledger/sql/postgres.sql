@@ -10,7 +10,8 @@ select * from {function}({arguments});
 select * from image_jobs where id = %(id)s;
 
 -- name: job_by_key
-select * from image_jobs where idempotency_key = %(idempotency_key)s;
+-- Keys are unique per kind (image_jobs_kind_key): the index leads with the kind.
+select * from image_jobs where kind = %(kind)s and idempotency_key = %(idempotency_key)s;
 
 -- name: list_jobs
 -- The lists: newest first, below before_id (the largest bigint for the first page). One statement
