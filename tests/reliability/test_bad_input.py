@@ -100,7 +100,7 @@ def _detail(response: object) -> str:
         detail = response.json().get("detail", "")  # type: ignore[attr-defined]
     except ValueError:
         detail = response.text  # type: ignore[attr-defined]
-    return str(detail)[:90]
+    return str(detail)[:140]
 
 
 @pytest.mark.parametrize("case", list(UPLOADS))
