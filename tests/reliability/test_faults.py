@@ -19,15 +19,16 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
-from imagematch.api import create_webhook_app
-from imagematch.app import Services
+from imagematch.api import create_app, create_webhook_app
+from imagematch.app import Services, build_services
 from imagematch.config import Settings
 from imagematch.index import ProductIndex
 from imagematch.ledger import open_ledger
 from imagematch.ledger.postgres import PostgresLedger
 from imagematch.models import JobKind, JobStatus
-from tests.conftest import image_bytes
+from tests.conftest import FakeClock, image_bytes
 from tests.reliability.conftest import ZENDESK_SECRET, Outcomes
 from tests.reliability.test_security import zendesk_post
 
@@ -213,4 +214,65 @@ def test_postgres_stopped_mid_burst_loses_no_accepted_webhook(
         "Postgres stopped for 5 of 60 Zendesk webhooks, then restarted",
         f"{refused} answered 503 + Retry-After (nothing stored), the rest 202; "
         "the sender's retries after the restart 202; all 60 tickets queued once",
+    )
+
+
+def test_zendesk_429_5xx_timeouts_and_dropped_connections_end_in_one_note(
+    settings: Settings, catalog_file: Path, clock: FakeClock, outcomes: Outcomes
+) -> None:
+    from index_builder import rebuild_catalog_index
+    from tests.fake_zendesk import fake_zendesk
+    from tests.integration.test_zendesk import settle
+
+    with fake_zendesk() as zendesk:
+        services = build_services(
+            settings.model_copy(
+                update={
+                    "zendesk_base_url": zendesk.base_url,
+                    "zendesk_email": zendesk.email,
+                    "zendesk_api_token": SecretStr(zendesk.api_token),
+                    "zendesk_post_notes": True,
+                    "fetch_timeout_seconds": 0.3,
+                    "fetch_allow_private": "127.0.0.0/8,localhost",  # the fake Zendesk, by name
+                }
+            ),
+            clock=clock,
+        )
+        rebuild_catalog_index(services, str(catalog_file))
+        zendesk.add_comment(7, zendesk.attachment(image_bytes((220, 30, 30)), "a.png"))
+        zendesk.fail("GET", "/api/v2/tickets/7/comments.json", (429, {"Retry-After": "7"}), "timeout")
+        zendesk.fail("GET", "/attachments/", (500, {}), "disconnect", "timeout")
+        zendesk.fail("PUT", "/api/v2/tickets/7.json", (503, {}))
+        with TestClient(create_app(services), raise_server_exceptions=False) as client:
+            body = b'{"ticket_id": "7"}'
+            assert zendesk_post(client, body, secret=ZENDESK_SECRET, at=clock.now).status_code == 202
+        settle(services, clock)
+        jobs = services.ledger.list_jobs(limit=50)
+        services.close()
+        assert all(j.status == JobStatus.COMPLETE for j in jobs) and len(zendesk.notes(7)) == 1
+    attempts = ", ".join(f"{j.kind} {j.attempts}" for j in sorted(jobs, key=lambda j: j.id))
+    outcomes.record(
+        "faults",
+        "Zendesk 429 (Retry-After) and timeout on comments; 500, dropped connection and timeout "
+        "on the attachment; 503 on the note",
+        f"each retried as transient; all complete, one note (attempts: {attempts})",
+    )
+
+
+def test_a_trickling_download_ends_at_the_total_deadline(outcomes: Outcomes) -> None:
+    from imagematch.addresses import AddressPolicy
+    from imagematch.errors import TransientError
+    from imagematch.fetch import ImageFetcher
+    from tests.loopback import Route, loopback_server
+
+    fetcher = ImageFetcher(
+        httpx.Client(timeout=5), max_bytes=10**6, policy=AddressPolicy.parse("127.0.0.1"), total_seconds=1
+    )
+    slow = Route(body=b"\x89PNG" + b"0" * 100, trickle_seconds=0.1)
+    with loopback_server({"/slow.png": slow}) as server, pytest.raises(TransientError) as stopped:
+        fetcher.fetch(server.url("/slow.png"))
+    outcomes.record(
+        "faults",
+        "a server trickling one byte every 0.1 s (a 10 s download), total deadline 1 s",
+        f"TransientError: {stopped.value} (the job retries later)",
     )
