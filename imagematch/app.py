@@ -28,6 +28,7 @@ from imagematch.sources.zendesk import (
     ZendeskTicketHandler,
     zendesk_client_for,
 )
+from imagematch.thumbnails import ThumbnailStore
 from imagematch.worker import Dispatch, JobHandler, Worker
 
 __all__ = ["Services", "build_services"]
@@ -46,6 +47,7 @@ class Services:
     matcher: Matcher
     policy: RetryPolicy
     clock: Clock
+    thumbnails: ThumbnailStore
     handlers: dict[str, JobHandler] = field(default_factory=dict)
     # Told the ids of jobs that handlers create (e.g. a ticket's attachments), to run them soon:
     # on Modal a spawn; locally None (in-process workers pick them up on their next claim).
@@ -130,10 +132,11 @@ def build_services(
             cap_seconds=settings.retry_max_seconds,
         ),
         clock=clock,
+        thumbnails=ThumbnailStore(settings.data_dir / "thumbnails"),
         dispatch=dispatch,
     )
     services.handlers[JobKind.MATCH_IMAGE] = MatchImageHandler(
-        matcher, services.blobs, fetcher, services.limits
+        matcher, services.blobs, fetcher, services.limits, on_photo=services.thumbnails.record_job_photo
     )
     services.use_catalog_updater(
         catalog_updater
@@ -146,6 +149,7 @@ def build_services(
             clock=clock,
             catalog_views=settings.catalog_views,
             scoring=settings.product_scoring,
+            thumbnails=services.thumbnails,
         )
     )
     _register_zendesk(services)
@@ -165,6 +169,7 @@ def _register_zendesk(services: Services) -> None:
         services.limits,
         post_notes=settings.zendesk_post_notes,
         nudge=services.nudge,
+        on_photo=services.thumbnails.record_job_photo,
     )
     note_min_score = settings.zendesk_note_min_score
     services.handlers[JobKind.ZENDESK_NOTE] = ZendeskNoteHandler(

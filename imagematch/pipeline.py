@@ -18,9 +18,12 @@ from imagematch.images import decode_image
 from imagematch.index import IndexHandle
 from imagematch.models import ImageJob, MatchResult, NewPrediction, Product
 
-__all__ = ["ImageLimits", "MatchImageHandler", "Matcher", "image_ref_for_blob"]
+__all__ = ["ImageLimits", "MatchImageHandler", "Matcher", "PhotoHook", "image_ref_for_blob"]
 
 BLOB_PREFIX = "blob:"
+
+# Told each job's photo once decoded (source bytes, image): the console's thumbnails.
+PhotoHook = Callable[[ImageJob, bytes, Image.Image], None]
 
 
 def image_ref_for_blob(digest: str) -> str:
@@ -96,12 +99,19 @@ class MatchImageHandler:
     """
 
     def __init__(
-        self, matcher: Matcher, blobs: BlobStore, fetcher: ImageFetcher, limits: ImageLimits
+        self,
+        matcher: Matcher,
+        blobs: BlobStore,
+        fetcher: ImageFetcher,
+        limits: ImageLimits,
+        *,
+        on_photo: PhotoHook | None = None,
     ) -> None:
         self._matcher = matcher
         self._blobs = blobs
         self._fetcher = fetcher
         self._limits = limits
+        self._on_photo = on_photo
 
     def load_bytes(self, image_ref: str) -> bytes:
         if image_ref.startswith(BLOB_PREFIX):
@@ -112,6 +122,8 @@ class MatchImageHandler:
         image_ref = str(job.payload.get("image", ""))
         data = self.load_bytes(image_ref)
         image = decode_image(data, max_bytes=self._limits.max_bytes, max_pixels=self._limits.max_pixels)
+        if self._on_photo:  # console thumbnail
+            self._on_photo(job, data, image)
         result = self._matcher.match_image(image)
         context = {
             key: str(job.payload[key])

@@ -14,7 +14,7 @@ from imagematch.fetch import ImageFetcher
 from imagematch.images import decode_image
 from imagematch.ledger import Ledger
 from imagematch.models import ImageJob, NewPrediction
-from imagematch.pipeline import ImageLimits, Matcher
+from imagematch.pipeline import ImageLimits, Matcher, PhotoHook
 from imagematch.sources.zendesk.client import ZendeskClient
 from imagematch.sources.zendesk.jobs import image_job_for
 from imagematch.sources.zendesk.notes import note_job_for
@@ -80,6 +80,7 @@ class ZendeskImageHandler:
         *,
         post_notes: bool,
         nudge: Nudge,
+        on_photo: PhotoHook | None = None,
     ) -> None:
         self._client = client
         self._ledger = ledger
@@ -88,6 +89,7 @@ class ZendeskImageHandler:
         self._limits = limits
         self._post_notes = post_notes
         self._nudge = nudge
+        self._on_photo = on_photo
 
     def __call__(self, job: ImageJob) -> NewPrediction:
         payload = job.payload
@@ -102,6 +104,8 @@ class ZendeskImageHandler:
             if payload.get("sniff"):
                 raise SubjectGoneError(f"not an image ({payload.get('content_type')}): {exc}") from exc
             raise
+        if self._on_photo:  # console thumbnail: the console never fetches with Zendesk credentials
+            self._on_photo(job, data, image)
         result = self._matcher.match_image(image)
         prediction = NewPrediction(
             **result.model_dump(),
