@@ -19,8 +19,10 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from imagematch import __version__
+from imagematch.access import AccessControl
 from imagematch.app import Services
 from imagematch.config import Settings
+from imagematch.console import console_router
 from imagematch.errors import (
     EmbedderMismatchError,
     IndexNotBuiltError,
@@ -240,13 +242,18 @@ def create_webhook_app(
 
 
 def create_app(
-    services: Services, *, pool: WorkerPool | None = None, dispatch: Dispatch | None = None
+    services: Services,
+    *,
+    pool: WorkerPool | None = None,
+    dispatch: Dispatch | None = None,
+    access: AccessControl | None = None,
 ) -> FastAPI:
     """The API over ``services``.
 
     ``pool`` (local service) runs for the app's lifetime and is woken when jobs arrive.
     ``dispatch`` is told the ids of jobs to run now (on Modal: spawn a GPU call); it is only a
     nudge — jobs are already persisted, and the sweep dispatches anything a nudge missed.
+    ``access`` guards every route but ``/healthz`` and the webhooks (default: the settings' tokens).
     """
 
     nudge = _nudger(pool, dispatch)
@@ -406,6 +413,8 @@ def create_app(
     app.include_router(
         catalog_webhook_router(services.settings, services.ledger, clock=services.clock, nudge=nudge)
     )
+    app.include_router(console_router(services, dispatch=nudge))
+    (access or AccessControl.from_settings(services.settings)).install(app)
     return app
 
 

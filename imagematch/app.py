@@ -5,8 +5,12 @@ The CLI, the HTTP API and the Modal app all start here, so they run the same cod
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 
 import httpx
 
@@ -31,7 +35,22 @@ from imagematch.sources.zendesk import (
 from imagematch.thumbnails import ThumbnailStore
 from imagematch.worker import Dispatch, JobHandler, Worker
 
-__all__ = ["Services", "build_services"]
+__all__ = ["Services", "build_services", "record_sweep"]
+
+
+def record_sweep(data_dir: Path, report: SweepReport, at: datetime) -> None:
+    """Note when the last sweep ran and what it did (``sweep.json``; a failure to write is logged)."""
+    body = {
+        "at": at.isoformat(),
+        "retries_due": report.retries_due,
+        "leases_expired": report.leases_expired,
+        "gave_up": report.gave_up,
+        "due_pending": len(report.due_pending),
+    }
+    try:
+        (data_dir / "sweep.json").write_text(json.dumps(body))
+    except OSError as exc:
+        logging.getLogger(__name__).warning("could not record the sweep: %s", exc)
 
 
 @dataclass
@@ -82,10 +101,12 @@ class Services:
         return zendesk_client_for(self.settings, self.http)
 
     def sweep(self) -> SweepReport:
-        return self.ledger.sweep(
+        report = self.ledger.sweep(
             max_attempts=self.policy.max_attempts,
             pending_grace_seconds=self.settings.pending_grace_seconds,
         )
+        record_sweep(self.settings.data_dir, report, self.clock())  # shown on the console's health page
+        return report
 
     def close(self) -> None:
         self.http.close()

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from imagematch.backfill import BackfillScope
 from imagematch.config import Settings
+from imagematch.console.commands import serve_access, thumbnails_app
 from imagematch.errors import ImageMatchError
 from imagematch.ledger import open_ledger_for
 from imagematch.models import JobStatus, Match, NewJob
@@ -35,6 +36,7 @@ zendesk_app = typer.Typer(
     help="Zendesk tickets: backfill photos that were never matched.", no_args_is_help=True
 )
 app.add_typer(zendesk_app, name="zendesk")
+app.add_typer(thumbnails_app, name="thumbnails")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -254,7 +256,9 @@ def serve(
     from imagematch.app import build_services
     from imagematch.worker import WorkerPool
 
-    services = build_services(_settings())
+    settings = _settings()
+    access = serve_access(settings, host)
+    services = build_services(settings)
     pool = WorkerPool(
         services.make_worker,
         size=services.settings.workers if workers is None else workers,
@@ -262,8 +266,10 @@ def serve(
         sweep=services.sweep,
         sweep_seconds=services.settings.sweep_seconds,
     )
-    err.print(f"imagematch on http://{host}:{port}  (API docs: /docs)")
-    uvicorn.run(create_app(services, pool=pool), host=host, port=port, log_level="warning")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    err.print(f"imagematch console: http://{shown}:{port}/ui/jobs  (API docs: /docs)")
+    app = create_app(services, pool=pool, access=access)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @app.command()
@@ -336,6 +342,10 @@ def sweep(as_json: JsonFlag = False) -> None:
         max_attempts=settings.max_attempts,
         pending_grace_seconds=settings.pending_grace_seconds,
     )
+    from imagematch.app import record_sweep
+    from imagematch.ledger import utcnow
+
+    record_sweep(settings.data_dir, report, utcnow())
     summary = {
         "retries_due": report.retries_due,
         "leases_expired": report.leases_expired,
