@@ -32,6 +32,7 @@ from imagematch.sources.zendesk import (
     ZendeskTicketHandler,
     zendesk_client_for,
 )
+from imagematch.sources.zendesk.notes import catalog_links
 from imagematch.thumbnails import ThumbnailStore
 from imagematch.worker import Dispatch, JobHandler, Worker
 
@@ -199,6 +200,8 @@ def _register_zendesk(services: Services) -> None:
         enabled=settings.zendesk_post_notes,
         min_score=settings.min_score if note_min_score is None else note_min_score,
         lease_seconds=settings.lease_seconds,
+        links=catalog_links(services.index, settings.product_url_template),
+        public_url=settings.public_url,
     )
 
 
