@@ -33,6 +33,7 @@ if not (CHROMIUM and CHROMEDRIVER):
         allow_module_level=True,
     )
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -52,7 +53,10 @@ def _free_port() -> int:
 
 
 def _wait(driver: WebDriver, condition: Callable[[WebDriver], object], timeout: float = 30) -> object:
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition)
+    wait = WebDriverWait(
+        driver, timeout, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException]
+    )
+    return wait.until(condition)
 
 
 class Server:
@@ -108,7 +112,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             time.sleep(0.3)
     else:
         process.kill()
-        pytest.fail("imagematch serve did not start: " + (process.stderr.read() if process.stderr else b"").decode())
+        pytest.fail(
+            "imagematch serve did not start: " + (process.stderr.read() if process.stderr else b"").decode()
+        )
     yield Server(base, process)
     process.terminate()
     process.wait(timeout=30)
@@ -161,7 +167,12 @@ def test_a_wrong_token_is_refused_and_the_right_one_signs_in(driver: WebDriver, 
     assert "not valid" in driver.find_element(By.CSS_SELECTOR, "[role=alert]").text
     shoot(driver, "login")
     sign_in(driver, server, TOKEN)
-    _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "h1") and d.find_element(By.CSS_SELECTOR, "h1").text == "Jobs")
+    _wait(
+        driver,
+        lambda d: (
+            d.find_elements(By.CSS_SELECTOR, "h1") and d.find_element(By.CSS_SELECTOR, "h1").text == "Jobs"
+        ),
+    )
     assert TOKEN not in driver.page_source
 
 
@@ -176,7 +187,8 @@ def test_a_photo_on_the_try_page_shows_the_top5_with_pictures(console: WebDriver
     names = [e.text for e in console.find_elements(By.CSS_SELECTOR, "#results .match-name")]
     assert "Golden Delicious" in names[:2]
     loaded = console.execute_script(
-        "return Array.from(document.querySelectorAll('#results img.thumb')).map(i => i.complete && i.naturalWidth)"
+        "return Array.from(document.querySelectorAll('#results img.thumb'))"
+        ".map(i => i.complete && i.naturalWidth)"
     )
     assert len(loaded) == 6 and all(loaded)  # the photo and five reference images
     shoot(console, "try")
@@ -187,11 +199,14 @@ def test_a_photo_on_the_try_page_shows_the_top5_with_pictures(console: WebDriver
 
 
 def _row(driver: WebDriver, job_id: int) -> dict[str, str]:
-    row = driver.find_element(By.ID, f"job-{job_id}")
-    return {
-        "status": row.find_element(By.CSS_SELECTOR, ".badge").text.lower(),
-        "error": row.find_element(By.CSS_SELECTOR, "td.error").text,
-    }
+    """The row's status and error, read in one script (the page replaces rows as it polls)."""
+    found: dict[str, str] = driver.execute_script(
+        "const r = document.getElementById(arguments[0]);"
+        "return r ? {status: r.querySelector('.badge').textContent.trim().toLowerCase(),"
+        "            error: r.querySelector('td.error').textContent.trim()} : {status: '', error: ''};",
+        f"job-{job_id}",
+    )
+    return found
 
 
 def test_a_broken_file_fails_with_its_reason_and_retry_runs_it_again(
@@ -212,9 +227,10 @@ def test_a_broken_file_fails_with_its_reason_and_retry_runs_it_again(
     before = server.api.get(f"/v1/jobs/{job_id}").json()
     shoot(console, "jobs")
     console.find_element(By.CSS_SELECTOR, f"#job-{job_id} button").click()
-    _wait(console, lambda d: server.api.get(f"/v1/jobs/{job_id}").json()["updated_at"] != before["updated_at"])
-    _wait(console, lambda d: d.find_elements(By.ID, f"job-{job_id}"))
-    assert _row(console, job_id)["status"] in {"pending", "processing", "failed"}
+    _wait(
+        console, lambda d: server.api.get(f"/v1/jobs/{job_id}").json()["updated_at"] != before["updated_at"]
+    )
+    _wait(console, lambda d: _row(d, job_id)["status"] in {"pending", "processing", "failed"})
     _wait(console, lambda d: server.api.get(f"/v1/jobs/{job_id}").json()["status"] == "failed")
     console.get(f"{server.base}/ui/jobs/{job_id}")
     assert "not a decodable image" in console.find_element(By.CSS_SELECTOR, ".error-text").text

@@ -49,7 +49,7 @@ def test_a_matched_photo_shows_its_thumbnail_best_product_and_score(
     client: TestClient, services: Services
 ) -> None:
     job_id = submit(client, image_bytes(PALETTE["green"], mark=3))
-    assert 'data-inflight="%d"' % job_id in row(client, job_id)  # pending: the page polls it
+    assert f'data-inflight="{job_id}"' in row(client, job_id)  # pending: the page polls it
     services.make_worker().drain()
     line = row(client, job_id)
     assert "badge-complete" in line and "Green" in line and "P-green" in line
