@@ -238,5 +238,12 @@ def _job_routes(router: APIRouter, services: Services, dispatch: Callable[[list[
             key = note_job_key(str(job.payload.get("ticket_id")), str(job.payload.get("attachment_id")))
             note = services.ledger.get_job_by_key(key)
         return page(
-            request, "job.html", nav="jobs", row=row, matches=matches, note=note, now=services.clock()
+            request,
+            "job.html",
+            nav="jobs",
+            row=row,
+            matches=matches,
+            note=note,
+            attempts=services.ledger.list_attempts(job_id),
+            now=services.clock(),
         )

@@ -69,6 +69,8 @@ def test_a_broken_upload_fails_with_its_reason_and_retry_requeues_it(
     services.make_worker().drain()
     line = row(client, job_id, "?status=failed")
     assert "badge-failed" in line and "not a decodable image" in line
+    history = client.get(f"/ui/jobs/{job_id}").text.split('class="attempts"')[1]
+    assert history.count("<tr>") == 2 and "badge-failed" in history and "permanent" in history
     response = client.post(
         f"/ui/jobs/{job_id}/retry", data={"csrf_token": csrf(client), "return_to": "/ui/jobs?status=failed"}
     )
