@@ -311,7 +311,7 @@ def submit(
 ) -> None:
     """Persist images and their jobs (processed by `serve` or `worker`); prints the job ids."""
     from imagematch.blobs import BlobStore
-    from imagematch.pipeline import image_ref_for_blob
+    from imagematch.job_kinds import image_ref_for_blob
 
     settings = _settings()
     ledger = open_ledger_for(settings)
@@ -342,8 +342,8 @@ def sweep(as_json: JsonFlag = False) -> None:
         max_attempts=settings.max_attempts,
         pending_grace_seconds=settings.pending_grace_seconds,
     )
-    from imagematch.app import record_sweep
     from imagematch.ledger import utcnow
+    from imagematch.maintenance import record_sweep
 
     record_sweep(settings.data_dir, report, utcnow())
     summary = {

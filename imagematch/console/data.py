@@ -18,7 +18,6 @@ from imagematch.errors import EmbedderMismatchError, ImageMatchError, IndexNotBu
 from imagematch.index import IndexedImage, ProductIndex
 from imagematch.ledger import Ledger
 from imagematch.models import ImageJob, JobStatus, Match, Prediction
-from imagematch.sources.catalog import pending_catalog_jobs
 
 __all__ = [
     "JobFilter",
@@ -175,18 +174,10 @@ def served_index(services: Services) -> ProductIndex | None:
 
 
 def service_stats(services: Services) -> dict[str, Any]:
-    """The figures of ``GET /v1/stats``: job counts, pending catalog jobs, the index's stats."""
-    counts = services.ledger.count_by_status()
-    out: dict[str, Any] = {
-        "embedder": services.embedder.embedder_id,
-        "jobs": {str(k): v for k, v in counts.items()},
-        "pending_catalog_jobs": pending_catalog_jobs(services.ledger),
-    }
-    try:
-        out["index"] = services.index.get().stats(services.clock())
-    except (IndexNotBuiltError, EmbedderMismatchError) as exc:
-        out["index"] = {"version": None, "error": str(exc)}
-    return out
+    """The figures of ``GET /v1/stats`` (the same function computes both)."""
+    from imagematch.api.stats import collect_stats  # the API package includes this console
+
+    return collect_stats(services)
 
 
 @dataclass

@@ -12,9 +12,9 @@ from imagematch.access import check_csrf_field
 from imagematch.app import Services
 from imagematch.console import data
 from imagematch.errors import ImageMatchError, PermanentError
-from imagematch.images import decode_image, sha256_hex
-from imagematch.models import NewJob
-from imagematch.pipeline import image_ref_for_blob
+from imagematch.images import sha256_hex
+from imagematch.job_kinds import MatchImagePayload, image_ref_for_blob, new_job
+from imagematch.models import MatchRequest
 
 __all__ = ["try_routes"]
 
@@ -70,10 +70,9 @@ def try_routes(
             if body is None and not url.strip():
                 raise PermanentError("choose a photo, drop or paste one, or give its URL")
             body = body if body is not None else services.fetcher.fetch(url.strip())
-            image = decode_image(body, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
+            image = limits.decode(body)
             photo = services.thumbnails.put(sha256_hex(body), image)
-            accept = (lambda p: p.category == category) if category else None
-            result = services.matcher.match_image(image, accept=accept)
+            result = services.match_photo(body, MatchRequest(category=category or None))
         except ImageMatchError as exc:
             status = 422 if isinstance(exc, PermanentError) else 502
             return render(request, status_code=status, error=str(exc), category=category, url=url)
@@ -96,16 +95,14 @@ def try_routes(
             return render(request, status_code=413, error=str(exc), category="")
         if body is not None:
             digest = services.blobs.put(body)
-            payload: dict[str, Any] = {
-                "image": image_ref_for_blob(digest),
-                "file_name": file and file.filename,
-            }
+            name = file.filename if file and file.filename else None
+            payload = MatchImagePayload(image=image_ref_for_blob(digest), file_name=name)
             key = f"upload:{digest}"
         elif url.strip():
-            payload, key = {"image": url.strip()}, f"url:{sha256_hex(url.strip().encode())}"
+            payload, key = MatchImagePayload(image=url.strip()), f"url:{sha256_hex(url.strip().encode())}"
         else:
             return render(request, status_code=422, error="choose a photo or give its URL first", category="")
-        job, created = services.ledger.submit(NewJob(source="console", idempotency_key=key, payload=payload))
+        job, created = services.ledger.submit(new_job(payload, source="console", idempotency_key=key))
         if created:
             dispatch([job.id])
         return RedirectResponse(f"/ui/jobs?highlight={job.id}", status_code=303)

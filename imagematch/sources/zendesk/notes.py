@@ -27,10 +27,11 @@ from urllib.parse import quote, urlsplit
 
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError, SubjectGoneError, TransientError
 from imagematch.index import IndexHandle
+from imagematch.job_kinds import new_job
 from imagematch.ledger import Ledger
-from imagematch.models import ImageJob, JobKind, Match, NewJob, NewPrediction
+from imagematch.models import ImageJob, Match, NewJob, NewPrediction
 from imagematch.sources.zendesk.client import ZendeskClient, ZendeskConflictError
-from imagematch.sources.zendesk.jobs import SOURCE, note_job_key
+from imagematch.sources.zendesk.jobs import SOURCE, ZendeskImagePayload, ZendeskNotePayload, note_job_key
 
 __all__ = [
     "MatchLinks",
@@ -48,23 +49,18 @@ def note_marker(attachment_id: str) -> str:
     return f"imagematch-note:{attachment_id}"
 
 
-def note_job_for(image_job: ImageJob, prediction: NewPrediction) -> NewJob:
+def note_job_for(image_job_id: int, image: ZendeskImagePayload, prediction: NewPrediction) -> NewJob:
     """The note job for an answered ``zendesk_image`` job; it carries the answer to post."""
-    ticket_id, attachment_id = str(image_job.payload["ticket_id"]), str(image_job.payload["attachment_id"])
-    return NewJob(
-        kind=JobKind.ZENDESK_NOTE,
-        source=SOURCE,
-        idempotency_key=note_job_key(ticket_id, attachment_id),
-        payload={
-            "ticket_id": ticket_id,
-            "attachment_id": attachment_id,
-            "comment_id": prediction.comment_id,
-            "file_name": prediction.file_name,
-            "image_job_id": image_job.id,
-            "matches": [m.model_dump(mode="json") for m in prediction.matches],
-            "index_version": prediction.index_version,
-        },
+    note = ZendeskNotePayload(
+        ticket_id=image.ticket_id,
+        attachment_id=image.attachment_id,
+        comment_id=image.comment_id,
+        file_name=image.file_name,
+        image_job_id=image_job_id,
+        matches=prediction.matches,
+        index_version=prediction.index_version,
     )
+    return new_job(note, source=SOURCE, idempotency_key=note_job_key(image.ticket_id, image.attachment_id))
 
 
 @dataclass(frozen=True)
@@ -186,19 +182,19 @@ class ZendeskNoteHandler:
         self._links = links
         self._public_url = public_url.rstrip("/") if public_url else None
 
-    def __call__(self, job: ImageJob) -> None:
+    def __call__(self, job: ImageJob, payload: ZendeskNotePayload) -> None:
         if not self._enabled:
             raise SubjectGoneError("internal notes are off (IMAGEMATCH_ZENDESK_POST_NOTES=false)")
         client = self._client()
-        ticket_id, attachment_id = str(job.payload["ticket_id"]), str(job.payload["attachment_id"])
-        marker = note_marker(attachment_id)
+        ticket_id = payload.ticket_id
+        marker = note_marker(payload.attachment_id)
         body = render_note(
-            attachment_id=attachment_id,
-            file_name=job.payload.get("file_name"),
-            matches=[Match.model_validate(m) for m in job.payload.get("matches") or []],
+            attachment_id=payload.attachment_id,
+            file_name=payload.file_name,
+            matches=payload.matches,
             min_score=self._min_score,
             links=self._links,
-            job_url=self._job_url(job),
+            job_url=self._job_url(payload),
         )
         for _ in range(CONFLICT_ROUNDS):
             # Stamp first, then look: a note that lands after this read makes our PUT conflict.
@@ -213,8 +209,8 @@ class ZendeskNoteHandler:
             return None
         raise TransientError(f"ticket {ticket_id} kept changing while the note was posted; will retry")
 
-    def _job_url(self, job: ImageJob) -> str | None:
-        image_job = job.payload.get("image_job_id")
+    def _job_url(self, payload: ZendeskNotePayload) -> str | None:
+        image_job = payload.image_job_id
         return f"{self._public_url}/ui/jobs/{image_job}" if self._public_url and image_job else None
 
     def _confirm_lease(self, job: ImageJob) -> None:
