@@ -49,6 +49,11 @@ _SESSION_LABEL = b"imagematch-console-session-v1"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _OPEN_PATHS = ("/healthz", "/webhooks/", "/ui/login", "/ui/static/")
 SESSION_MAX_AGE = 12 * 3600
+# The console loads nothing from elsewhere and is never framed (its buttons cannot be clickjacked).
+CONSOLE_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
 
 
 @dataclass(frozen=True)
@@ -222,6 +227,10 @@ class AccessControl:
             request.state.csrf_token = csrf or secrets.token_urlsafe(24)
             request.state.access = self
             response = await call_next(request)
+            if request.url.path.startswith("/ui"):
+                response.headers.setdefault("Content-Security-Policy", CONSOLE_CSP)
+                response.headers.setdefault("X-Frame-Options", "DENY")
+                response.headers.setdefault("Referrer-Policy", "same-origin")
             if csrf is None:
                 response.set_cookie(
                     CSRF_COOKIE,

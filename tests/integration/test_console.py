@@ -41,8 +41,11 @@ def row(client: TestClient, job_id: int, query: str = "") -> str:
     return found.group(0) if found else ""
 
 
-def test_root_opens_the_jobs_page(client: TestClient) -> None:
+def test_root_opens_the_jobs_page_which_cannot_be_framed(client: TestClient) -> None:
     assert client.get("/").headers["location"] == "/ui/jobs"
+    page = client.get("/ui/jobs")
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
 
 
 def test_a_matched_photo_shows_its_thumbnail_best_product_and_score(
