@@ -347,6 +347,7 @@ def test_note_links_each_product_and_the_job_in_the_console_once(
     assert '<a href="https://shop.example/p/P-red">Red</a> — ID/SKU P-red — ' in html
     [image_job] = jobs(services, JobKind.ZENDESK_IMAGE)
     assert f'<a href="https://imagematch.example/ui/jobs/{image_job.id}">' in html
+    assert services.thumbnails.job_photo(image_job.id) is not None  # the console shows the attachment
     assert "<img" not in html  # the sample catalog's images are local files, not public URLs
 
 
