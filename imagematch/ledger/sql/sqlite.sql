@@ -46,6 +46,29 @@ CREATE TABLE IF NOT EXISTS image_prediction_log (
 );
 CREATE INDEX IF NOT EXISTS image_prediction_log_ticket ON image_prediction_log (ticket_id, id);
 
+-- Attempt history: one row each time a job leaves 'processing' (see JobAttempt).
+CREATE TABLE IF NOT EXISTS image_job_attempts (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id          INTEGER NOT NULL REFERENCES image_jobs (id) ON DELETE CASCADE,
+    attempt         INTEGER NOT NULL,
+    worker_id       TEXT,
+    outcome         TEXT    NOT NULL,
+    error_kind      TEXT,
+    error           TEXT,
+    next_attempt_at REAL,
+    finished_at     REAL    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS image_job_attempts_job ON image_job_attempts (job_id, id);
+CREATE TRIGGER IF NOT EXISTS image_jobs_attempt_ended
+AFTER UPDATE OF status ON image_jobs
+WHEN OLD.status = 'processing' AND NEW.status <> 'processing'
+BEGIN
+    INSERT INTO image_job_attempts (job_id, attempt, worker_id, outcome, error_kind, error,
+                                    next_attempt_at, finished_at)
+    VALUES (NEW.id, OLD.attempts, OLD.worker_id, NEW.status, NEW.error_kind, NEW.last_error,
+            NEW.next_attempt_at, NEW.updated_at);
+END;
+
 -- name: has_global_keys
 -- A ledger created before keys were scoped by kind: its column is UNIQUE on its own.
 SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'sqlite_autoindex_image_jobs_1';
@@ -192,3 +215,6 @@ WHERE (:ticket_id IS NULL OR ticket_id = :ticket_id)
   AND (:before_id IS NULL OR id < :before_id)
 ORDER BY id DESC
 LIMIT :limit;
+
+-- name: list_attempts
+SELECT * FROM image_job_attempts WHERE job_id = :job_id ORDER BY id;
