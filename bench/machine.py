@@ -53,5 +53,5 @@ def machine_line() -> str:
         f"{os.cpu_count()} cores, {ram_gb():.0f} GB RAM."
     )
     if os.environ.get("BENCH_SHARED") == "1":
-        line += " The machine was shared with other work while measured: absolute figures are noisy, ratios less so."
+        line += " The machine was shared with other work while measured: absolute figures are noisy."
     return line

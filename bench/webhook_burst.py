@@ -79,7 +79,9 @@ def deliveries(first_ticket: int, tickets: int, seed: int) -> list[tuple[str, by
 
 def _request(port: int, secret: str, body: bytes) -> bytes:
     timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    signature = base64.b64encode(hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest())
+    signature = base64.b64encode(
+        hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()
+    )
     head = (
         f"POST /webhooks/zendesk HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nX-Zendesk-Webhook-Signature: {signature.decode()}\r\n"
@@ -93,19 +95,25 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
-    length = next((int(v) for k, _, v in (h.partition(":") for h in lines[1:]) if k.lower() == "content-length"), 0)
+    length = next(
+        (int(v) for k, _, v in (h.partition(":") for h in lines[1:]) if k.lower() == "content-length"), 0
+    )
     await reader.readexactly(length)
     return int(lines[0].split()[1])
 
 
-async def _client(port: int, secret: str, queue: list[tuple[str, bytes]], out: Burst, deadline: float) -> None:
+async def _client(
+    port: int, secret: str, queue: list[tuple[str, bytes]], out: Burst, deadline: float
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while queue and time.monotonic() < deadline:
             ticket, body = queue.pop()
             start = time.perf_counter()
             try:
-                status = await asyncio.wait_for(_exchange(reader, writer, _request(port, secret, body)), REQUEST_TIMEOUT_S)
+                status = await asyncio.wait_for(
+                    _exchange(reader, writer, _request(port, secret, body)), REQUEST_TIMEOUT_S
+                )
             except (TimeoutError, OSError, asyncio.IncompleteReadError):
                 status = 0  # timed out or connection lost: the sender would redeliver later
                 writer.close()
@@ -198,13 +206,20 @@ class Row:
 
 
 def measure(
-    ledger: str, app: str, start: Callable[[int], list[str]], env: dict[str, str], db: str, args: argparse.Namespace
+    ledger: str,
+    app: str,
+    start: Callable[[int], list[str]],
+    env: dict[str, str],
+    db: str,
+    args: argparse.Namespace,
 ) -> Row:
     port = free_port()
     total = Burst()
     log = Path(tempfile.gettempdir()) / f"burst-{app}-{ledger}-{os.getpid()}.log"
     with server(start(port), env, port, log):
-        burst(port, env["BENCH_WEBHOOK_SECRET"], deliveries(10**6, 20, seed=0), min(args.clients, 20))  # warm-up
+        burst(
+            port, env["BENCH_WEBHOOK_SECRET"], deliveries(10**6, 20, seed=0), min(args.clients, 20)
+        )  # warm-up
         for r in range(args.rounds):
             items = deliveries(1 + r * args.tickets, args.tickets, seed=r)
             total.add(burst(port, env["BENCH_WEBHOOK_SECRET"], items, args.clients))
@@ -216,7 +231,8 @@ def measure(
     duplicated = sum(n - 1 for n in counts.values())
     row = Row(ledger, app, total, lost, duplicated)
     print(
-        f"{ledger:8} {app:10} p50 {row.pct(0.5):7.1f} ms  p99 {row.pct(0.99):7.1f} ms  max {row.pct(1.0):7.1f} ms"
+        f"{ledger:8} {app:10} p50 {row.pct(0.5):7.1f} ms  p99 {row.pct(0.99):7.1f} ms"
+        f"  max {row.pct(1.0):7.1f} ms"
         f"  {row.rps:6.0f} req/s  refused {row.refused}  lost {lost}  duplicated {duplicated}",
         flush=True,
     )
@@ -258,7 +274,10 @@ def run_pair(ledger: str, floor_db: str, ours_db: str, root: Path, args: argpars
         cli = [PYTHON, "-m", "imagematch.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
         return [*cli, "--workers", "0"]
 
-    return [measure(ledger, "floor", floor, base, floor_db, args), measure(ledger, "imagematch", ours, ours_env, ours_db, args)]
+    return [
+        measure(ledger, "floor", floor, base, floor_db, args),
+        measure(ledger, "imagematch", ours, ours_env, ours_db, args),
+    ]
 
 
 def markdown(rows: list[Row], args: argparse.Namespace) -> str:
@@ -282,7 +301,11 @@ def markdown(rows: list[Row], args: argparse.Namespace) -> str:
             f"| {r.ledger} | {r.app} | {r.pct(0.5):.1f} | {r.pct(0.99):.1f} | {r.pct(1.0):.1f} | "
             f"{r.rps:.0f} | {r.refused} | {r.lost} | {r.duplicated} |"
         )
-    lines += ["", "| ledger | p99 ÷ floor (goal ≤ 1.5) | req/s ÷ floor (goal ≥ 0.8) | lost, duplicated (goal 0, 0) |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "| ledger | p99 ÷ floor (goal ≤ 1.5) | req/s ÷ floor (goal ≥ 0.8) | lost, duplicated (goal 0, 0) |",
+        "|---|---|---|---|",
+    ]
     for floor, ours in zip(rows[::2], rows[1::2], strict=True):
         p99 = ours.pct(0.99) / floor.pct(0.99)
         rps = ours.rps / floor.rps
@@ -304,7 +327,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="burst-") as tmp:
         root = Path(tmp)
         if "sqlite" in args.ledgers:
-            rows += run_pair("sqlite", f"sqlite:///{root / 'floor.sqlite3'}", f"sqlite:///{root / 'ours.sqlite3'}", root, args)
+            rows += run_pair(
+                "sqlite",
+                f"sqlite:///{root / 'floor.sqlite3'}",
+                f"sqlite:///{root / 'ours.sqlite3'}",
+                root,
+                args,
+            )
         if "postgres" in args.ledgers:
             with postgres(root) as new_db:
                 rows += run_pair("postgres", new_db("floor"), new_db("ours"), root, args)

@@ -28,7 +28,9 @@ from fastapi.responses import JSONResponse
 SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Zendesk-Webhook-Signature-Timestamp"
 TABLE = "CREATE TABLE IF NOT EXISTS deliveries (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, body TEXT)"
-PG_TABLE = "create table if not exists deliveries (id bigserial primary key, key text not null unique, body text)"
+PG_TABLE = (
+    "create table if not exists deliveries (id bigserial primary key, key text not null unique, body text)"
+)
 
 
 def sqlite_insert(path: str) -> Callable[[str, str], bool]:
@@ -68,7 +70,9 @@ def postgres_insert(url: str) -> Callable[[str, str], bool]:
 
 
 def create_floor_app(db: str, secret: str) -> FastAPI:
-    insert = sqlite_insert(db.removeprefix("sqlite:///")) if db.startswith("sqlite:///") else postgres_insert(db)
+    insert = (
+        sqlite_insert(db.removeprefix("sqlite:///")) if db.startswith("sqlite:///") else postgres_insert(db)
+    )
     app = FastAPI()
 
     @app.get("/healthz")
@@ -80,7 +84,9 @@ def create_floor_app(db: str, secret: str) -> FastAPI:
         body = await request.body()
         timestamp = request.headers.get(TIMESTAMP_HEADER, "")
         digest = hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()
-        if not hmac.compare_digest(base64.b64encode(digest), request.headers.get(SIGNATURE_HEADER, "").encode()):
+        if not hmac.compare_digest(
+            base64.b64encode(digest), request.headers.get(SIGNATURE_HEADER, "").encode()
+        ):
             raise HTTPException(401, "bad signature")
         key = hashlib.sha256(body).hexdigest()
         created = await run_in_threadpool(insert, key, body.decode())

@@ -252,6 +252,7 @@ def serve(
 
     from imagematch.api import create_app
     from imagematch.app import build_services
+    from imagematch.runtime import freeze_startup_objects
     from imagematch.worker import WorkerPool
 
     services = build_services(_settings())
@@ -262,8 +263,10 @@ def serve(
         sweep=services.sweep,
         sweep_seconds=services.settings.sweep_seconds,
     )
+    api = create_app(services, pool=pool)
+    freeze_startup_objects()
     err.print(f"imagematch on http://{host}:{port}  (API docs: /docs)")
-    uvicorn.run(create_app(services, pool=pool), host=host, port=port, log_level="warning")
+    uvicorn.run(api, host=host, port=port, log_level="warning")
 
 
 @app.command()

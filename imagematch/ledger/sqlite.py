@@ -1,29 +1,34 @@
 """The SQLite ledger: the embedded default. One file, WAL mode, safe across threads and processes.
 
-Each call opens a short-lived connection (cheap for SQLite) so threads never share one; writes run
-in ``BEGIN IMMEDIATE`` transactions, which take SQLite's single write lock up front — that is what
-makes :meth:`claim` exclusive between concurrent workers.
+Reads use one kept-open connection per thread; every write of the process goes through one writer
+connection with group commit (:mod:`imagematch.ledger.sqlite_conn`): writes arriving while a
+transaction commits share the next ``BEGIN IMMEDIATE`` transaction, which takes SQLite's single
+write lock up front — that is what makes :meth:`claim` exclusive between concurrent workers, also
+across processes — and one fsync. A write returns only once its transaction is committed.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from imagematch.errors import TransientError
 from imagematch.ledger.base import Clock, SweepReport, utcnow
 from imagematch.ledger.sql import load_queries
+from imagematch.ledger.sqlite_conn import GroupCommitWriter, open_connection
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["SqliteLedger"]
 
 _TIME_COLUMNS = ("next_attempt_at", "locked_until", "created_at", "updated_at", "finished_at")
 Q = load_queries("sqlite")
+T = TypeVar("T")
 
 
 def _ts(value: datetime | None) -> float | None:
@@ -56,34 +61,35 @@ class SqliteLedger:
         self.path = path
         self._clock = clock
         self._busy_timeout_s = busy_timeout_s
+        self._writer = GroupCommitWriter(self._open)
+        self._readers = threading.local()
+        self._all_readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._generation = 0  # bumped by close(): threads then open fresh readers
 
     def _now(self) -> float:
         return self._clock().timestamp()
 
+    def _open(self) -> sqlite3.Connection:
+        return open_connection(self.path, busy_timeout_s=self._busy_timeout_s)
+
+    def _write(self, write: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``write`` in a committed transaction (shared with concurrent writes: group commit)."""
+        return self._writer.run(write)
+
     @contextmanager
-    def _connect(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """This thread's reader connection (kept open: no set-up per call)."""
+        held: tuple[int, sqlite3.Connection] | None = getattr(self._readers, "conn", None)
+        if held is None or held[0] != self._generation:
+            conn = self._open()
+            with self._readers_lock:
+                self._all_readers.append(conn)
+            held = self._readers.conn = (self._generation, conn)
         try:
-            conn = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None)
-        except sqlite3.OperationalError as exc:
-            raise TransientError(f"cannot open ledger {self.path}: {exc}") from exc
-        conn.row_factory = sqlite3.Row
-        try:
-            conn.execute("PRAGMA foreign_keys = ON")
-            if write:
-                conn.execute("BEGIN IMMEDIATE")
-            yield conn
-            if write:
-                conn.execute("COMMIT")
+            yield held[1]
         except sqlite3.OperationalError as exc:  # "database is locked" and friends
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
             raise TransientError(f"ledger busy: {exc}") from exc
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.close()
 
     def migrate(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,7 +98,12 @@ class SqliteLedger:
             conn.executescript(Q["schema"])
 
     def close(self) -> None:
-        pass
+        self._writer.close()
+        with self._readers_lock:
+            self._generation += 1
+            readers, self._all_readers = self._all_readers, []
+        for conn in readers:
+            conn.close()
 
     def submit(self, job: NewJob) -> tuple[ImageJob, bool]:
         params = {
@@ -101,12 +112,15 @@ class SqliteLedger:
             "metadata": json.dumps(job.metadata),
             "now": self._now(),
         }
-        with self._connect(write=True) as conn:
+
+        def write(conn: sqlite3.Connection) -> tuple[sqlite3.Row, bool]:
             row = conn.execute(Q["insert_job"], params).fetchone()
             if row is not None:
-                return _job(row), True
-            existing = conn.execute(Q["job_by_key"], params).fetchone()
-            return _job(existing), False
+                return row, True
+            return conn.execute(Q["job_by_key"], params).fetchone(), False
+
+        row, created = self._write(write)
+        return _job(row), created
 
     def get_job(self, job_id: int) -> ImageJob | None:
         with self._connect() as conn:
@@ -128,24 +142,23 @@ class SqliteLedger:
     ) -> list[ImageJob]:
         params = {"status": status, "source": source, "limit": limit, "before_id": before_id}
         with self._connect() as conn:
-            return [_job(row) for row in conn.execute(Q["list_jobs"], params)]
+            return [_job(row) for row in conn.execute(Q["list_jobs"], params).fetchall()]
 
     def claim(self, worker_id: str, *, limit: int, lease_seconds: float) -> list[ImageJob]:
         params = {"worker_id": worker_id, "limit": limit, "lease_seconds": lease_seconds}
-        with self._connect(write=True) as conn:
-            rows = conn.execute(Q["claim"], {**params, "now": self._now()}).fetchall()
+        rows = self._write(lambda conn: conn.execute(Q["claim"], {**params, "now": self._now()}).fetchall())
         return sorted((_job(row) for row in rows), key=lambda j: (j.next_attempt_at, j.id))
 
     def claim_job(self, job_id: int, worker_id: str, *, lease_seconds: float) -> ImageJob | None:
         params = {"id": job_id, "worker_id": worker_id, "lease_seconds": lease_seconds, "now": self._now()}
-        with self._connect(write=True) as conn:
-            row = conn.execute(Q["claim_job"], params).fetchone()
+        row = self._write(lambda conn: conn.execute(Q["claim_job"], params).fetchone())
         return _job(row) if row else None
 
     def heartbeat(self, job_id: int, worker_id: str, *, lease_seconds: float) -> bool:
         params = {"id": job_id, "worker_id": worker_id, "lease_seconds": lease_seconds}
-        with self._connect(write=True) as conn:
-            return conn.execute(Q["heartbeat"], {**params, "now": self._now()}).rowcount == 1
+        return self._write(
+            lambda conn: conn.execute(Q["heartbeat"], {**params, "now": self._now()}).rowcount == 1
+        )
 
     def _finish(
         self,
@@ -170,7 +183,7 @@ class SqliteLedger:
         return conn.execute(Q["finish"], params).rowcount == 1
 
     def complete(self, job_id: int, worker_id: str, prediction: NewPrediction | None) -> bool:
-        with self._connect(write=True) as conn:
+        def write(conn: sqlite3.Connection) -> bool:
             if not self._finish(conn, job_id, worker_id, JobStatus.COMPLETE):
                 return False
             if prediction is not None:
@@ -188,31 +201,40 @@ class SqliteLedger:
                 )
             return True
 
+        return self._write(write)
+
     def fail(
         self, job_id: int, worker_id: str, *, kind: ErrorKind, error: str, retry_at: datetime | None
     ) -> bool:
-        with self._connect(write=True) as conn:
-            return self._finish(
+        return self._write(
+            lambda conn: self._finish(
                 conn, job_id, worker_id, JobStatus.FAILED, error_kind=kind, error=error, retry_at=retry_at
             )
+        )
 
     def skip(self, job_id: int, worker_id: str, *, reason: str) -> bool:
-        with self._connect(write=True) as conn:
-            return self._finish(conn, job_id, worker_id, JobStatus.SKIPPED, error=reason)
+        return self._write(
+            lambda conn: self._finish(conn, job_id, worker_id, JobStatus.SKIPPED, error=reason)
+        )
 
     def requeue(self, job_id: int) -> ImageJob | None:
-        with self._connect(write=True) as conn:
+        def write(conn: sqlite3.Connection) -> sqlite3.Row | None:
             conn.execute(Q["requeue"], {"id": job_id, "now": self._now()})
-            row = conn.execute(Q["job_by_id"], {"id": job_id}).fetchone()
+            row: sqlite3.Row | None = conn.execute(Q["job_by_id"], {"id": job_id}).fetchone()
+            return row
+
+        row = self._write(write)
         return _job(row) if row else None
 
     def requeue_failed(self, *, source: str | None = None) -> int:
-        with self._connect(write=True) as conn:
-            return conn.execute(Q["requeue_failed"], {"source": source, "now": self._now()}).rowcount
+        return self._write(
+            lambda conn: conn.execute(Q["requeue_failed"], {"source": source, "now": self._now()}).rowcount
+        )
 
     def sweep(self, *, max_attempts: int, pending_grace_seconds: float) -> SweepReport:
         now = self._now()
-        with self._connect(write=True) as conn:
+
+        def write(conn: sqlite3.Connection) -> SweepReport:
             report = SweepReport(
                 retries_due=conn.execute(Q["sweep_retries_due"], {"now": now}).rowcount,
                 gave_up=conn.execute(
@@ -221,13 +243,15 @@ class SqliteLedger:
                 leases_expired=conn.execute(Q["sweep_expired_requeue"], {"now": now}).rowcount,
             )
             rows = conn.execute(Q["due_pending"], {"now": now, "cutoff": now - pending_grace_seconds})
-            report.due_pending = [row["id"] for row in rows]
-        return report
+            report.due_pending = [row["id"] for row in rows.fetchall()]
+            return report
+
+        return self._write(write)
 
     def count_by_status(self, *, kind: str | None = None) -> dict[JobStatus, int]:
         counts = dict.fromkeys(JobStatus, 0)
         with self._connect() as conn:
-            for row in conn.execute(Q["count_by_status"], {"kind": kind}):
+            for row in conn.execute(Q["count_by_status"], {"kind": kind}).fetchall():
                 counts[JobStatus(row["status"])] = row["n"]
         return counts
 
@@ -241,4 +265,4 @@ class SqliteLedger:
     ) -> list[Prediction]:
         params = {"ticket_id": ticket_id, "limit": limit, "before_id": before_id}
         with self._connect() as conn:
-            return [_prediction(row) for row in conn.execute(Q["list_predictions"], params)]
+            return [_prediction(row) for row in conn.execute(Q["list_predictions"], params).fetchall()]
