@@ -140,8 +140,14 @@ def burst(port: int, secret: str, items: list[tuple[str, bytes]], clients: int) 
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def server(cmd: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[None]:
+def server(cmd: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[Callable[[], float]]:
     with log.open("wb") as sink:
         proc = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=REPO)
     try:
@@ -156,7 +162,7 @@ def server(cmd: list[str], env: dict[str, str], port: int, log: Path) -> Iterato
                 time.sleep(0.2)
         else:
             raise RuntimeError(f"{cmd[:3]} did not listen within 180 s")
-        yield
+        yield lambda: cpu_seconds(proc.pid)
     finally:
         proc.terminate()
         try:
@@ -191,6 +197,7 @@ class Row:
     burst: Burst
     lost: int
     duplicated: int
+    cpu_ms: float  # server CPU time per request
 
     def pct(self, q: float) -> float:
         values = sorted(self.burst.latencies)
@@ -216,24 +223,27 @@ def measure(
     port = free_port()
     total = Burst()
     log = Path(tempfile.gettempdir()) / f"burst-{app}-{ledger}-{os.getpid()}.log"
-    with server(start(port), env, port, log):
-        burst(
-            port, env["BENCH_WEBHOOK_SECRET"], deliveries(10**6, 20, seed=0), min(args.clients, 20)
-        )  # warm-up
+    secret = env["BENCH_WEBHOOK_SECRET"]
+    with server(start(port), env, port, log) as cpu:
+        burst(port, secret, deliveries(10**6, 20, seed=0), min(args.clients, 20))  # warm-up
+        cpu_before = cpu()
         for r in range(args.rounds):
-            items = deliveries(1 + r * args.tickets, args.tickets, seed=r)
-            total.add(burst(port, env["BENCH_WEBHOOK_SECRET"], items, args.clients))
+            total.add(
+                burst(port, secret, deliveries(1 + r * args.tickets, args.tickets, seed=r), args.clients)
+            )
+        cpu_used = cpu() - cpu_before
     stored = [t for t in stored_tickets(db, ours=app == "imagematch") if int(t) < 10**6]
     counts: dict[str, int] = {}
     for t in stored:
         counts[t] = counts.get(t, 0) + 1
     lost = len(total.acked - counts.keys())
     duplicated = sum(n - 1 for n in counts.values())
-    row = Row(ledger, app, total, lost, duplicated)
+    row = Row(ledger, app, total, lost, duplicated, cpu_used * 1000 / max(1, len(total.latencies)))
     print(
         f"{ledger:8} {app:10} p50 {row.pct(0.5):7.1f} ms  p99 {row.pct(0.99):7.1f} ms"
         f"  max {row.pct(1.0):7.1f} ms"
-        f"  {row.rps:6.0f} req/s  refused {row.refused}  lost {lost}  duplicated {duplicated}",
+        f"  {row.rps:6.0f} req/s  server CPU {row.cpu_ms:.2f} ms/req  refused {row.refused}  lost {lost}"
+        f"  duplicated {duplicated}",
         flush=True,
     )
     return row
@@ -293,13 +303,13 @@ def markdown(rows: list[Row], args: argparse.Namespace) -> str:
         "on the same Postgres server). *lost*: acknowledged but not stored; *duplicated*: stored twice; "
         "*refused*: not 200/202 (the sender redelivers).",
         "",
-        "| ledger | app | p50 ms | p99 ms | max ms | req/s | refused | lost | duplicated |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| ledger | app | p50 ms | p99 ms | max ms | req/s | CPU ms/req | refused | lost | duplicated |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r.ledger} | {r.app} | {r.pct(0.5):.1f} | {r.pct(0.99):.1f} | {r.pct(1.0):.1f} | "
-            f"{r.rps:.0f} | {r.refused} | {r.lost} | {r.duplicated} |"
+            f"{r.rps:.0f} | {r.cpu_ms:.2f} | {r.refused} | {r.lost} | {r.duplicated} |"
         )
     lines += [
         "",

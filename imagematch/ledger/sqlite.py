@@ -1,7 +1,7 @@
 """The SQLite ledger: the embedded default. One file, WAL mode, safe across threads and processes.
 
 Reads use one kept-open connection per thread; every write of the process goes through one writer
-connection with group commit (:mod:`imagematch.ledger.sqlite_conn`): writes arriving while a
+connection with group commit (:mod:`imagematch.ledger.group_commit`): writes arriving while a
 transaction commits share the next ``BEGIN IMMEDIATE`` transaction, which takes SQLite's single
 write lock up front — that is what makes :meth:`claim` exclusive between concurrent workers, also
 across processes — and one fsync. A write returns only once its transaction is committed.
@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from imagematch.errors import TransientError
 from imagematch.ledger.base import Clock, SweepReport, utcnow
 from imagematch.ledger.sql import load_queries
-from imagematch.ledger.sqlite_conn import GroupCommitWriter, open_connection
+from imagematch.ledger.sqlite_conn import SqliteWriter, open_connection
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["SqliteLedger"]
@@ -61,7 +61,7 @@ class SqliteLedger:
         self.path = path
         self._clock = clock
         self._busy_timeout_s = busy_timeout_s
-        self._writer = GroupCommitWriter(self._open)
+        self._writer = SqliteWriter(self._open)
         self._readers = threading.local()
         self._all_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()

@@ -1,29 +1,15 @@
-"""Connections of the SQLite ledger: one writer with group commit, one reader per thread.
-
-Why: a burst of webhooks used to open a connection per request and race for SQLite's single write
-lock; the losers slept in SQLite's busy handler (1, 2, 5 … 100 ms naps), which made a 2,000-delivery
-burst's p99 ~10× a bare insert's (``bench/webhook_burst.py``). Now every write of this process goes
-through :class:`GroupCommitWriter`: writes queued while one transaction commits all go into the next,
-one ``BEGIN IMMEDIATE … COMMIT`` — one WAL fsync with ``synchronous=FULL`` — for the lot. Durability is
-unchanged: a caller gets its result only after the transaction holding its write has committed.
-Other processes still take turns through the file lock and the busy timeout.
-"""
+"""Connections of the SQLite ledger: one writer with group commit, one reader per thread."""
 
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
 
 from imagematch.errors import TransientError
+from imagematch.ledger.group_commit import GroupCommit, Pending
 
-__all__ = ["GroupCommitWriter", "open_connection"]
-
-T = TypeVar("T")
-MAX_BATCH = 256  # writes per transaction
+__all__ = ["SqliteWriter", "open_connection"]
 
 
 def open_connection(path: Path, *, busy_timeout_s: float) -> sqlite3.Connection:
@@ -39,66 +25,14 @@ def open_connection(path: Path, *, busy_timeout_s: float) -> sqlite3.Connection:
     return conn
 
 
-@dataclass
-class _Pending(Generic[T]):
-    write: Callable[[sqlite3.Connection], T]
-    wake: threading.Event = field(default_factory=threading.Event)
-    done: bool = False
-    result: Any = None
-    error: BaseException | None = None
-
-    def outcome(self) -> T:
-        if self.error is not None:
-            raise self.error
-        return self.result  # type: ignore[no-any-return]
-
-
-class GroupCommitWriter:
-    """Runs write functions from many threads on one connection, batched into shared transactions.
-
-    One thread at a time leads: it commits everything queued (its own write included), wakes the
-    callers whose writes it committed, and hands the lead to the oldest write still queued — each
-    waiting thread is woken once. Each function runs inside its own savepoint: if it raises, only
-    its changes are undone and the error goes to its caller. If the transaction itself cannot begin
-    or commit (the file is locked by another process past the busy timeout, a disk error), every
-    caller in it gets :class:`TransientError` and nothing of the batch is kept.
-    """
+class SqliteWriter(GroupCommit[sqlite3.Connection]):
+    """Every write of this process, on one connection, in shared ``BEGIN IMMEDIATE`` transactions
+    (SQLite's write lock taken up front; other processes wait for it up to the busy timeout)."""
 
     def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        super().__init__()
         self._connect = connect
         self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-        self._queue: list[_Pending[Any]] = []
-        self._leading = False
-
-    def run(self, write: Callable[[sqlite3.Connection], T]) -> T:
-        pending: _Pending[T] = _Pending(write)
-        with self._lock:
-            self._queue.append(pending)
-            lead = not self._leading
-            self._leading = True
-        if not lead:
-            pending.wake.wait()
-            if pending.done:
-                return pending.outcome()
-        with self._lock:
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-        try:
-            self._commit(batch)
-        finally:
-            self._hand_over(batch)
-        return pending.outcome()
-
-    def _hand_over(self, batch: list[_Pending[Any]]) -> None:
-        for item in batch:
-            if not item.done:  # interrupted (KeyboardInterrupt…): nothing was committed
-                item.error, item.done = TransientError("ledger write interrupted"), True
-            item.wake.set()
-        with self._lock:
-            if self._queue:
-                self._queue[0].wake.set()  # woken before its write is done: it leads next
-            else:
-                self._leading = False
 
     def close(self) -> None:
         with self._lock:
@@ -106,7 +40,7 @@ class GroupCommitWriter:
                 self._conn.close()
                 self._conn = None
 
-    def _commit(self, batch: list[_Pending[Any]]) -> None:
+    def commit(self, batch: list[Pending[sqlite3.Connection]]) -> None:
         if self._conn is None:
             self._conn = self._connect()
         conn = self._conn
@@ -124,11 +58,9 @@ class GroupCommitWriter:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        for item in batch:
-            item.done = True
 
     @staticmethod
-    def _apply(conn: sqlite3.Connection, item: _Pending[Any]) -> None:
+    def _apply(conn: sqlite3.Connection, item: Pending[sqlite3.Connection]) -> None:
         conn.execute("SAVEPOINT write")
         try:
             item.result = item.write(conn)
