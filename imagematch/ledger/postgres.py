@@ -25,6 +25,9 @@ from imagematch.ledger.group_commit import GroupCommit, Pending
 __all__ = ["PostgresLedger", "migration_files"]
 
 _MIGRATION_LOCK = 7_411_204  # pg_advisory_xact_lock key: one migrator at a time
+# Short, hot writes share transactions (group commit): a webhook burst's submits. Longer ones
+# (claims, sweeps, archiving) keep a pool connection each, so none waits behind another's batch.
+_GROUPED = frozenset({"imagematch_submit"})
 
 
 @functools.lru_cache(maxsize=256)
@@ -45,8 +48,8 @@ def migration_files() -> list[tuple[str, str]]:
 
 
 class _PostgresWriter(GroupCommit["psycopg.Connection[dict[str, Any]]"]):
-    """State changes of this process in shared transactions, one pool connection per batch: a
-    burst of webhooks costs one commit per batch instead of one connection and commit per request."""
+    """Submits of this process in shared transactions, one pool connection per batch: a burst of
+    webhooks costs one commit per batch instead of one connection and commit per request."""
 
     def __init__(self, pool: ConnectionPool[psycopg.Connection[dict[str, Any]]]) -> None:
         super().__init__()
@@ -92,7 +95,10 @@ class PostgresLedger(FunctionLedger):
     def _call(self, fn: str, args: dict[str, Any]) -> list[dict[str, Any]]:
         query = _call_query(fn, tuple(args))
         params = {k: Jsonb(v) if isinstance(v, dict | list) else v for k, v in args.items()}
-        return self._writer.run(lambda conn: conn.execute(query, params).fetchall())
+        if fn in _GROUPED:
+            return self._writer.run(lambda conn: conn.execute(query, params).fetchall())
+        with self._conn() as conn:
+            return conn.execute(query, params).fetchall()
 
     def _select(
         self, table: str, *, where: dict[str, Any], limit: int | None = None, before_id: int | None = None
