@@ -30,8 +30,8 @@ from imagematch.app import build_services
 from imagematch.blobs import BlobStore
 from imagematch.config import Settings
 from imagematch.images import decode_image
+from imagematch.job_kinds import image_ref_for_blob
 from imagematch.models import NewJob, NewPrediction
-from imagematch.pipeline import image_ref_for_blob
 
 REPO = Path(__file__).resolve().parents[1]
 QUERIES = REPO / "examples" / "grocery" / "queries"

@@ -38,6 +38,7 @@ from imagematch.embedder.base import Vectors, l2_normalise
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
 from imagematch.models import CatalogViews, Match, Product, ProductScoring
 from imagematch.representation import Projection
+from imagematch.runtime import gc_paused
 from imagematch.vector_index import (
     FLAT_MAX_FLOATS,
     get_nprobe,
@@ -412,6 +413,11 @@ class ProductIndex:
     @classmethod
     def read_from(cls, directory: Path) -> ProductIndex:
         """Load a snapshot directory. Raises :class:`IndexNotBuiltError` for an older format."""
+        with gc_paused():
+            return cls._read_from(directory)
+
+    @classmethod
+    def _read_from(cls, directory: Path) -> ProductIndex:
         meta = json.loads((directory / "meta.json").read_text())
         if meta.get("format") != SNAPSHOT_FORMAT:
             raise IndexNotBuiltError(
