@@ -1,6 +1,7 @@
 """The Postgres ledger (psycopg 3). State transitions are the SQL functions of the migrations in
-``ledger/sql/migrations`` (also ``supabase/migrations``), shared with the Supabase backend; only
-plain reads are written here. Claims use ``FOR UPDATE SKIP LOCKED``.
+``ledger/sql/migrations`` (also ``supabase/migrations``), shared with the Supabase backend; the
+plain reads and the migration bookkeeping are the named queries of ``ledger/sql/postgres.sql``.
+Claims use ``FOR UPDATE SKIP LOCKED``.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from imagematch.errors import TransientError
 from imagematch.ledger.base import Clock, utcnow
 from imagematch.ledger.functions import FunctionLedger
 from imagematch.ledger.group_commit import GroupCommit, Pending
+from imagematch.ledger.sql import load_queries
 
 __all__ = ["PostgresLedger", "migration_files"]
 
+Q = load_queries("postgres")
 _MIGRATION_LOCK = 7_411_204  # pg_advisory_xact_lock key: one migrator at a time
 # Short, hot writes share transactions (group commit): a webhook burst's submits. Longer ones
 # (claims, sweeps, archiving) keep a pool connection each, so none waits behind another's batch.
@@ -32,12 +35,29 @@ _GROUPED = frozenset({"imagematch_submit"})
 
 @functools.lru_cache(maxsize=256)
 def _call_query(fn: str, names: tuple[str, ...]) -> str:
-    """``select * from fn(name => %(name)s, …)``, composed once per function and argument names
-    (composing it per call was a measurable share of a webhook's CPU time)."""
+    """``call_function`` with named arguments (``name => %(name)s``, each name quoted as an
+    identifier), composed once per function and argument names (composing it per call was a
+    measurable share of a webhook's CPU time)."""
+    arrow = sql.SQL(" => ")
     named = sql.SQL(", ").join(
-        sql.SQL("{} => {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in names
+        sql.Composed([sql.Identifier(name), arrow, sql.Placeholder(name)]) for name in names
     )
-    return sql.SQL("select * from {}({})").format(sql.Identifier(fn), named).as_string()
+    return sql.SQL(Q["call_function"]).format(function=sql.Identifier(fn), arguments=named).as_string()
+
+
+# FunctionLedger's reads: (table, columns filtered on, paged?) -> query name in postgres.sql.
+_READS = {
+    ("image_jobs", ("id",), False): "job_by_id",
+    ("image_jobs", ("idempotency_key",), False): "job_by_key",
+    ("image_jobs", (), True): "list_jobs",
+    ("image_jobs", ("status",), True): "list_jobs_by_status",
+    ("image_jobs", ("source",), True): "list_jobs_by_source",
+    ("image_jobs", ("source", "status"), True): "list_jobs_by_source_and_status",
+    ("image_prediction_log", ("job_id",), False): "prediction_by_job",
+    ("image_prediction_log", (), True): "list_predictions",
+    ("image_prediction_log", ("ticket_id",), True): "list_predictions_by_ticket",
+}
+_FIRST_PAGE = 2**63 - 1  # before_id of the first page: above every id
 
 
 def migration_files() -> list[tuple[str, str]]:
@@ -103,31 +123,23 @@ class PostgresLedger(FunctionLedger):
     def _select(
         self, table: str, *, where: dict[str, Any], limit: int | None = None, before_id: int | None = None
     ) -> list[dict[str, Any]]:
-        filters = {k: v for k, v in where.items() if v is not None}
-        conditions = [sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in filters]
-        if before_id is not None:
-            conditions.append(sql.SQL("id < {}").format(sql.Placeholder("before_id")))
-            filters["before_id"] = before_id
-        query = sql.SQL("select * from {}").format(sql.Identifier(table))
-        if conditions:
-            query += sql.SQL(" where ") + sql.SQL(" and ").join(conditions)
-        if limit is not None:
-            query += sql.SQL(" order by id desc limit {}").format(sql.Literal(limit))
+        filters = {column: value for column, value in where.items() if value is not None}
+        read = (table, tuple(sorted(filters)), limit is not None)
+        if read not in _READS:
+            raise NotImplementedError(f"no query in ledger/sql/postgres.sql reads {read}")
+        params = {**filters, "limit": limit, "before_id": _FIRST_PAGE if before_id is None else before_id}
         with self._conn() as conn:
-            return conn.execute(query, filters).fetchall()
+            return conn.execute(Q[_READS[read]], params).fetchall()
 
     def migrate(self) -> None:
         with self._conn() as conn:
-            conn.execute("select pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            conn.execute(
-                "create table if not exists imagematch_migrations "
-                "(name text primary key, applied_at timestamptz not null default now())"
-            )
-            done = {r["name"] for r in conn.execute("select name from imagematch_migrations")}
+            conn.execute(Q["lock_migrations"], {"key": _MIGRATION_LOCK})
+            conn.execute(Q["migrations_table"])
+            done = {r["name"] for r in conn.execute(Q["applied_migrations"])}
             for name, migration in migration_files():
                 if name not in done:
                     conn.execute(migration.encode())
-                    conn.execute("insert into imagematch_migrations (name) values (%s)", (name,))
+                    conn.execute(Q["record_migration"], {"name": name})
 
     def close(self) -> None:
         self._pool.close()
