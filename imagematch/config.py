@@ -146,6 +146,24 @@ class Settings(BaseSettings):
         "Default: IMAGEMATCH_MIN_SCORE.",
     )
 
+    # Operator console and access control (README "Console").
+    api_token: SecretStr | None = Field(
+        None,
+        description="Token(s) every /v1 route and /ui page requires: `token`, or `name:token,name2:token2` "
+        "(several valid at once, for rotation). Unset: only loopback clients are served.",
+    )
+    thumbnail_retention_days: float = Field(
+        90.0, gt=0, description="Query-photo thumbnails older than this are purged (`thumbnails purge`)."
+    )
+    public_url: str | None = Field(
+        None, description="Where the console is reachable (https://…); Zendesk notes link to jobs there."
+    )
+    product_url_template: str | None = Field(
+        None,
+        description="Product page URL for notes when a product has no `url` metadata, e.g. "
+        "https://shop.example/p/{id}.",
+    )
+
     def resolved_database_url(self) -> str:
         """The ledger URL, defaulting to a SQLite file inside the data dir."""
         if self.database_url:

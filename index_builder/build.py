@@ -317,7 +317,7 @@ def rebuild_catalog_index(
     catalog recipe, into ``snapshots`` (default: the served index)."""
     cache = EmbeddingCache(services.settings.data_dir / "embedding_cache.sqlite3")
     try:
-        return build_and_publish(
+        index, report = build_and_publish(
             source,
             embedder=services.embedder,
             cache=cache,
@@ -335,3 +335,11 @@ def rebuild_catalog_index(
         )
     finally:
         cache.close()
+    if snapshots is None:  # the served index: the console shows its reference images
+        services.thumbnails.ensure_catalog(
+            [(image.uri, image.sha256) for image in index.images.values()],
+            lambda uri: read_uri(uri, services.fetcher),
+            max_bytes=services.limits.max_bytes,
+            max_pixels=services.limits.max_pixels,
+        )
+    return index, report

@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from datetime import datetime
 from typing import Any
 
-from imagematch.ledger.base import Clock, SweepReport, utcnow
+from imagematch.ledger.base import Clock, JobAttempt, SweepReport, utcnow
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["FunctionLedger", "prediction_json"]
@@ -167,3 +167,7 @@ class FunctionLedger(ABC):
             "image_prediction_log", where={"ticket_id": ticket_id}, limit=limit, before_id=before_id
         )
         return [Prediction.model_validate(r) for r in rows]
+
+    def list_attempts(self, job_id: int) -> list[JobAttempt]:
+        rows = self._select("image_job_attempts", where={"job_id": job_id})
+        return [JobAttempt.model_validate(r) for r in sorted(rows, key=lambda r: int(r["id"]))]

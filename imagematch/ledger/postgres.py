@@ -56,6 +56,7 @@ _READS = {
     ("image_prediction_log", ("job_id",), False): "prediction_by_job",
     ("image_prediction_log", (), True): "list_predictions",
     ("image_prediction_log", ("ticket_id",), True): "list_predictions_by_ticket",
+    ("image_job_attempts", ("job_id",), False): "attempts_by_job",
 }
 _FIRST_PAGE = 2**63 - 1  # before_id of the first page: above every id
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from imagematch.errors import TransientError
-from imagematch.ledger.base import Clock, SweepReport, utcnow
+from imagematch.ledger.base import Clock, JobAttempt, SweepReport, utcnow
 from imagematch.ledger.sql import load_queries
 from imagematch.ledger.sqlite_conn import SqliteWriter, open_connection
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
@@ -46,6 +46,13 @@ def _job(row: sqlite3.Row) -> ImageJob:
     for column in _TIME_COLUMNS:
         data[column] = _dt(data[column])
     return ImageJob.model_validate(data)
+
+
+def _attempt(row: sqlite3.Row) -> JobAttempt:
+    data: dict[str, Any] = dict(row)
+    data["next_attempt_at"] = _dt(data["next_attempt_at"])
+    data["finished_at"] = _dt(data["finished_at"])
+    return JobAttempt.model_validate(data)
 
 
 def _prediction(row: sqlite3.Row) -> Prediction:
@@ -267,3 +274,8 @@ class SqliteLedger:
         params = {"ticket_id": ticket_id, "limit": limit, "before_id": before_id}
         with self._connect() as conn:
             return [_prediction(row) for row in conn.execute(Q["list_predictions"], params).fetchall()]
+
+    def list_attempts(self, job_id: int) -> list[JobAttempt]:
+        with self._connect() as conn:
+            rows = conn.execute(Q["list_attempts"], {"job_id": job_id}).fetchall()
+        return [_attempt(row) for row in rows]

@@ -47,6 +47,9 @@ select * from image_prediction_log
 where ticket_id = %(ticket_id)s and id < %(before_id)s
 order by id desc limit %(limit)s;
 
+-- name: attempts_by_job
+select * from image_job_attempts where job_id = %(job_id)s order by id;
+
 -- name: lock_migrations
 -- One migrator at a time (a transaction-scoped advisory lock).
 select pg_advisory_xact_lock(%(key)s);
