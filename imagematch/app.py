@@ -1,6 +1,7 @@
 """The composition root: :func:`build_services` wires every collaborator from :class:`Settings`.
 
-The CLI, the HTTP API and the Modal app all start here, so they run the same code paths.
+The CLI, the HTTP API and the Modal app all start here, so they run the same code paths. Job kinds
+are registered here: the core's own (``match_image``, ``catalog_event``) and each source's.
 """
 
 from __future__ import annotations
@@ -16,19 +17,24 @@ from imagematch.config import Settings
 from imagematch.embedder import Embedder, load_embedder
 from imagematch.fetch import ImageFetcher
 from imagematch.index import IndexHandle, SnapshotStore
+from imagematch.job_kinds import JobKinds, JobKindSpec, MatchImagePayload
 from imagematch.ledger import Clock, Ledger, SweepReport, open_ledger_for, utcnow
 from imagematch.models import JobKind
-from imagematch.pipeline import ImageLimits, Matcher, MatchImageHandler
+from imagematch.pipeline import ImageLimits, Matcher, PhotoMatching, StoredOrFetchedLoader
 from imagematch.retry import RetryPolicy
-from imagematch.sources.catalog import CatalogEventHandler, CatalogUpdater
+from imagematch.sources.catalog import CatalogEvent, CatalogEventHandler, CatalogUpdater
 from imagematch.sources.zendesk import (
+    ZendeskAttachmentLoader,
     ZendeskClient,
-    ZendeskImageHandler,
+    ZendeskImagePayload,
+    ZendeskNoteFollowUp,
     ZendeskNoteHandler,
+    ZendeskNotePayload,
     ZendeskTicketHandler,
+    ZendeskTicketPayload,
     zendesk_client_for,
 )
-from imagematch.worker import Dispatch, JobHandler, Worker
+from imagematch.worker import Dispatch, Worker
 
 __all__ = ["Services", "build_services"]
 
@@ -44,36 +50,51 @@ class Services:
     http: httpx.Client
     fetcher: ImageFetcher
     matcher: Matcher
+    photos: PhotoMatching  # the one matching step every photo kind runs
     policy: RetryPolicy
     clock: Clock
-    handlers: dict[str, JobHandler] = field(default_factory=dict)
-    # Told the ids of jobs that handlers create (e.g. a ticket's attachments), to run them soon:
-    # on Modal a spawn; locally None (in-process workers pick them up on their next claim).
-    dispatch: Dispatch | None = None
+    kinds: JobKinds = field(default_factory=JobKinds)
+    # Told the ids of jobs just persisted, to run them now (see worker.Dispatch): the Modal spawn,
+    # the local worker pool. Add one with add_dispatcher().
+    dispatchers: list[Dispatch] = field(default_factory=list)
     catalog_updater: CatalogUpdater | None = None  # applies catalog webhook events (LiveCatalog)
 
     def use_catalog_updater(self, updater: CatalogUpdater) -> None:
         """Apply ``catalog_event`` jobs with ``updater`` (without one, workers skip them)."""
         self.catalog_updater = updater
-        self.handlers[JobKind.CATALOG_EVENT] = CatalogEventHandler(updater)
+        self.kinds.register(
+            JobKindSpec(
+                kind=JobKind.CATALOG_EVENT,
+                payload=CatalogEvent,
+                handler=CatalogEventHandler(updater),
+                # Upserts embed; deletes do not, but both edit the served index in the process that
+                # holds it, in event order, so the whole kind runs beside the model.
+                needs_embedder=True,
+            )
+        )
 
     @property
     def limits(self) -> ImageLimits:
-        return ImageLimits(self.settings.max_image_bytes, self.settings.max_image_pixels)
+        return self.photos.limits
+
+    def add_dispatcher(self, dispatcher: Dispatch) -> None:
+        self.dispatchers.append(dispatcher)
+
+    def dispatch(self, job_ids: list[int]) -> None:
+        """Make workers look at these persisted jobs now (a hint: the sweep catches a lost one)."""
+        if job_ids:
+            for dispatcher in self.dispatchers:
+                dispatcher(job_ids)
 
     def make_worker(self, worker_id: str | None = None) -> Worker:
         return Worker(
             self.ledger,
-            self.handlers,
+            self.kinds,
             self.policy,
             worker_id=worker_id,
             lease_seconds=self.settings.lease_seconds,
             clock=self.clock,
         )
-
-    def nudge(self, job_ids: list[int]) -> None:
-        if self.dispatch and job_ids:
-            self.dispatch(job_ids)
 
     def zendesk_client(self) -> ZendeskClient:
         """The Zendesk client; raises ZendeskNotConfiguredError (permanent) naming what is missing."""
@@ -102,7 +123,8 @@ def build_services(
     dispatch: Dispatch | None = None,
 ) -> Services:
     """Wire everything from ``settings``; pass collaborators in to replace the defaults (tests).
-    Catalog events are applied by a :class:`LiveCatalog` unless ``catalog_updater`` is given."""
+    Catalog events are applied by a :class:`LiveCatalog` unless ``catalog_updater`` is given;
+    ``dispatch`` (e.g. a Modal spawn) is told the ids of jobs that handlers create."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if embedder is None:
         embedder = (embedder_factory or _default_embedder)(settings)
@@ -114,6 +136,7 @@ def build_services(
     snapshots = SnapshotStore(settings.data_dir / "index")
     index = IndexHandle(snapshots, embedder.embedder_id)
     matcher = Matcher(embedder, index, top_k=settings.top_k, min_score=settings.min_score)
+    limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
     services = Services(
         settings=settings,
         ledger=ledger,
@@ -124,16 +147,19 @@ def build_services(
         http=http,
         fetcher=fetcher,
         matcher=matcher,
+        photos=PhotoMatching(matcher, limits),
         policy=RetryPolicy(
             max_attempts=settings.max_attempts,
             base_seconds=settings.retry_base_seconds,
             cap_seconds=settings.retry_max_seconds,
         ),
         clock=clock,
-        dispatch=dispatch,
+        dispatchers=[dispatch] if dispatch else [],
     )
-    services.handlers[JobKind.MATCH_IMAGE] = MatchImageHandler(
-        matcher, services.blobs, fetcher, services.limits
+    services.kinds.register(
+        services.photos.kind(
+            JobKind.MATCH_IMAGE, MatchImagePayload, StoredOrFetchedLoader(services.blobs, fetcher)
+        )
     )
     services.use_catalog_updater(
         catalog_updater
@@ -142,7 +168,7 @@ def build_services(
             snapshots=snapshots,
             embedder=embedder,
             fetcher=fetcher,
-            limits=services.limits,
+            limits=limits,
             clock=clock,
             catalog_views=settings.catalog_views,
             scoring=settings.product_scoring,
@@ -153,26 +179,46 @@ def build_services(
 
 
 def _register_zendesk(services: Services) -> None:
-    settings = services.settings
-    services.handlers[JobKind.ZENDESK_TICKET] = ZendeskTicketHandler(
-        services.zendesk_client, services.ledger, max_bytes=settings.max_image_bytes, nudge=services.nudge
+    """Zendesk's kinds: the ticket scan, its attachments (a photo kind with a note hook), notes."""
+    settings, ledger = services.settings, services.ledger
+    services.kinds.register(
+        JobKindSpec(
+            kind=JobKind.ZENDESK_TICKET,
+            payload=ZendeskTicketPayload,
+            handler=ZendeskTicketHandler(
+                services.zendesk_client,
+                ledger,
+                max_bytes=settings.max_image_bytes,
+                dispatch=services.dispatch,
+            ),
+            needs_embedder=False,
+        )
     )
-    services.handlers[JobKind.ZENDESK_IMAGE] = ZendeskImageHandler(
-        services.zendesk_client,
-        services.ledger,
-        services.fetcher,
-        services.matcher,
-        services.limits,
-        post_notes=settings.zendesk_post_notes,
-        nudge=services.nudge,
+    services.kinds.register(
+        services.photos.kind(
+            JobKind.ZENDESK_IMAGE,
+            ZendeskImagePayload,
+            ZendeskAttachmentLoader(services.zendesk_client, services.fetcher),
+        )
     )
+    if settings.zendesk_post_notes:
+        services.photos.on_complete(
+            JobKind.ZENDESK_IMAGE, ZendeskNoteFollowUp(ledger, dispatch=services.dispatch)
+        )
     note_min_score = settings.zendesk_note_min_score
-    services.handlers[JobKind.ZENDESK_NOTE] = ZendeskNoteHandler(
-        services.zendesk_client,
-        services.ledger,
-        enabled=settings.zendesk_post_notes,
-        min_score=settings.min_score if note_min_score is None else note_min_score,
-        lease_seconds=settings.lease_seconds,
+    services.kinds.register(
+        JobKindSpec(
+            kind=JobKind.ZENDESK_NOTE,
+            payload=ZendeskNotePayload,
+            handler=ZendeskNoteHandler(
+                services.zendesk_client,
+                ledger,
+                enabled=settings.zendesk_post_notes,
+                min_score=settings.min_score if note_min_score is None else note_min_score,
+                lease_seconds=settings.lease_seconds,
+            ),
+            needs_embedder=False,
+        )
     )
 
 

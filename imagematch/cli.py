@@ -305,7 +305,7 @@ def submit(
 ) -> None:
     """Persist images and their jobs (processed by `serve` or `worker`); prints the job ids."""
     from imagematch.blobs import BlobStore
-    from imagematch.pipeline import image_ref_for_blob
+    from imagematch.job_kinds import image_ref_for_blob
 
     settings = _settings()
     ledger = open_ledger_for(settings)

@@ -20,7 +20,8 @@ def prediction_json(prediction: NewPrediction) -> dict[str, Any]:
     """The ``p_prediction`` argument of ``imagematch_finish``."""
     best = prediction.best
     return {
-        **prediction.model_dump(mode="json"),
+        **prediction.model_dump(mode="json", exclude={"references"}),
+        **prediction.reference_columns(),
         "best_product_id": best.product_id if best else None,
         "best_score": best.score if best else None,
     }

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 from imagematch.app import Services
 from imagematch.backfill import BackfillScope, find_backfill_jobs, run_backfill
 from imagematch.cli import app
+from imagematch.job_kinds import image_ref_for_blob
 from imagematch.models import JobStatus, NewJob
-from imagematch.pipeline import image_ref_for_blob
 from tests.conftest import PALETTE, image_bytes
 
 

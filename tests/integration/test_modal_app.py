@@ -25,8 +25,8 @@ from PIL import Image
 from imagematch.app import Services
 from imagematch.config import Settings
 from imagematch.images import decode_image
+from imagematch.job_kinds import image_ref_for_blob
 from imagematch.models import ErrorKind, ImageJob, NewJob
-from imagematch.pipeline import image_ref_for_blob
 from tests.conftest import PALETTE, REPO, image_bytes
 
 modal = pytest.importorskip("modal")
