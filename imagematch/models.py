@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
+from imagematch.quality import QualityReport
+
 __all__ = [
     "REFERENCE_COLUMNS",
     "CatalogViews",
@@ -144,6 +146,9 @@ class NewPrediction(BaseModel):
         default_factory=dict,
         description="What the photo's source calls it (e.g. a Zendesk ticket_id, comment_id, "
         "attachment_id); filled from the job's payload, stored for lookups.",
+    )
+    quality: QualityReport | None = Field(
+        None, description="The quality tier's verdict on the photo (imagematch.quality): low_quality, reasons, advice."
     )
 
     @property
