@@ -162,6 +162,12 @@ class Ledger(Protocol):
         """Entities whose matches list ``product_id``."""
         ...
 
+    def advance_entities(self, *, from_version: str, to_version: str, keep: list[EntityRef]) -> int:
+        """Restamp entities whose matches were computed at ``from_version`` as computed at
+        ``to_version`` (a catalog change that cannot alter them), except those in ``keep`` (they
+        are being re-matched); returns how many."""
+        ...
+
     def count_stale_entities(self, index_version: str) -> int:
         """Entities whose matches were not computed against ``index_version`` (or never)."""
         ...

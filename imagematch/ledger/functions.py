@@ -208,6 +208,15 @@ class FunctionLedger(ABC):
         refs = {EntityRef(entity_type=r["entity_type"], entity_id=r["entity_id"]) for r in rows}
         return sorted(refs, key=lambda r: (r.entity_type, r.entity_id))
 
+    def advance_entities(self, *, from_version: str, to_version: str, keep: list[EntityRef]) -> int:
+        args = {
+            "p_from_version": from_version,
+            "p_to_version": to_version,
+            "p_keep": [[ref.entity_type, ref.entity_id] for ref in keep],
+        }
+        rows = self._call("imagematch_advance_entities", args)
+        return int(rows[0]["imagematch_advance_entities"]) if rows else 0
+
     def count_stale_entities(self, index_version: str) -> int:
         rows = self._call("imagematch_count_stale_entities", {"p_index_version": index_version})
         return int(rows[0]["imagematch_count_stale_entities"]) if rows else 0

@@ -333,6 +333,14 @@ class MemoryLedger:
             found = [ref for ref, rows in self._matches.items() if any(m.product_id == product_id for m in rows)]
         return sorted(found, key=lambda r: (r.entity_type, r.entity_id))
 
+    def advance_entities(self, *, from_version: str, to_version: str, keep: list[EntityRef]) -> int:
+        kept = {ref.ref for ref in keep}
+        with self._lock:
+            moved = [r for r, e in self._entities.items() if e.index_version == from_version and r not in kept]
+            for ref in moved:
+                self._entities[ref] = self._entities[ref].model_copy(update={"index_version": to_version})
+            return len(moved)
+
     def count_stale_entities(self, index_version: str) -> int:
         with self._lock:
             return sum(1 for e in self._entities.values() if e.index_version != index_version)

@@ -328,6 +328,15 @@ class SqliteLedger:
             rows = conn.execute(Q["entities_matching"], {"product_id": product_id}).fetchall()
         return [EntityRef(entity_type=row["entity_type"], entity_id=row["entity_id"]) for row in rows]
 
+    def advance_entities(self, *, from_version: str, to_version: str, keep: list[EntityRef]) -> int:
+        params = {
+            "from_version": from_version,
+            "to_version": to_version,
+            "keep": json.dumps([[ref.entity_type, ref.entity_id] for ref in keep]),
+        }
+        with self._connect(write=True) as conn:
+            return conn.execute(Q["advance_entities"], params).rowcount
+
     def count_stale_entities(self, index_version: str) -> int:
         with self._connect() as conn:
             row = conn.execute(Q["count_stale_entities"], {"index_version": index_version}).fetchone()

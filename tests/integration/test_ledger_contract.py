@@ -310,6 +310,13 @@ def test_entity_photos_and_matches_table(make_ledger: Callable[..., Ledger]) -> 
     assert ledger.count_stale_entities("v000001") == 1  # listing/abc was never matched
     assert ledger.count_stale_entities("v000002") == 2
 
+    listing = EntityRef.parse("listing/abc")
+    ledger.replace_entity_matches(listing, [], index_version="v000001")
+    assert ledger.advance_entities(from_version="v000001", to_version="v000001+7", keep=[listing]) == 1
+    assert ledger.count_stale_entities("v000001+7") == 1  # the kept one: it is being re-matched
+    entity = ledger.get_entity(ticket)
+    assert entity is not None and entity.index_version == "v000001+7"
+
     before = ledger.replace_entity_matches(ticket, [_entity_match("P2", 0.6, 1, jobs[1:2])], index_version="v2")
     assert before is not None and before.top_product_id == "P1"
     assert [m.product_id for m in ledger.entity_matches(ticket)] == ["P2"]

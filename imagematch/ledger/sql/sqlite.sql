@@ -267,6 +267,15 @@ SELECT * FROM matches WHERE entity_type = :entity_type AND entity_id = :entity_i
 SELECT entity_type, entity_id FROM matches WHERE product_id = :product_id
 ORDER BY entity_type, entity_id;
 
+-- name: advance_entities
+UPDATE entities SET index_version = :to_version
+WHERE index_version = :from_version
+  AND NOT EXISTS (
+    SELECT 1 FROM json_each(:keep) k
+    WHERE json_extract(k.value, '$[0]') = entities.entity_type
+      AND json_extract(k.value, '$[1]') = entities.entity_id
+  );
+
 -- name: count_stale_entities
 SELECT COUNT(*) AS n FROM entities
 WHERE index_version IS NULL OR index_version <> :index_version;

@@ -158,6 +158,23 @@ create or replace function imagematch_list_entities(
     limit p_limit;
 $$;
 
+-- A catalog change that cannot alter these entities' matches: restamp them with the new
+-- version, except p_keep ([[type, id], …]: being re-matched). Returns how many.
+create or replace function imagematch_advance_entities(
+    p_from_version text, p_to_version text, p_keep jsonb
+) returns integer language sql as $$
+    with advanced as (
+        update entities set index_version = p_to_version
+        where index_version = p_from_version
+          and not exists (
+            select 1 from jsonb_array_elements(p_keep) k
+            where k ->> 0 = entities.entity_type and k ->> 1 = entities.entity_id
+          )
+        returning 1
+    )
+    select count(*)::integer from advanced;
+$$;
+
 create or replace function imagematch_count_stale_entities(p_index_version text)
 returns bigint language sql stable as $$
     select count(*) from entities
