@@ -147,6 +147,9 @@ class NewPrediction(BaseModel):
         description="What the photo's source calls it (e.g. a Zendesk ticket_id, comment_id, "
         "attachment_id); filled from the job's payload, stored for lookups.",
     )
+    image_sha256: str | None = Field(
+        None, description="SHA-256 of the photo's bytes: with embedder_id, the key of its stored vector."
+    )
     quality: QualityReport | None = Field(
         None, description="The quality tier's verdict on the photo (imagematch.quality): low_quality, reasons, advice."
     )

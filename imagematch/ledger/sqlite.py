@@ -93,8 +93,10 @@ class SqliteLedger:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(Q["schema"])
             conn.executescript(Q["schema_entities"])
-            if "quality" not in {row["name"] for row in conn.execute(Q["prediction_columns"])}:
-                conn.execute(Q["add_prediction_quality"])
+            columns = {row["name"] for row in conn.execute(Q["prediction_columns"])}
+            for column in ("quality", "image_sha256"):
+                if column not in columns:
+                    conn.execute(Q[f"add_prediction_{column}"])
 
     def close(self) -> None:
         pass

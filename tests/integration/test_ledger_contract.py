@@ -345,7 +345,9 @@ def test_a_prediction_keeps_its_quality_verdict(make_ledger: Callable[..., Ledge
     signals = QualitySignals(width=64, height=64, sharpness=3.0, brightness=120.0, dark_share=0.0,
                              bright_share=0.0, phash="00ff00ff00ff00ff")  # fmt: skip
     quality = assess_quality(signals)
-    assert ledger.complete(job.id, "w1", _prediction().model_copy(update={"quality": quality}))
+    digest = "ab" * 32
+    prediction = _prediction().model_copy(update={"quality": quality, "image_sha256": digest})
+    assert ledger.complete(job.id, "w1", prediction)
     stored = ledger.get_prediction(job.id)
-    assert stored is not None and stored.quality is not None
+    assert stored is not None and stored.quality is not None and stored.image_sha256 == digest
     assert stored.quality.low_quality and stored.quality.reasons == quality.reasons

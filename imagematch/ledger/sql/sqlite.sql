@@ -97,15 +97,16 @@ WHERE id = :id AND status = 'processing' AND worker_id = :worker_id;
 -- name: insert_prediction
 INSERT INTO image_prediction_log (job_id, source, ticket_id, comment_id, attachment_id, file_name,
     image_url, matches, best_product_id, best_score, no_confident_match, embedder_id,
-    index_version, latency_ms, quality, created_at)
+    index_version, latency_ms, quality, image_sha256, created_at)
 VALUES (:job_id, :source, :ticket_id, :comment_id, :attachment_id, :file_name, :image_url,
     :matches, :best_product_id, :best_score, :no_confident_match, :embedder_id, :index_version,
-    :latency_ms, :quality, :now)
+    :latency_ms, :quality, :image_sha256, :now)
 ON CONFLICT (job_id) DO UPDATE SET
     matches = excluded.matches, best_product_id = excluded.best_product_id,
     best_score = excluded.best_score, no_confident_match = excluded.no_confident_match,
     embedder_id = excluded.embedder_id, index_version = excluded.index_version,
-    latency_ms = excluded.latency_ms, quality = excluded.quality, created_at = excluded.created_at;
+    latency_ms = excluded.latency_ms, quality = excluded.quality,
+    image_sha256 = excluded.image_sha256, created_at = excluded.created_at;
 
 -- name: requeue
 UPDATE image_jobs
@@ -159,7 +160,7 @@ LIMIT :limit;
 
 -- Entities (a ticket, a listing): their photos, their state and the matches table. The quality
 -- column of the prediction log and these tables came with issue 16; `schema_entities` runs after
--- `schema` on every start (idempotent), `add_prediction_quality` once on an older file.
+-- `schema` on every start (idempotent), `add_prediction_*` once each on an older file.
 
 -- name: schema_entities
 CREATE TABLE IF NOT EXISTS entities (
@@ -209,6 +210,9 @@ SELECT name FROM pragma_table_info('image_prediction_log');
 
 -- name: add_prediction_quality
 ALTER TABLE image_prediction_log ADD COLUMN quality TEXT;
+
+-- name: add_prediction_image_sha256
+ALTER TABLE image_prediction_log ADD COLUMN image_sha256 TEXT;
 
 -- name: upsert_entity
 INSERT INTO entities (entity_type, entity_id, created_at, updated_at)

@@ -5,6 +5,7 @@
 -- Row level security is enabled with no policies, like the ledger's other tables.
 
 alter table image_prediction_log add column if not exists quality jsonb;
+alter table image_prediction_log add column if not exists image_sha256 text; -- its stored vector's key
 
 create table if not exists entities (
     entity_type    text        not null,
@@ -54,7 +55,7 @@ alter table entities enable row level security;
 alter table entity_photos enable row level security;
 alter table matches enable row level security;
 
--- imagematch_finish of 20261123000000_ledger, now also storing the prediction's quality.
+-- imagematch_finish of 20261123000000_ledger, now also storing the prediction's quality and digest.
 create or replace function imagematch_finish(
     p_id bigint, p_worker text, p_status text, p_error_kind text, p_error text,
     p_retry_at timestamptz, p_prediction jsonb, p_now timestamptz
@@ -71,7 +72,7 @@ begin
     if p_prediction is not null then
         insert into image_prediction_log (job_id, source, ticket_id, comment_id, attachment_id,
             file_name, image_url, matches, best_product_id, best_score, no_confident_match,
-            embedder_id, index_version, latency_ms, quality, created_at)
+            embedder_id, index_version, latency_ms, quality, image_sha256, created_at)
         values (p_id, p_prediction ->> 'source', p_prediction ->> 'ticket_id',
             p_prediction ->> 'comment_id', p_prediction ->> 'attachment_id',
             p_prediction ->> 'file_name', p_prediction ->> 'image_url', p_prediction -> 'matches',
@@ -79,13 +80,13 @@ begin
             coalesce((p_prediction ->> 'no_confident_match')::boolean, false),
             p_prediction ->> 'embedder_id', p_prediction ->> 'index_version',
             (p_prediction ->> 'latency_ms')::double precision,
-            nullif(p_prediction -> 'quality', 'null'::jsonb), p_now)
+            nullif(p_prediction -> 'quality', 'null'::jsonb), p_prediction ->> 'image_sha256', p_now)
         on conflict (job_id) do update set
             matches = excluded.matches, best_product_id = excluded.best_product_id,
             best_score = excluded.best_score, no_confident_match = excluded.no_confident_match,
             embedder_id = excluded.embedder_id, index_version = excluded.index_version,
             latency_ms = excluded.latency_ms, quality = excluded.quality,
-            created_at = excluded.created_at;
+            image_sha256 = excluded.image_sha256, created_at = excluded.created_at;
     end if;
     return true;
 end $$;
