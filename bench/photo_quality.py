@@ -26,12 +26,16 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from markdown_sections import replace_section  # noqa: E402
+from markdown_sections import replace_section
 
 REPO = Path(__file__).resolve().parents[1]
 # The dev set sits beside the checkout (../shared); a worktree one level deeper finds it too.
 GROCERY = next(
-    (p / "shared" / "bench" / "grocery" for p in (REPO.parent, REPO.parent.parent) if (p / "shared").exists()),
+    (
+        p / "shared" / "bench" / "grocery"
+        for p in (REPO.parent, REPO.parent.parent)
+        if (p / "shared").exists()
+    ),
     REPO.parent / "shared" / "bench" / "grocery",
 )
 PERCENTILES = (2, 5, 10, 15, 20, 25)
@@ -39,8 +43,12 @@ MIN_FLAGGED = 10  # fewer flagged train photos than this: the error rate below t
 MIN_LIFT = 1.5  # flagged photos must be wrong ≥ this many times as often as unflagged ones
 
 # signal -> (direction, the QualityBar field): "low" flags values below the threshold.
-SIGNALS = {"sharpness": ("low", "min_sharpness"), "brightness": ("low", "min_brightness"),
-           "brightness_high": ("high", "max_brightness"), "clipped": ("high", "max_clipped_share")}  # fmt: skip
+SIGNALS = {
+    "sharpness": ("low", "min_sharpness"),
+    "brightness": ("low", "min_brightness"),
+    "brightness_high": ("high", "max_brightness"),
+    "clipped": ("high", "max_clipped_share"),
+}
 
 DEGRADATIONS: dict[str, Callable[[Image.Image], Image.Image]] = {
     "original": lambda im: im,
@@ -66,7 +74,9 @@ def signal_values(signals: dict[str, float], name: str) -> float:
     return signals[name]
 
 
-def measure(services: object, queries: list[dict[str, str]], degrade: Callable[[Image.Image], Image.Image]) -> list[Row]:
+def measure(
+    services: object, queries: list[dict[str, str]], degrade: Callable[[Image.Image], Image.Image]
+) -> list[Row]:
     from imagematch.images import decode_image
     from imagematch.quality import measure_quality
 
@@ -108,7 +118,9 @@ def sweep(train: list[Row], name: str) -> tuple[list[tuple[float, dict[str, floa
     values = np.array([signal_values(r.signals, name) for r in train])
     direction = SIGNALS[name][0]
     candidates = [float(np.percentile(values, p if direction == "low" else 100 - p)) for p in PERCENTILES]
-    table = [(round(t, 4 if name == "clipped" else 1), error_rates(train, flag_by(name, t))) for t in candidates]
+    table = [
+        (round(t, 4 if name == "clipped" else 1), error_rates(train, flag_by(name, t))) for t in candidates
+    ]
     # The most inclusive threshold whose flagged photos are still clearly worse than the rest.
     good = [t for t, r in table if r["flagged"] >= MIN_FLAGGED and r["lift"] >= MIN_LIFT]
     return table, (good[-1] if good else None)
@@ -130,7 +142,8 @@ def render(rows: list[Row], degraded: dict[str, list[Row]], embedder_id: str) ->
         f"Model `{embedder_id}` (default settings) on the grocery dev set: {len(train)} train and {len(val)} "
         f"val photos, all {rows[0].signals['width']:.0f}×{rows[0].signals['height']:.0f} px, so resolution "
         "is judged on shrunk copies below. Top-1 error: share of photos whose best product is wrong. "
-        f"Thresholds are chosen on train only: the most inclusive percentile (of {', '.join(map(str, PERCENTILES))}) "
+        "Thresholds are chosen on train only: the most inclusive percentile "
+        f"(of {', '.join(map(str, PERCENTILES))}) "
         f"whose flagged photos (≥ {MIN_FLAGGED}) are wrong ≥ {MIN_LIFT}× as often as the others.",
         "",
         "### Per signal, on train",
@@ -152,7 +165,7 @@ def render(rows: list[Row], degraded: dict[str, list[Row]], embedder_id: str) ->
     def flagged(r: Row) -> bool:
         return assess_quality(QualitySignals(**r.signals, phash="0" * 16), bar).low_quality
 
-    lines += ["", f"### The bar (`QualityBar`), train and val", "",
+    lines += ["", "### The bar (`QualityBar`), train and val", "",
               "Chosen: " + ", ".join(f"`{k}={v}`" for k, v in bar.__dict__.items()) + ".", "",
               "| split | photos | flagged low_quality | top-1 error flagged | top-1 error others | × |",
               "|---|---|---|---|---|---|"]  # fmt: skip

@@ -20,7 +20,9 @@ from imagematch.index import IndexHandle, SnapshotStore
 from imagematch.job_kinds import JobKinds, JobKindSpec, MatchImagePayload
 from imagematch.ledger import Clock, Ledger, SweepReport, open_ledger_for, utcnow
 from imagematch.models import JobKind
+from imagematch.photo_vectors import PhotoVectorStore
 from imagematch.pipeline import ImageLimits, Matcher, PhotoMatching, StoredOrFetchedLoader
+from imagematch.rematch import EntityMatching, RematchOnCatalogChange, RematchPayload
 from imagematch.retry import RetryPolicy
 from imagematch.sources.catalog import CatalogEvent, CatalogEventHandler, CatalogUpdater
 from imagematch.sources.zendesk import (
@@ -58,15 +60,18 @@ class Services:
     # the local worker pool. Add one with add_dispatcher().
     dispatchers: list[Dispatch] = field(default_factory=list)
     catalog_updater: CatalogUpdater | None = None  # applies catalog webhook events (LiveCatalog)
+    # Entity matches from stored photo vectors, re-matched on catalog changes (set by build_services).
+    entities: EntityMatching = field(init=False)
 
     def use_catalog_updater(self, updater: CatalogUpdater) -> None:
-        """Apply ``catalog_event`` jobs with ``updater`` (without one, workers skip them)."""
+        """Apply ``catalog_event`` jobs with ``updater`` (without one, workers skip them), then
+        re-match the entities each change can alter."""
         self.catalog_updater = updater
         self.kinds.register(
             JobKindSpec(
                 kind=JobKind.CATALOG_EVENT,
                 payload=CatalogEvent,
-                handler=CatalogEventHandler(updater),
+                handler=CatalogEventHandler(RematchOnCatalogChange(updater, self.entities, self.matcher)),
                 # Upserts embed; deletes do not, but both edit the served index in the process that
                 # holds it, in event order, so the whole kind runs beside the model.
                 needs_embedder=True,
@@ -137,6 +142,7 @@ def build_services(
     index = IndexHandle(snapshots, embedder.embedder_id)
     matcher = Matcher(embedder, index, top_k=settings.top_k, min_score=settings.min_score)
     limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
+    vectors = PhotoVectorStore(settings.data_dir / "photo_vectors")
     services = Services(
         settings=settings,
         ledger=ledger,
@@ -147,7 +153,7 @@ def build_services(
         http=http,
         fetcher=fetcher,
         matcher=matcher,
-        photos=PhotoMatching(matcher, limits),
+        photos=PhotoMatching(matcher, limits, vectors=vectors),
         policy=RetryPolicy(
             max_attempts=settings.max_attempts,
             base_seconds=settings.retry_base_seconds,
@@ -161,6 +167,7 @@ def build_services(
             JobKind.MATCH_IMAGE, MatchImagePayload, StoredOrFetchedLoader(services.blobs, fetcher)
         )
     )
+    _register_entities(services, vectors)
     services.use_catalog_updater(
         catalog_updater
         or LiveCatalog(
@@ -175,7 +182,24 @@ def build_services(
         )
     )
     _register_zendesk(services)
+    for kind in (JobKind.MATCH_IMAGE, JobKind.ZENDESK_IMAGE):  # the photo kinds
+        services.photos.on_complete(kind, services.entities.record_photo)
     return services
+
+
+def _register_entities(services: Services, vectors: PhotoVectorStore) -> None:
+    """Entity matches and the ``rematch`` kind: a search from stored vectors, no model needed."""
+    services.entities = EntityMatching(
+        services.ledger, services.matcher, vectors, top_k=services.settings.top_k, dispatch=services.dispatch
+    )
+    services.kinds.register(
+        JobKindSpec(
+            kind=JobKind.REMATCH,
+            payload=RematchPayload,
+            handler=services.entities.handle_rematch,
+            needs_embedder=False,
+        )
+    )
 
 
 def _register_zendesk(services: Services) -> None:

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
         None, description="Supabase service-role key (server side only; never the anon key)."
     )
     sweep_seconds: float = Field(30.0, gt=0, description="How often `serve`/`worker` run the sweep.")
+    thumbnail_retention_days: float = Field(
+        90.0,
+        gt=0,
+        description="Days a processed photo's derived data is kept on the data dir: its thumbnail "
+        "and its stored vector (what re-matching an entity searches with).",
+    )
 
     # Zendesk (see README "Zendesk"): webhooks in, attachments matched, internal notes out.
     zendesk_subdomain: str | None = Field(

@@ -98,6 +98,7 @@ class JobKind(StrEnum):
     ZENDESK_TICKET = "zendesk_ticket"  # scan a ticket's comments, one zendesk_image job per attachment
     ZENDESK_IMAGE = "zendesk_image"  # match one ticket attachment (fetched with Zendesk credentials)
     ZENDESK_NOTE = "zendesk_note"  # post one attachment's answer as an internal note, exactly once
+    REMATCH = "rematch"  # recompute one entity's matches from stored photo vectors (catalog changed)
 
 
 class NewJob(BaseModel):
@@ -151,7 +152,7 @@ class NewPrediction(BaseModel):
         None, description="SHA-256 of the photo's bytes: with embedder_id, the key of its stored vector."
     )
     quality: QualityReport | None = Field(
-        None, description="The quality tier's verdict on the photo (imagematch.quality): low_quality, reasons, advice."
+        None, description="The quality tier's verdict (imagematch.quality): low_quality, reasons, advice."
     )
 
     @property

@@ -73,7 +73,8 @@ def measure_quality(image: Image.Image) -> QualitySignals:
     grey = image.convert("L")
     if max(width, height) > ANALYSIS_SIDE:
         scale = ANALYSIS_SIDE / max(width, height)
-        grey = grey.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BOX)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        grey = grey.resize(size, Image.Resampling.BOX)
     pixels = np.asarray(grey, dtype=np.float32)
     return QualitySignals(
         width=width,
@@ -107,10 +108,12 @@ def assess_quality(
     elif signals.brightness > bar.max_brightness or signals.bright_share > bar.max_clipped_share:
         reasons.append(f"overexposed (brightness {signals.brightness:.0f}/255)")
         advice.append("a photo without glare: no flash, out of direct light")
-    duplicate = next(
-        (key for key, other in (earlier or {}).items() if hash_distance(signals.phash, other) <= bar.duplicate_distance),
-        None,
-    )
+    near = [
+        key
+        for key, other in (earlier or {}).items()
+        if hash_distance(signals.phash, other) <= bar.duplicate_distance
+    ]
+    duplicate = near[0] if near else None
     return QualityReport(
         low_quality=bool(reasons), reasons=reasons, advice=advice, signals=signals, duplicate_of=duplicate
     )
@@ -133,7 +136,7 @@ def _laplacian_variance(pixels: np.ndarray) -> float:
 def _dct_matrix(n: int) -> np.ndarray:
     k = np.arange(n)[:, None]
     x = np.arange(n)[None, :]
-    matrix = np.cos(np.pi * (2 * x + 1) * k / (2 * n)) * np.sqrt(2 / n)
+    matrix: np.ndarray = np.cos(np.pi * (2 * x + 1) * k / (2 * n)) * np.sqrt(2 / n)
     matrix[0] /= np.sqrt(2)
     return matrix
 

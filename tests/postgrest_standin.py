@@ -27,8 +27,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-TABLES = {"image_jobs", "image_prediction_log", "catalog_products", "catalog_product_images",
-          "entities", "entity_photos", "matches"}
+TABLES = {
+    "image_jobs",
+    "image_prediction_log",
+    "catalog_products",
+    "catalog_product_images",
+    "entities",
+    "entity_photos",
+    "matches",
+}
 OPERATORS = {"eq": "=", "lt": "<", "gt": ">", "lte": "<=", "gte": ">=", "neq": "<>"}
 
 

@@ -194,7 +194,9 @@ class FunctionLedger(ABC):
             "p_entity_type": entity.entity_type,
             "p_entity_id": entity.entity_id,
             "p_index_version": index_version,
-            "p_matches": [m.model_dump(mode="json", exclude={"index_version", "computed_at"}) for m in matches],
+            "p_matches": [
+                m.model_dump(mode="json", exclude={"index_version", "computed_at"}) for m in matches
+            ],
         }
         before = self._value("imagematch_replace_matches", args)
         return Entity.model_validate(before) if before else None

@@ -311,7 +311,9 @@ class MemoryLedger:
             if before is None:
                 return None
             now = self._clock()
-            stamped = [m.model_copy(update={"index_version": index_version, "computed_at": now}) for m in matches]
+            stamped = [
+                m.model_copy(update={"index_version": index_version, "computed_at": now}) for m in matches
+            ]
             self._matches[ref] = sorted(stamped, key=lambda m: m.rank)
             self._entities[ref] = before.model_copy(
                 update={
@@ -330,13 +332,17 @@ class MemoryLedger:
 
     def entities_matching(self, product_id: str) -> list[EntityRef]:
         with self._lock:
-            found = [ref for ref, rows in self._matches.items() if any(m.product_id == product_id for m in rows)]
+            found = [
+                ref for ref, rows in self._matches.items() if any(m.product_id == product_id for m in rows)
+            ]
         return sorted(found, key=lambda r: (r.entity_type, r.entity_id))
 
     def advance_entities(self, *, from_version: str, to_version: str, keep: list[EntityRef]) -> int:
         kept = {ref.ref for ref in keep}
         with self._lock:
-            moved = [r for r, e in self._entities.items() if e.index_version == from_version and r not in kept]
+            moved = [
+                r for r, e in self._entities.items() if e.index_version == from_version and r not in kept
+            ]
             for ref in moved:
                 self._entities[ref] = self._entities[ref].model_copy(update={"index_version": to_version})
             return len(moved)

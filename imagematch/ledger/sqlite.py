@@ -263,8 +263,9 @@ class SqliteLedger:
         params = entity.ref.model_dump() if entity else {"entity_type": None, "entity_id": None}
         with self._connect() as conn:
             return [
-                EntityPhoto.model_validate({**row, "low_quality": bool(row["low_quality"]),
-                                            "created_at": _dt(row["created_at"])})  # fmt: skip
+                EntityPhoto.model_validate(
+                    {**row, "low_quality": bool(row["low_quality"]), "created_at": _dt(row["created_at"])}
+                )
                 for row in map(dict, conn.execute(Q["entity_photos"], params))
             ]
 

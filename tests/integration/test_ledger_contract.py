@@ -317,7 +317,9 @@ def test_entity_photos_and_matches_table(make_ledger: Callable[..., Ledger]) -> 
     entity = ledger.get_entity(ticket)
     assert entity is not None and entity.index_version == "v000001+7"
 
-    before = ledger.replace_entity_matches(ticket, [_entity_match("P2", 0.6, 1, jobs[1:2])], index_version="v2")
+    before = ledger.replace_entity_matches(
+        ticket, [_entity_match("P2", 0.6, 1, jobs[1:2])], index_version="v2"
+    )
     assert before is not None and before.top_product_id == "P1"
     assert [m.product_id for m in ledger.entity_matches(ticket)] == ["P2"]
     assert ledger.entities_matching("P1") == []

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
+from imagematch.entities import EntityRef
 from imagematch.job_kinds import JobPayload, PhotoPayload, new_job
 from imagematch.models import JobKind, Match, NewJob
 
@@ -63,6 +64,10 @@ class ZendeskImagePayload(PhotoPayload):
     def references(self) -> dict[str, str]:
         refs = {"ticket_id": self.ticket_id, "attachment_id": self.attachment_id}
         return refs | ({"comment_id": self.comment_id} if self.comment_id else {})
+
+    def entity(self) -> EntityRef:
+        """A ticket's photos belong to the ticket: its matches aggregate them."""
+        return EntityRef(entity_type="ticket", entity_id=self.ticket_id)
 
 
 class ZendeskNotePayload(JobPayload):
