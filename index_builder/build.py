@@ -287,10 +287,11 @@ def rebuild_catalog_index(
     on_catalog: Callable[[int], None] | None = None,
 ) -> tuple[ProductIndex, BuildReport]:
     """:func:`build_and_publish` with the services' model, embedding cache, fetcher, limits and
-    catalog recipe, into ``snapshots`` (default: the served index)."""
+    catalog recipe, into ``snapshots`` (default: the served index). A new served snapshot (a
+    whitening refit) re-matches every entity from its stored photo vectors (``rematch`` jobs)."""
     cache = EmbeddingCache(services.settings.data_dir / "embedding_cache.sqlite3")
     try:
-        return build_and_publish(
+        built = build_and_publish(
             source,
             embedder=services.embedder,
             cache=cache,
@@ -305,3 +306,6 @@ def rebuild_catalog_index(
         )
     finally:
         cache.close()
+    if snapshots is None:
+        services.entities.schedule_stale(reason="index rebuilt")
+    return built
