@@ -379,6 +379,45 @@ def backfill(
         print(json.dumps({"matched": report.matched, "requeued": report.requeued, "dry_run": dry_run}))
 
 
+@app.command()
+def rematch(
+    entity: Annotated[
+        str | None, typer.Option(help="Only this entity, as TYPE/ID (e.g. ticket/101).")
+    ] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="Only entities with a photo on/after this date (YYYY-MM-DD).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Re-match entities now from their stored photo vectors (no photo is embedded again)."""
+    from imagematch.app import build_services
+    from imagematch.entities import EntityRef
+
+    services = build_services(_settings())
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    try:
+        refs = (
+            [EntityRef.parse(entity)]
+            if entity
+            else [e.ref for e in services.entities.all_entities(since=since)]
+        )
+    except ValueError as exc:
+        raise _fail(f"--entity must look like TYPE/ID: {exc}") from exc
+    tops: dict[str, str | None] = {}
+    with _progress() as progress:
+        task = progress.add_task("re-matching", total=len(refs))
+        for ref in refs:
+            rows = services.entities.rematch(ref)
+            tops[str(ref)] = rows[0].product_id if rows else None
+            progress.advance(task)
+    version = services.index.get().served_version
+    err.print(f"re-matched {len(tops)} entities against index {version}")
+    if as_json:
+        print(json.dumps({"index_version": version, "top_products": tops}))
+    services.close()
+
+
 @jobs_app.command("list")
 def jobs_list(
     status: Annotated[JobStatus | None, typer.Option(help="Only jobs in this status.")] = None,
