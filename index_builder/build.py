@@ -308,4 +308,6 @@ def rebuild_catalog_index(
         cache.close()
     if snapshots is None:
         services.entities.schedule_stale(reason="index rebuilt")
+        if services.photos.vectors is not None:  # nightly: stored vectors past their retention go
+            services.photos.vectors.prune(older_than_days=services.settings.thumbnail_retention_days)
     return built
