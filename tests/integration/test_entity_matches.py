@@ -150,3 +150,32 @@ def test_a_burst_of_catalog_events_is_one_rematch_job_per_entity(
         assert {job.status for job in rematches} == {JobStatus.COMPLETE}
         top = [m["product_id"] for m in _entity(client)["matches"][:3]]
         assert sorted(top) == ["P-burst-0", "P-burst-1", "P-burst-2"]
+
+
+def test_the_rematch_command_recomputes_from_stored_vectors(
+    live: tuple[Services, CountingEmbedder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from imagematch.cli import app
+
+    services, _ = live
+    with TestClient(create_app(services)) as client:
+        for entity_id in ("101", "102"):
+            client.post(
+                "/v1/images",
+                files={"file": ("p.png", image_bytes(PURPLE, mark=3, size=(80, 60)), "image/png")},
+                data={"entity_type": "ticket", "entity_id": entity_id},
+            )
+        services.make_worker().drain()
+    for key, value in {"DATA_DIR": str(services.settings.data_dir), "MODEL": "tiny"}.items():
+        monkeypatch.setenv(f"IMAGEMATCH_{key}", value)
+    result = CliRunner().invoke(app, ["rematch", "--entity", "ticket/102", "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert list(answer["top_products"]) == ["ticket/102"] and answer["top_products"]["ticket/102"]
+    everything = CliRunner().invoke(app, ["rematch", "--since", "2000-01-01", "--json"])
+    assert sorted(json.loads(everything.stdout.strip().splitlines()[-1])["top_products"]) == [
+        "ticket/101", "ticket/102"
+    ]  # fmt: skip
+    assert CliRunner().invoke(app, ["rematch", "--entity", "nope"]).exit_code != 0
