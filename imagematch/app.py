@@ -14,14 +14,14 @@ import httpx
 from imagematch.blobs import BlobStore
 from imagematch.catalog_sync import LiveCatalog
 from imagematch.config import Settings
-from imagematch.embedder import Embedder, load_embedder
+from imagematch.embedder import Embedder, ModelNotLoaded, load_embedder
 from imagematch.fetch import ImageFetcher
 from imagematch.index import IndexHandle, SnapshotStore
 from imagematch.job_kinds import JobKinds, JobKindSpec, MatchImagePayload
 from imagematch.ledger import Clock, Ledger, SweepReport, open_ledger_for, utcnow
-from imagematch.models import JobKind
+from imagematch.models import JobKind, MatchRequest, MatchResult
 from imagematch.photo_vectors import PhotoVectorStore
-from imagematch.pipeline import ImageLimits, Matcher, PhotoMatching, StoredOrFetchedLoader
+from imagematch.pipeline import ImageLimits, Matcher, PhotoBytes, PhotoMatching, StoredOrFetchedLoader
 from imagematch.rematch import EntityMatching, RematchOnCatalogChange, RematchPayload
 from imagematch.retry import RetryPolicy
 from imagematch.sources.catalog import CatalogEvent, CatalogEventHandler, CatalogUpdater
@@ -60,6 +60,8 @@ class Services:
     # the local worker pool. Add one with add_dispatcher().
     dispatchers: list[Dispatch] = field(default_factory=list)
     catalog_updater: CatalogUpdater | None = None  # applies catalog webhook events (LiveCatalog)
+    # Answers POST /v1/match in another process (on Modal: the GPU class); None: here.
+    remote_matcher: Callable[[bytes, MatchRequest], MatchResult] | None = None
     # Entity matches from stored photo vectors, re-matched on catalog changes (set by build_services).
     entities: EntityMatching = field(init=False)
 
@@ -81,6 +83,17 @@ class Services:
     @property
     def limits(self) -> ImageLimits:
         return self.photos.limits
+
+    def match_photo(self, data: bytes, request: MatchRequest) -> MatchResult:
+        """Match one photo now (``POST /v1/match``): decode it under the limits, embed, search —
+        here, or in the process that holds the model when ``remote_matcher`` is set.
+        Raises PermanentError (not an image, too large) and the index's errors."""
+        if self.remote_matcher is not None:
+            return self.remote_matcher(data, request)
+        image = self.photos.decode(PhotoBytes(data))
+        return self.matcher.match_image(
+            image, top_k=request.top_k, min_score=request.min_score, accept=request.product_filter()
+        )
 
     def add_dispatcher(self, dispatcher: Dispatch) -> None:
         self.dispatchers.append(dispatcher)
@@ -126,20 +139,25 @@ def build_services(
     embedder_factory: Callable[[Settings], Embedder] | None = None,
     catalog_updater: CatalogUpdater | None = None,
     dispatch: Dispatch | None = None,
+    with_model: bool = True,
 ) -> Services:
     """Wire everything from ``settings``; pass collaborators in to replace the defaults (tests).
     Catalog events are applied by a :class:`LiveCatalog` unless ``catalog_updater`` is given;
-    ``dispatch`` (e.g. a Modal spawn) is told the ids of jobs that handlers create."""
+    ``dispatch`` (e.g. a Modal spawn) is told the ids of jobs that handlers create.
+    ``with_model=False`` loads no model: for processes that run only the kinds that need none,
+    and read the index without searching it (on Modal: the web and CPU containers)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if embedder is None:
-        embedder = (embedder_factory or _default_embedder)(settings)
+        embedder = (embedder_factory or _default_embedder)(settings) if with_model else None
+    if embedder is None:
+        embedder = ModelNotLoaded(settings.model)
     ledger = ledger or open_ledger_for(settings, clock=clock)
     http = http or httpx.Client(timeout=settings.fetch_timeout_seconds)
     fetcher = ImageFetcher(
         http, max_bytes=settings.max_image_bytes, allow_private=settings.fetch_allow_private
     )
     snapshots = SnapshotStore(settings.data_dir / "index")
-    index = IndexHandle(snapshots, embedder.embedder_id)
+    index = IndexHandle(snapshots, None if isinstance(embedder, ModelNotLoaded) else embedder.embedder_id)
     matcher = Matcher(embedder, index, top_k=settings.top_k, min_score=settings.min_score)
     limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
     vectors = PhotoVectorStore(settings.data_dir / "photo_vectors")
@@ -162,33 +180,41 @@ def build_services(
         clock=clock,
         dispatchers=[dispatch] if dispatch else [],
     )
-    services.kinds.register(
-        services.photos.kind(
-            JobKind.MATCH_IMAGE, MatchImagePayload, StoredOrFetchedLoader(services.blobs, fetcher)
-        )
-    )
-    _register_entities(services, vectors)
-    services.use_catalog_updater(
-        catalog_updater
-        or LiveCatalog(
-            index=index,
-            snapshots=snapshots,
-            embedder=embedder,
-            fetcher=fetcher,
-            limits=limits,
-            clock=clock,
-            catalog_views=settings.catalog_views,
-            scoring=settings.product_scoring,
-        )
-    )
+    _register_entities(services)
+    _register_core_kinds(services, catalog_updater)
     _register_zendesk(services)
     for kind in (JobKind.MATCH_IMAGE, JobKind.ZENDESK_IMAGE):  # the photo kinds
         services.photos.on_complete(kind, services.entities.record_photo)
     return services
 
 
-def _register_entities(services: Services, vectors: PhotoVectorStore) -> None:
+def _register_core_kinds(services: Services, catalog_updater: CatalogUpdater | None) -> None:
+    """``match_image`` (uploads and URLs) and ``catalog_event`` (applied by a LiveCatalog unless
+    an updater is given)."""
+    settings = services.settings
+    services.kinds.register(
+        services.photos.kind(
+            JobKind.MATCH_IMAGE, MatchImagePayload, StoredOrFetchedLoader(services.blobs, services.fetcher)
+        )
+    )
+    services.use_catalog_updater(
+        catalog_updater
+        or LiveCatalog(
+            index=services.index,
+            snapshots=services.snapshots,
+            embedder=services.embedder,
+            fetcher=services.fetcher,
+            limits=services.limits,
+            clock=services.clock,
+            catalog_views=settings.catalog_views,
+            scoring=settings.product_scoring,
+        )
+    )
+
+
+def _register_entities(services: Services) -> None:
     """Entity matches and the ``rematch`` kind: a search from stored vectors, no model needed."""
+    vectors = services.photos.vectors or PhotoVectorStore(services.settings.data_dir / "photo_vectors")
     services.entities = EntityMatching(
         services.ledger, services.matcher, vectors, top_k=services.settings.top_k, dispatch=services.dispatch
     )

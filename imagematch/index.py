@@ -593,7 +593,7 @@ class SnapshotStore:
         self.changes.discard(index.applied_changes)  # folded into the snapshot now current
         return version
 
-    def load(self, *, embedder_id: str, version: str | None = None) -> ProductIndex:
+    def load(self, *, embedder_id: str | None, version: str | None = None) -> ProductIndex:
         """Load ``version`` (default: CURRENT) with the change log replayed on top.
 
         Raises :class:`IndexNotBuiltError` if there is none and :class:`EmbedderMismatchError` if it
@@ -605,7 +605,7 @@ class SnapshotStore:
                 f"no index snapshot in {self.root}: run `imagematch index build --catalog …` first"
             )
         index = ProductIndex.read_from(self.root / version)
-        if index.embedder_id != embedder_id:
+        if embedder_id is not None and index.embedder_id != embedder_id:
             raise EmbedderMismatchError(
                 f"snapshot {version} was built with {index.embedder_id!r}, not {embedder_id!r}; "
                 "rebuild it with `imagematch index build`"
@@ -631,12 +631,13 @@ class IndexHandle:
 
     The pointer and the change log are checked at most every ``check_seconds``; a reload happens
     off to the side and swaps in whole, so searches never wait for (or see half of) a rebuild.
+    ``embedder_id`` ``None``: a process without the model, which only reads the index (stats).
     """
 
     def __init__(
         self,
         store: SnapshotStore,
-        embedder_id: str,
+        embedder_id: str | None,
         *,
         check_seconds: float = 2.0,
         monotonic: Callable[[], float] = time.monotonic,

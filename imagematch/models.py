@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -18,6 +19,7 @@ __all__ = [
     "JobKind",
     "JobStatus",
     "Match",
+    "MatchRequest",
     "MatchResult",
     "NewJob",
     "NewPrediction",
@@ -57,6 +59,28 @@ class MatchResult(BaseModel):
     index_version: str
     latency_ms: float
     no_confident_match: bool = False
+
+
+class MatchRequest(BaseModel):
+    """How to rank for one ``POST /v1/match``: depth, threshold and product filters (all must hold).
+    Plain data, so it can be sent to the process that holds the model."""
+
+    top_k: int | None = Field(None, ge=1, le=100)
+    min_score: float | None = None
+    category: str | None = None
+    meta: dict[str, str] = Field(default_factory=dict)
+
+    def product_filter(self) -> Callable[[Product], bool] | None:
+        """The filters as one predicate, or ``None`` when there are none."""
+        if not self.category and not self.meta:
+            return None
+
+        def accept(product: Product) -> bool:
+            if self.category and product.category != self.category:
+                return False
+            return all(str(product.metadata.get(key)) == value for key, value in self.meta.items())
+
+        return accept
 
 
 class CatalogViews(StrEnum):

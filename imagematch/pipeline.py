@@ -118,14 +118,15 @@ class Matcher:
         min_score: float | None = None,
         accept: Callable[[Product], bool] | None = None,
         started: float | None = None,
+        embedder_id: str | None = None,
     ) -> list[MatchResult]:
-        """:meth:`match_images` for vectors already embedded (e.g. stored photo vectors). The
-        results carry the served index version, live catalog changes included."""
+        """:meth:`match_images` for vectors already embedded (e.g. stored photo vectors, made by
+        ``embedder_id``: default this process's model). The results carry the served index
+        version, live catalog changes included."""
         started = time.perf_counter() if started is None else started
         index = self.index.get()
-        rankings = index.search(
-            vectors, top_k or self.top_k, embedder_id=self.embedder.embedder_id, accept=accept
-        )
+        made_by = embedder_id or self.embedder.embedder_id
+        rankings = index.search(vectors, top_k or self.top_k, embedder_id=made_by, accept=accept)
         latency_ms = (time.perf_counter() - started) * 1000 / max(1, len(vectors))
         threshold = self.min_score if min_score is None else min_score
         return [

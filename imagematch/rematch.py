@@ -143,7 +143,9 @@ class EntityMatching:
         return rows
 
     def _match_photos(self, photos: list[EntityPhoto]) -> tuple[list[EntityMatch], str]:
-        embedder_id = self._matcher.embedder.embedder_id
+        # The served index's model made the vectors worth searching with; this process may hold
+        # no model at all (a CPU worker): re-matching is search only.
+        embedder_id = self._matcher.index.get().embedder_id
         found = [(p, self._vectors.get(embedder_id, p.image_sha256)) for p in photos]
         usable = [(p, v) for p, v in found if v is not None and p.embedder_id == embedder_id]
         if len(usable) < len(photos):  # pruned (retention) or made by another model: left out
@@ -153,7 +155,9 @@ class EntityMatching:
         version = self._matcher.index.get().served_version
         if not usable:
             return [], version
-        results = self._matcher.rank(np.stack([v for _, v in usable]), top_k=self._top_k)
+        results = self._matcher.rank(
+            np.stack([v for _, v in usable]), top_k=self._top_k, embedder_id=embedder_id
+        )
         per_photo = {p.job_id: r.matches for (p, _), r in zip(usable, results, strict=True)}
         version = results[0].index_version
         return aggregate_matches(per_photo, top_k=self._top_k, index_version=version), version
@@ -216,7 +220,8 @@ class EntityMatching:
     def _entered_by(self, product_id: str, entities: dict[EntityRef, Entity]) -> set[EntityRef]:
         """Entities where the product would enter the list: it beats the lowest score for some
         photo, or the list is short. One product against all stored photo vectors."""
-        embedder_id = self._matcher.embedder.embedder_id
+        index = self._matcher.index.get()
+        embedder_id = index.embedder_id
         owners: list[EntityRef] = []
         rows = []
         for photo in self._ledger.entity_photos():
@@ -226,7 +231,7 @@ class EntityMatching:
                 rows.append(vector)
         if not rows:
             return set()
-        scores = self._matcher.index.get().score_product(np.stack(rows), product_id, embedder_id=embedder_id)
+        scores = index.score_product(np.stack(rows), product_id, embedder_id=embedder_id)
         best: dict[EntityRef, float] = defaultdict(lambda: -np.inf)
         for owner, score in zip(owners, scores.tolist(), strict=True):
             best[owner] = max(best[owner], score)

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 
 from imagematch import __version__
 from imagematch.api.entities import entities_router
-from imagematch.api.jobs import jobs_router
+from imagematch.api.jobs import jobs_router, submit_router
 from imagematch.api.match import match_router
 from imagematch.api.stats import health_router, stats_router
 from imagematch.app import Services
@@ -61,6 +61,7 @@ def create_app(
     settings, ledger, clock = services.settings, services.ledger, services.clock
     app.include_router(health_router())
     app.include_router(match_router(services))
+    app.include_router(submit_router(services))
     app.include_router(jobs_router(services))
     app.include_router(entities_router(services))
     app.include_router(stats_router(services))

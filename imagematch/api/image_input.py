@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import HTTPException, Request
@@ -11,9 +10,8 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from starlette.datastructures import UploadFile
 
 from imagematch.entities import ENTITY_ID_PATTERN, ENTITY_TYPE_PATTERN
-from imagematch.models import Product
 
-__all__ = ["IMAGE_BODY_DOC", "ImageInput", "product_filter", "read_image_input"]
+__all__ = ["IMAGE_BODY_DOC", "ImageInput", "parse_meta_filters", "read_image_input"]
 
 IMAGE_BODY_DOC = {
     "requestBody": {
@@ -97,29 +95,23 @@ async def read_image_input(request: Request, max_bytes: int) -> ImageInput:
             body = ImageInput.model_validate(await request.json())
             if not body.url or body.data is not None:
                 raise HTTPException(422, "JSON body needs a `url` of the image")
+            if not body.url.startswith(("http://", "https://")):
+                raise HTTPException(422, "`url` must be an http:// or https:// URL")
             return body
     except (ValidationError, json.JSONDecodeError, ValueError) as exc:
         raise HTTPException(422, f"invalid request body: {exc}") from exc
     raise HTTPException(415, 'send the image as multipart/form-data (field `file`) or JSON {"url": …}')
 
 
-def product_filter(category: str | None, meta: list[str]) -> Callable[[Product], bool] | None:
-    """``category`` and ``key=value`` metadata conditions as one predicate; 422 for a malformed one."""
-    conditions = []
+def parse_meta_filters(meta: list[str]) -> dict[str, str]:
+    """``key=value`` query conditions as a dict; 422 for a malformed one."""
+    conditions: dict[str, str] = {}
     for condition in meta:
         key, sep, value = condition.partition("=")
         if not sep or not key:
             raise HTTPException(422, f"meta filter {condition!r} must look like key=value")
-        conditions.append((key, value))
-    if not category and not conditions:
-        return None
-
-    def accept(product: Product) -> bool:
-        if category and product.category != category:
-            return False
-        return all(str(product.metadata.get(key)) == value for key, value in conditions)
-
-    return accept
+        conditions[key] = value
+    return conditions
 
 
 def _form_str(value: object) -> str | None:

@@ -13,10 +13,11 @@ from imagematch.images import sha256_hex
 from imagematch.job_kinds import MatchImagePayload, image_ref_for_blob, new_job
 from imagematch.models import ImageJob, JobStatus, Prediction
 
-__all__ = ["jobs_router"]
+__all__ = ["jobs_router", "submit_router"]
 
 
-def jobs_router(services: Services) -> APIRouter:
+def submit_router(services: Services) -> APIRouter:
+    """``POST /v1/images``: persist a photo and its job, answer 202, dispatch it."""
     router = APIRouter(tags=["jobs"])
     ledger = services.ledger
 
@@ -50,6 +51,14 @@ def jobs_router(services: Services) -> APIRouter:
         prediction = None if created else await run_in_threadpool(ledger.get_prediction, job.id)
         out = JobOut.of(job, prediction)
         return JSONResponse(out.model_dump(mode="json"), status_code=202 if created else 200)
+
+    return router
+
+
+def jobs_router(services: Services) -> APIRouter:
+    """Where jobs stand (``/v1/jobs``), retries, and the prediction log (``/v1/predictions``)."""
+    router = APIRouter(tags=["jobs"])
+    ledger = services.ledger
 
     @router.get("/v1/jobs/{job_id}", response_model=JobOut)
     async def get_job(job_id: int) -> JobOut:

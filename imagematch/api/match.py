@@ -5,19 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from imagematch.api.image_input import IMAGE_BODY_DOC, product_filter, read_image_input
+from imagematch.api.image_input import IMAGE_BODY_DOC, parse_meta_filters, read_image_input
 from imagematch.app import Services
-from imagematch.errors import PermanentError, SubjectGoneError, TransientError
-from imagematch.job_kinds import MatchImagePayload
-from imagematch.models import MatchResult
-from imagematch.pipeline import PhotoBytes, StoredOrFetchedLoader
+from imagematch.errors import PermanentError, TransientError
+from imagematch.models import MatchRequest, MatchResult
 
 __all__ = ["match_router"]
 
 
 def match_router(services: Services) -> APIRouter:
     router = APIRouter(tags=["match"])
-    url_loader = StoredOrFetchedLoader(services.blobs, services.fetcher)
 
     @router.post("/v1/match", response_model=MatchResult, openapi_extra=IMAGE_BODY_DOC)
     async def match(
@@ -35,22 +32,18 @@ def match_router(services: Services) -> APIRouter:
         ``top_k`` products pass: exact, and cheap at catalog sizes where the rarest filter still
         matches a few percent of products."""
         body = await read_image_input(request, services.limits.max_bytes)
-        accept = product_filter(category, meta)
+        wanted = MatchRequest(
+            top_k=top_k, min_score=min_score, category=category, meta=parse_meta_filters(meta)
+        )
 
         def work() -> MatchResult:
-            # The same load and decode steps as a job's photo (pipeline.PhotoMatching).
-            if body.data is not None:
-                photo = PhotoBytes(body.data)
-            else:
-                loaded = url_loader.load(MatchImagePayload(image=body.url or ""))
-                assert isinstance(loaded, PhotoBytes)  # URLs are never skipped by rule
-                photo = loaded
-            image = services.photos.decode(photo)
-            return services.matcher.match_image(image, top_k=top_k, min_score=min_score, accept=accept)
+            # A URL is fetched as a job's would be (safe fetch, size cap), then the same decode.
+            data = body.data if body.data is not None else services.fetcher.fetch(body.url or "")
+            return services.match_photo(data, wanted)
 
         try:
             result: MatchResult = await run_in_threadpool(work)
-        except (PermanentError, SubjectGoneError) as exc:
+        except PermanentError as exc:
             raise HTTPException(422, str(exc)) from exc
         except TransientError as exc:
             raise HTTPException(502, str(exc)) from exc

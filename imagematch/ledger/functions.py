@@ -151,6 +151,12 @@ class FunctionLedger(ABC):
             counts[JobStatus(row["status"])] = int(row["n"])
         return counts
 
+    def archive_finished_jobs(self, *, finished_before: datetime, limit: int = 10_000) -> int:
+        """Move up to ``limit`` complete or skipped jobs finished before ``finished_before`` to
+        ``image_jobs_archive`` (their predictions stay in the log); returns how many moved. Call
+        until it returns 0. Postgres/Supabase only: the ledger that grows to millions of jobs."""
+        return int(self._value("imagematch_archive_jobs", {"p_before": finished_before, "p_limit": limit}))
+
     def get_prediction(self, job_id: int) -> Prediction | None:
         rows = self._select("image_prediction_log", where={"job_id": job_id})
         return Prediction.model_validate(rows[0]) if rows else None
