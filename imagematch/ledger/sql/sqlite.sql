@@ -180,7 +180,7 @@ CREATE INDEX IF NOT EXISTS entities_updated ON entities (updated_at);
 CREATE TABLE IF NOT EXISTS entity_photos (
     entity_type  TEXT    NOT NULL,
     entity_id    TEXT    NOT NULL,
-    job_id       INTEGER NOT NULL REFERENCES image_jobs (id) ON DELETE CASCADE,
+    job_id       INTEGER NOT NULL,
     image_sha256 TEXT    NOT NULL,
     embedder_id  TEXT    NOT NULL,
     phash        TEXT,

@@ -25,7 +25,7 @@ create index if not exists entities_updated on entities (updated_at);
 create table if not exists entity_photos (
     entity_type  text        not null,
     entity_id    text        not null,
-    job_id       bigint      not null references image_jobs (id) on delete cascade,
+    job_id       bigint      not null, -- in image_jobs, or image_jobs_archive once archived
     image_sha256 text        not null, -- the stored photo vector's key (with embedder_id)
     embedder_id  text        not null,
     phash        text,
@@ -181,3 +181,19 @@ returns bigint language sql stable as $$
     select count(*) from entities
     where index_version is null or index_version <> p_index_version;
 $$;
+
+-- Like imagematch_archive_jobs: only the service role (and direct connections) may call these.
+revoke execute on function imagematch_add_entity_photo(text, text, bigint, text, text, text, boolean, timestamptz) from public;
+revoke execute on function imagematch_replace_matches(text, text, text, jsonb, timestamptz) from public;
+revoke execute on function imagematch_list_entities(text, text, timestamptz, integer) from public;
+revoke execute on function imagematch_advance_entities(text, text, jsonb) from public;
+revoke execute on function imagematch_count_stale_entities(text) from public;
+do $$ begin
+    if exists (select 1 from pg_roles where rolname = 'service_role') then  -- Supabase's server key
+        grant execute on function imagematch_add_entity_photo(text, text, bigint, text, text, text, boolean, timestamptz) to service_role;
+        grant execute on function imagematch_replace_matches(text, text, text, jsonb, timestamptz) to service_role;
+        grant execute on function imagematch_list_entities(text, text, timestamptz, integer) to service_role;
+        grant execute on function imagematch_advance_entities(text, text, jsonb) to service_role;
+        grant execute on function imagematch_count_stale_entities(text) to service_role;
+    end if;
+end $$;
