@@ -19,6 +19,7 @@ from imagematch.fetch import ImageFetcher
 from imagematch.index import IndexHandle, SnapshotStore
 from imagematch.job_kinds import JobKinds, JobKindSpec, MatchImagePayload
 from imagematch.ledger import Clock, Ledger, SweepReport, open_ledger_for, utcnow
+from imagematch.matches_webhook import MatchesWebhook
 from imagematch.models import JobKind, MatchRequest, MatchResult
 from imagematch.photo_vectors import PhotoVectorStore
 from imagematch.pipeline import ImageLimits, Matcher, PhotoBytes, PhotoMatching, StoredOrFetchedLoader
@@ -214,9 +215,19 @@ def _register_core_kinds(services: Services, catalog_updater: CatalogUpdater | N
 
 def _register_entities(services: Services) -> None:
     """Entity matches and the ``rematch`` kind: a search from stored vectors, no model needed."""
-    vectors = services.photos.vectors or PhotoVectorStore(services.settings.data_dir / "photo_vectors")
+    settings = services.settings
+    vectors = services.photos.vectors or PhotoVectorStore(settings.data_dir / "photo_vectors")
+    webhook = None
+    if settings.matches_webhook_url and settings.matches_webhook_secret:
+        secret = settings.matches_webhook_secret.get_secret_value()
+        webhook = MatchesWebhook(services.http, settings.matches_webhook_url, secret, clock=services.clock)
     services.entities = EntityMatching(
-        services.ledger, services.matcher, vectors, top_k=services.settings.top_k, dispatch=services.dispatch
+        services.ledger,
+        services.matcher,
+        vectors,
+        top_k=settings.top_k,
+        dispatch=services.dispatch,
+        webhook=webhook,
     )
     services.kinds.register(
         JobKindSpec(

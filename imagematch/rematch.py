@@ -31,6 +31,7 @@ from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef, agg
 from imagematch.errors import IndexNotBuiltError, TransientError
 from imagematch.job_kinds import JobPayload, PhotoPayload, new_job
 from imagematch.ledger import Ledger
+from imagematch.matches_webhook import CallbackFailedError, MatchesWebhook
 from imagematch.models import ImageJob, JobKind, NewPrediction, Product
 from imagematch.photo_vectors import PhotoVectorStore
 from imagematch.pipeline import Matcher
@@ -86,6 +87,7 @@ class EntityMatching:
         top_k: int,
         dispatch: Callable[[list[int]], None],
         duplicate_distance: int = QualityBar.duplicate_distance,
+        webhook: MatchesWebhook | None = None,
     ) -> None:
         self._ledger = ledger
         self._matcher = matcher
@@ -93,6 +95,7 @@ class EntityMatching:
         self._top_k = top_k
         self._dispatch = dispatch
         self._duplicate_distance = duplicate_distance
+        self._webhook = webhook  # told when an entity's top match changes
 
     # The completion hook of every photo kind.
     def record_photo(self, job: ImageJob, payload: PhotoPayload, prediction: NewPrediction) -> None:
@@ -121,7 +124,13 @@ class EntityMatching:
                 low_quality=quality.low_quality if quality else False,
             )
         )
-        self.rematch(entity)
+        try:
+            self.rematch(entity)
+        except CallbackFailedError as exc:  # the photo is done: the re-match job sends it again
+            log.warning("%s: %s; a rematch job will retry", entity, exc)
+            state = self._ledger.get_entity(entity)
+            if state is not None:
+                self.schedule([state], reason="matches webhook failed")
 
     def rematch(self, entity: EntityRef, *, at_least: str | None = None) -> list[EntityMatch]:
         """Recompute the entity's matches from its stored photo vectors (none re-embedded) and
@@ -137,10 +146,19 @@ class EntityMatching:
         for _ in range(_RACE_ROUNDS):
             photos = self._ledger.entity_photos(entity)
             rows, version = self._match_photos(photos)
+            self._tell_top_change(entity, rows, version)  # first: a failed send leaves it to redo
             before = self._ledger.replace_entity_matches(entity, rows, index_version=version)
             if before is None or before.photo_count <= len(photos):
                 break  # no photo arrived while we searched
         return rows
+
+    def _tell_top_change(self, entity: EntityRef, rows: list[EntityMatch], version: str) -> None:
+        if self._webhook is None:
+            return
+        state = self._ledger.get_entity(entity)
+        previous = state.top_product_id if state else None
+        if (rows[0].product_id if rows else None) != previous:
+            self._webhook.top_changed(entity, previous=previous, matches=rows, index_version=version)
 
     def _match_photos(self, photos: list[EntityPhoto]) -> tuple[list[EntityMatch], str]:
         # The served index's model made the vectors worth searching with; this process may hold

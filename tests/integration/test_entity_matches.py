@@ -4,11 +4,14 @@ entity matches; catalog changes re-match them from stored vectors, never re-embe
 from __future__ import annotations
 
 import hashlib
+import http.server
 import io
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +26,9 @@ from imagematch.config import Settings
 from imagematch.embedder import Vectors
 from imagematch.embedder.tiny import TinyEmbedder
 from imagematch.models import JobStatus
-from imagematch.sources.catalog import sign_catalog_event
-from tests.conftest import ImageHost, image_bytes
+from imagematch.sources.catalog import sign_catalog_event, verify_catalog_signature
+from imagematch.sources.catalog.events import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from tests.conftest import FakeClock, ImageHost, image_bytes
 
 SECRET = "catalog-secret-for-tests"  # a test fixture, not a credential
 PURPLE = (150, 20, 160)
@@ -179,3 +183,80 @@ def test_the_rematch_command_recomputes_from_stored_vectors(
         "ticket/101", "ticket/102"
     ]  # fmt: skip
     assert CliRunner().invoke(app, ["rematch", "--entity", "nope"]).exit_code != 0
+
+
+class Receiver:
+    """A matches-webhook receiver on 127.0.0.1 that checks signatures; ``fail`` makes it answer 500."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.fail = False
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                stamp = self.headers.get(TIMESTAMP_HEADER)
+                verify_catalog_signature(  # the HMAC; the sender's clock is a test's fake one
+                    SECRET, body, signature=self.headers.get(SIGNATURE_HEADER), timestamp=stamp,
+                    now=datetime.fromtimestamp(int(stamp or 0), UTC), tolerance_seconds=60,
+                )  # fmt: skip
+                if not receiver.fail:
+                    receiver.events.append(json.loads(body))
+                self.send_response(500 if receiver.fail else 204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/matches"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_a_signed_callback_when_the_top_match_changes(
+    settings: Settings, catalog_file: Path, image_host: ImageHost, clock: FakeClock
+) -> None:
+    from index_builder import rebuild_catalog_index
+
+    receiver = Receiver()
+    clock.now = datetime.now(UTC)  # the catalog webhooks below are signed with the real time
+    secret = SecretStr(SECRET)
+    update = {
+        "catalog_webhook_secret": secret,
+        "matches_webhook_url": receiver.url,
+        "matches_webhook_secret": secret,
+    }
+    services = build_services(settings.model_copy(update=update), clock=clock)
+    try:
+        rebuild_catalog_index(services, str(catalog_file))
+        worker = services.make_worker()
+        with TestClient(create_app(services)) as client:
+            client.post(
+                "/v1/images",
+                files={"file": ("p.png", image_bytes(PURPLE, mark=3, size=(80, 60)), "image/png")},
+                data={"entity_type": "ticket", "entity_id": "101"},
+            )
+            worker.drain()
+            [first] = receiver.events
+            assert first["previous_top_product_id"] is None and first["entity_id"] == "101"
+            _create(client, image_host, "P-live", PURPLE)
+            worker.drain()
+            assert receiver.events[-1]["previous_top_product_id"] == first["top_product_id"]
+            assert receiver.events[-1]["top_product_id"] == "P-live"
+
+            receiver.fail = True  # the receiver is down when the product goes: retried by the job
+            _send(client, {"event": "product.deleted", "product_id": "P-live"})
+            worker.run_once()
+            worker.run_once()
+            receiver.fail = False
+            for _ in range(5):
+                clock.advance(3600)  # past any retry delay
+                services.sweep()
+                worker.drain()
+            assert receiver.events[-1]["previous_top_product_id"] == "P-live"
+            assert max(job.attempts for job in services.ledger.list_jobs(source="rematch")) >= 2
+            assert _entity(client)["matches"][0]["product_id"] != "P-live"
+    finally:
+        receiver.server.shutdown()
+        services.close()
