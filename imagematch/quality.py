@@ -8,6 +8,7 @@ section "Photo quality tier" (``bench/photo_quality.py``). Pure: numpy and Pillo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -21,6 +22,7 @@ __all__ = [
     "QualityReport",
     "QualitySignals",
     "assess_quality",
+    "find_duplicate",
     "hash_distance",
     "measure_quality",
 ]
@@ -108,15 +110,15 @@ def assess_quality(
     elif signals.brightness > bar.max_brightness or signals.bright_share > bar.max_clipped_share:
         reasons.append(f"overexposed (brightness {signals.brightness:.0f}/255)")
         advice.append("a photo without glare: no flash, out of direct light")
-    near = [
-        key
-        for key, other in (earlier or {}).items()
-        if hash_distance(signals.phash, other) <= bar.duplicate_distance
-    ]
-    duplicate = near[0] if near else None
+    duplicate = find_duplicate(signals.phash, earlier or {}, max_distance=bar.duplicate_distance)
     return QualityReport(
         low_quality=bool(reasons), reasons=reasons, advice=advice, signals=signals, duplicate_of=duplicate
     )
+
+
+def find_duplicate(phash: str, earlier: Mapping[str, str], *, max_distance: int) -> str | None:
+    """The first key of ``earlier`` (id → pHash) within ``max_distance`` bits of ``phash``."""
+    return next((key for key, other in earlier.items() if hash_distance(phash, other) <= max_distance), None)
 
 
 def hash_distance(a: str, b: str) -> int:

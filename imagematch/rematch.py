@@ -35,7 +35,7 @@ from imagematch.matches_webhook import CallbackFailedError, MatchesWebhook
 from imagematch.models import ImageJob, JobKind, NewPrediction, Product
 from imagematch.photo_vectors import PhotoVectorStore
 from imagematch.pipeline import Matcher
-from imagematch.quality import QualityBar, hash_distance
+from imagematch.quality import QualityBar, find_duplicate
 from imagematch.sources.catalog import CatalogUpdater
 
 __all__ = [
@@ -105,15 +105,12 @@ class EntityMatching:
         if entity is None or prediction.image_sha256 is None:
             return
         quality = prediction.quality
-        if quality is not None:
-            for earlier in self._ledger.entity_photos(entity):
-                if (
-                    earlier.job_id != job.id
-                    and earlier.phash
-                    and (hash_distance(earlier.phash, quality.signals.phash) <= self._duplicate_distance)
-                ):
-                    quality.duplicate_of = f"job {earlier.job_id}"
-                    break
+        if quality is not None:  # the one quality signal that needs the entity's other photos
+            earlier = {f"job {p.job_id}": p.phash for p in self._ledger.entity_photos(entity) if p.phash}
+            earlier.pop(f"job {job.id}", None)
+            quality.duplicate_of = find_duplicate(
+                quality.signals.phash, earlier, max_distance=self._duplicate_distance
+            )
         self._ledger.add_entity_photo(
             EntityPhoto(
                 **entity.model_dump(),

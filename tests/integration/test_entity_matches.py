@@ -260,3 +260,23 @@ def test_a_signed_callback_when_the_top_match_changes(
     finally:
         receiver.server.shutdown()
         services.close()
+
+
+def test_a_photo_sent_again_is_noted_as_a_near_duplicate(live: tuple[Services, CountingEmbedder]) -> None:
+    services, _ = live
+    png = image_bytes(PURPLE, mark=3, size=(80, 60))
+    jpeg = image_bytes(PURPLE, mark=3, size=(80, 60), fmt="JPEG")  # the same shot, re-encoded
+    other = image_bytes((30, 200, 40), mark=1, size=(80, 60))
+    with TestClient(create_app(services)) as client:
+        ids = []
+        for name, photo in (("a.png", png), ("b.jpg", jpeg), ("c.png", other)):
+            response = client.post(
+                "/v1/images",
+                files={"file": (name, photo, "image/png")},
+                data={"entity_type": "listing", "entity_id": "abc"},
+            )
+            ids.append(response.json()["id"])
+            services.make_worker().drain()
+        photos = client.get("/v1/entities/listing/abc/matches").json()["photos"]
+    duplicates = [p["quality"]["duplicate_of"] for p in photos]
+    assert duplicates == [None, f"job {ids[0]}", None]
