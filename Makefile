@@ -35,6 +35,7 @@ lint: install
 bench: install
 	$(PY) bench/quality.py
 	$(PY) bench/live_update.py
+	$(PY) bench/photo_quality.py
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache
