@@ -165,11 +165,10 @@ def render(
         "## Photo quality tier (`bench/photo_quality.py`)",
         "",
         f"Model `{embedder_id}` (default settings) on the grocery dev set: {len(train)} train and "
-        f"{len(val)} "
-        f"val photos, all {rows[0].signals['width']:.0f}×{rows[0].signals['height']:.0f} px. Top-1 error: "
-        "share of photos whose best product is wrong; × = how many times as often flagged photos are "
-        "wrong as the others. Degraded copies (Gaussian blur r=3, brightness ×0.2, brightness ×2.5, shrunk to 120 px) "
-        "stand in for the bad photos the dev set lacks.",
+        f"{len(val)} val photos, all {rows[0].signals['width']:.0f}×{rows[0].signals['height']:.0f} px. "
+        "Top-1 error: share of photos whose best product is wrong; × = how many times as often flagged "
+        "photos are wrong as the others. Degraded copies (Gaussian blur r=3, brightness ×0.2, brightness "
+        "×2.5, shrunk to 120 px) stand in for the bad photos the dev set lacks.",
         "",
         "**Finding.** The dev set's own photos are nearly all usable: on them the signals barely separate "
         "right from wrong answers (× near 1 and unstable: sharpness below its 2nd percentile is wrong 2.1× "
