@@ -24,6 +24,7 @@ catalog change log (one file per event, named by its job id, written by ``proces
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -100,7 +101,7 @@ with image.imports():
     from fastapi import FastAPI
 
     from imagematch.api import create_app, create_webhook_app
-    from imagematch.app import Services, build_services
+    from imagematch.app import Services, build_services, serving_model
     from imagematch.config import Settings
     from imagematch.embedder import load_embedder
     from imagematch.errors import ImageMatchError
@@ -114,6 +115,9 @@ with image.imports():
     from imagematch.pipeline import ImageLimits
     from imagematch.worker import Dispatch
     from index_builder import rebuild_catalog_index
+    from index_builder.catalog import read_uri
+    from index_builder.fanout import ChunkShards, EmbedChunk, EmbeddingExecutor, ShardedExecutor, embed_chunk
+    from index_builder.model_switch import switch_model
 
 # ## Storage and secrets
 
@@ -131,6 +135,8 @@ GPU = "L4"
 EMBED_MAX_BATCH_SIZE = 32
 EMBED_WAIT_MS = 50
 DISPATCH_CHUNK = 16  # jobs per spawned call: a backlog spreads over several containers
+BUILD_CHUNK_IMAGES = 256  # catalog images per embedding call of a rebuild (14 views each)
+GPU_WORKERS = 10  # max EmbeddingWorker containers: also how wide a rebuild fans out
 SWEEP_SCHEDULE = "*/5 * * * *"  # every 5 minutes
 REINDEX_SCHEDULE = "0 3 * * *"  # nightly, 03:00 UTC
 WEB_VOLUME_RELOAD_SECONDS = 60
@@ -237,14 +243,59 @@ def run_sweep(settings: Settings, dispatch: Dispatch | None = None) -> dict[str,
         services.close()
 
 
-def rebuild_index(settings: Settings, source: str) -> dict[str, Any]:
-    """Build the catalog at ``source`` into a new snapshot (as ``imagematch index build``)."""
+def build_shards(settings: Settings, model: str) -> ChunkShards:
+    """Where a build's chunk results wait for the build to read them (one folder per model)."""
+    return ChunkShards(settings.data_dir / "build_shards" / hashlib.sha256(model.encode()).hexdigest()[:16])
+
+
+def fan_out_executor(
+    settings: Settings, model: str, map_chunks: Callable[[list[EmbedChunk]], Any] | None = None
+) -> ShardedExecutor:
+    """A build's missing images, embedded by ``model`` in chunks across the GPU containers, each
+    writing its chunk's shard on the Volume (``map_chunks`` default: ``EmbeddingWorker``'s ``.map``)."""
+
+    def map_chunks_on_gpus(chunks: list[EmbedChunk]) -> Any:
+        return EmbeddingWorker().embed_catalog_chunk.map(
+            [chunk.to_json() for chunk in chunks],
+            kwargs={"model": model},
+            order_outputs=False,
+            return_exceptions=True,
+        )
+
+    return ShardedExecutor(
+        build_shards(settings, model),
+        map_chunks or map_chunks_on_gpus,
+        chunk_size=BUILD_CHUNK_IMAGES,
+        before_read=reload_volume,
+    )
+
+
+def rebuild_index(
+    settings: Settings, source: str, executor: EmbeddingExecutor | None = None
+) -> dict[str, Any]:
+    """Build the catalog at ``source`` into a new snapshot (as ``imagematch index build``); the
+    images it lacks are embedded by ``executor`` (default: here)."""
     services = build_services(settings)
-    move_to_gpu(services.embedder)
     try:
-        _, report = rebuild_catalog_index(services, source)
+        _, report = rebuild_catalog_index(services, source, executor=executor)
     finally:
         services.close()
+    build_shards(settings, settings.model).clear()  # folded into the cache and the snapshot
+    return report.summary()
+
+
+def switch_to_model(
+    settings: Settings, model: str, source: str, executor: EmbeddingExecutor | None = None
+) -> dict[str, Any]:
+    """``imagematch index switch-model``: build with ``model`` beside the served snapshot, check,
+    promote only if the check passes (see ``index_builder.model_switch``)."""
+    new = build_services(settings, model=model)
+    new.add_dispatcher(routed_dispatch(new))  # the catalog events re-queued for the new model
+    try:
+        report = switch_model(new, source, executor=executor)
+    finally:
+        new.close()
+    build_shards(settings, model).clear()
     return report.summary()
 
 
@@ -284,18 +335,25 @@ class ModelOnGpu:
 
     @modal.enter(snap=True)
     def load_weights(self) -> None:
-        settings = Settings()  # image env only: the model, its cache dir, the limits
-        self.embedder = load_embedder(
-            settings.model,
-            device="cpu",
-            batch_size=settings.batch_size,
-            cache_dir=settings.model_cache_dir,
-        )
+        settings = Settings()  # image env + the Volume: the model, its cache dir, the limits
+        self.model = serving_model(settings)  # the served snapshot's model, if it names one
+        self.embedder = self.load_model(self.model)
         self.limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
 
     @modal.enter(snap=False)
     def use_gpu(self) -> None:
+        # After a model switch, a container restored from an older memory snapshot holds the old
+        # weights: it loads the model the served snapshot names now (slower, until redeployed).
+        wanted = serving_model(Settings())
+        if wanted != self.model:
+            self.model, self.embedder = wanted, self.load_model(wanted)
         move_to_gpu(self.embedder)
+
+    def load_model(self, model: str) -> Any:
+        settings = Settings()
+        return load_embedder(
+            model, device="cpu", batch_size=settings.batch_size, cache_dir=settings.model_cache_dir
+        )
 
 
 def process_dispatched(services: Services, worker: Any, job_ids: list[int]) -> list[str | None]:
@@ -315,7 +373,7 @@ def process_dispatched(services: Services, worker: Any, job_ids: list[int]) -> l
     enable_memory_snapshot=True,
     scaledown_window=5 * MINUTES,
     timeout=10 * MINUTES,
-    max_containers=10,
+    max_containers=GPU_WORKERS,
 )
 class EmbeddingWorker(ModelOnGpu):
     """The model and the index on a GPU: answers ``/v1/match`` and runs the job kinds that embed."""
@@ -325,9 +383,10 @@ class EmbeddingWorker(ModelOnGpu):
         # After the restore, not before: database connections must not be frozen into the snapshot
         # (sockets do not survive it), the index would be stale, and each container needs its own
         # worker id. The index is loaded here once, so no request waits for it.
-        self.services = build_services(load_settings(), embedder=self.embedder)
+        self.services = build_services(load_settings(), embedder=self.embedder, model=self.model)
         self.services.add_dispatcher(routed_dispatch(self.services))  # e.g. a Zendesk note job
         self.worker = self.services.make_worker()
+        self.other_models: dict[str, Any] = {}
         with contextlib.suppress(ImageMatchError):
             self.services.index.get()
 
@@ -341,6 +400,28 @@ class EmbeddingWorker(ModelOnGpu):
     @modal.method()
     def process_jobs(self, job_ids: list[int]) -> list[str | None]:
         return process_dispatched(self.services, self.worker, job_ids)
+
+    @modal.method()
+    def embed_catalog_chunk(self, chunk: dict[str, Any], model: str = "") -> str:
+        """Embed one chunk of a build's images with ``model`` (default: the one served) and write
+        its shard on the Volume; returns the chunk's id."""
+        reload_volume()  # catalog files uploaded to the Volume
+        settings = self.services.settings
+        model = model or self.model
+        if model != self.model and model not in self.other_models:  # a model switch's build
+            self.other_models[model] = self.load_model(model)
+            move_to_gpu(self.other_models[model])
+        result = embed_chunk(
+            EmbedChunk.from_json(chunk),
+            embedder=self.embedder if model == self.model else self.other_models[model],
+            read_bytes=lambda uri: read_uri(uri, self.services.fetcher),
+            limits=self.services.limits,
+            views=settings.catalog_views,
+            images_per_batch=max(1, settings.batch_size // 4),
+        )
+        build_shards(settings, model).write(result)
+        commit_volume()
+        return result.chunk_id
 
 
 @app.cls(volumes=volumes, enable_memory_snapshot=True, scaledown_window=2 * MINUTES, timeout=10 * MINUTES)
@@ -433,22 +514,29 @@ def sweep() -> dict[str, int]:
 
 
 @app.function(
-    gpu=GPU,
     volumes=volumes,
     schedule=modal.Cron(REINDEX_SCHEDULE),
     timeout=2 * HOURS,
+    memory=8192,  # the model on CPU (its id and size), the catalog's vectors, the whitening fit
     max_containers=1,  # the snapshot pointer and the embedding cache have one writer at a time
 )
-def reindex(source: str = "") -> dict[str, Any] | None:
+def reindex(source: str = "", model: str = "") -> dict[str, Any] | None:
     """Rebuild the catalog index into a new snapshot; serving containers switch when they reload.
+    The images it lacks are embedded across the GPU workers (``fan_out_executor``); this CPU
+    container is the one writer that fits the whitening and publishes.
 
-    ``source`` (a catalog URL, or a path on the Volume) defaults to ``IMAGEMATCH_CATALOG_SOURCE``."""
+    ``source`` (a catalog URL, or a path on the Volume) defaults to ``IMAGEMATCH_CATALOG_SOURCE``.
+    ``model``: switch to this model instead (built beside the served snapshot, checked, promoted
+    only if the check passes; see ``switch_to_model``)."""
     settings = load_settings()
     source = source or settings.catalog_source or ""
     if not source:
         print("reindex skipped: IMAGEMATCH_CATALOG_SOURCE is not set in the `imagematch` Secret")
         return None
-    summary = rebuild_index(settings, source)
+    if model:
+        summary = switch_to_model(settings, model, source, fan_out_executor(settings, model))
+    else:
+        summary = rebuild_index(settings, source, fan_out_executor(settings, settings.model))
     commit_volume()
     print(f"reindex: {summary}")
     return summary
@@ -486,6 +574,7 @@ def main(
     status: str = "missing",
     limit: int = 0,
     catalog: str = "",
+    switch_model: str = "",
 ) -> None:
     """Backfills and rebuilds from your machine, run by the *deployed* app (``modal deploy`` first):
     the GPU workers it dispatches to outlive this command, and its ``reindex`` stays the only
@@ -493,14 +582,16 @@ def main(
 
     ``modal run modal_app.py [--status missing|failed|all] [--source S] [--since YYYY-MM-DD]
     [--limit N] [--dry-run]`` re-queues jobs with no successful prediction (as ``imagematch backfill``)
-    and dispatches them; ``modal run modal_app.py --rebuild [--catalog URL] [--dry-run]`` rebuilds the
-    index now (default catalog: ``IMAGEMATCH_CATALOG_SOURCE``)."""
+    and dispatches them; ``modal run modal_app.py --rebuild [--catalog URL] [--switch-model SPEC]
+    [--dry-run]`` rebuilds the index now (default catalog: ``IMAGEMATCH_CATALOG_SOURCE``), with
+    ``--switch-model`` as a candidate of that model, served only if it passes its check."""
     if rebuild:
         where = catalog or "IMAGEMATCH_CATALOG_SOURCE"
         if dry_run:
-            print(f"dry run: would rebuild the index from {where} on a {GPU} and publish a new snapshot")
+            what = f"a {switch_model} candidate" if switch_model else "the index"
+            print(f"dry run: would rebuild {what} from {where} on up to {GPU_WORKERS} {GPU}s and publish it")
             return
-        summary = modal.Function.from_name(APP_NAME, "reindex").remote(catalog)
+        summary = modal.Function.from_name(APP_NAME, "reindex").remote(catalog, switch_model)
         if summary is None:
             print("nothing rebuilt: pass --catalog or set IMAGEMATCH_CATALOG_SOURCE in the Secret")
         else:

@@ -39,7 +39,7 @@ from imagematch.sources.zendesk import (
 )
 from imagematch.worker import Dispatch, Worker
 
-__all__ = ["Services", "build_services"]
+__all__ = ["Services", "build_services", "serving_model"]
 
 
 @dataclass
@@ -55,6 +55,7 @@ class Services:
     matcher: Matcher
     photos: PhotoMatching  # the one matching step every photo kind runs
     policy: RetryPolicy
+    model: str  # the spec of the loaded model (IMAGEMATCH_MODEL, or the served snapshot's)
     clock: Clock
     kinds: JobKinds = field(default_factory=JobKinds)
     # Told the ids of jobs just persisted, to run them now (see worker.Dispatch): the Modal spawn,
@@ -141,13 +142,17 @@ def build_services(
     catalog_updater: CatalogUpdater | None = None,
     dispatch: Dispatch | None = None,
     with_model: bool = True,
+    model: str | None = None,
 ) -> Services:
     """Wire everything from ``settings``; pass collaborators in to replace the defaults (tests).
     Catalog events are applied by a :class:`LiveCatalog` unless ``catalog_updater`` is given;
     ``dispatch`` (e.g. a Modal spawn) is told the ids of jobs that handlers create.
     ``with_model=False`` loads no model: for processes that run only the kinds that need none,
-    and read the index without searching it (on Modal: the web and CPU containers)."""
+    and read the index without searching it (on Modal: the web and CPU containers). ``model``
+    overrides ``settings.model`` (see :func:`serving_model`)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if model and model != settings.model:
+        settings = settings.model_copy(update={"model": model})
     if embedder is None:
         embedder = (embedder_factory or _default_embedder)(settings) if with_model else None
     if embedder is None:
@@ -173,6 +178,7 @@ def build_services(
         fetcher=fetcher,
         matcher=matcher,
         photos=PhotoMatching(matcher, limits, vectors=vectors),
+        model=settings.model,
         policy=RetryPolicy(
             max_attempts=settings.max_attempts,
             base_seconds=settings.retry_base_seconds,
@@ -187,6 +193,13 @@ def build_services(
     for kind in (JobKind.MATCH_IMAGE, JobKind.ZENDESK_IMAGE):  # the photo kinds
         services.photos.on_complete(kind, services.entities.record_photo)
     return services
+
+
+def serving_model(settings: Settings) -> str:
+    """The model a serving process loads: the one the served snapshot was built with (so a model
+    switch takes effect as processes start, with no moment where the model and the index differ),
+    or ``IMAGEMATCH_MODEL`` when no snapshot records one. Builds use ``IMAGEMATCH_MODEL``."""
+    return SnapshotStore(settings.data_dir / "index").current_model() or settings.model
 
 
 def _register_core_kinds(services: Services, catalog_updater: CatalogUpdater | None) -> None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from imagematch.backfill import BackfillScope, find_backfill_jobs, run_backfill
 from imagematch.config import Settings
 from imagematch.job_kinds import JobKinds
 from imagematch.ledger import Ledger
+from imagematch.requeue import RequeueScope, find_jobs_to_requeue, requeue_jobs
 from imagematch.worker import Dispatch
 
 __all__ = ["describe_requeue", "requeue_and_dispatch", "route_by_model_need", "sweep_and_dispatch"]
@@ -51,10 +51,10 @@ def requeue_and_dispatch(
     since_at = datetime.fromisoformat(since) if since else None
     if since_at is not None and since_at.tzinfo is None:
         since_at = since_at.replace(tzinfo=UTC)
-    jobs = find_backfill_jobs(
-        ledger, scope=BackfillScope(scope), source=source or None, since=since_at, limit=limit or None
+    jobs = find_jobs_to_requeue(
+        ledger, scope=RequeueScope(scope), source=source or None, since=since_at, limit=limit or None
     )
-    report = run_backfill(ledger, jobs, dry_run=dry_run)
+    report = requeue_jobs(ledger, jobs, dry_run=dry_run)
     if report.job_ids:
         dispatch(report.job_ids)
     return {

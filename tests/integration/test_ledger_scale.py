@@ -89,3 +89,28 @@ def test_archive_moves_old_finished_jobs_and_keeps_their_predictions(postgres_ur
     kept = ledger.get_prediction(old.id)
     assert kept is not None and kept.best_product_id == "P"
     ledger.close()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "job_by_id",
+        "job_by_key",
+        "list_jobs",
+        "list_jobs_by_status",
+        "list_jobs_by_source",
+        "list_jobs_by_source_and_status",
+    ],
+)
+def test_the_ledgers_own_reads_use_an_index(filled: str, name: str) -> None:
+    """The statements PostgresLedger runs (ledger/sql/postgres.sql), not only their stand-ins above."""
+    import psycopg
+
+    from imagematch.ledger.postgres import Q
+
+    params = {"id": 4242, "idempotency_key": "fill:4242", "status": "failed", "source": "zendesk"}
+    with psycopg.connect(filled) as conn:
+        rows = conn.execute(f"explain {Q[name]}".encode(), {**params, "before_id": 2**63 - 1, "limit": 50})
+        plan = "\n".join(row[0] for row in rows)
+    assert "Seq Scan on image_jobs" not in plan, plan
+    assert "Index" in plan, plan

@@ -117,7 +117,7 @@ def test_gpu_classes_configuration() -> None:
         assert set(info.volumes) == {"/data"}
         assert info.volumes["/data"].name == "imagematch-data"
         assert info.secrets == ["modal.Secret.from_name('imagematch')"]
-    assert sorted(matcher.method_names or []) == ["match", "process_jobs"]
+    assert sorted(matcher.method_names or []) == ["embed_catalog_chunk", "match", "process_jobs"]
     assert matcher.timeout == 10 * 60
     assert embedder.batching_info is not None
     assert (embedder.batching_info.max_batch_size, embedder.batching_info.wait_ms) == (32, 50)
@@ -153,7 +153,7 @@ def test_web_schedules_and_weights_configuration() -> None:
 
     reindex = modal_app.reindex.info()
     assert reindex.schedule == "Cron('0 3 * * *', UTC)"
-    assert reindex.gpus == [("L4", 1)] and set(reindex.volumes) == {"/data"}
+    assert reindex.gpus == [] and set(reindex.volumes) == {"/data"}  # embedding fans out to the GPUs
     assert _definition_args(modal_app.reindex)["max_containers"] == 1  # one snapshot writer
 
     weights = modal_app.download_weights.info()
@@ -316,6 +316,19 @@ def test_sweep_dispatches_stale_pending_jobs(
     assert services.ledger.get_job(job.id).status == "complete"  # type: ignore[union-attr]
 
 
+def test_reindex_fans_embedding_out_to_the_gpu_class_through_shards(
+    matcher: Any, modal_env: Settings, catalog_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def map_chunks_locally(chunks: list[Any]) -> list[Any]:  # stands in for map_chunks_on_gpus
+        return [matcher.embed_catalog_chunk.local(chunk.to_json()) for chunk in chunks]
+
+    monkeypatch.setenv("IMAGEMATCH_DATA_DIR", str(modal_env.data_dir / "fresh"))  # nothing cached
+    executor = modal_app.fan_out_executor(Settings(), "tiny", map_chunks_locally)
+    summary = modal_app.rebuild_index(Settings(), str(catalog_file), executor)
+    assert (summary["products"], summary["embedded"], summary["failed_images"]) == (4, 8, 0)
+    assert list((modal_env.data_dir / "fresh" / "build_shards").rglob("*.npz")) == []  # folded, removed
+
+
 def test_reindex_without_a_catalog_source_skips(
     modal_env: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -385,10 +398,13 @@ def test_entrypoint_options_and_dry_run(capsys: pytest.CaptureFixture[str]) -> N
         "status": str,
         "limit": int,
         "catalog": str,
+        "switch_model": str,
         "return": type(None),
     }
     modal_app.main(rebuild=True, catalog="https://example.com/catalog.json", dry_run=True)
     assert "would rebuild the index from https://example.com/catalog.json" in capsys.readouterr().out
+    modal_app.main(rebuild=True, switch_model="open_clip:ViT-L-14/x", dry_run=True)
+    assert "would rebuild a open_clip:ViT-L-14/x candidate" in capsys.readouterr().out
 
 
 # ## Zendesk webhooks

@@ -2,13 +2,12 @@
 
 ``routes`` is the webhook endpoint; ``webhook`` verifies and parses deliveries; ``client`` talks
 to the Support API; ``jobs`` names the ledger jobs a ticket becomes (typed payloads); ``handlers``
-(ticket scan, attachment loader, note follow-up) and ``notes`` run them; ``backfill`` finds
-tickets whose images were never matched. See README "Zendesk".
+(ticket scan, attachment loader, note follow-up) and ``notes`` run them; ``ticket_backfill``
+finds tickets whose images were never matched. See README "Zendesk".
 """
 
 from __future__ import annotations
 
-from imagematch.sources.zendesk.backfill import ZendeskBackfillReport, backfill_zendesk
 from imagematch.sources.zendesk.client import (
     ZendeskClient,
     ZendeskConflictError,
@@ -34,6 +33,7 @@ from imagematch.sources.zendesk.jobs import (
 )
 from imagematch.sources.zendesk.notes import ZendeskNoteHandler, note_marker, render_note
 from imagematch.sources.zendesk.routes import zendesk_webhook_router
+from imagematch.sources.zendesk.ticket_backfill import TicketBackfillReport, backfill_tickets
 from imagematch.sources.zendesk.webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -50,11 +50,11 @@ __all__ = [
     "SOURCE",
     "TIMESTAMP_HEADER",
     "AttachmentPlan",
+    "TicketBackfillReport",
     "WebhookDelivery",
     "WebhookPayloadError",
     "WebhookSignatureError",
     "ZendeskAttachmentLoader",
-    "ZendeskBackfillReport",
     "ZendeskClient",
     "ZendeskConflictError",
     "ZendeskImagePayload",
@@ -64,7 +64,7 @@ __all__ = [
     "ZendeskNotePayload",
     "ZendeskTicketHandler",
     "ZendeskTicketPayload",
-    "backfill_zendesk",
+    "backfill_tickets",
     "image_job_key",
     "note_job_key",
     "note_marker",
