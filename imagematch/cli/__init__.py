@@ -5,7 +5,8 @@ One module per command group: :mod:`~imagematch.cli.matching` (match, eval),
 :mod:`~imagematch.cli.serving` (serve, worker), :mod:`~imagematch.cli.jobs` (submit, sweep,
 backfill, jobs …), :mod:`~imagematch.cli.index`, :mod:`~imagematch.cli.db`,
 :mod:`~imagematch.cli.catalog`, :mod:`~imagematch.cli.entities` (rematch) and
-:mod:`~imagematch.cli.zendesk`; what they share is in :mod:`~imagematch.cli.terminal`. ``main`` is the ``imagematch`` console script.
+:mod:`~imagematch.cli.zendesk`; what they share is in :mod:`~imagematch.cli.terminal`. ``main`` is
+the ``imagematch`` console script.
 """
 
 from __future__ import annotations
