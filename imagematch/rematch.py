@@ -28,7 +28,7 @@ from typing import ClassVar
 import numpy as np
 
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef, aggregate_matches
-from imagematch.errors import IndexNotBuiltError, TransientError
+from imagematch.errors import IndexNotBuiltError, SubjectGoneError, TransientError
 from imagematch.job_kinds import JobPayload, PhotoPayload, new_job
 from imagematch.ledger import Ledger
 from imagematch.matches_webhook import CallbackFailedError, MatchesWebhook
@@ -131,7 +131,8 @@ class EntityMatching:
 
     def rematch(self, entity: EntityRef, *, at_least: str | None = None) -> list[EntityMatch]:
         """Recompute the entity's matches from its stored photo vectors (none re-embedded) and
-        store them. Raises TransientError while the served index is older than ``at_least``;
+        store them. Raises TransientError while the served index is older than ``at_least``,
+        SubjectGoneError when none of its photos has a vector of the served index's model;
         IndexNotBuiltError without an index."""
         index = self._matcher.index.get()
         if version_order(index.served_version) < version_order(at_least):
@@ -168,6 +169,11 @@ class EntityMatching:
                 "%d of %d photos lack a stored %s vector", len(photos) - len(usable), len(photos), embedder_id
             )
         version = self._matcher.index.get().served_version
+        if photos and not usable:  # keep the matches it has rather than empty them
+            raise SubjectGoneError(
+                f"no photo of the entity has a stored {embedder_id} vector (pruned, or embedded by "
+                "another model: re-run its photo jobs, e.g. `imagematch backfill --status all`)"
+            )
         if not usable:
             return [], version
         results = self._matcher.rank(

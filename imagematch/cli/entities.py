@@ -25,6 +25,7 @@ def rematch(
     """Re-match entities now from their stored photo vectors (no photo is embedded again)."""
     from imagematch.app import build_services
     from imagematch.entities import EntityRef
+    from imagematch.errors import SubjectGoneError
 
     services = build_services(load_settings())
     if since is not None and since.tzinfo is None:
@@ -41,8 +42,11 @@ def rematch(
     with progress_bar() as progress:
         task = progress.add_task("re-matching", total=len(refs))
         for ref in refs:
-            rows = services.entities.rematch(ref)
-            tops[str(ref)] = rows[0].product_id if rows else None
+            try:
+                rows = services.entities.rematch(ref)
+                tops[str(ref)] = rows[0].product_id if rows else None
+            except SubjectGoneError as exc:  # kept as it was
+                err.print(f"{ref}: {exc}")
             progress.advance(task)
     version = services.index.get().served_version
     err.print(f"re-matched {len(tops)} entities against index {version}")

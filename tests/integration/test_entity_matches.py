@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import io
 import json
+import shutil
 import threading
 import time
 from collections import Counter
@@ -25,6 +26,7 @@ from imagematch.app import Services, build_services
 from imagematch.config import Settings
 from imagematch.embedder import Vectors
 from imagematch.embedder.tiny import TinyEmbedder
+from imagematch.entities import EntityRef
 from imagematch.models import JobStatus
 from imagematch.sources.catalog import sign_catalog_event, verify_catalog_signature
 from imagematch.sources.catalog.events import SIGNATURE_HEADER, TIMESTAMP_HEADER
@@ -183,6 +185,12 @@ def test_the_rematch_command_recomputes_from_stored_vectors(
         "ticket/101", "ticket/102"
     ]  # fmt: skip
     assert CliRunner().invoke(app, ["rematch", "--entity", "nope"]).exit_code != 0
+
+    shutil.rmtree(services.settings.data_dir / "photo_vectors")  # pruned: nothing to search with
+    before = services.ledger.entity_matches(EntityRef.parse("ticket/101"))
+    result = CliRunner().invoke(app, ["rematch", "--entity", "ticket/101", "--json"])
+    assert result.exit_code == 0 and "no photo of the entity has a stored" in result.output
+    assert services.ledger.entity_matches(EntityRef.parse("ticket/101")) == before  # kept, not emptied
 
 
 class Receiver:
