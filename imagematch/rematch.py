@@ -210,10 +210,12 @@ class EntityMatching:
             yield from page
             after = page[-1].ref
 
-    def schedule_stale(self, *, reason: str, since: datetime | None = None) -> list[int]:
-        """Re-match every entity not computed against the served index (after a rebuild; nightly)."""
-        self._matcher.index.refresh()
-        version = self._matcher.index.get().served_version
+    def schedule_stale(
+        self, *, reason: str, index_version: str | None = None, since: datetime | None = None
+    ) -> list[int]:
+        """Re-match every entity not computed against ``index_version`` (default: the served
+        index's), e.g. a snapshot just published; the jobs wait until their worker serves it."""
+        version = index_version or self._matcher.index.get().served_version
         stale = [e for e in self.all_entities(since=since) if e.index_version != version]
         return self.schedule(stale, reason=reason, index_version=version)
 

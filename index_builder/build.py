@@ -337,7 +337,7 @@ def rebuild_catalog_index(
     finally:
         cache.close()
     if snapshots is None and point:  # the served index changed
-        services.entities.schedule_stale(reason="index rebuilt")
+        services.entities.schedule_stale(reason="index rebuilt", index_version=built[0].served_version)
         if services.photos.vectors is not None:  # nightly: stored vectors past their retention go
             services.photos.vectors.prune(older_than_days=services.settings.thumbnail_retention_days)
     return built
