@@ -22,6 +22,7 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/imagematch index build --catalog $(SAMPLE)/catalog/products.json
 	$(BIN)/imagematch match $(SAMPLE)/queries/q-00000.jpg
+	@echo "Console: http://127.0.0.1:8000/ui/jobs  (try a photo at http://127.0.0.1:8000/ui/try)"
 	$(BIN)/imagematch serve --host 127.0.0.1 --port 8000
 
 test: install

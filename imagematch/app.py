@@ -19,6 +19,7 @@ from imagematch.fetch import ImageFetcher
 from imagematch.index import IndexHandle, SnapshotStore
 from imagematch.job_kinds import JobKinds, JobKindSpec, MatchImagePayload
 from imagematch.ledger import Clock, Ledger, SweepReport, open_ledger_for, utcnow
+from imagematch.maintenance import record_sweep
 from imagematch.matches_webhook import MatchesWebhook
 from imagematch.models import JobKind, MatchRequest, MatchResult
 from imagematch.photo_vectors import PhotoVectorStore
@@ -37,6 +38,8 @@ from imagematch.sources.zendesk import (
     ZendeskTicketPayload,
     zendesk_client_for,
 )
+from imagematch.sources.zendesk.notes import catalog_links
+from imagematch.thumbnails import ThumbnailStore
 from imagematch.worker import Dispatch, Worker
 
 __all__ = ["Services", "build_services", "serving_model"]
@@ -57,6 +60,7 @@ class Services:
     policy: RetryPolicy
     model: str  # the spec of the loaded model (IMAGEMATCH_MODEL, or the served snapshot's)
     clock: Clock
+    thumbnails: ThumbnailStore  # the console's pictures of photos and catalog images
     kinds: JobKinds = field(default_factory=JobKinds)
     # Told the ids of jobs just persisted, to run them now (see worker.Dispatch): the Modal spawn,
     # the local worker pool. Add one with add_dispatcher().
@@ -121,10 +125,12 @@ class Services:
         return zendesk_client_for(self.settings, self.http)
 
     def sweep(self) -> SweepReport:
-        return self.ledger.sweep(
+        report = self.ledger.sweep(
             max_attempts=self.policy.max_attempts,
             pending_grace_seconds=self.settings.pending_grace_seconds,
         )
+        record_sweep(self.settings.data_dir, report, self.clock())
+        return report
 
     def close(self) -> None:
         self.http.close()
@@ -185,8 +191,10 @@ def build_services(
             cap_seconds=settings.retry_max_seconds,
         ),
         clock=clock,
+        thumbnails=ThumbnailStore(settings.data_dir / "thumbnails"),
         dispatchers=[dispatch] if dispatch else [],
     )
+    services.photos.on_photo(services.thumbnails.record_job_photo)
     _register_entities(services)
     _register_core_kinds(services, catalog_updater)
     _register_zendesk(services)
@@ -222,6 +230,7 @@ def _register_core_kinds(services: Services, catalog_updater: CatalogUpdater | N
             clock=services.clock,
             catalog_views=settings.catalog_views,
             scoring=settings.product_scoring,
+            thumbnails=services.thumbnails,
         )
     )
 
@@ -290,6 +299,8 @@ def _register_zendesk(services: Services) -> None:
                 enabled=settings.zendesk_post_notes,
                 min_score=settings.min_score if note_min_score is None else note_min_score,
                 lease_seconds=settings.lease_seconds,
+                links=catalog_links(services.index, settings.product_url_template),
+                public_url=settings.public_url,
             ),
             needs_embedder=False,
         )

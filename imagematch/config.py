@@ -119,12 +119,6 @@ class Settings(BaseSettings):
     matches_webhook_secret: SecretStr | None = Field(
         None, description="Shared secret that signs the matches webhook (scheme of the catalog webhook)."
     )
-    thumbnail_retention_days: float = Field(
-        90.0,
-        gt=0,
-        description="Days a processed photo's derived data is kept on the data dir: its thumbnail "
-        "and its stored vector (what re-matching an entity searches with).",
-    )
 
     # Zendesk (see README "Zendesk"): webhooks in, attachments matched, internal notes out.
     zendesk_subdomain: str | None = Field(
@@ -156,6 +150,27 @@ class Settings(BaseSettings):
         None,
         description="Best score below this: the note says 'no confident match'. "
         "Default: IMAGEMATCH_MIN_SCORE.",
+    )
+
+    # Operator console and access control (README "Console").
+    api_token: SecretStr | None = Field(
+        None,
+        description="Token(s) every /v1 route and /ui page requires: `token`, or `name:token,name2:token2` "
+        "(several valid at once, for rotation). Unset: only loopback clients are served.",
+    )
+    thumbnail_retention_days: float = Field(
+        90.0,
+        gt=0,
+        description="Query-photo thumbnails older than this are purged (`thumbnails purge`); stored "
+        "photo vectors too (by the served index rebuild).",
+    )
+    public_url: str | None = Field(
+        None, description="Where the console is reachable (https://…); Zendesk notes link to jobs there."
+    )
+    product_url_template: str | None = Field(
+        None,
+        description="Product page URL for notes when a product has no `url` metadata, e.g. "
+        "https://shop.example/p/{id}.",
     )
 
     def resolved_database_url(self) -> str:

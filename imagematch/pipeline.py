@@ -31,6 +31,7 @@ __all__ = [
     "ImageLimits",
     "Matcher",
     "PhotoBytes",
+    "PhotoHook",
     "PhotoLoader",
     "PhotoMatching",
     "SkipPhoto",
@@ -79,6 +80,10 @@ class PhotoLoader(Protocol[P_contra]):
 # Runs after a photo is matched and before the job's outcome is recorded, so follow-up work it
 # persists (e.g. a note job) is durable first. It must be idempotent: a crash re-runs the job.
 CompletionHook = Callable[[ImageJob, Any, NewPrediction], None]
+
+# Told every job's photo once decoded (its source bytes and the image), whatever the kind: the
+# console keeps a thumbnail, so it never downloads the photo again. Must not raise.
+PhotoHook = Callable[[ImageJob, bytes, Image.Image], None]
 
 
 class Matcher:
@@ -182,10 +187,15 @@ class PhotoMatching:
         self.vectors = vectors  # each photo's embedding is kept here (re-matching searches with it)
         self.quality_bar = quality_bar or QualityBar()
         self._hooks: dict[str, list[CompletionHook]] = {}
+        self._photo_hooks: list[PhotoHook] = []
 
     def on_complete(self, kind: str, hook: CompletionHook) -> None:
         """Run ``hook`` after each photo of ``kind`` is matched (before its outcome is recorded)."""
         self._hooks.setdefault(kind, []).append(hook)
+
+    def on_photo(self, hook: PhotoHook) -> None:
+        """Show ``hook`` each job's decoded photo, before it is matched (every photo kind)."""
+        self._photo_hooks.append(hook)
 
     def decode(self, photo: PhotoBytes) -> Image.Image:
         """Decode under the limits. Raises PermanentError, or SubjectGoneError for bytes of an
@@ -208,6 +218,8 @@ class PhotoMatching:
             raise SubjectGoneError(loaded.reason)
         started = time.perf_counter()
         image = self.decode(loaded)
+        for photo_hook in self._photo_hooks:
+            photo_hook(job, loaded.data, image)
         quality = assess_quality(measure_quality(image), self.quality_bar)  # cheap: numpy on ≤512 px
         self.matcher.index.get()  # IndexNotBuiltError before the embedding work
         vector = self.matcher.embedder.embed([image])

@@ -35,6 +35,7 @@ TABLES = {
     "entities",
     "entity_photos",
     "matches",
+    "image_job_attempts",
 }
 OPERATORS = {"eq": "=", "lt": "<", "gt": ">", "lte": "<=", "gte": ">=", "neq": "<>"}
 

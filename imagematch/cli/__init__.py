@@ -15,7 +15,7 @@ import os
 
 import typer
 
-from imagematch.cli import catalog, db, entities, index, jobs, matching, serving, zendesk
+from imagematch.cli import catalog, db, entities, index, jobs, matching, serving, thumbnails, zendesk
 from imagematch.cli.terminal import configure_logging
 
 __all__ = ["app", "main"]
@@ -36,6 +36,7 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(db.app, name="db")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(zendesk.app, name="zendesk")
+app.add_typer(thumbnails.app, name="thumbnails")
 
 
 def main() -> None:

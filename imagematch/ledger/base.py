@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from pydantic import BaseModel
+
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
-__all__ = ["Clock", "Ledger", "SweepReport", "utcnow"]
+__all__ = ["Clock", "JobAttempt", "Ledger", "SweepReport", "utcnow"]
 
 Clock = Callable[[], datetime]
 
@@ -36,6 +38,20 @@ class SweepReport:
     leases_expired: int = 0
     gave_up: int = 0
     due_pending: list[int] = field(default_factory=list)
+
+
+class JobAttempt(BaseModel):
+    """How one attempt at a job ended: recorded whenever a job leaves ``processing`` (completed,
+    failed, skipped, or its lease expired and the sweep took it back)."""
+
+    job_id: int
+    attempt: int
+    worker_id: str | None = None
+    outcome: JobStatus
+    error_kind: ErrorKind | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    finished_at: datetime
 
 
 class Ledger(Protocol):
@@ -121,6 +137,10 @@ class Ledger(Protocol):
         ...
 
     def get_prediction(self, job_id: int) -> Prediction | None: ...
+
+    def list_attempts(self, job_id: int) -> list[JobAttempt]:
+        """Every ended attempt at ``job_id``, oldest first (empty for an unknown job)."""
+        ...
 
     def list_predictions(
         self, *, ticket_id: str | None = None, limit: int = 50, before_id: int | None = None

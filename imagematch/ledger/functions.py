@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
-from imagematch.ledger.base import Clock, SweepReport, utcnow
+from imagematch.ledger.base import Clock, JobAttempt, SweepReport, utcnow
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["FunctionLedger", "prediction_json"]
@@ -228,3 +228,7 @@ class FunctionLedger(ABC):
     def count_stale_entities(self, index_version: str) -> int:
         rows = self._call("imagematch_count_stale_entities", {"p_index_version": index_version})
         return int(rows[0]["imagematch_count_stale_entities"]) if rows else 0
+
+    def list_attempts(self, job_id: int) -> list[JobAttempt]:
+        rows = self._select("image_job_attempts", where={"job_id": job_id})
+        return [JobAttempt.model_validate(r) for r in sorted(rows, key=lambda r: int(r["id"]))]

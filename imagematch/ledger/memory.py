@@ -9,7 +9,7 @@ import threading
 from datetime import datetime, timedelta
 
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
-from imagematch.ledger.base import Clock, SweepReport, utcnow
+from imagematch.ledger.base import Clock, JobAttempt, SweepReport, utcnow
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["MemoryLedger"]
@@ -27,6 +27,7 @@ class MemoryLedger:
         self._entities: dict[EntityRef, Entity] = {}
         self._entity_photos: dict[tuple[EntityRef, int], EntityPhoto] = {}
         self._matches: dict[EntityRef, list[EntityMatch]] = {}
+        self._attempts: dict[int, list[JobAttempt]] = {}  # by job id
 
     def migrate(self) -> None:
         pass
@@ -37,7 +38,24 @@ class MemoryLedger:
     def _update(self, job: ImageJob, **changes: object) -> ImageJob:
         updated = job.model_copy(update={**changes, "updated_at": self._clock()})
         self._jobs[job.id] = updated
+        if job.status == JobStatus.PROCESSING and updated.status != JobStatus.PROCESSING:
+            self._attempts.setdefault(job.id, []).append(
+                JobAttempt(
+                    job_id=job.id,
+                    attempt=job.attempts,
+                    worker_id=job.worker_id,
+                    outcome=updated.status,
+                    error_kind=updated.error_kind,
+                    error=updated.last_error,
+                    next_attempt_at=updated.next_attempt_at,
+                    finished_at=updated.updated_at,
+                )
+            )
         return updated
+
+    def list_attempts(self, job_id: int) -> list[JobAttempt]:
+        with self._lock:
+            return list(self._attempts.get(job_id, []))
 
     def _held(self, job_id: int, worker_id: str) -> ImageJob | None:
         job = self._jobs.get(job_id)

@@ -43,6 +43,7 @@ _READS = {
     ("entity_photos", (), False): "all_entity_photos",
     ("matches", ("entity_id", "entity_type"), False): "entity_matches",
     ("matches", ("product_id",), False): "matches_of_product",
+    ("image_job_attempts", ("job_id",), False): "attempts_by_job",
 }
 _FIRST_PAGE = 2**63 - 1  # before_id of the first page: above every id
 

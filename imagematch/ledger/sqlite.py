@@ -17,7 +17,7 @@ from typing import Any
 
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
 from imagematch.errors import TransientError
-from imagematch.ledger.base import Clock, SweepReport, utcnow
+from imagematch.ledger.base import Clock, JobAttempt, SweepReport, utcnow
 from imagematch.ledger.sql import load_queries
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
@@ -42,6 +42,13 @@ def _job(row: sqlite3.Row) -> ImageJob:
     for column in _TIME_COLUMNS:
         data[column] = _dt(data[column])
     return ImageJob.model_validate(data)
+
+
+def _attempt(row: sqlite3.Row) -> JobAttempt:
+    data: dict[str, Any] = dict(row)
+    data["next_attempt_at"] = _dt(data["next_attempt_at"])
+    data["finished_at"] = _dt(data["finished_at"])
+    return JobAttempt.model_validate(data)
 
 
 def _prediction(row: sqlite3.Row) -> Prediction:
@@ -344,6 +351,10 @@ class SqliteLedger:
         with self._connect() as conn:
             row = conn.execute(Q["count_stale_entities"], {"index_version": index_version}).fetchone()
         return int(row["n"])
+
+    def list_attempts(self, job_id: int) -> list[JobAttempt]:
+        with self._connect() as conn:
+            return [_attempt(row) for row in conn.execute(Q["list_attempts"], {"job_id": job_id})]
 
 
 def _entity(row: sqlite3.Row) -> Entity:

@@ -353,3 +353,32 @@ def test_a_prediction_keeps_its_quality_verdict(make_ledger: Callable[..., Ledge
     stored = ledger.get_prediction(job.id)
     assert stored is not None and stored.quality is not None and stored.image_sha256 == digest
     assert stored.quality.low_quality and stored.quality.reasons == quality.reasons
+
+
+def test_every_ended_attempt_is_kept_in_order(make_ledger: Callable[..., Ledger]) -> None:
+    clock = FakeClock()
+    ledger = make_ledger(clock)
+    job, _ = ledger.submit(_job(1))
+    ledger.claim("w1", limit=1, lease_seconds=60)
+    retry_at = clock.now + timedelta(seconds=30)
+    ledger.fail(job.id, "w1", kind=ErrorKind.TRANSIENT, error="HTTP 503", retry_at=retry_at)
+    clock.advance(31)
+    ledger.sweep(max_attempts=5, pending_grace_seconds=60)
+    ledger.claim("w2", limit=1, lease_seconds=5)
+    clock.advance(10)
+    ledger.sweep(max_attempts=5, pending_grace_seconds=60)  # w2 died: its lease expired
+    ledger.claim("w3", limit=1, lease_seconds=60)
+    ledger.heartbeat(job.id, "w3", lease_seconds=60)
+    ledger.complete(job.id, "w3", _prediction())
+    attempts = ledger.list_attempts(job.id)
+    assert [(a.attempt, a.worker_id, a.outcome) for a in attempts] == [
+        (1, "w1", JobStatus.FAILED),
+        (2, "w2", JobStatus.PENDING),
+        (3, "w3", JobStatus.COMPLETE),
+    ]
+    first, lost, done = attempts
+    assert first.error == "HTTP 503" and first.error_kind == ErrorKind.TRANSIENT
+    assert first.next_attempt_at == retry_at and first.finished_at == retry_at - timedelta(seconds=30)
+    assert "lease expired" in (lost.error or "")
+    assert done.finished_at == clock.now
+    assert ledger.list_attempts(999) == []

@@ -335,6 +335,26 @@ def test_note_lists_the_top_products_and_flags_low_confidence(
     assert f"{prediction.matches[0].score:.1%}" in html
 
 
+def test_note_links_each_product_and_the_job_in_the_console_once(
+    make_services: Any, zendesk: FakeZendesk, clock: FakeClock
+) -> None:
+    services = make_services(
+        product_url_template="https://shop.example/p/{id}", public_url="https://imagematch.example/"
+    )
+    zendesk.add_comment(TICKET, zendesk.attachment(photo("red"), "mug.png"))
+    with TestClient(create_app(services)) as client:
+        deliver(client, {"ticket_id": TICKET}, at=clock.now)
+        deliver(client, {"ticket_id": TICKET}, at=clock.now)  # a duplicate delivery
+    settle(services, clock)
+    [note] = zendesk.notes(TICKET)
+    html = note["html_body"]
+    assert '<a href="https://shop.example/p/P-red">Red</a> — ID/SKU P-red — ' in html
+    [image_job] = jobs(services, JobKind.ZENDESK_IMAGE)
+    assert f'<a href="https://imagematch.example/ui/jobs/{image_job.id}">' in html
+    assert services.thumbnails.job_photo(image_job.id) is not None  # the console shows the attachment
+    assert "<img" not in html  # the sample catalog's images are local files, not public URLs
+
+
 def test_notes_off_means_predictions_only(make_services: Any, zendesk: FakeZendesk, clock: FakeClock) -> None:
     services = make_services(zendesk_post_notes=False)
     zendesk.add_comment(TICKET, zendesk.attachment(photo("red"), "a.png"))

@@ -65,6 +65,8 @@ select * from matches where entity_type = %(entity_type)s and entity_id = %(enti
 -- name: matches_of_product
 select entity_type, entity_id from matches where product_id = %(product_id)s
 order by entity_type, entity_id;
+-- name: attempts_by_job
+select * from image_job_attempts where job_id = %(job_id)s order by id;
 
 -- name: lock_migrations
 -- One migrator at a time (a transaction-scoped advisory lock).

@@ -43,6 +43,29 @@ CREATE TABLE IF NOT EXISTS image_prediction_log (
 );
 CREATE INDEX IF NOT EXISTS image_prediction_log_ticket ON image_prediction_log (ticket_id, id);
 
+-- Attempt history: one row each time a job leaves 'processing' (see JobAttempt).
+CREATE TABLE IF NOT EXISTS image_job_attempts (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id          INTEGER NOT NULL REFERENCES image_jobs (id) ON DELETE CASCADE,
+    attempt         INTEGER NOT NULL,
+    worker_id       TEXT,
+    outcome         TEXT    NOT NULL,
+    error_kind      TEXT,
+    error           TEXT,
+    next_attempt_at REAL,
+    finished_at     REAL    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS image_job_attempts_job ON image_job_attempts (job_id, id);
+CREATE TRIGGER IF NOT EXISTS image_jobs_attempt_ended
+AFTER UPDATE OF status ON image_jobs
+WHEN OLD.status = 'processing' AND NEW.status <> 'processing'
+BEGIN
+    INSERT INTO image_job_attempts (job_id, attempt, worker_id, outcome, error_kind, error,
+                                    next_attempt_at, finished_at)
+    VALUES (NEW.id, OLD.attempts, OLD.worker_id, NEW.status, NEW.error_kind, NEW.last_error,
+            NEW.next_attempt_at, NEW.updated_at);
+END;
+
 -- name: insert_job
 INSERT INTO image_jobs (kind, source, idempotency_key, status, payload, metadata,
                         next_attempt_at, created_at, updated_at)
@@ -283,3 +306,5 @@ WHERE index_version = :from_version
 -- name: count_stale_entities
 SELECT COUNT(*) AS n FROM entities
 WHERE index_version IS NULL OR index_version <> :index_version;
+-- name: list_attempts
+SELECT * FROM image_job_attempts WHERE job_id = :job_id ORDER BY id;
