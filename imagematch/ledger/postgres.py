@@ -56,6 +56,11 @@ _READS = {
     ("image_prediction_log", ("job_id",), False): "prediction_by_job",
     ("image_prediction_log", (), True): "list_predictions",
     ("image_prediction_log", ("ticket_id",), True): "list_predictions_by_ticket",
+    ("entities", ("entity_id", "entity_type"), False): "entity_by_ref",
+    ("entity_photos", ("entity_id", "entity_type"), False): "entity_photos",
+    ("entity_photos", (), False): "all_entity_photos",
+    ("matches", ("entity_id", "entity_type"), False): "entity_matches",
+    ("matches", ("product_id",), False): "matches_of_product",
     ("image_job_attempts", ("job_id",), False): "attempts_by_job",
 }
 _FIRST_PAGE = 2**63 - 1  # before_id of the first page: above every id

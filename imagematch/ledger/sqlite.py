@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
 from imagematch.errors import TransientError
 from imagematch.ledger.base import Clock, JobAttempt, SweepReport, utcnow
 from imagematch.ledger.sql import load_queries
@@ -58,6 +59,7 @@ def _attempt(row: sqlite3.Row) -> JobAttempt:
 def _prediction(row: sqlite3.Row) -> Prediction:
     data: dict[str, Any] = dict(row)
     data["matches"] = json.loads(data["matches"])
+    data["quality"] = json.loads(data["quality"]) if data.get("quality") else None
     data["no_confident_match"] = bool(data["no_confident_match"])
     data["created_at"] = _dt(data["created_at"])
     return Prediction.model_validate(data)
@@ -103,6 +105,11 @@ class SqliteLedger:
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(Q["schema"])
+            conn.executescript(Q["schema_entities"])
+            columns = {row["name"] for row in conn.execute(Q["prediction_columns"])}
+            for column in ("quality", "image_sha256"):
+                if column not in columns:
+                    conn.execute(Q[f"add_prediction_{column}"])
 
     def close(self) -> None:
         self._writer.close()
@@ -201,6 +208,7 @@ class SqliteLedger:
                         **prediction.model_dump(exclude={"matches", "references"}),
                         **prediction.reference_columns(),
                         "matches": json.dumps([m.model_dump() for m in prediction.matches]),
+                        "quality": prediction.quality.model_dump_json() if prediction.quality else None,
                         "best_product_id": best.product_id if best else None,
                         "best_score": best.score if best else None,
                         "job_id": job_id,
@@ -275,7 +283,113 @@ class SqliteLedger:
         with self._connect() as conn:
             return [_prediction(row) for row in conn.execute(Q["list_predictions"], params).fetchall()]
 
+    def add_entity_photo(self, photo: EntityPhoto) -> None:
+        params = {**photo.model_dump(exclude={"created_at"}), "now": self._now()}
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(Q["upsert_entity"], params)
+            conn.execute(Q["upsert_entity_photo"], params)
+            conn.execute(Q["count_entity_photos"], params)
+
+        self._write(write)
+
+    def entity_photos(self, entity: EntityRef | None = None) -> list[EntityPhoto]:
+        params = entity.ref.model_dump() if entity else {"entity_type": None, "entity_id": None}
+        with self._connect() as conn:
+            return [
+                EntityPhoto.model_validate(
+                    {**row, "low_quality": bool(row["low_quality"]), "created_at": _dt(row["created_at"])}
+                )
+                for row in map(dict, conn.execute(Q["entity_photos"], params))
+            ]
+
+    def get_entity(self, entity: EntityRef) -> Entity | None:
+        with self._connect() as conn:
+            row = conn.execute(Q["entity_by_ref"], entity.ref.model_dump()).fetchone()
+        return _entity(row) if row else None
+
+    def list_entities(
+        self, *, since: datetime | None = None, after: EntityRef | None = None, limit: int = 500
+    ) -> list[Entity]:
+        params = {
+            "after_type": after.entity_type if after else None,
+            "after_id": after.entity_id if after else None,
+            "since": _ts(since),
+            "limit": limit,
+        }
+        with self._connect() as conn:
+            return [_entity(row) for row in conn.execute(Q["list_entities"], params)]
+
+    def replace_entity_matches(
+        self, entity: EntityRef, matches: list[EntityMatch], *, index_version: str
+    ) -> Entity | None:
+        ref = entity.ref.model_dump()
+        now = self._now()
+
+        def write(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            before: sqlite3.Row | None = conn.execute(Q["entity_by_ref"], ref).fetchone()
+            if before is None:
+                return None
+            conn.execute(Q["delete_entity_matches"], ref)
+            for match in matches:
+                row = match.model_dump(exclude={"evidence", "index_version", "computed_at"})
+                evidence = json.dumps([e.model_dump() for e in match.evidence])
+                conn.execute(
+                    Q["insert_entity_match"],
+                    {**ref, **row, "evidence": evidence, "index_version": index_version, "now": now},
+                )
+            conn.execute(
+                Q["stamp_entity_matches"],
+                {
+                    **ref,
+                    "index_version": index_version,
+                    "now": now,
+                    "top_product_id": matches[0].product_id if matches else None,
+                    "floor_score": min((m.score for m in matches), default=None),
+                    "match_count": len(matches),
+                },
+            )
+            return before
+
+        before = self._write(write)
+        return _entity(before) if before is not None else None
+
+    def entity_matches(self, entity: EntityRef) -> list[EntityMatch]:
+        with self._connect() as conn:
+            rows = [dict(row) for row in conn.execute(Q["entity_matches"], entity.ref.model_dump())]
+        return [
+            EntityMatch.model_validate(
+                {**row, "evidence": json.loads(row["evidence"]), "computed_at": _dt(row["computed_at"])}
+            )
+            for row in rows
+        ]
+
+    def entities_matching(self, product_id: str) -> list[EntityRef]:
+        with self._connect() as conn:
+            rows = conn.execute(Q["entities_matching"], {"product_id": product_id}).fetchall()
+        return [EntityRef(entity_type=row["entity_type"], entity_id=row["entity_id"]) for row in rows]
+
+    def advance_entities(self, *, from_version: str, to_version: str, keep: list[EntityRef]) -> int:
+        params = {
+            "from_version": from_version,
+            "to_version": to_version,
+            "keep": json.dumps([[ref.entity_type, ref.entity_id] for ref in keep]),
+        }
+        return self._write(lambda conn: conn.execute(Q["advance_entities"], params).rowcount)
+
+    def count_stale_entities(self, index_version: str) -> int:
+        with self._connect() as conn:
+            row = conn.execute(Q["count_stale_entities"], {"index_version": index_version}).fetchone()
+        return int(row["n"])
+
     def list_attempts(self, job_id: int) -> list[JobAttempt]:
         with self._connect() as conn:
             rows = conn.execute(Q["list_attempts"], {"job_id": job_id}).fetchall()
         return [_attempt(row) for row in rows]
+
+
+def _entity(row: sqlite3.Row) -> Entity:
+    data: dict[str, Any] = dict(row)
+    for column in ("matched_at", "created_at", "updated_at"):
+        data[column] = _dt(data[column])
+    return Entity.model_validate(data)
