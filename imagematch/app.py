@@ -22,8 +22,11 @@ from imagematch.index import IndexHandle, SnapshotStore
 from imagematch.job_kinds import JobKinds, JobKindSpec, MatchImagePayload
 from imagematch.ledger import Clock, Ledger, SweepReport, open_ledger_for, utcnow
 from imagematch.maintenance import record_sweep
+from imagematch.matches_webhook import MatchesWebhook
 from imagematch.models import JobKind, MatchRequest, MatchResult
+from imagematch.photo_vectors import PhotoVectorStore
 from imagematch.pipeline import Matcher, PhotoBytes, PhotoMatching, StoredOrFetchedLoader
+from imagematch.rematch import EntityMatching, RematchOnCatalogChange, RematchPayload
 from imagematch.retry import RetryPolicy
 from imagematch.sources.catalog import CatalogEvent, CatalogEventHandler, CatalogUpdater
 from imagematch.sources.zendesk import (
@@ -67,15 +70,18 @@ class Services:
     catalog_updater: CatalogUpdater | None = None  # applies catalog webhook events (LiveCatalog)
     # Answers POST /v1/match in another process (on Modal: the GPU class); None: here.
     remote_matcher: Callable[[bytes, MatchRequest], MatchResult] | None = None
+    # Entity matches from stored photo vectors, re-matched on catalog changes (set by build_services).
+    entities: EntityMatching = field(init=False)
 
     def use_catalog_updater(self, updater: CatalogUpdater) -> None:
-        """Apply ``catalog_event`` jobs with ``updater`` (without one, workers skip them)."""
+        """Apply ``catalog_event`` jobs with ``updater`` (without one, workers skip them), then
+        re-match the entities each change can alter."""
         self.catalog_updater = updater
         self.kinds.register(
             JobKindSpec(
                 kind=JobKind.CATALOG_EVENT,
                 payload=CatalogEvent,
-                handler=CatalogEventHandler(updater),
+                handler=CatalogEventHandler(RematchOnCatalogChange(updater, self.entities, self.matcher)),
                 # Upserts embed; deletes do not, but both edit the served index in the process that
                 # holds it, in event order, so the whole kind runs beside the model.
                 needs_embedder=True,
@@ -176,6 +182,7 @@ def build_services(
         max_decode_bytes=settings.max_decode_bytes,
         gate=DecodeGate(settings.decode_concurrency),
     )
+    vectors = PhotoVectorStore(settings.data_dir / "photo_vectors")
     services = Services(
         settings=settings,
         ledger=ledger,
@@ -186,7 +193,7 @@ def build_services(
         http=http,
         fetcher=fetcher,
         matcher=matcher,
-        photos=PhotoMatching(matcher, limits),
+        photos=PhotoMatching(matcher, limits, vectors=vectors),
         model=settings.model,
         policy=RetryPolicy(
             max_attempts=settings.max_attempts,
@@ -198,8 +205,11 @@ def build_services(
         dispatchers=[dispatch] if dispatch else [],
     )
     services.photos.on_photo(services.thumbnails.record_job_photo)
+    _register_entities(services)
     _register_core_kinds(services, catalog_updater)
     _register_zendesk(services)
+    for kind in (JobKind.MATCH_IMAGE, JobKind.ZENDESK_IMAGE):  # the photo kinds
+        services.photos.on_complete(kind, services.entities.record_photo)
     return services
 
 
@@ -231,6 +241,32 @@ def _register_core_kinds(services: Services, catalog_updater: CatalogUpdater | N
             catalog_views=settings.catalog_views,
             scoring=settings.product_scoring,
             thumbnails=services.thumbnails,
+        )
+    )
+
+
+def _register_entities(services: Services) -> None:
+    """Entity matches and the ``rematch`` kind: a search from stored vectors, no model needed."""
+    settings = services.settings
+    vectors = services.photos.vectors or PhotoVectorStore(settings.data_dir / "photo_vectors")
+    webhook = None
+    if settings.matches_webhook_url and settings.matches_webhook_secret:
+        secret = settings.matches_webhook_secret.get_secret_value()
+        webhook = MatchesWebhook(services.http, settings.matches_webhook_url, secret, clock=services.clock)
+    services.entities = EntityMatching(
+        services.ledger,
+        services.matcher,
+        vectors,
+        top_k=settings.top_k,
+        dispatch=services.dispatch,
+        webhook=webhook,
+    )
+    services.kinds.register(
+        JobKindSpec(
+            kind=JobKind.REMATCH,
+            payload=RematchPayload,
+            handler=services.entities.handle_rematch,
+            needs_embedder=False,
         )
     )
 

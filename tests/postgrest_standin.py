@@ -30,9 +30,12 @@ from starlette.routing import Route
 TABLES = {
     "image_jobs",
     "image_prediction_log",
-    "image_job_attempts",
     "catalog_products",
     "catalog_product_images",
+    "entities",
+    "entity_photos",
+    "matches",
+    "image_job_attempts",
 }
 OPERATORS = {"eq": "=", "lt": "<", "gt": ">", "lte": "<=", "gte": ">=", "neq": "<>"}
 

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from imagematch import __version__
 from imagematch.access import AccessControl
+from imagematch.api.entities import entities_router
 from imagematch.api.jobs import jobs_router, submit_router
 from imagematch.api.match import match_router
 from imagematch.api.stats import health_router, stats_router
@@ -76,6 +77,7 @@ def create_app(
     app.include_router(match_router(services))
     app.include_router(submit_router(services))
     app.include_router(jobs_router(services))
+    app.include_router(entities_router(services))
     app.include_router(stats_router(services))
     app.include_router(zendesk_webhook_router(settings, ledger, clock=clock, dispatch=services.dispatch))
     app.include_router(catalog_webhook_router(settings, ledger, clock=clock, dispatch=services.dispatch))

@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 from fastapi import HTTPException, Request
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from starlette.datastructures import UploadFile
 
+from imagematch.entities import ENTITY_ID_PATTERN, ENTITY_TYPE_PATTERN
 from imagematch.request_limits import parse_json_capped, read_json_capped, read_multipart_capped
 
 __all__ = ["IMAGE_BODY_DOC", "ImageInput", "parse_meta_filters", "read_image_input"]
@@ -28,6 +29,8 @@ IMAGE_BODY_DOC = {
                         "idempotency_key": {"type": "string"},
                         "source": {"type": "string"},
                         "metadata": {"type": "string", "description": "JSON object"},
+                        "entity_type": {"type": "string", "description": "e.g. ticket, listing"},
+                        "entity_id": {"type": "string", "description": "the photo belongs to TYPE/ID"},
                     },
                     "required": ["file"],
                 }
@@ -40,6 +43,8 @@ IMAGE_BODY_DOC = {
                         "idempotency_key": {"type": "string"},
                         "source": {"type": "string"},
                         "metadata": {"type": "object"},
+                        "entity_type": {"type": "string", "description": "e.g. ticket, listing"},
+                        "entity_id": {"type": "string", "description": "the photo belongs to TYPE/ID"},
                     },
                     "required": ["url"],
                 }
@@ -58,6 +63,14 @@ class ImageInput(BaseModel):
     idempotency_key: str | None = Field(None, min_length=1, max_length=512)
     source: str = Field("api", min_length=1, max_length=64)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    entity_type: str | None = Field(None, pattern=ENTITY_TYPE_PATTERN)
+    entity_id: str | None = Field(None, pattern=ENTITY_ID_PATTERN)
+
+    @model_validator(mode="after")
+    def _entity_whole(self) -> ImageInput:
+        if (self.entity_type is None) != (self.entity_id is None):
+            raise ValueError("give both entity_type and entity_id, or neither")
+        return self
 
 
 async def read_image_input(request: Request, max_bytes: int) -> ImageInput:
@@ -95,6 +108,8 @@ async def _multipart_input(request: Request, max_bytes: int) -> ImageInput:
             idempotency_key=_form_str(form.get("idempotency_key")),
             source=_form_str(form.get("source")) or "api",
             metadata=parse_json_capped(metadata.encode()) if isinstance(metadata, str) and metadata else {},
+            entity_type=_form_str(form.get("entity_type")),
+            entity_id=_form_str(form.get("entity_id")),
         )
     finally:
         await form.close()

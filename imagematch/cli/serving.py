@@ -44,6 +44,7 @@ def serve(
 
     from imagematch.api import create_app
     from imagematch.app import build_services, serving_model
+    from imagematch.runtime import freeze_startup_objects
     from imagematch.worker import WorkerPool
 
     settings = load_settings()
@@ -59,6 +60,7 @@ def serve(
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     err.print(f"imagematch console: http://{shown}:{port}/ui/jobs  (API docs: /docs)")
     app = create_app(services, pool=pool, access=access)
+    freeze_startup_objects()
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

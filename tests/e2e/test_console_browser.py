@@ -186,11 +186,15 @@ def test_a_photo_on_the_try_page_shows_the_top5_with_pictures(console: WebDriver
     _wait(console, lambda d: len(_results(d)) == 5)
     names = [e.text for e in console.find_elements(By.CSS_SELECTOR, "#results .match-name")]
     assert "Golden Delicious" in names[:2]
-    loaded = console.execute_script(
-        "return Array.from(document.querySelectorAll('#results img.thumb'))"
-        ".map(i => i.complete && i.naturalWidth)"
-    )
-    assert len(loaded) == 6 and all(loaded)  # the photo and five reference images
+
+    def thumbnails_loaded(driver: WebDriver) -> list[object]:
+        return driver.execute_script(  # type: ignore[no-any-return]
+            "return Array.from(document.querySelectorAll('#results img.thumb'))"
+            ".map(i => i.complete && i.naturalWidth)"
+        )
+
+    # The photo and five reference images (pictures load after the list: wait for them, bounded).
+    _wait(console, lambda d: len(loaded := thumbnails_loaded(d)) == 6 and all(loaded))
     shoot(console, "try")
     if os.environ.get("IMAGEMATCH_UPDATE_SCREENSHOT"):
         console.set_window_size(1280, 760)

@@ -313,6 +313,8 @@ def test_five_identical_deliveries_and_a_second_event_give_one_prediction_and_no
     settle(services, clock)
     assert len(services.ledger.list_predictions(ticket_id="7")) == 3
     assert len(zendesk.notes(TICKET)) == 3
+    entity = client.get("/v1/entities/ticket/7/matches").json()  # the ticket's photos, aggregated
+    assert len(entity["photos"]) == 3 and entity["matches"][0]["photos"] == 3
 
 
 def test_note_lists_the_top_products_and_flags_low_confidence(
@@ -327,6 +329,8 @@ def test_note_lists_the_top_products_and_flags_low_confidence(
     html = note["html_body"]
     assert "lamp &lt;1&gt;.png" in html and "No confident match" in html
     assert "Yellow — ID/SKU P-yellow — " in html and html.count("<li>") == 4  # the 4-product catalog
+    # The test photos are 64×48 px: flagged, and the note says what to ask the customer for.
+    assert "Low quality photo" in html and "Ask the customer for a closer photo" in html
     [prediction] = services.ledger.list_predictions(ticket_id="7")
     assert f"{prediction.matches[0].score:.1%}" in html
 

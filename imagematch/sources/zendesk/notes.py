@@ -60,8 +60,16 @@ def note_job_for(image_job_id: int, image: ZendeskImagePayload, prediction: NewP
         image_job_id=image_job_id,
         matches=prediction.matches,
         index_version=prediction.index_version,
+        **_quality_fields(prediction),
     )
     return new_job(note, source=SOURCE, idempotency_key=note_job_key(image.ticket_id, image.attachment_id))
+
+
+def _quality_fields(prediction: NewPrediction) -> dict[str, list[str]]:
+    quality = prediction.quality
+    if quality is None or not quality.low_quality:
+        return {}
+    return {"quality_reasons": quality.reasons, "quality_advice": quality.advice}
 
 
 @dataclass(frozen=True)
@@ -127,13 +135,20 @@ def render_note(
     min_score: float,
     links: LinkFinder | None = None,
     job_url: str | None = None,
+    quality_reasons: list[str] | None = None,
+    quality_advice: list[str] | None = None,
 ) -> str:
     """The note's HTML: the top products (name linked to the product page when known, a small
     picture of the closest reference image when public, id/SKU, score as %), "no confident match"
-    when the best is below ``min_score``, a link to the job in the console, and the marker line.
-    Everything from the catalog or the ticket is HTML-escaped."""
+    when the best is below ``min_score``, what to ask the customer for when the photo was flagged
+    low quality, a link to the job in the console, and the marker line. Everything from the
+    catalog or the ticket is HTML-escaped."""
     name = html.escape(file_name or f"attachment {attachment_id}")
     lines = [f"<p><strong>imagematch</strong>: catalog products matching <strong>{name}</strong></p>"]
+    if quality_reasons:
+        reasons = html.escape("; ".join(quality_reasons))
+        ask = html.escape("; ".join(quality_advice or []))
+        lines.append(f"<p><strong>Low quality photo</strong> ({reasons}). Ask the customer for {ask}.</p>")
     best = matches[0].score if matches else None
     if best is None or best < min_score:
         detail = "no products in the index" if best is None else f"best score {best:.1%} < {min_score:.0%}"
@@ -199,6 +214,8 @@ class ZendeskNoteHandler:
             min_score=self._min_score,
             links=self._links,
             job_url=self._job_url(payload),
+            quality_reasons=payload.quality_reasons,
+            quality_advice=payload.quality_advice,
         )
         for _ in range(CONFLICT_ROUNDS):
             # Stamp first, then look: a note that lands after this read makes our PUT conflict.
