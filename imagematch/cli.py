@@ -8,7 +8,7 @@ import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from imagematch.config import Settings
 from imagematch.errors import ImageMatchError
 from imagematch.ledger import open_ledger_for
 from imagematch.models import JobStatus, Match, NewJob
+
+if TYPE_CHECKING:
+    from imagematch.evaluation import EvalReport
 
 app = typer.Typer(help="Tell which catalog product is in a photo.", no_args_is_help=True)
 index_app = typer.Typer(help="Build and inspect the product index.", no_args_is_help=True)
@@ -170,13 +173,15 @@ def match(
 @app.command("eval")
 def eval_(
     catalog: Annotated[Path, typer.Option(help="products.json of the catalog.", exists=True)],
-    queries: Annotated[Path, typer.Option(help="queries.jsonl: {image, product_id} lines.", exists=True)],
+    queries: Annotated[
+        Path, typer.Option(help="queries.jsonl: {image, product_id, split?} lines.", exists=True)
+    ],
     limit: Annotated[int | None, typer.Option(help="Only the first N queries.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Product-level recall@1/@5, MRR and images/s of the current model on labelled photos."""
+    """Product-level recall@1/@5, MRR and images/s on labelled photos, overall and per split."""
     from imagematch.app import build_services
-    from imagematch.evaluation import CONFIDENCE_THRESHOLDS, evaluate, load_queries
+    from imagematch.evaluation import evaluate, load_queries
     from imagematch.images import sha256_hex
     from imagematch.index import SnapshotStore
     from index_builder import rebuild_catalog_index
@@ -206,39 +211,53 @@ def eval_(
         )
     recipe = ", ".join(f"{key}={value}" for key, value in index.recipe.items())
     table = Table(title=f"{services.embedder.embedder_id} ({recipe}) on {len(index.products)} products")
-    for column in ("n", "recall@1", "recall@5", "MRR", "images/s"):
+    for column in ("queries", "n", "recall@1", "recall@5", "MRR"):
         table.add_column(column)
-    table.add_row(
-        str(result.n),
-        f"{result.recall_at_1:.3f}",
-        f"{result.recall_at_5:.3f}",
-        f"{result.mrr:.3f}",
-        f"{result.images_per_second:.1f}",
-    )
+    for name, row in [("all", result.summary([])), *result.per_split().items()]:
+        table.add_row(
+            name if name == "all" else f"split {name}",
+            str(row["n"]),
+            f"{row['recall@1']:.3f}",
+            f"{row['recall@5']:.3f}",
+            f"{row['mrr']:.3f}",
+        )
+    table.caption = f"{result.images_per_second:.1f} query images/s end to end"
     (err if as_json else out).print(table)
     by_category = Table(title="per category")
     for column in ("category", "n", "recall@1", "recall@5"):
         by_category.add_column(column)
-    for category, row in result.per_category.items():
-        by_category.add_row(category, str(row["n"]), f"{row['recall@1']:.2f}", f"{row['recall@5']:.2f}")
-    err.print(by_category)
-    min_score = services.settings.min_score
-    confidence = Table(title=f"no-confident-match threshold (IMAGEMATCH_MIN_SCORE={min_score})")
-    for column in ("best score ≥", "coverage", "precision"):
-        confidence.add_column(column)
-    for threshold in sorted({*CONFIDENCE_THRESHOLDS, min_score}):
-        row = result.confidence_at(threshold)
-        style = "bold" if threshold == min_score else None
-        confidence.add_row(
-            f"{threshold:.2f}", f"{row['coverage']:.3f}", f"{row['precision']:.3f}", style=style
+    for category, cat_row in result.per_category.items():
+        by_category.add_row(
+            category, str(cat_row["n"]), f"{cat_row['recall@1']:.2f}", f"{cat_row['recall@5']:.2f}"
         )
-    err.print(confidence)
+    err.print(by_category)
+    err.print(_confidence_table(result, services.settings.min_score))
     for skipped in result.skipped:
         err.print(f"[yellow]skipped:[/yellow] {skipped}")
     if report.failed_images:
         err.print(f"[yellow]{len(report.failed_images)} catalog images failed[/yellow]")
     if as_json:
         print(json.dumps({**result.summary(), "embedder": services.embedder.embedder_id, **index.recipe}))
+
+
+def _confidence_table(result: EvalReport, min_score: float) -> Table:
+    """Coverage and precision per threshold, overall and for each split of the queries."""
+    from imagematch.evaluation import CONFIDENCE_THRESHOLDS
+
+    table = Table(title=f"no-confident-match threshold (IMAGEMATCH_MIN_SCORE={min_score})")
+    table.add_column("best score ≥")
+    scopes: list[str | None] = [None, *result.splits]
+    for scope in scopes:
+        label = "" if scope is None else f" ({scope})"
+        table.add_column(f"coverage{label}")
+        table.add_column(f"precision{label}")
+    for threshold in sorted({*CONFIDENCE_THRESHOLDS, min_score}):
+        cells = [f"{threshold:.2f}"]
+        for scope in scopes:
+            row = result.confidence_at(threshold, scope)
+            cells += [f"{row['coverage']:.3f}", f"{row['precision']:.3f}"]
+        table.add_row(*cells, style="bold" if threshold == min_score else None)
+    return table
 
 
 @app.command()
