@@ -21,9 +21,12 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import markdown_sections  # bench/ is on sys.path when run as a script
+
 REPO = Path(__file__).resolve().parents[1]
 GROCERY = REPO.parent / "shared" / "bench" / "grocery"
 START, END = "<!-- quality:start -->", "<!-- quality:end -->"
+RESULTS = REPO / "bench" / "quality_results.json"  # every variant's last full run, per model
 RESEARCH = ("bench/research/2026-11-23-efficientnet", "bench/research/2026-11-30-new-shoots")
 
 # name -> (what it is, settings). The ladder adds one lever at a time, then alternatives.
@@ -48,8 +51,12 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
         {"MODEL": "efficientnet:lite0", "CATALOG_VIEWS": "single", "WHITENING": "product",
          "PRODUCT_SCORING": "centroid"},
     ),
+    "multi-views": (
+        "+ 14-view catalog embeddings (the default until 2026-11-30)",
+        {"CATALOG_VIEWS": "multi"},
+    ),
     "default": (
-        "+ 14-view catalog embeddings (**the default configuration**)",
+        "+ 12 shoot-like copies per catalog image in the views (**the default configuration**)",
         {},
     ),
     "label-free": (
@@ -71,7 +78,7 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
 }  # fmt: skip
 
 
-def run_eval(settings: dict[str, str], data_dir: Path, limit: int | None) -> dict[str, object]:
+def run_eval(settings: dict[str, str], data_dir: Path, limit: int | None, dataset: Path) -> dict[str, object]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("IMAGEMATCH_")},
         **{f"IMAGEMATCH_{key}": value for key, value in settings.items()},
@@ -80,8 +87,8 @@ def run_eval(settings: dict[str, str], data_dir: Path, limit: int | None) -> dic
     }
     command = [
         sys.executable, "-m", "imagematch.cli", "eval",
-        "--catalog", str(GROCERY / "catalog" / "products.json"),
-        "--queries", str(GROCERY / "queries.jsonl"),
+        "--catalog", str(dataset / "catalog" / "products.json"),
+        "--queries", str(dataset / "queries.jsonl"),
         "--json",
     ]  # fmt: skip
     if limit:
@@ -118,15 +125,15 @@ def render(results: dict[str, dict[str, object]], model: str | None) -> list[str
         "### Retrieval variants (`imagematch eval`)",
         "",
         "| variant | what changes | val R@1 | val R@5 | val MRR | train R@1 | train R@5 | all R@1 "
-        "| query img/s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| query img/s | measured |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         val, train = _split(r, "val"), _split(r, "train")
         lines.append(
             f"| {name} | {VARIANTS[name][0]} | {val.get('recall@1')} | {val.get('recall@5')} "
             f"| {val.get('mrr')} | {train.get('recall@1')} | {train.get('recall@5')} | {r['recall@1']} "
-            f"| {r['images_per_second']} |"
+            f"| {r['images_per_second']} | {r.get('measured', 'now')} |"
         )
     lines += ["", "Embedder ids: " + "; ".join(f"{name} `{r['embedder']}`" for name, r in results.items())]
     default = results.get("default")
@@ -163,15 +170,24 @@ def _default_details(default: dict[str, object]) -> list[str]:
     return lines
 
 
-def write_section(lines: list[str]) -> None:
+def write_section(lines: list[str], model: str | None) -> None:
+    """Replace this script's section of BENCHMARKS.md (one per ``--model``), keeping the others."""
     path = REPO / "BENCHMARKS.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = "\n".join(lines)
-    if START in text and END in text:
-        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
+    name = "quality" if not model else "quality-" + re.sub(r"[^\w-]+", "-", model).strip("-")
+    body = "\n".join(line for line in lines if line not in (START, END))
+    path.write_text(markdown_sections.replace_section(text, name, body))
+
+
+def merge_results(new: dict[str, dict[str, object]], model: str | None) -> dict[str, dict[str, object]]:
+    """Fold this run's results into RESULTS (one table per model) and return that model's table,
+    in ladder order, so ``--only`` re-measures some rows and keeps the others (with their dates)."""
+    saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    table = saved.setdefault(model or "efficientnet", {})
+    today = f"{datetime.now(UTC):%Y-%m-%d}"
+    table.update({name: {**result, "measured": today} for name, result in new.items()})
+    RESULTS.write_text(json.dumps(saved, indent=1, sort_keys=True) + "\n")
+    return {name: table[name] for name in VARIANTS if name in table}
 
 
 def main() -> None:
@@ -179,13 +195,19 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=list(VARIANTS), help="run only these variants")
     parser.add_argument("--limit", type=int, default=None, help="only the first N queries")
     parser.add_argument(
+        "--data-dir", type=Path, help="keep the embedding cache here between runs (default: a temporary dir)"
+    )
+    parser.add_argument(
         "--model",
         help="another embedder spec (e.g. open_clip:ViT-B-16/datacomp_xl_s13b_b90k): runs the variants "
         "that do not pin an EfficientNet model, on it",
     )
+    parser.add_argument(
+        "--dataset", type=Path, default=GROCERY, help="the grocery set (catalog/, queries.jsonl)"
+    )
     args = parser.parse_args()
-    if not GROCERY.exists():
-        sys.exit(f"benchmark data not found at {GROCERY}")
+    if not args.dataset.exists():
+        sys.exit(f"benchmark data not found at {args.dataset}")
     names = args.only or list(VARIANTS)
     if args.model:
         names = [name for name in names if "MODEL" not in VARIANTS[name][1]]
@@ -193,12 +215,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             settings = VARIANTS[name][1] | ({"MODEL": args.model} if args.model else {})
-            result = run_eval(settings, Path(tmp), args.limit)
+            result = run_eval(settings, args.data_dir or Path(tmp), args.limit, args.dataset)
             results[name] = result
             val = _split(result, "val")
             print(f"{name}: val R@1 {val.get('recall@1')}  R@5 {val.get('recall@5')}  all R@1 "
                   f"{result['recall@1']}  {result['images_per_second']} img/s", flush=True)  # fmt: skip
-    write_section(render(results, args.model))
+    if args.limit is None:
+        results = merge_results(results, args.model)
+    write_section(render(results, args.model), args.model)
     print(f"wrote {REPO / 'BENCHMARKS.md'}")
 
 

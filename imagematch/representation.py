@@ -52,7 +52,7 @@ __all__ = [
     "shoot_view",
 ]
 
-SHOOT_VIEWS = 12  # shoot-like copies per catalog image (CatalogViews.SHOOT), besides the 14 framings
+SHOOT_VIEWS = 6  # shoot-like copies per catalog image (CatalogViews.SHOOT), besides the 14 framings
 
 
 def catalog_views(image: Image.Image, views: CatalogViews) -> list[Image.Image]:

@@ -58,13 +58,17 @@ def geo_blend(s, inl, topk, weight, floor, cap):
     return out
 
 
+GEO_GRID = [(0.1, 8, 30), (0.2, 8, 30), (0.3, 8, 30), (0.2, 5, 20), (0.2, 12, 40)]
+GEO_GRID2 = [(0.2, 20, 60), (0.3, 20, 60), (0.5, 20, 60), (0.3, 30, 80)]  # second look, after the first grid
+
+
 def geo(s0, tag="geo_top10_side0_cap500"):
     data = np.load(CACHE / f"{tag}.npz")
     print(f"<!-- {tag}: {float(data['seconds_per_query']) * 1000:.0f} ms/query -->")
     for kind in ("homography", "similarity"):
         inl = data[kind].astype(float)
         for topk in (3, 5, 10):
-            for weight, floor, cap in ((0.1, 8, 30), (0.2, 8, 30), (0.3, 8, 30), (0.2, 5, 20), (0.2, 12, 40)):
+            for weight, floor, cap in GEO_GRID:
                 s = geo_blend(s0, inl, topk, weight, floor, cap)
                 print(row(f"geo {kind} top{topk} w{weight} floor{floor} cap{cap}", s))
 
@@ -76,6 +80,9 @@ if __name__ == "__main__":
     if "colour" in sections:
         colour(s0)
     if "geo" in sections:
+        geo(s0)
+    if "geo2" in sections:
+        GEO_GRID[:] = GEO_GRID2
         geo(s0)
     if "cat" in sections:
         per_category(s0)

@@ -46,19 +46,21 @@ def shoot(image: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 def main() -> None:
     spec, n = sys.argv[1], int(sys.argv[2])
+    first = int(sys.argv[3]) if len(sys.argv) > 3 else 0  # a slice of the catalog (parallel runs)
     tune_allocator()
     torch.set_num_threads(2)
     embedder = load_embedder(spec)
     slug = spec.replace(":", "_").replace("/", "_").replace("@", "_")
     started = time.perf_counter()
     out = []
-    for i, path in enumerate(IMAGE_PATHS):
+    for i, path in list(enumerate(IMAGE_PATHS))[first:]:
         rng = np.random.default_rng(1000 + i)
         image = Image.open(path).convert("RGB")
         out.append(embedder.embed([shoot(image, rng) for _ in range(n)]))
         if i % 40 == 0:
             print(i, f"{time.perf_counter() - started:.0f}s", flush=True)
-    np.savez(CACHE / f"aug_{slug}_{n}.npz", views=np.stack(out))
+    suffix = f"_from{first}" if first else ""
+    np.savez(CACHE / f"aug_{slug}_{n}{suffix}.npz", views=np.stack(out))
     print(f"done in {time.perf_counter() - started:.0f}s")
 
 

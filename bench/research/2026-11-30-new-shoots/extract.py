@@ -57,6 +57,7 @@ def main() -> None:
         queries.append(embedder.embed(images))
     query_seconds = time.perf_counter() - started
     print(f"queries {len(rows)} in {query_seconds:.1f}s", flush=True)
+    np.save(out.with_suffix(".queries.npy"), np.concatenate(queries))  # keep them if the catalog pass dies
     catalog = []
     for start in range(0, len(cat := catalog_rows()), 8):
         images = [load(path) for _, path in cat[start : start + 8]]
