@@ -1,16 +1,18 @@
 """imagematch on Modal — wiring only: everything real lives in ``imagematch/`` and ``index_builder/``.
 
     modal run modal_app.py::download_weights   # once: cache the OpenCLIP weights on the Volume
-    modal deploy modal_app.py                  # API, webhooks, GPU matcher, sweep, nightly reindex
+    modal deploy modal_app.py                  # API, webhooks, workers, sweep, nightly reindex
     modal run modal_app.py --rebuild           # rebuild the catalog index now
     modal run modal_app.py --since 2026-11-01  # backfill: re-queue and dispatch jobs with no answer
 
-``web`` serves ``imagematch.api.create_app`` and dispatches each persisted job to ``Matcher.process_jobs``
-(GPU), which runs the same ``Worker`` as the local service. ``webhooks`` serves only the
-signature-verified webhook routes (Zendesk cannot send Modal's proxy-auth headers), without a
-model. ``sweep`` (every 5 min) re-dispatches what a nudge missed; ``reindex`` (nightly) publishes a
-new index snapshot that containers pick up on their next Volume reload, so no request waits for a
-rebuild.
+``web`` serves ``imagematch.api.create_app`` without a model: ``POST /v1/match`` is answered by the
+GPU class ``EmbeddingWorker``, and each persisted job is dispatched by what its kind needs — kinds
+that embed (photos, catalog events) to ``EmbeddingWorker.process_jobs`` on the GPU, the rest
+(ticket scans, notes) to ``CpuWorker.process_jobs`` — both running the same ``Worker`` as the local
+service. ``webhooks`` serves only the signature-verified webhook routes (Zendesk cannot send Modal's
+proxy-auth headers), without a model. ``sweep`` (every 5 min) re-dispatches what a lost dispatch
+missed; ``reindex`` (nightly) publishes a new index snapshot that containers pick up on their next
+Volume reload, so no request waits for a rebuild.
 
 The ledger is Postgres/Supabase, never SQLite on the Volume: containers commit and reload a Volume
 as a whole, last write wins and nothing locks files across containers, so a shared SQLite file would
@@ -22,9 +24,10 @@ catalog change log (one file per event, named by its job id, written by ``proces
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 import modal
@@ -33,7 +36,6 @@ MINUTES = 60  # seconds
 HOURS = 60 * MINUTES
 
 APP_NAME = "imagematch"
-app = modal.App(APP_NAME)
 
 # ## Container image
 #
@@ -99,16 +101,23 @@ with image.imports():
     from fastapi import FastAPI
 
     from imagematch.api import create_app, create_webhook_app
-    from imagematch.app import build_services
-    from imagematch.backfill import BackfillScope, find_backfill_jobs, run_backfill
+    from imagematch.app import Services, build_services, serving_model
     from imagematch.config import Settings
     from imagematch.embedder import load_embedder
     from imagematch.errors import ImageMatchError
-    from imagematch.images import decode_image
-    from imagematch.ledger import open_ledger_for
+    from imagematch.maintenance import (
+        describe_requeue,
+        requeue_and_dispatch,
+        route_by_model_need,
+        sweep_and_dispatch,
+    )
+    from imagematch.models import MatchRequest, MatchResult
     from imagematch.pipeline import ImageLimits
     from imagematch.worker import Dispatch
     from index_builder import rebuild_catalog_index
+    from index_builder.catalog import read_uri
+    from index_builder.fanout import ChunkShards, EmbedChunk, EmbeddingExecutor, ShardedExecutor, embed_chunk
+    from index_builder.model_switch import switch_model
 
 # ## Storage and secrets
 
@@ -119,10 +128,15 @@ volumes = {DATA_DIR: data_volume}
 # Zendesk and webhook secrets, IMAGEMATCH_CATALOG_SOURCE: see README "Deploy on Modal".
 secrets = [modal.Secret.from_name("imagematch")]
 
+# Set once: every function and class runs this image with this Secret; decorators say what differs.
+app = modal.App(APP_NAME, image=image, secrets=secrets)
+
 GPU = "L4"
 EMBED_MAX_BATCH_SIZE = 32
 EMBED_WAIT_MS = 50
-DISPATCH_CHUNK = 16  # jobs per spawned call: a backlog spreads over several GPU containers
+DISPATCH_CHUNK = 16  # jobs per spawned call: a backlog spreads over several containers
+BUILD_CHUNK_IMAGES = 256  # catalog images per embedding call of a rebuild (14 views each)
+GPU_WORKERS = 10  # max EmbeddingWorker containers: also how wide a rebuild fans out
 SWEEP_SCHEDULE = "*/5 * * * *"  # every 5 minutes
 REINDEX_SCHEDULE = "0 3 * * *"  # nightly, 03:00 UTC
 WEB_VOLUME_RELOAD_SECONDS = 60
@@ -172,65 +186,116 @@ def move_to_gpu(embedder: object) -> None:
         to("cuda")
 
 
-def spawn_dispatch(job_ids: list[int]) -> None:
-    """Run persisted jobs on the GPU class soon. Only a nudge: a lost one is re-dispatched by the
-    sweep, and a duplicate is harmless (a job is claimed once). The call ids are not stored."""
+def spawn_jobs(job_ids: list[int], *, needs_model: bool) -> None:
+    """Run persisted jobs soon, in chunks: on the GPU class or the CPU class. Only a hint: a lost
+    spawn is re-dispatched by the sweep, and a duplicate is harmless (a job is claimed once)."""
+    worker = EmbeddingWorker() if needs_model else CpuWorker()
     for start in range(0, len(job_ids), DISPATCH_CHUNK):
-        Matcher().process_jobs.spawn(job_ids[start : start + DISPATCH_CHUNK])
+        worker.process_jobs.spawn(job_ids[start : start + DISPATCH_CHUNK])
 
 
-def dispatch_from_web(job_ids: list[int]) -> None:
-    # Uploaded images were just written to the Volume by this container: commit them before the
-    # GPU container (which reloads the Volume first) looks for them.
-    commit_volume()
-    spawn_dispatch(job_ids)
+def routed_dispatch(services: Services, *, commit_first: bool = False) -> Dispatch:
+    """Dispatch each job to the class its kind needs (see ``maintenance.route_by_model_need``).
+    ``commit_first``: this container just wrote uploads the workers must see on the Volume."""
+
+    def dispatch(job_ids: list[int]) -> None:
+        if commit_first:
+            commit_volume()
+        with_model, without = route_by_model_need(services.ledger, services.kinds, job_ids)
+        if with_model:
+            spawn_jobs(with_model, needs_model=True)
+        if without:
+            spawn_jobs(without, needs_model=False)
+
+    return dispatch
 
 
-def dispatch_from_worker(job_ids: list[int]) -> None:
-    """Jobs a handler created (a ticket's attachments, an attachment's note): run them soon."""
-    spawn_dispatch(job_ids)
+def match_on_gpu(data: bytes, request: MatchRequest) -> MatchResult:
+    """``POST /v1/match`` from a container without the model: the GPU class answers."""
+    return MatchResult.model_validate(EmbeddingWorker().match.remote(data, request.model_dump()))
 
 
-def build_web_app(settings: Settings, dispatch: Dispatch) -> FastAPI:
-    """The HTTP API as deployed: ``create_app`` over fresh services, with new jobs handed to
-    ``dispatch`` instead of in-process workers."""
-    return create_app(build_services(settings), dispatch=dispatch)
+def build_web_app(
+    settings: Settings,
+    dispatch: Dispatch | None = None,
+    match: Callable[[bytes, MatchRequest], MatchResult] = match_on_gpu,
+) -> FastAPI:
+    """The HTTP API as deployed: ``create_app`` over services without a model; ``/v1/match`` is
+    answered by ``match`` (the GPU class) and new jobs go to ``dispatch`` (default: routed spawns)."""
+    services = build_services(settings, with_model=False)
+    services.remote_matcher = match
+    return create_app(services, dispatch=dispatch or routed_dispatch(services, commit_first=True))
 
 
-def build_webhook_app(settings: Settings, dispatch: Dispatch) -> FastAPI:
-    """The webhook endpoint as deployed: ``create_webhook_app`` over the ledger alone (no model,
-    no Volume), with each accepted delivery's job handed to ``dispatch``."""
-    return create_webhook_app(settings, open_ledger_for(settings), dispatch=dispatch)
+def build_webhook_app(settings: Settings, dispatch: Dispatch | None = None) -> FastAPI:
+    """The webhook endpoint as deployed: ``create_webhook_app`` over the ledger (no model, no
+    Volume), with each accepted delivery's job handed to ``dispatch`` (default: routed spawns)."""
+    services = build_services(settings, with_model=False)
+    return create_webhook_app(settings, services.ledger, dispatch=dispatch or routed_dispatch(services))
 
 
-def run_sweep(settings: Settings, dispatch: Dispatch) -> dict[str, int]:
-    """One ledger sweep (as ``imagematch sweep``), then dispatch the pending jobs it found stale."""
-    ledger = open_ledger_for(settings)
+def run_sweep(settings: Settings, dispatch: Dispatch | None = None) -> dict[str, int]:
+    """One ledger sweep, then dispatch the pending jobs it found stale (``maintenance``)."""
+    services = build_services(settings, with_model=False)
     try:
-        report = ledger.sweep(
-            max_attempts=settings.max_attempts,
-            pending_grace_seconds=settings.pending_grace_seconds,
-        )
-    finally:
-        ledger.close()
-    if report.due_pending:
-        dispatch(report.due_pending)
-    return {
-        "retries_due": report.retries_due,
-        "leases_expired": report.leases_expired,
-        "gave_up": report.gave_up,
-        "dispatched": len(report.due_pending),
-    }
-
-
-def rebuild_index(settings: Settings, source: str) -> dict[str, Any]:
-    """Build the catalog at ``source`` into a new snapshot (as ``imagematch index build``)."""
-    services = build_services(settings)
-    move_to_gpu(services.embedder)
-    try:
-        _, report = rebuild_catalog_index(services, source)
+        return sweep_and_dispatch(services.ledger, settings, dispatch or routed_dispatch(services))
     finally:
         services.close()
+
+
+def build_shards(settings: Settings, model: str) -> ChunkShards:
+    """Where a build's chunk results wait for the build to read them (one folder per model)."""
+    return ChunkShards(settings.data_dir / "build_shards" / hashlib.sha256(model.encode()).hexdigest()[:16])
+
+
+def fan_out_executor(
+    settings: Settings, model: str, map_chunks: Callable[[list[EmbedChunk]], Any] | None = None
+) -> ShardedExecutor:
+    """A build's missing images, embedded by ``model`` in chunks across the GPU containers, each
+    writing its chunk's shard on the Volume (``map_chunks`` default: ``EmbeddingWorker``'s ``.map``)."""
+
+    def map_chunks_on_gpus(chunks: list[EmbedChunk]) -> Any:
+        return EmbeddingWorker().embed_catalog_chunk.map(
+            [chunk.to_json() for chunk in chunks],
+            kwargs={"model": model},
+            order_outputs=False,
+            return_exceptions=True,
+        )
+
+    return ShardedExecutor(
+        build_shards(settings, model),
+        map_chunks or map_chunks_on_gpus,
+        chunk_size=BUILD_CHUNK_IMAGES,
+        before_read=reload_volume,
+    )
+
+
+def rebuild_index(
+    settings: Settings, source: str, executor: EmbeddingExecutor | None = None
+) -> dict[str, Any]:
+    """Build the catalog at ``source`` into a new snapshot (as ``imagematch index build``); the
+    images it lacks are embedded by ``executor`` (default: here)."""
+    services = build_services(settings)
+    try:
+        _, report = rebuild_catalog_index(services, source, executor=executor)
+    finally:
+        services.close()
+    build_shards(settings, settings.model).clear()  # folded into the cache and the snapshot
+    return report.summary()
+
+
+def switch_to_model(
+    settings: Settings, model: str, source: str, executor: EmbeddingExecutor | None = None
+) -> dict[str, Any]:
+    """``imagematch index switch-model``: build with ``model`` beside the served snapshot, check,
+    promote only if the check passes (see ``index_builder.model_switch``)."""
+    new = build_services(settings, model=model)
+    new.add_dispatcher(routed_dispatch(new))  # the catalog events re-queued for the new model
+    try:
+        report = switch_model(new, source, executor=executor)
+    finally:
+        new.close()
+    build_shards(settings, model).clear()
     return report.summary()
 
 
@@ -238,9 +303,7 @@ def rebuild_index(settings: Settings, source: str) -> dict[str, Any]:
 
 
 @app.function(
-    image=image,
     volumes=volumes,
-    secrets=secrets,
     env={"HF_HUB_OFFLINE": "0"},  # the one function that may reach the hub
     timeout=30 * MINUTES,
 )
@@ -263,7 +326,7 @@ def download_weights() -> None:
     print(f"cached {arch}/{pretrained} in {settings.model_cache_dir}")
 
 
-# ## GPU classes
+# ## Workers: the GPU class for kinds that embed, a CPU class for the rest
 
 
 class ModelOnGpu:
@@ -272,64 +335,114 @@ class ModelOnGpu:
 
     @modal.enter(snap=True)
     def load_weights(self) -> None:
-        settings = Settings()  # image env only: the model, its cache dir, the limits
-        self.embedder = load_embedder(
-            settings.model,
-            device="cpu",
-            batch_size=settings.batch_size,
-            cache_dir=settings.model_cache_dir,
-        )
+        settings = Settings()  # image env + the Volume: the model, its cache dir, the limits
+        self.model = serving_model(settings)  # the served snapshot's model, if it names one
+        self.embedder = self.load_model(self.model)
         self.limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
 
     @modal.enter(snap=False)
     def use_gpu(self) -> None:
+        # After a model switch, a container restored from an older memory snapshot holds the old
+        # weights: it loads the model the served snapshot names now (slower, until redeployed).
+        wanted = serving_model(Settings())
+        if wanted != self.model:
+            self.model, self.embedder = wanted, self.load_model(wanted)
         move_to_gpu(self.embedder)
+
+    def load_model(self, model: str) -> Any:
+        settings = Settings()
+        return load_embedder(
+            model, device="cpu", batch_size=settings.batch_size, cache_dir=settings.model_cache_dir
+        )
+
+
+def process_dispatched(services: Services, worker: Any, job_ids: list[int]) -> list[str | None]:
+    """Claim and process each job; its status, or ``None`` when it was not claimable (done, taken
+    by another worker, not due)."""
+    reload_volume()  # uploads and snapshots committed since this container started
+    with contextlib.suppress(ImageMatchError):  # no index yet: photo jobs fail and are retried
+        services.index.refresh()
+    statuses = [worker.process_job_id(job_id) for job_id in job_ids]
+    commit_volume()  # catalog events write change-log files other containers must see
+    return [status.value if status else None for status in statuses]
 
 
 @app.cls(
-    image=image,
     gpu=GPU,
     volumes=volumes,
-    secrets=secrets,
     enable_memory_snapshot=True,
     scaledown_window=5 * MINUTES,
     timeout=10 * MINUTES,
-    max_containers=10,
+    max_containers=GPU_WORKERS,
 )
-class Matcher(ModelOnGpu):
-    """The model and the index on a GPU: match images, process dispatched jobs."""
+class EmbeddingWorker(ModelOnGpu):
+    """The model and the index on a GPU: answers ``/v1/match`` and runs the job kinds that embed."""
 
     @modal.enter(snap=False)
     def connect(self) -> None:
         # After the restore, not before: database connections must not be frozen into the snapshot
         # (sockets do not survive it), the index would be stale, and each container needs its own
-        # worker id.
-        self.services = build_services(load_settings(), embedder=self.embedder, dispatch=dispatch_from_worker)
+        # worker id. The index is loaded here once, so no request waits for it.
+        self.services = build_services(load_settings(), embedder=self.embedder, model=self.model)
+        self.services.add_dispatcher(routed_dispatch(self.services))  # e.g. a Zendesk note job
         self.worker = self.services.make_worker()
+        self.other_models: dict[str, Any] = {}
+        with contextlib.suppress(ImageMatchError):
+            self.services.index.get()
 
     @modal.method()
-    def match(self, image: bytes, top_k: int | None = None) -> dict[str, Any]:
-        """Products for one image, best first (``MatchResult`` as JSON)."""
-        decoded = decode_image(image, max_bytes=self.limits.max_bytes, max_pixels=self.limits.max_pixels)
-        return self.services.matcher.match_image(decoded, top_k=top_k).model_dump(mode="json")
+    def match(self, image: bytes, request: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Products for one image, best first (``MatchResult`` as JSON); ``request`` is a
+        ``MatchRequest`` as JSON (depth, threshold, filters)."""
+        wanted = MatchRequest.model_validate(request or {})
+        return self.services.match_photo(image, wanted).model_dump(mode="json")
 
     @modal.method()
     def process_jobs(self, job_ids: list[int]) -> list[str | None]:
-        """Claim and process each job; its status, or ``None`` when it was not claimable (done,
-        taken by another worker, not due)."""
-        reload_volume()  # uploads and snapshots committed since this container started
-        with contextlib.suppress(ImageMatchError):  # no index yet: the jobs fail and are retried
-            self.services.index.refresh()
-        statuses = [self.worker.process_job_id(job_id) for job_id in job_ids]
-        commit_volume()  # catalog events write change-log files other containers must see
-        return [status.value if status else None for status in statuses]
+        return process_dispatched(self.services, self.worker, job_ids)
+
+    @modal.method()
+    def embed_catalog_chunk(self, chunk: dict[str, Any], model: str = "") -> str:
+        """Embed one chunk of a build's images with ``model`` (default: the one served) and write
+        its shard on the Volume; returns the chunk's id."""
+        reload_volume()  # catalog files uploaded to the Volume
+        settings = self.services.settings
+        model = model or self.model
+        if model != self.model and model not in self.other_models:  # a model switch's build
+            self.other_models[model] = self.load_model(model)
+            move_to_gpu(self.other_models[model])
+        result = embed_chunk(
+            EmbedChunk.from_json(chunk),
+            embedder=self.embedder if model == self.model else self.other_models[model],
+            read_bytes=lambda uri: read_uri(uri, self.services.fetcher),
+            limits=self.services.limits,
+            views=settings.catalog_views,
+            images_per_batch=max(1, settings.batch_size // 4),
+        )
+        build_shards(settings, model).write(result)
+        commit_volume()
+        return result.chunk_id
+
+
+@app.cls(volumes=volumes, enable_memory_snapshot=True, scaledown_window=2 * MINUTES, timeout=10 * MINUTES)
+@modal.concurrent(max_inputs=8)  # mostly waiting on Zendesk's API
+class CpuWorker:
+    """Runs the job kinds that need no model (ticket scans, notes) on CPU, without loading it."""
+
+    @modal.enter(snap=False)
+    def connect(self) -> None:
+        self.services = build_services(load_settings(), with_model=False)
+        self.services.add_dispatcher(routed_dispatch(self.services))  # a ticket's attachments
+        self.worker = self.services.make_worker()
+
+    @modal.method()
+    def process_jobs(self, job_ids: list[int]) -> list[str | None]:
+        return process_dispatched(self.services, self.worker, job_ids)
 
 
 @app.cls(
-    image=image,
     gpu=GPU,
     volumes=volumes,
-    secrets=secrets,  # the same configuration as every other container (e.g. IMAGEMATCH_MODEL)
     enable_memory_snapshot=True,
     scaledown_window=5 * MINUTES,
     max_containers=10,
@@ -348,9 +461,7 @@ class ImageEmbedder(ModelOnGpu):
         decoded, usable = [], []
         for data in images:
             try:
-                decoded.append(
-                    decode_image(data, max_bytes=self.limits.max_bytes, max_pixels=self.limits.max_pixels)
-                )
+                decoded.append(self.limits.decode(data))
                 usable.append(True)
             except ImageMatchError:
                 usable.append(False)
@@ -373,71 +484,59 @@ def reload_volume_every(seconds: float) -> None:
 
 
 # Memory snapshots of plain functions capture the imports (torch alone is >20k file reads).
-@app.function(
-    image=image,
-    volumes=volumes,
-    secrets=secrets,
-    enable_memory_snapshot=True,
-    scaledown_window=5 * MINUTES,
-)
+@app.function(volumes=volumes, enable_memory_snapshot=True, scaledown_window=5 * MINUTES)
 @modal.concurrent(max_inputs=32)
-@modal.asgi_app(requires_proxy_auth=True)  # the API has no auth of its own: Modal's proxy auth
+@modal.asgi_app(requires_proxy_auth=True)  # Modal's proxy auth in front of the API's own token
 def web() -> FastAPI:
     threading.Thread(target=reload_volume_every, args=(WEB_VOLUME_RELOAD_SECONDS,), daemon=True).start()
-    return build_web_app(load_settings(), dispatch_from_web)
+    return build_web_app(load_settings())
 
 
 # Zendesk cannot send Modal's proxy-auth headers, so webhooks get their own endpoint without it:
 # its app has only routes that verify the sender's signature before doing anything (and
 # /healthz). CPU only, no Volume, no model: it persists a job and dispatches it.
-@app.function(
-    image=image,
-    secrets=secrets,
-    enable_memory_snapshot=True,
-    scaledown_window=5 * MINUTES,
-)
+@app.function(enable_memory_snapshot=True, scaledown_window=5 * MINUTES)
 @modal.concurrent(max_inputs=32)
 @modal.asgi_app()
 def webhooks() -> FastAPI:
-    return build_webhook_app(load_settings(), spawn_dispatch)
+    return build_webhook_app(load_settings())
 
 
-# ## Schedules
+# ## Schedules (CPU; the nightly rebuild embeds, so it has the GPU)
 
 
-@app.function(
-    image=image,
-    secrets=secrets,
-    schedule=modal.Cron(SWEEP_SCHEDULE),
-    enable_memory_snapshot=True,
-    timeout=5 * MINUTES,
-)
+@app.function(schedule=modal.Cron(SWEEP_SCHEDULE), enable_memory_snapshot=True, timeout=5 * MINUTES)
 def sweep() -> dict[str, int]:
-    """Re-queue due retries and expired leases; dispatch pending jobs a nudge missed."""
-    summary = run_sweep(load_settings(), spawn_dispatch)
+    """Re-queue due retries and expired leases; dispatch pending jobs a lost dispatch missed."""
+    summary = run_sweep(load_settings())
     print(f"sweep: {summary}")
     return summary
 
 
 @app.function(
-    image=image,
-    gpu=GPU,
     volumes=volumes,
-    secrets=secrets,
     schedule=modal.Cron(REINDEX_SCHEDULE),
     timeout=2 * HOURS,
+    memory=8192,  # the model on CPU (its id and size), the catalog's vectors, the whitening fit
     max_containers=1,  # the snapshot pointer and the embedding cache have one writer at a time
 )
-def reindex(source: str = "") -> dict[str, Any] | None:
+def reindex(source: str = "", model: str = "") -> dict[str, Any] | None:
     """Rebuild the catalog index into a new snapshot; serving containers switch when they reload.
+    The images it lacks are embedded across the GPU workers (``fan_out_executor``); this CPU
+    container is the one writer that fits the whitening and publishes.
 
-    ``source`` (a catalog URL, or a path on the Volume) defaults to ``IMAGEMATCH_CATALOG_SOURCE``."""
+    ``source`` (a catalog URL, or a path on the Volume) defaults to ``IMAGEMATCH_CATALOG_SOURCE``.
+    ``model``: switch to this model instead (built beside the served snapshot, checked, promoted
+    only if the check passes; see ``switch_to_model``)."""
     settings = load_settings()
     source = source or settings.catalog_source or ""
     if not source:
         print("reindex skipped: IMAGEMATCH_CATALOG_SOURCE is not set in the `imagematch` Secret")
         return None
-    summary = rebuild_index(settings, source)
+    if model:
+        summary = switch_to_model(settings, model, source, fan_out_executor(settings, model))
+    else:
+        summary = rebuild_index(settings, source, fan_out_executor(settings, settings.model))
     commit_volume()
     print(f"reindex: {summary}")
     return summary
@@ -446,55 +545,24 @@ def reindex(source: str = "") -> dict[str, Any] | None:
 # ## Backfills
 
 
-def backfill_jobs(
-    settings: Settings,
-    dispatch: Dispatch,
-    *,
-    scope: str = "missing",
-    source: str = "",
-    since: str = "",
-    limit: int = 0,
-    dry_run: bool = False,
-) -> dict[str, Any]:
-    """``imagematch backfill`` (same options; ``since`` as YYYY-MM-DD, UTC), then dispatch the
-    re-queued jobs to the GPU instead of waiting for the sweep."""
-    since_at = datetime.fromisoformat(since) if since else None
-    if since_at is not None and since_at.tzinfo is None:
-        since_at = since_at.replace(tzinfo=UTC)
-    ledger = open_ledger_for(settings)
+def backfill_jobs(settings: Settings, dispatch: Dispatch | None = None, **options: Any) -> dict[str, Any]:
+    """``imagematch backfill`` with ``options`` (see ``maintenance.requeue_and_dispatch``), then
+    dispatch the re-queued jobs instead of waiting for the sweep."""
+    services = build_services(settings, with_model=False)
     try:
-        jobs = find_backfill_jobs(
-            ledger, scope=BackfillScope(scope), source=source or None, since=since_at, limit=limit or None
-        )
-        report = run_backfill(ledger, jobs, dry_run=dry_run)
+        return requeue_and_dispatch(services.ledger, dispatch or routed_dispatch(services), **options)
     finally:
-        ledger.close()
-    if report.job_ids:
-        dispatch(report.job_ids)
-    return {
-        "dry_run": dry_run,
-        "matched": report.matched,
-        "by_status": {str(status): n for status, n in report.by_status.items()},
-        "requeued": report.requeued,
-        "dispatched": len(report.job_ids),
-    }
+        services.close()
 
 
-@app.function(image=image, secrets=secrets, timeout=30 * MINUTES)
+@app.function(timeout=30 * MINUTES)
 def backfill(
     scope: str = "missing", source: str = "", since: str = "", limit: int = 0, dry_run: bool = False
 ) -> dict[str, Any]:
     """Re-queue the jobs with no successful prediction and dispatch them (see ``backfill_jobs``)."""
     return backfill_jobs(
-        load_settings(), spawn_dispatch, scope=scope, source=source, since=since, limit=limit, dry_run=dry_run
+        load_settings(), scope=scope, source=source, since=since, limit=limit, dry_run=dry_run
     )
-
-
-def describe_backfill(summary: dict[str, Any]) -> str:
-    found = ", ".join(f"{n} {status}" for status, n in summary["by_status"].items()) or "no jobs"
-    if summary["dry_run"]:
-        return f"dry run: found {found}; would re-queue them and dispatch them to the GPU"
-    return f"found {found}; re-queued {summary['requeued']}, dispatched {summary['dispatched']} to the GPU"
 
 
 @app.local_entrypoint()
@@ -506,6 +574,7 @@ def main(
     status: str = "missing",
     limit: int = 0,
     catalog: str = "",
+    switch_model: str = "",
 ) -> None:
     """Backfills and rebuilds from your machine, run by the *deployed* app (``modal deploy`` first):
     the GPU workers it dispatches to outlive this command, and its ``reindex`` stays the only
@@ -513,14 +582,16 @@ def main(
 
     ``modal run modal_app.py [--status missing|failed|all] [--source S] [--since YYYY-MM-DD]
     [--limit N] [--dry-run]`` re-queues jobs with no successful prediction (as ``imagematch backfill``)
-    and dispatches them; ``modal run modal_app.py --rebuild [--catalog URL] [--dry-run]`` rebuilds the
-    index now (default catalog: ``IMAGEMATCH_CATALOG_SOURCE``)."""
+    and dispatches them; ``modal run modal_app.py --rebuild [--catalog URL] [--switch-model SPEC]
+    [--dry-run]`` rebuilds the index now (default catalog: ``IMAGEMATCH_CATALOG_SOURCE``), with
+    ``--switch-model`` as a candidate of that model, served only if it passes its check."""
     if rebuild:
         where = catalog or "IMAGEMATCH_CATALOG_SOURCE"
         if dry_run:
-            print(f"dry run: would rebuild the index from {where} on a {GPU} and publish a new snapshot")
+            what = f"a {switch_model} candidate" if switch_model else "the index"
+            print(f"dry run: would rebuild {what} from {where} on up to {GPU_WORKERS} {GPU}s and publish it")
             return
-        summary = modal.Function.from_name(APP_NAME, "reindex").remote(catalog)
+        summary = modal.Function.from_name(APP_NAME, "reindex").remote(catalog, switch_model)
         if summary is None:
             print("nothing rebuilt: pass --catalog or set IMAGEMATCH_CATALOG_SOURCE in the Secret")
         else:
@@ -528,4 +599,4 @@ def main(
         return
     remote = modal.Function.from_name(APP_NAME, "backfill")
     summary = remote.remote(scope=status, source=source, since=since, limit=limit, dry_run=dry_run)
-    print(describe_backfill(summary))
+    print(describe_requeue(summary))

@@ -1,6 +1,7 @@
 """The composition root: :func:`build_services` wires every collaborator from :class:`Settings`.
 
-The CLI, the HTTP API and the Modal app all start here, so they run the same code paths.
+The CLI, the HTTP API and the Modal app all start here, so they run the same code paths. Job kinds
+are registered here: the core's own (``match_image``, ``catalog_event``) and each source's.
 """
 
 from __future__ import annotations
@@ -13,24 +14,29 @@ import httpx
 from imagematch.blobs import BlobStore
 from imagematch.catalog_sync import LiveCatalog
 from imagematch.config import Settings
-from imagematch.embedder import Embedder, load_embedder
+from imagematch.embedder import Embedder, ModelNotLoaded, load_embedder
 from imagematch.fetch import ImageFetcher
 from imagematch.index import IndexHandle, SnapshotStore
+from imagematch.job_kinds import JobKinds, JobKindSpec, MatchImagePayload
 from imagematch.ledger import Clock, Ledger, SweepReport, open_ledger_for, utcnow
-from imagematch.models import JobKind
-from imagematch.pipeline import ImageLimits, Matcher, MatchImageHandler
+from imagematch.models import JobKind, MatchRequest, MatchResult
+from imagematch.pipeline import ImageLimits, Matcher, PhotoBytes, PhotoMatching, StoredOrFetchedLoader
 from imagematch.retry import RetryPolicy
-from imagematch.sources.catalog import CatalogEventHandler, CatalogUpdater
+from imagematch.sources.catalog import CatalogEvent, CatalogEventHandler, CatalogUpdater
 from imagematch.sources.zendesk import (
+    ZendeskAttachmentLoader,
     ZendeskClient,
-    ZendeskImageHandler,
+    ZendeskImagePayload,
+    ZendeskNoteFollowUp,
     ZendeskNoteHandler,
+    ZendeskNotePayload,
     ZendeskTicketHandler,
+    ZendeskTicketPayload,
     zendesk_client_for,
 )
-from imagematch.worker import Dispatch, JobHandler, Worker
+from imagematch.worker import Dispatch, Worker
 
-__all__ = ["Services", "build_services"]
+__all__ = ["Services", "build_services", "serving_model"]
 
 
 @dataclass
@@ -44,36 +50,65 @@ class Services:
     http: httpx.Client
     fetcher: ImageFetcher
     matcher: Matcher
+    photos: PhotoMatching  # the one matching step every photo kind runs
     policy: RetryPolicy
+    model: str  # the spec of the loaded model (IMAGEMATCH_MODEL, or the served snapshot's)
     clock: Clock
-    handlers: dict[str, JobHandler] = field(default_factory=dict)
-    # Told the ids of jobs that handlers create (e.g. a ticket's attachments), to run them soon:
-    # on Modal a spawn; locally None (in-process workers pick them up on their next claim).
-    dispatch: Dispatch | None = None
+    kinds: JobKinds = field(default_factory=JobKinds)
+    # Told the ids of jobs just persisted, to run them now (see worker.Dispatch): the Modal spawn,
+    # the local worker pool. Add one with add_dispatcher().
+    dispatchers: list[Dispatch] = field(default_factory=list)
     catalog_updater: CatalogUpdater | None = None  # applies catalog webhook events (LiveCatalog)
+    # Answers POST /v1/match in another process (on Modal: the GPU class); None: here.
+    remote_matcher: Callable[[bytes, MatchRequest], MatchResult] | None = None
 
     def use_catalog_updater(self, updater: CatalogUpdater) -> None:
         """Apply ``catalog_event`` jobs with ``updater`` (without one, workers skip them)."""
         self.catalog_updater = updater
-        self.handlers[JobKind.CATALOG_EVENT] = CatalogEventHandler(updater)
+        self.kinds.register(
+            JobKindSpec(
+                kind=JobKind.CATALOG_EVENT,
+                payload=CatalogEvent,
+                handler=CatalogEventHandler(updater),
+                # Upserts embed; deletes do not, but both edit the served index in the process that
+                # holds it, in event order, so the whole kind runs beside the model.
+                needs_embedder=True,
+            )
+        )
 
     @property
     def limits(self) -> ImageLimits:
-        return ImageLimits(self.settings.max_image_bytes, self.settings.max_image_pixels)
+        return self.photos.limits
+
+    def match_photo(self, data: bytes, request: MatchRequest) -> MatchResult:
+        """Match one photo now (``POST /v1/match``): decode it under the limits, embed, search —
+        here, or in the process that holds the model when ``remote_matcher`` is set.
+        Raises PermanentError (not an image, too large) and the index's errors."""
+        if self.remote_matcher is not None:
+            return self.remote_matcher(data, request)
+        image = self.photos.decode(PhotoBytes(data))
+        return self.matcher.match_image(
+            image, top_k=request.top_k, min_score=request.min_score, accept=request.product_filter()
+        )
+
+    def add_dispatcher(self, dispatcher: Dispatch) -> None:
+        self.dispatchers.append(dispatcher)
+
+    def dispatch(self, job_ids: list[int]) -> None:
+        """Make workers look at these persisted jobs now (a hint: the sweep catches a lost one)."""
+        if job_ids:
+            for dispatcher in self.dispatchers:
+                dispatcher(job_ids)
 
     def make_worker(self, worker_id: str | None = None) -> Worker:
         return Worker(
             self.ledger,
-            self.handlers,
+            self.kinds,
             self.policy,
             worker_id=worker_id,
             lease_seconds=self.settings.lease_seconds,
             clock=self.clock,
         )
-
-    def nudge(self, job_ids: list[int]) -> None:
-        if self.dispatch and job_ids:
-            self.dispatch(job_ids)
 
     def zendesk_client(self) -> ZendeskClient:
         """The Zendesk client; raises ZendeskNotConfiguredError (permanent) naming what is missing."""
@@ -100,20 +135,31 @@ def build_services(
     embedder_factory: Callable[[Settings], Embedder] | None = None,
     catalog_updater: CatalogUpdater | None = None,
     dispatch: Dispatch | None = None,
+    with_model: bool = True,
+    model: str | None = None,
 ) -> Services:
     """Wire everything from ``settings``; pass collaborators in to replace the defaults (tests).
-    Catalog events are applied by a :class:`LiveCatalog` unless ``catalog_updater`` is given."""
+    Catalog events are applied by a :class:`LiveCatalog` unless ``catalog_updater`` is given;
+    ``dispatch`` (e.g. a Modal spawn) is told the ids of jobs that handlers create.
+    ``with_model=False`` loads no model: for processes that run only the kinds that need none,
+    and read the index without searching it (on Modal: the web and CPU containers). ``model``
+    overrides ``settings.model`` (see :func:`serving_model`)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if model and model != settings.model:
+        settings = settings.model_copy(update={"model": model})
     if embedder is None:
-        embedder = (embedder_factory or _default_embedder)(settings)
+        embedder = (embedder_factory or _default_embedder)(settings) if with_model else None
+    if embedder is None:
+        embedder = ModelNotLoaded(settings.model)
     ledger = ledger or open_ledger_for(settings, clock=clock)
     http = http or httpx.Client(timeout=settings.fetch_timeout_seconds)
     fetcher = ImageFetcher(
         http, max_bytes=settings.max_image_bytes, allow_private=settings.fetch_allow_private
     )
     snapshots = SnapshotStore(settings.data_dir / "index")
-    index = IndexHandle(snapshots, embedder.embedder_id)
+    index = IndexHandle(snapshots, None if isinstance(embedder, ModelNotLoaded) else embedder.embedder_id)
     matcher = Matcher(embedder, index, top_k=settings.top_k, min_score=settings.min_score)
+    limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
     services = Services(
         settings=settings,
         ledger=ledger,
@@ -124,55 +170,93 @@ def build_services(
         http=http,
         fetcher=fetcher,
         matcher=matcher,
+        photos=PhotoMatching(matcher, limits),
+        model=settings.model,
         policy=RetryPolicy(
             max_attempts=settings.max_attempts,
             base_seconds=settings.retry_base_seconds,
             cap_seconds=settings.retry_max_seconds,
         ),
         clock=clock,
-        dispatch=dispatch,
+        dispatchers=[dispatch] if dispatch else [],
     )
-    services.handlers[JobKind.MATCH_IMAGE] = MatchImageHandler(
-        matcher, services.blobs, fetcher, services.limits
-    )
-    services.use_catalog_updater(
-        catalog_updater
-        or LiveCatalog(
-            index=index,
-            snapshots=snapshots,
-            embedder=embedder,
-            fetcher=fetcher,
-            limits=services.limits,
-            clock=clock,
-            catalog_views=settings.catalog_views,
-            scoring=settings.product_scoring,
-        )
-    )
+    _register_core_kinds(services, catalog_updater)
     _register_zendesk(services)
     return services
 
 
-def _register_zendesk(services: Services) -> None:
+def serving_model(settings: Settings) -> str:
+    """The model a serving process loads: the one the served snapshot was built with (so a model
+    switch takes effect as processes start, with no moment where the model and the index differ),
+    or ``IMAGEMATCH_MODEL`` when no snapshot records one. Builds use ``IMAGEMATCH_MODEL``."""
+    return SnapshotStore(settings.data_dir / "index").current_model() or settings.model
+
+
+def _register_core_kinds(services: Services, catalog_updater: CatalogUpdater | None) -> None:
+    """``match_image`` (uploads and URLs) and ``catalog_event`` (applied by a LiveCatalog unless
+    an updater is given)."""
     settings = services.settings
-    services.handlers[JobKind.ZENDESK_TICKET] = ZendeskTicketHandler(
-        services.zendesk_client, services.ledger, max_bytes=settings.max_image_bytes, nudge=services.nudge
+    services.kinds.register(
+        services.photos.kind(
+            JobKind.MATCH_IMAGE, MatchImagePayload, StoredOrFetchedLoader(services.blobs, services.fetcher)
+        )
     )
-    services.handlers[JobKind.ZENDESK_IMAGE] = ZendeskImageHandler(
-        services.zendesk_client,
-        services.ledger,
-        services.fetcher,
-        services.matcher,
-        services.limits,
-        post_notes=settings.zendesk_post_notes,
-        nudge=services.nudge,
+    services.use_catalog_updater(
+        catalog_updater
+        or LiveCatalog(
+            index=services.index,
+            snapshots=services.snapshots,
+            embedder=services.embedder,
+            fetcher=services.fetcher,
+            limits=services.limits,
+            clock=services.clock,
+            catalog_views=settings.catalog_views,
+            scoring=settings.product_scoring,
+        )
     )
+
+
+def _register_zendesk(services: Services) -> None:
+    """Zendesk's kinds: the ticket scan, its attachments (a photo kind with a note hook), notes."""
+    settings, ledger = services.settings, services.ledger
+    services.kinds.register(
+        JobKindSpec(
+            kind=JobKind.ZENDESK_TICKET,
+            payload=ZendeskTicketPayload,
+            handler=ZendeskTicketHandler(
+                services.zendesk_client,
+                ledger,
+                max_bytes=settings.max_image_bytes,
+                dispatch=services.dispatch,
+            ),
+            needs_embedder=False,
+        )
+    )
+    services.kinds.register(
+        services.photos.kind(
+            JobKind.ZENDESK_IMAGE,
+            ZendeskImagePayload,
+            ZendeskAttachmentLoader(services.zendesk_client, services.fetcher),
+        )
+    )
+    if settings.zendesk_post_notes:
+        services.photos.on_complete(
+            JobKind.ZENDESK_IMAGE, ZendeskNoteFollowUp(ledger, dispatch=services.dispatch)
+        )
     note_min_score = settings.zendesk_note_min_score
-    services.handlers[JobKind.ZENDESK_NOTE] = ZendeskNoteHandler(
-        services.zendesk_client,
-        services.ledger,
-        enabled=settings.zendesk_post_notes,
-        min_score=settings.min_score if note_min_score is None else note_min_score,
-        lease_seconds=settings.lease_seconds,
+    services.kinds.register(
+        JobKindSpec(
+            kind=JobKind.ZENDESK_NOTE,
+            payload=ZendeskNotePayload,
+            handler=ZendeskNoteHandler(
+                services.zendesk_client,
+                ledger,
+                enabled=settings.zendesk_post_notes,
+                min_score=settings.min_score if note_min_score is None else note_min_score,
+                lease_seconds=settings.lease_seconds,
+            ),
+            needs_embedder=False,
+        )
     )
 
 

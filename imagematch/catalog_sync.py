@@ -9,7 +9,10 @@ skipped, so ten updates processed in any order end in the state of the last one,
 overtaken by a delete never brings the product back.
 
 The next full rebuild (``imagematch index build``, Modal's nightly reindex) folds the log into a
-new snapshot, re-fits the whitening and purges deleted products for good.
+new snapshot and re-fits the whitening; the event order (the newest sequence per product and the
+deletes) carries over to it, so an older event that runs after the rebuild — a retry in backoff,
+a manual retry, ``imagematch backfill --status all`` — is still skipped and a deleted product
+stays deleted.
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ import logging
 import numpy as np
 
 from imagematch.embedder import Embedder, Vectors
-from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError, PermanentError, SubjectGoneError
+from imagematch.errors import (
+    EmbedderMismatchError,
+    IndexNotBuiltError,
+    PermanentError,
+    SubjectGoneError,
+    TransientError,
+)
 from imagematch.fetch import ImageFetcher
 from imagematch.images import decode_image, sha256_hex
 from imagematch.index import CatalogChange, ChangeKind, IndexHandle, ProductIndex, SnapshotStore
@@ -93,9 +102,11 @@ class LiveCatalog:
         return existed
 
     def _served_index(self) -> ProductIndex:
-        """The served index; a catalog that starts with webhooks (no build yet) gets an empty one."""
+        """The served index; a catalog that starts with webhooks (no build yet) gets an empty one.
+        Raises TransientError in a process whose model was switched away from (the event waits for
+        a process with the new model)."""
         try:
-            return self._index.get()
+            index = self._index.get()
         except IndexNotBuiltError:
             if self._snapshots.current_version() is not None:
                 raise  # a snapshot exists but cannot be read: do not paper over it
@@ -108,6 +119,12 @@ class LiveCatalog:
             self._snapshots.publish(empty)
             self._index.refresh()
             return self._index.get()
+        if self._index.waiting_for_model is not None:
+            raise TransientError(
+                f"snapshot {self._index.waiting_for_model} needs another model than this process holds; "
+                "a process started since will apply this event"
+            )
+        return index
 
     def _check_fresh(self, index: ProductIndex, product_id: str, sequence: int) -> None:
         if index.embedder_id != self._embedder.embedder_id:
@@ -142,5 +159,5 @@ class LiveCatalog:
 
     def _record(self, index: ProductIndex, change: CatalogChange) -> None:
         """Durably log ``change``, then apply it to the served index: searchable now."""
-        self._snapshots.changes.append(change)
+        self._snapshots.changes(index.embedder_id).append(change)
         index.apply(change)

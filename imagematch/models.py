@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 __all__ = [
+    "REFERENCE_COLUMNS",
     "CatalogViews",
     "ErrorKind",
     "ImageJob",
     "JobKind",
     "JobStatus",
     "Match",
+    "MatchRequest",
     "MatchResult",
     "NewJob",
     "NewPrediction",
@@ -54,6 +57,28 @@ class MatchResult(BaseModel):
     index_version: str
     latency_ms: float
     no_confident_match: bool = False
+
+
+class MatchRequest(BaseModel):
+    """How to rank for one ``POST /v1/match``: depth, threshold and product filters (all must hold).
+    Plain data, so it can be sent to the process that holds the model."""
+
+    top_k: int | None = Field(None, ge=1, le=100)
+    min_score: float | None = None
+    category: str | None = None
+    meta: dict[str, str] = Field(default_factory=dict)
+
+    def product_filter(self) -> Callable[[Product], bool] | None:
+        """The filters as one predicate, or ``None`` when there are none."""
+        if not self.category and not self.meta:
+            return None
+
+        def accept(product: Product) -> bool:
+            if self.category and product.category != self.category:
+                return False
+            return all(str(product.metadata.get(key)) == value for key, value in self.meta.items())
+
+        return accept
 
 
 class CatalogViews(StrEnum):
@@ -138,15 +163,26 @@ class NewPrediction(BaseModel):
     latency_ms: float
     no_confident_match: bool = False
     source: str = "api"
-    ticket_id: str | None = None
-    comment_id: str | None = None
-    attachment_id: str | None = None
     file_name: str | None = None
     image_url: str | None = None
+    references: dict[str, str] = Field(
+        default_factory=dict,
+        description="What the photo's source calls it (e.g. a Zendesk ticket_id, comment_id, "
+        "attachment_id); filled from the job's payload, stored for lookups.",
+    )
 
     @property
     def best(self) -> Match | None:
         return self.matches[0] if self.matches else None
+
+    def reference_columns(self) -> dict[str, str | None]:
+        """The references the prediction log stores in indexed columns (one value per column)."""
+        return {column: self.references.get(column) for column in REFERENCE_COLUMNS}
+
+
+# Prediction-log columns that hold references, so that lookups by them use an index. The table
+# predates typed payloads; sources put only their own names in ``references``.
+REFERENCE_COLUMNS = ("ticket_id", "comment_id", "attachment_id")
 
 
 class Prediction(NewPrediction):
@@ -157,3 +193,13 @@ class Prediction(NewPrediction):
     best_product_id: str | None = None
     best_score: float | None = None
     created_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _references_from_columns(cls, data: Any) -> Any:
+        """A stored row carries its references as columns: gather them."""
+        if isinstance(data, dict) and "references" not in data:
+            data = dict(data)
+            columns = {c: data.pop(c) for c in REFERENCE_COLUMNS if c in data}
+            data["references"] = {c: str(v) for c, v in columns.items() if v is not None}
+        return data

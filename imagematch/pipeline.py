@@ -1,5 +1,8 @@
-"""Orchestration: one image in, a product-level ranking out; one job in, an outcome recorded.
+"""The one path of a photo: load → decode → embed → search → prediction → completion hooks.
 
+Every photo job — an upload, a URL, a Zendesk attachment — runs :meth:`PhotoMatching.match_job`.
+What differs by source is only where the bytes come from (a :class:`PhotoLoader`, chosen by the
+job's kind) and what follows (completion hooks the source registers, e.g. the Zendesk note).
 Pure glue over collaborators passed in (embedder, index, blob store, fetcher): no I/O of its own.
 """
 
@@ -8,29 +11,72 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 from PIL import Image
 
 from imagematch.blobs import BlobStore
 from imagematch.embedder import Embedder
+from imagematch.errors import PermanentError, SubjectGoneError
 from imagematch.fetch import ImageFetcher
 from imagematch.images import decode_image
 from imagematch.index import IndexHandle
+from imagematch.job_kinds import BLOB_PREFIX, JobKindSpec, PhotoPayload
 from imagematch.models import ImageJob, MatchResult, NewPrediction, Product
 
-__all__ = ["ImageLimits", "MatchImageHandler", "Matcher", "image_ref_for_blob"]
+__all__ = [
+    "CompletionHook",
+    "ImageLimits",
+    "Matcher",
+    "PhotoBytes",
+    "PhotoLoader",
+    "PhotoMatching",
+    "SkipPhoto",
+    "StoredOrFetchedLoader",
+]
 
-BLOB_PREFIX = "blob:"
-
-
-def image_ref_for_blob(digest: str) -> str:
-    return f"{BLOB_PREFIX}{digest}"
+P = TypeVar("P", bound=PhotoPayload)
+P_contra = TypeVar("P_contra", bound=PhotoPayload, contravariant=True)
 
 
 @dataclass(frozen=True)
 class ImageLimits:
     max_bytes: int
     max_pixels: int
+
+    def decode(self, data: bytes) -> Image.Image:
+        """The one place where untrusted photo bytes are decoded under the limits (see
+        :func:`imagematch.images.decode_image` for the errors raised)."""
+        return decode_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+
+
+@dataclass(frozen=True)
+class PhotoBytes:
+    """A loader's answer: the photo's bytes. ``unverified_type`` is set when the source could not
+    say the bytes are an image (e.g. ``application/octet-stream``): then bytes that do not decode
+    are skipped as "not an image" instead of failing the job."""
+
+    data: bytes
+    unverified_type: str | None = None
+
+
+@dataclass(frozen=True)
+class SkipPhoto:
+    """A loader's answer: this photo is not to be matched, for ``reason`` (the job is skipped)."""
+
+    reason: str
+
+
+class PhotoLoader(Protocol[P_contra]):
+    """Where a kind's photo bytes come from. Raises TransientError (network, 429, 5xx) or
+    PermanentError (4xx, too large, forbidden address); returns :class:`SkipPhoto` by rule."""
+
+    def load(self, payload: P_contra) -> PhotoBytes | SkipPhoto: ...
+
+
+# Runs after a photo is matched and before the job's outcome is recorded, so follow-up work it
+# persists (e.g. a note job) is durable first. It must be idempotent: a crash re-runs the job.
+CompletionHook = Callable[[ImageJob, Any, NewPrediction], None]
 
 
 class Matcher:
@@ -88,41 +134,68 @@ class Matcher:
         return self.match_images([image], top_k=top_k, min_score=min_score, accept=accept)[0]
 
 
-class MatchImageHandler:
-    """Handles ``match_image`` jobs: load the image (stored blob or URL), match, return a prediction.
+class StoredOrFetchedLoader:
+    """Photos uploaded to us (a stored blob) or named by a public URL (safe fetch, no credentials)."""
 
-    Raises PermanentError (not an image, too large, 4xx), TransientError (network, 5xx) or
-    SubjectGoneError (the stored image was deleted); the worker records the outcome.
-    """
-
-    def __init__(
-        self, matcher: Matcher, blobs: BlobStore, fetcher: ImageFetcher, limits: ImageLimits
-    ) -> None:
-        self._matcher = matcher
+    def __init__(self, blobs: BlobStore, fetcher: ImageFetcher) -> None:
         self._blobs = blobs
         self._fetcher = fetcher
-        self._limits = limits
 
-    def load_bytes(self, image_ref: str) -> bytes:
-        if image_ref.startswith(BLOB_PREFIX):
-            return self._blobs.get(image_ref.removeprefix(BLOB_PREFIX))
-        return self._fetcher.fetch(image_ref)
+    def load(self, payload: PhotoPayload) -> PhotoBytes | SkipPhoto:
+        """Raises SubjectGoneError when a stored photo was deleted meanwhile."""
+        if payload.image.startswith(BLOB_PREFIX):
+            return PhotoBytes(self._blobs.get(payload.image.removeprefix(BLOB_PREFIX)))
+        return PhotoBytes(self._fetcher.fetch(payload.image))
 
-    def __call__(self, job: ImageJob) -> NewPrediction:
-        image_ref = str(job.payload.get("image", ""))
-        data = self.load_bytes(image_ref)
-        image = decode_image(data, max_bytes=self._limits.max_bytes, max_pixels=self._limits.max_pixels)
-        result = self._matcher.match_image(image)
-        context = {
-            key: str(job.payload[key])
-            for key in ("ticket_id", "comment_id", "attachment_id", "file_name")
-            if job.payload.get(key) is not None
-        }
-        return NewPrediction.model_validate(
-            {
-                **result.model_dump(),
-                **context,
-                "source": job.source,
-                "image_url": None if image_ref.startswith(BLOB_PREFIX) else image_ref,
-            }
+
+class PhotoMatching:
+    """The matching step shared by every photo kind, with the completion hooks sources register."""
+
+    def __init__(self, matcher: Matcher, limits: ImageLimits) -> None:
+        self.matcher = matcher
+        self.limits = limits
+        self._hooks: dict[str, list[CompletionHook]] = {}
+
+    def on_complete(self, kind: str, hook: CompletionHook) -> None:
+        """Run ``hook`` after each photo of ``kind`` is matched (before its outcome is recorded)."""
+        self._hooks.setdefault(kind, []).append(hook)
+
+    def decode(self, photo: PhotoBytes) -> Image.Image:
+        """Decode under the limits. Raises PermanentError, or SubjectGoneError for bytes of an
+        unverified type that turn out not to be an image."""
+        try:
+            return self.limits.decode(photo.data)
+        except PermanentError as exc:
+            if photo.unverified_type is not None:
+                raise SubjectGoneError(f"not an image ({photo.unverified_type}): {exc}") from exc
+            raise
+
+    def match_job(self, job: ImageJob, payload: P, loader: PhotoLoader[P]) -> NewPrediction:
+        """Load, decode and match the job's photo, run the kind's hooks, return the prediction.
+
+        Raises SubjectGoneError (skipped by rule, photo gone, not an image), PermanentError and
+        TransientError (from the loader, the decoder or a hook); the worker records the outcome.
+        """
+        loaded = loader.load(payload)
+        if isinstance(loaded, SkipPhoto):
+            raise SubjectGoneError(loaded.reason)
+        result = self.matcher.match_image(self.decode(loaded))
+        prediction = NewPrediction(
+            **result.model_dump(),
+            source=job.source,
+            file_name=payload.file_name,
+            image_url=payload.image_url,
+            references=payload.references(),
+        )
+        for hook in self._hooks.get(job.kind, []):
+            hook(job, payload, prediction)
+        return prediction
+
+    def kind(self, kind: str, payload: type[P], loader: PhotoLoader[P]) -> JobKindSpec[P]:
+        """The job kind whose photos come from ``loader``: it needs the embedder."""
+        return JobKindSpec(
+            kind=kind,
+            payload=payload,
+            handler=lambda job, parsed: self.match_job(job, parsed, loader),
+            needs_embedder=True,
         )

@@ -38,6 +38,7 @@ __all__ = [
     "make_vector_index",
     "probe_queries",
     "recall_at_k",
+    "resized_vector_index",
     "set_nprobe",
     "tune_nprobe",
 ]
@@ -184,3 +185,24 @@ def tune_nprobe(
         if tried[nprobe] >= target_recall:
             break
     return NprobeChoice(int(ivf.nprobe), tried[int(ivf.nprobe)], tried)
+
+
+def resized_vector_index(
+    current: faiss.Index, ids: list[int], dim: int, flat_max_floats: int = FLAT_MAX_FLOATS
+) -> faiss.Index:
+    """``current``'s vectors (under ``ids``) in a new index of the type :func:`make_vector_index`
+    picks for that many; ``current`` itself if it is exact and exact is right for the size."""
+    if (
+        index_kind_for(dim, len(ids), flat_max_floats=flat_max_floats) == "flat"
+        and get_nprobe(current) is None
+    ):
+        return current  # already exact, and exact is right for this size
+    keys = np.asarray(ids, dtype=np.int64)
+    vectors = (
+        np.stack([current.reconstruct(int(key)) for key in keys]) if ids else np.zeros((0, dim), np.float32)
+    )
+    resized = make_vector_index(dim, len(ids), training_vectors=vectors, flat_max_floats=flat_max_floats)
+    if ids:
+        resized.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), keys)
+        tune_nprobe(resized, vectors, keys)
+    return resized

@@ -1,40 +1,18 @@
-"""Signed webhooks: each route verifies its sender before anything else, persists a job and
-answers at once; the ledger's workers do the work. Safe to expose without other authentication
-(``imagematch.api.create_webhook_app`` serves only these routes and ``/healthz``)."""
+"""Plumbing shared by the signed webhook routes (each source owns its route: ``sources/*/routes.py``).
+
+A webhook route verifies its sender before anything else, persists a job and answers at once; the
+ledger's workers do the work. Such routes are safe to expose without other authentication
+(``imagematch.api.create_webhook_app`` serves only them and ``/healthz``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from fastapi import HTTPException, Request
+from pydantic import SecretStr
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+__all__ = ["MAX_WEBHOOK_BYTES", "read_webhook_body", "require_webhook_secret"]
 
-from imagematch.config import Settings
-from imagematch.errors import TransientError
-from imagematch.ledger import Clock, Ledger
-from imagematch.models import JobStatus
-from imagematch.sources.zendesk import (
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    WebhookPayloadError,
-    WebhookSignatureError,
-    parse_delivery,
-    ticket_job,
-    verify_signature,
-)
-
-__all__ = ["MAX_WEBHOOK_BYTES", "WebhookAccepted", "read_webhook_body", "zendesk_webhook_router"]
-
-MAX_WEBHOOK_BYTES = 1_000_000  # Zendesk event bodies are a few kB
-
-
-class WebhookAccepted(BaseModel):
-    job_id: int = Field(description="The `zendesk_ticket` job that scans the ticket.")
-    ticket_id: str
-    status: JobStatus
-    duplicate: bool = Field(description="This delivery was accepted before; nothing new was queued.")
+MAX_WEBHOOK_BYTES = 1_000_000  # Zendesk and catalog event bodies are a few kB
 
 
 async def read_webhook_body(request: Request, max_bytes: int = MAX_WEBHOOK_BYTES) -> bytes:
@@ -51,56 +29,15 @@ async def read_webhook_body(request: Request, max_bytes: int = MAX_WEBHOOK_BYTES
     return bytes(received)
 
 
-def zendesk_webhook_router(
-    settings: Settings, ledger: Ledger, *, clock: Clock, nudge: Callable[[list[int]], None]
-) -> APIRouter:
-    """``POST /webhooks/zendesk``: verify the signature (before anything else), persist a
-    ``zendesk_ticket`` job, answer 202. The ticket is scanned by the ledger's workers."""
-    router = APIRouter(tags=["webhooks"])
-
-    @router.post("/webhooks/zendesk", status_code=202, response_model=WebhookAccepted)
-    async def zendesk_webhook(request: Request) -> JSONResponse:
-        """A Zendesk ticket event. 202 when a scan of the ticket is queued; 200 when this very
-        delivery was accepted before; 401 bad or expired signature (nothing is stored); 422 no
-        ticket id in the body; 503 no signing secret configured."""
-        secret = settings.zendesk_webhook_secret
-        if secret is None and not settings.zendesk_allow_unsigned:
-            raise HTTPException(
-                503,
-                "Zendesk webhooks are not configured: set IMAGEMATCH_ZENDESK_WEBHOOK_SECRET to the "
-                "webhook's signing secret (or IMAGEMATCH_ZENDESK_ALLOW_UNSIGNED=true for local trials)",
-            )
-        body = await read_webhook_body(request)
-        timestamp = request.headers.get(TIMESTAMP_HEADER)
-        if secret is not None:
-            try:
-                verify_signature(
-                    secret=secret.get_secret_value(),
-                    body=body,
-                    signature=request.headers.get(SIGNATURE_HEADER),
-                    timestamp=timestamp,
-                    now=clock(),
-                    tolerance_seconds=settings.zendesk_signature_tolerance_seconds,
-                )
-            except WebhookSignatureError as exc:
-                raise HTTPException(401, f"Zendesk webhook refused: {exc}") from exc
-        try:
-            # Unsigned (local trial) deliveries have no timestamp: each one counts as new.
-            delivery = parse_delivery(body, timestamp=timestamp or clock().isoformat())
-        except WebhookPayloadError as exc:
-            raise HTTPException(422, str(exc)) from exc
-        metadata = {"event_type": delivery.event_type} if delivery.event_type else {}
-        try:
-            job, created = await run_in_threadpool(
-                ledger.submit, ticket_job(delivery.ticket_id, delivery.delivery_id, metadata=metadata)
-            )
-        except TransientError as exc:  # Zendesk retries a 503: nothing is lost
-            raise HTTPException(503, f"ledger unavailable: {exc}") from exc
-        if created:
-            await run_in_threadpool(nudge, [job.id])
-        out = WebhookAccepted(
-            job_id=job.id, ticket_id=delivery.ticket_id, status=job.status, duplicate=not created
-        )
-        return JSONResponse(out.model_dump(mode="json"), status_code=202 if created else 200)
-
-    return router
+def require_webhook_secret(
+    secret: SecretStr | None, *, allow_unsigned: bool, what: str, secret_env: str, unsigned_env: str
+) -> str | None:
+    """The signing secret, or ``None`` for unsigned local trials; 503 naming the setting when the
+    route is not configured (so a sender retries later and nothing is accepted unverified)."""
+    if secret is not None:
+        return secret.get_secret_value()
+    if allow_unsigned:
+        return None
+    raise HTTPException(
+        503, f"{what} are not configured: set {secret_env} (or {unsigned_env}=true for local trials)"
+    )

@@ -13,20 +13,23 @@ import socket
 import threading
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from imagematch.errors import SubjectGoneError
+from imagematch.job_kinds import JobKinds
 from imagematch.ledger import Clock, Ledger, SweepReport, utcnow
-from imagematch.models import ImageJob, JobStatus, NewPrediction
+from imagematch.models import ImageJob, JobStatus
 from imagematch.retry import RetryPolicy
 
-__all__ = ["Dispatch", "JobHandler", "Worker", "WorkerPool", "new_worker_id"]
+__all__ = ["Dispatch", "Worker", "WorkerPool", "new_worker_id"]
 
 log = logging.getLogger(__name__)
 
-JobHandler = Callable[[ImageJob], NewPrediction | None]
-Dispatch = Callable[[list[int]], None]  # "run these persisted jobs soon" (e.g. a Modal spawn)
+# "Dispatch": make workers look at these persisted jobs now (locally: wake the pool's threads; on
+# Modal: spawn a function call). Only ever a hint — the jobs are already in the ledger, and the
+# sweep finds any a lost dispatch missed.
+Dispatch = Callable[[list[int]], None]
 
 
 def new_worker_id() -> str:
@@ -43,12 +46,12 @@ def _error_summary(error: BaseException) -> str:
 
 
 class Worker:
-    """Processes jobs one at a time. ``handlers`` maps a job kind to the function that does it."""
+    """Processes jobs one at a time; ``kinds`` says how to run each job kind."""
 
     def __init__(
         self,
         ledger: Ledger,
-        handlers: Mapping[str, JobHandler],
+        kinds: JobKinds,
         policy: RetryPolicy,
         *,
         worker_id: str | None = None,
@@ -56,7 +59,7 @@ class Worker:
         clock: Clock = utcnow,
     ) -> None:
         self.ledger = ledger
-        self.handlers = handlers
+        self.kinds = kinds
         self.policy = policy
         self.worker_id = worker_id or new_worker_id()
         self.lease_seconds = lease_seconds
@@ -84,12 +87,12 @@ class Worker:
 
     def process(self, job: ImageJob) -> JobStatus:
         """Run a job this worker has claimed and record how it ended; never raises."""
-        handler = self.handlers.get(job.kind)
+        spec = self.kinds.get(job.kind)
         try:
-            if handler is None:
+            if spec is None:
                 raise SubjectGoneError(f"no handler for job kind {job.kind!r}")
             with self._lease(job):
-                prediction = handler(job)
+                prediction = spec.run(job)
         except SubjectGoneError as exc:
             self.ledger.skip(job.id, self.worker_id, reason=str(exc))
             return JobStatus.SKIPPED
@@ -145,7 +148,12 @@ class WorkerPool:
         self._sweep_seconds = sweep_seconds
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.wake = threading.Event()  # set after a submit so idle workers start at once
+        self._wake = threading.Event()  # set by dispatch() so idle workers claim at once
+
+    def dispatch(self, job_ids: list[int]) -> None:
+        """Wake idle workers: jobs were just persisted (they claim whatever is due)."""
+        if job_ids:
+            self._wake.set()
 
     def start(self) -> None:
         for n in range(self._size):
@@ -159,7 +167,7 @@ class WorkerPool:
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
-        self.wake.set()
+        self._wake.set()
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
@@ -173,8 +181,8 @@ class WorkerPool:
                 log.exception("worker %s could not claim jobs", worker.worker_id)
                 claimed = 0
             if not claimed:
-                self.wake.wait(self._poll_seconds)
-                self.wake.clear()
+                self._wake.wait(self._poll_seconds)
+                self._wake.clear()
 
     def _sweep_loop(self) -> None:
         while not self._stop.is_set():

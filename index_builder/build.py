@@ -16,18 +16,14 @@ import numpy as np
 from imagematch.embedder import Embedder, Vectors
 from imagematch.errors import ImageMatchError
 from imagematch.fetch import ImageFetcher
-from imagematch.images import decode_image, sha256_hex
+from imagematch.images import sha256_hex
 from imagematch.index import ProductIndex, SnapshotStore
 from imagematch.models import CatalogViews, Product, ProductScoring, Whitening
 from imagematch.pipeline import ImageLimits
-from imagematch.representation import (
-    Projection,
-    embed_catalog_images,
-    fit_projection,
-    image_vector,
-)
-from index_builder.cache import EmbeddingCache
+from imagematch.representation import Projection, fit_projection
+from index_builder.cache import CachedImage, EmbeddingCache, fit_sample_level, in_fit_sample
 from index_builder.catalog import load_catalog, read_uri
+from index_builder.fanout import ChunkResult, EmbeddingExecutor, ImageTask, LocalExecutor, embed_missing
 
 if TYPE_CHECKING:
     from imagematch.app import Services
@@ -101,14 +97,6 @@ class CatalogRecipe:
         )
 
 
-@dataclass
-class _Pending:
-    product_id: str
-    uri: str
-    data: bytes
-    digest: str
-
-
 def build_index(
     products: Sequence[Product],
     *,
@@ -119,119 +107,142 @@ def build_index(
     recipe: CatalogRecipe | None = None,
     batch_size: int = 16,
     progress: Progress | None = None,
+    executor: EmbeddingExecutor | None = None,
 ) -> tuple[ProductIndex, BuildReport]:
-    """Embed every product image (or take it from ``cache``), fit the projection on the catalog
-    and return a fresh :class:`ProductIndex`."""
+    """Hash every product image, embed those the cache lacks through ``executor`` (default: this
+    process, :class:`~index_builder.fanout.LocalExecutor`), fit the projection on the catalog's
+    whitening sample and return a fresh :class:`ProductIndex`."""
     recipe = recipe or CatalogRecipe()
     started = time.perf_counter()
     report = BuildReport(products=len(products))
     cache_key = f"{embedder.embedder_id}|views={recipe.views.value}"
-    by_product: dict[str, list[tuple[str, str]]] = {p.id: [] for p in products}
-    views: dict[str, Vectors] = {}  # sha256 -> (views, dim)
-    batch: list[_Pending] = []
+    images = _hash_images(products, read_bytes, report, progress)
+    level = fit_sample_level(len({digest for _, _, digest in images}), recipe.max_fit_images)
+    cached = cache.get_many(cache_key, (digest for _, _, digest in images))
+    was_cached = {
+        digest
+        for digest, item in cached.items()
+        if item.views is not None or not in_fit_sample(digest, level)
+    }
+    # A sample image cached without its views (the sample grew: a smaller catalog) is re-embedded.
+    missing = [ImageTask(pid, uri, digest) for pid, uri, digest in images if digest not in was_cached]
+    if progress:
+        progress(len(images) - len(missing))  # taken from the cache
+
     # Each image is embedded in up to 14 views: fewer images per pass keep memory flat.
-    images_per_batch = batch_size if recipe.views is CatalogViews.SINGLE else max(1, batch_size // 4)
+    per_pass = batch_size if recipe.views is CatalogViews.SINGLE else max(1, batch_size // 4)
+    executor = executor or LocalExecutor(embedder, read_bytes, limits, recipe.views, per_pass)
+    failures = _embed_and_cache(missing, executor, cache, cache_key, level, cached, progress)
+    report.embedded = len({t.digest for t in missing} - failures.keys())
+    report.cached = sum(1 for _, _, digest in images if digest in was_cached)
+    by_product: dict[str, list[tuple[str, str]]] = {p.id: [] for p in products}
+    for pid, uri, digest in images:
+        if digest in cached:
+            by_product[pid].append((uri, digest))
+        else:
+            report.failed_images.append(ImageProblem(pid, uri, failures.get(digest, "not embedded")))
+    index = ProductIndex(
+        embedder.embedder_id,
+        embedder.dim,
+        projection=_fit(recipe, by_product, cached, level),
+        scoring=recipe.scoring,
+        catalog_views=recipe.views,
+    )
+    _fill(index, products, by_product, cached, report, embedder.dim)
+    report.seconds = time.perf_counter() - started
+    return index, report
 
-    def flush() -> None:
-        report.embedded += _embed_batch(batch, embedder, recipe, limits, views, by_product, report)
-        cache.put_many(cache_key, {p.digest: views[p.digest] for p in batch if p.digest in views})
+
+def _embed_and_cache(
+    missing: list[ImageTask],
+    executor: EmbeddingExecutor,
+    cache: EmbeddingCache,
+    cache_key: str,
+    level: int,
+    cached: dict[str, CachedImage],
+    progress: Progress | None,
+) -> dict[str, str]:
+    """Embed ``missing`` through ``executor``, caching each chunk as it arrives (a crash loses no
+    finished chunk) and adding it to ``cached``; returns the failures by digest."""
+
+    def keep(result: ChunkResult) -> None:
+        cached.update(cache.put_many(cache_key, result.views, keep_views=lambda d: in_fit_sample(d, level)))
         if progress:
-            progress(len(batch))
-        batch.clear()
+            progress(len(result.views) + len(result.failures))
 
+    _, failures = embed_missing(missing, executor, on_result=keep)
+    return failures
+
+
+def _hash_images(
+    products: Sequence[Product],
+    read_bytes: Callable[[str], bytes],
+    report: BuildReport,
+    progress: Progress | None,
+) -> list[tuple[str, str, str]]:
+    """``(product id, uri, sha256)`` of every readable image; unreadable ones go to the report."""
+    images = []
     for product in products:
         report.images += len(product.images)
         for uri in product.images:
             try:
-                data = read_bytes(uri)
+                images.append((product.id, uri, sha256_hex(read_bytes(uri))))
             except ImageMatchError as exc:
                 report.failed_images.append(ImageProblem(product.id, uri, str(exc)))
                 if progress:
                     progress(1)
-                continue
-            digest = sha256_hex(data)
-            if digest not in views:
-                views.update(cache.get_many(cache_key, [digest]))
-            if digest in views:
-                report.cached += 1
-                by_product[product.id].append((uri, digest))
-                if progress:
-                    progress(1)
-                continue
-            batch.append(_Pending(product.id, uri, data, digest))
-            if len(batch) >= images_per_batch:
-                flush()
-    if batch:
-        flush()
+    return images
 
-    index = ProductIndex(
-        embedder.embedder_id,
-        embedder.dim,
-        projection=_fit(recipe, by_product, views),
-        scoring=recipe.scoring,
-        catalog_views=recipe.views,
-    )
+
+def _fill(
+    index: ProductIndex,
+    products: Sequence[Product],
+    by_product: dict[str, list[tuple[str, str]]],
+    cached: dict[str, CachedImage],
+    report: BuildReport,
+    dim: int,
+) -> None:
+    """Every product's image vectors into ``index``; products left without any are reported."""
     for product in products:
         images = by_product[product.id]
-        index.upsert_product(
-            product, images, _stack([image_vector(views[d]) for _, d in images], embedder.dim)
-        )
+        index.upsert_product(product, images, _stack([cached[d].vector for _, d in images], dim))
         if not images:
             failed = sum(1 for f in report.failed_images if f.product_id == product.id)
             report.products_without_images[product.id] = (
                 f"all {failed} images failed" if failed else "no images listed"
             )
     index.size_vector_indexes()
-    report.seconds = time.perf_counter() - started
-    return index, report
 
 
 def _fit(
-    recipe: CatalogRecipe, by_product: dict[str, list[tuple[str, str]]], views: dict[str, Vectors]
+    recipe: CatalogRecipe,
+    by_product: dict[str, list[tuple[str, str]]],
+    cached: dict[str, CachedImage],
+    level: int,
 ) -> Projection:
-    """The projection fitted on (a deterministic sample of) the catalog's view vectors."""
+    """The projection fitted on the view vectors of the catalog's whitening sample."""
     images = sorted(
-        ((digest, product_id) for product_id, pairs in by_product.items() for _, digest in pairs),
+        (digest, product_id)
+        for product_id, pairs in by_product.items()
+        for _, digest in pairs
+        if in_fit_sample(digest, level) and cached[digest].views is not None
     )
-    images = list(dict.fromkeys(images))[: recipe.max_fit_images]  # content-hash order: an even sample
+    images = list(dict.fromkeys(images))
+    rows = [cached[digest].views for digest, _ in images]
     if not images:
         return Projection.identity()
-    rows = [views[digest] for digest, _ in images]
     if recipe.whitening is Whitening.PRODUCT:
         product_numbers = {pid: n for n, pid in enumerate(sorted({pid for _, pid in images}))}
         groups = [product_numbers[pid] for _, pid in images]
     else:
         groups = list(range(len(images)))
-    labels = np.repeat(np.asarray(groups, dtype=np.int64), [len(r) for r in rows])
-    return fit_projection(np.concatenate(rows), labels, method=recipe.whitening, shrinkage=recipe.shrinkage)
+    labels = np.repeat(np.asarray(groups, dtype=np.int64), [len(r) for r in rows if r is not None])
+    matrix = np.concatenate([r for r in rows if r is not None])
+    return fit_projection(matrix, labels, method=recipe.whitening, shrinkage=recipe.shrinkage)
 
 
 def _stack(rows: list[Vectors], dim: int) -> Vectors:
     return np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim), dtype=np.float32)
-
-
-def _embed_batch(
-    batch: list[_Pending],
-    embedder: Embedder,
-    recipe: CatalogRecipe,
-    limits: ImageLimits,
-    views: dict[str, Vectors],
-    by_product: dict[str, list[tuple[str, str]]],
-    report: BuildReport,
-) -> int:
-    """Decode and embed ``batch`` (every catalog view); failures go to the report. Returns how
-    many images were embedded."""
-    decoded, kept = [], []
-    for item in batch:
-        try:
-            decoded.append(decode_image(item.data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels))
-            kept.append(item)
-        except ImageMatchError as exc:
-            report.failed_images.append(ImageProblem(item.product_id, item.uri, str(exc)))
-    for item, matrix in zip(kept, embed_catalog_images(embedder, decoded, recipe.views), strict=True):
-        views[item.digest] = matrix
-        by_product[item.product_id].append((item.uri, item.digest))
-    return len(kept)
 
 
 def build_and_publish(
@@ -247,17 +258,28 @@ def build_and_publish(
     batch_size: int = 16,
     progress: Progress | None = None,
     on_catalog: Callable[[int], None] | None = None,
+    executor: EmbeddingExecutor | None = None,
+    model: str | None = None,
+    point: bool = True,
 ) -> tuple[ProductIndex, BuildReport]:
     """Load the catalog at ``source``, build its index and publish it as the new CURRENT snapshot.
-    Products no longer in the catalog lose their vectors; soft-deleted products are purged.
+    Products no longer in the catalog lose their vectors. The catalog event order (the newest event
+    per product, deletes included) carries over, so an event older than one applied before the
+    rebuild — a retry in backoff, a manual retry, ``imagematch backfill --status all`` — is still
+    skipped after it.
 
     ``settings`` locate database sources (``supabase:``, custom table names). ``on_catalog`` is
     told how many images the catalog lists before embedding starts (for a
-    progress bar). Raises PermanentError if the catalog itself cannot be read.
+    progress bar). ``model`` (the spec of ``embedder``) is recorded in the snapshot, so serving
+    processes load the model their snapshot needs. ``point=False`` publishes a candidate without
+    serving it (see :mod:`index_builder.model_switch`). Raises PermanentError if the catalog
+    itself cannot be read.
     """
     # The catalog source is the truth: live changes logged before it is read are folded into
     # (superseded by) the new snapshot; those arriving during the build are replayed on top of it.
-    folded = set(snapshots.changes.sequences())
+    changes = snapshots.changes(embedder.embedder_id)
+    folded = set(changes.sequences())
+    events = snapshots.event_order(embedder.embedder_id, folding=folded)
     catalog = load_catalog(source, fetcher, settings=settings)
     if on_catalog:
         on_catalog(sum(len(p.images) for p in catalog.products))
@@ -270,11 +292,14 @@ def build_and_publish(
         recipe=recipe,
         batch_size=batch_size,
         progress=progress,
+        executor=executor,
     )
     report.catalog_problems = catalog.problems
+    index.continue_event_order(events)
     index.applied_changes = folded
-    report.version = snapshots.publish(index)
-    snapshots.changes.replay(index)
+    index.model = model
+    report.version = snapshots.publish(index, point=point)
+    changes.replay(index)
     return index, report
 
 
@@ -285,6 +310,8 @@ def rebuild_catalog_index(
     snapshots: SnapshotStore | None = None,
     progress: Progress | None = None,
     on_catalog: Callable[[int], None] | None = None,
+    executor: EmbeddingExecutor | None = None,
+    point: bool = True,
 ) -> tuple[ProductIndex, BuildReport]:
     """:func:`build_and_publish` with the services' model, embedding cache, fetcher, limits and
     catalog recipe, into ``snapshots`` (default: the served index)."""
@@ -302,6 +329,9 @@ def rebuild_catalog_index(
             batch_size=services.settings.batch_size,
             progress=progress,
             on_catalog=on_catalog,
+            executor=executor,
+            model=services.model,
+            point=point,
         )
     finally:
         cache.close()

@@ -24,6 +24,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from imagematch.errors import PermanentError, TransientError
+from index_builder.sql import load_queries
 
 if TYPE_CHECKING:
     from postgrest import SyncRequestBuilder, SyncSelectRequestBuilder
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CatalogTables", "read_postgres_catalog", "read_supabase_catalog"]
 
-PRODUCT_COLUMNS = ("id", "name", "category", "description", "metadata")
+PRODUCT_COLUMNS = ("id", "name", "category", "description", "metadata")  # as sql/catalog_tables.sql reads
+Q = load_queries("catalog_tables")
 
 
 @dataclass(frozen=True)
@@ -55,13 +57,8 @@ def read_postgres_catalog(url: str, tables: CatalogTables) -> list[dict[str, Any
     Raises TransientError if the database cannot be reached, PermanentError if the tables or
     columns are missing.
     """
-    query = sql.SQL(
-        "select {columns}, array(select i.url from {images} i where i.product_id = p.id "
-        "order by i.position) as images from {products} p where p.deleted_at is null order by p.id"
-    ).format(
-        columns=sql.SQL(", ").join(sql.Identifier("p", c) for c in PRODUCT_COLUMNS),
-        images=_identifier(tables.images),
-        products=_identifier(tables.products),
+    query = sql.SQL(Q["live_products"]).format(
+        images=_identifier(tables.images), products=_identifier(tables.products)
     )
     try:
         with psycopg.connect(url, row_factory=dict_row, connect_timeout=30) as conn:

@@ -20,7 +20,8 @@ def prediction_json(prediction: NewPrediction) -> dict[str, Any]:
     """The ``p_prediction`` argument of ``imagematch_finish``."""
     best = prediction.best
     return {
-        **prediction.model_dump(mode="json"),
+        **prediction.model_dump(mode="json", exclude={"references"}),
+        **prediction.reference_columns(),
         "best_product_id": best.product_id if best else None,
         "best_score": best.score if best else None,
     }
@@ -148,6 +149,12 @@ class FunctionLedger(ABC):
         for row in self._call("imagematch_count_by_status", {"p_kind": kind}):
             counts[JobStatus(row["status"])] = int(row["n"])
         return counts
+
+    def archive_finished_jobs(self, *, finished_before: datetime, limit: int = 10_000) -> int:
+        """Move up to ``limit`` complete or skipped jobs finished before ``finished_before`` to
+        ``image_jobs_archive`` (their predictions stay in the log); returns how many moved. Call
+        until it returns 0. Postgres/Supabase only: the ledger that grows to millions of jobs."""
+        return int(self._value("imagematch_archive_jobs", {"p_before": finished_before, "p_limit": limit}))
 
     def get_prediction(self, job_id: int) -> Prediction | None:
         rows = self._select("image_prediction_log", where={"job_id": job_id})

@@ -264,5 +264,6 @@ class MemoryLedger:
         return [
             p
             for p in rows
-            if (ticket_id is None or p.ticket_id == ticket_id) and (before_id is None or p.id < before_id)
+            if (ticket_id is None or p.references.get("ticket_id") == ticket_id)
+            and (before_id is None or p.id < before_id)
         ][:limit]

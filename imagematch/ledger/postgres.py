@@ -1,6 +1,7 @@
 """The Postgres ledger (psycopg 3). State transitions are the SQL functions of the migrations in
-``ledger/sql/migrations`` (also ``supabase/migrations``), shared with the Supabase backend; only
-plain reads are written here. Claims use ``FOR UPDATE SKIP LOCKED``.
+``ledger/sql/migrations`` (also ``supabase/migrations``), shared with the Supabase backend; the
+plain reads and the migration bookkeeping are the named queries of ``ledger/sql/postgres.sql``.
+Claims use ``FOR UPDATE SKIP LOCKED``.
 """
 
 from __future__ import annotations
@@ -19,10 +20,26 @@ from psycopg_pool import ConnectionPool
 from imagematch.errors import TransientError
 from imagematch.ledger.base import Clock, utcnow
 from imagematch.ledger.functions import FunctionLedger
+from imagematch.ledger.sql import load_queries
 
 __all__ = ["PostgresLedger", "migration_files"]
 
+Q = load_queries("postgres")
 _MIGRATION_LOCK = 7_411_204  # pg_advisory_xact_lock key: one migrator at a time
+
+# FunctionLedger's reads: (table, columns filtered on, paged?) -> query name in postgres.sql.
+_READS = {
+    ("image_jobs", ("id",), False): "job_by_id",
+    ("image_jobs", ("idempotency_key",), False): "job_by_key",
+    ("image_jobs", (), True): "list_jobs",
+    ("image_jobs", ("status",), True): "list_jobs_by_status",
+    ("image_jobs", ("source",), True): "list_jobs_by_source",
+    ("image_jobs", ("source", "status"), True): "list_jobs_by_source_and_status",
+    ("image_prediction_log", ("job_id",), False): "prediction_by_job",
+    ("image_prediction_log", (), True): "list_predictions",
+    ("image_prediction_log", ("ticket_id",), True): "list_predictions_by_ticket",
+}
+_FIRST_PAGE = 2**63 - 1  # before_id of the first page: above every id
 
 
 def migration_files() -> list[tuple[str, str]]:
@@ -53,10 +70,12 @@ class PostgresLedger(FunctionLedger):
             raise TransientError(f"ledger database unavailable: {exc}") from exc
 
     def _call(self, fn: str, args: dict[str, Any]) -> list[dict[str, Any]]:
+        # Named arguments: `name => %(name)s`, each name quoted as an identifier.
+        arrow = sql.SQL(" => ")
         named = sql.SQL(", ").join(
-            sql.SQL("{} => {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in args
+            sql.Composed([sql.Identifier(name), arrow, sql.Placeholder(name)]) for name in args
         )
-        query = sql.SQL("select * from {}({})").format(sql.Identifier(fn), named)
+        query = sql.SQL(Q["call_function"]).format(function=sql.Identifier(fn), arguments=named)
         params = {k: Jsonb(v) if isinstance(v, dict | list) else v for k, v in args.items()}
         with self._conn() as conn:
             return conn.execute(query, params).fetchall()
@@ -64,31 +83,23 @@ class PostgresLedger(FunctionLedger):
     def _select(
         self, table: str, *, where: dict[str, Any], limit: int | None = None, before_id: int | None = None
     ) -> list[dict[str, Any]]:
-        filters = {k: v for k, v in where.items() if v is not None}
-        conditions = [sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in filters]
-        if before_id is not None:
-            conditions.append(sql.SQL("id < {}").format(sql.Placeholder("before_id")))
-            filters["before_id"] = before_id
-        query = sql.SQL("select * from {}").format(sql.Identifier(table))
-        if conditions:
-            query += sql.SQL(" where ") + sql.SQL(" and ").join(conditions)
-        if limit is not None:
-            query += sql.SQL(" order by id desc limit {}").format(sql.Literal(limit))
+        filters = {column: value for column, value in where.items() if value is not None}
+        read = (table, tuple(sorted(filters)), limit is not None)
+        if read not in _READS:
+            raise NotImplementedError(f"no query in ledger/sql/postgres.sql reads {read}")
+        params = {**filters, "limit": limit, "before_id": _FIRST_PAGE if before_id is None else before_id}
         with self._conn() as conn:
-            return conn.execute(query, filters).fetchall()
+            return conn.execute(Q[_READS[read]], params).fetchall()
 
     def migrate(self) -> None:
         with self._conn() as conn:
-            conn.execute("select pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            conn.execute(
-                "create table if not exists imagematch_migrations "
-                "(name text primary key, applied_at timestamptz not null default now())"
-            )
-            done = {r["name"] for r in conn.execute("select name from imagematch_migrations")}
+            conn.execute(Q["lock_migrations"], {"key": _MIGRATION_LOCK})
+            conn.execute(Q["migrations_table"])
+            done = {r["name"] for r in conn.execute(Q["applied_migrations"])}
             for name, migration in migration_files():
                 if name not in done:
                     conn.execute(migration.encode())
-                    conn.execute("insert into imagematch_migrations (name) values (%s)", (name,))
+                    conn.execute(Q["record_migration"], {"name": name})
 
     def close(self) -> None:
         self._pool.close()

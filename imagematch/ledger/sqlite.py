@@ -178,7 +178,8 @@ class SqliteLedger:
                 conn.execute(
                     Q["insert_prediction"],
                     {
-                        **prediction.model_dump(exclude={"matches"}),
+                        **prediction.model_dump(exclude={"matches", "references"}),
+                        **prediction.reference_columns(),
                         "matches": json.dumps([m.model_dump() for m in prediction.matches]),
                         "best_product_id": best.product_id if best else None,
                         "best_score": best.score if best else None,

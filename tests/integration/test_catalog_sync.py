@@ -133,11 +133,11 @@ def test_a_full_rebuild_folds_the_log_and_purges_deleted(
     live = _live(services)
     live.upsert_product(_product(image_host, PURPLE, "purple"), sequence=1)
     live.delete_product("P-red", sequence=2)
-    assert services.snapshots.changes.sequences() == [1, 2]
+    assert services.snapshots.changes(services.embedder.embedder_id).sequences() == [1, 2]
     index, _ = rebuild_catalog_index(services, str(catalog_file))
     # The catalog file is the truth: it lists P-red and not P-new.
     assert "P-red" in index.products and "P-new" not in index.products and not index.deleted
-    assert services.snapshots.changes.sequences() == []
+    assert services.snapshots.changes(services.embedder.embedder_id).sequences() == []
 
 
 def test_catalog_events_before_any_build_start_an_empty_index(
@@ -149,3 +149,48 @@ def test_catalog_events_before_any_build_start_an_empty_index(
         assert _top(services, PURPLE) == ["P-new"]
     finally:
         services.close()
+
+
+def test_a_rebuild_remembers_a_delete_so_an_older_update_cannot_bring_the_product_back(
+    services: Services, image_host: ImageHost, catalog_file: Path
+) -> None:
+    """P-new is created (#1); its update (#2) fails to download and waits in backoff; the delete
+    (#3) is applied; the nightly rebuild publishes a snapshot from the catalog (which does not list
+    P-new); then the update's retry runs (a retry, a manual retry or `backfill --status all`)."""
+    live = _live(services)
+    live.upsert_product(_product(image_host, PURPLE, "purple"), sequence=1)
+    late_update = _product(image_host, ORANGE, "orange")
+    assert live.delete_product("P-new", sequence=3)
+
+    rebuild_catalog_index(services, str(catalog_file))
+    assert services.index.refresh()  # the workers now serve the rebuilt snapshot
+    with pytest.raises(SubjectGoneError, match="deleted by a newer event"):
+        live.upsert_product(late_update, sequence=2)
+    assert "P-new" not in services.index.get().products and "P-new" not in _top(services, ORANGE)
+
+    # Remembered across a second rebuild and a restart too.
+    rebuild_catalog_index(services, str(catalog_file))
+    restarted = build_services(services.settings.model_copy())
+    try:
+        with pytest.raises(SubjectGoneError, match="deleted by a newer event"):
+            _live(restarted).upsert_product(late_update, sequence=2)
+        assert "P-new" not in restarted.index.get().products
+        assert "P-new" not in _top(restarted, ORANGE)
+    finally:
+        restarted.close()
+
+
+def test_a_rebuild_keeps_the_order_of_updates_to_a_product_it_lists(
+    services: Services, image_host: ImageHost, catalog_file: Path
+) -> None:
+    """The catalog lists P-red: the rebuild takes it from the catalog, but an event older than the
+    last one applied before the rebuild is still stale afterwards; a newer one still applies."""
+    live = _live(services)
+    live.upsert_product(_product(image_host, PURPLE, "purple", "P-red"), sequence=5)
+    rebuild_catalog_index(services, str(catalog_file))
+    services.index.refresh()
+    assert services.index.get().products["P-red"].name == "Red"  # the catalog is the truth
+    with pytest.raises(SubjectGoneError, match="updated by a newer event"):
+        live.upsert_product(_product(image_host, ORANGE, "orange", "P-red"), sequence=4)
+    live.upsert_product(_product(image_host, ORANGE, "orange", "P-red"), sequence=6)
+    assert services.index.get().products["P-red"].name == "orange"

@@ -2,7 +2,7 @@
 
 Configuration is read back from the Modal objects (``Function.info()``); the classes' enter hooks
 and methods run in-process through Modal's own ``.local()``; the deployed API runs under a
-TestClient with dispatch going straight to ``Matcher.process_jobs`` instead of a spawn.
+TestClient with dispatch going straight to ``EmbeddingWorker.process_jobs`` instead of a spawn.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from PIL import Image
 from imagematch.app import Services
 from imagematch.config import Settings
 from imagematch.images import decode_image
-from imagematch.models import ErrorKind, ImageJob, NewJob
-from imagematch.pipeline import image_ref_for_blob
+from imagematch.job_kinds import image_ref_for_blob
+from imagematch.models import ErrorKind, ImageJob, MatchResult, NewJob
 from tests.conftest import PALETTE, REPO, image_bytes
 
 modal = pytest.importorskip("modal")
@@ -56,8 +56,8 @@ def modal_env(monkeypatch: pytest.MonkeyPatch, settings: Settings, services: Ser
 
 @pytest.fixture
 def matcher(modal_env: Settings) -> Iterator[Any]:
-    """One ``Matcher`` instance: its enter hooks run once, on the first ``.local()`` call."""
-    instance = modal_app.Matcher()
+    """One ``EmbeddingWorker`` instance: its enter hooks run once, on the first ``.local()`` call."""
+    instance = modal_app.EmbeddingWorker()
     yield instance
     entered = getattr(instance, "services", None)  # set by the enter hooks, if they ran
     if entered is not None:
@@ -110,22 +110,24 @@ def _definition_args(function: Any) -> dict[str, Any]:
 
 
 def test_gpu_classes_configuration() -> None:
-    matcher = modal_app.Matcher().match.info()
+    matcher = modal_app.EmbeddingWorker().match.info()
     embedder = modal_app.ImageEmbedder().embed.info()
     for info in (matcher, embedder):
         assert info.gpus == [("L4", 1)]
         assert set(info.volumes) == {"/data"}
         assert info.volumes["/data"].name == "imagematch-data"
         assert info.secrets == ["modal.Secret.from_name('imagematch')"]
-    assert sorted(matcher.method_names or []) == ["match", "process_jobs"]
+    assert sorted(matcher.method_names or []) == ["embed_catalog_chunk", "match", "process_jobs"]
     assert matcher.timeout == 10 * 60
     assert embedder.batching_info is not None
     assert (embedder.batching_info.max_batch_size, embedder.batching_info.wait_ms) == (32, 50)
-    for cls in (modal_app.Matcher, modal_app.ImageEmbedder):
+    for cls in (modal_app.EmbeddingWorker, modal_app.ImageEmbedder):
         args = _definition_args(cls._get_class_service_function())
         assert args["enable_memory_snapshot"] is True
         assert args["autoscaler_settings"].scaledown_window == 5 * 60
         assert args["autoscaler_settings"].max_containers == 10
+    cpu = modal_app.CpuWorker().process_jobs.info()  # the kinds that need no model: no GPU
+    assert cpu.gpus == [] and cpu.secrets == ["modal.Secret.from_name('imagematch')"]
 
 
 def test_memory_snapshot_hooks_need_the_flag() -> None:
@@ -151,7 +153,7 @@ def test_web_schedules_and_weights_configuration() -> None:
 
     reindex = modal_app.reindex.info()
     assert reindex.schedule == "Cron('0 3 * * *', UTC)"
-    assert reindex.gpus == [("L4", 1)] and set(reindex.volumes) == {"/data"}
+    assert reindex.gpus == [] and set(reindex.volumes) == {"/data"}  # embedding fans out to the GPUs
     assert _definition_args(modal_app.reindex)["max_containers"] == 1  # one snapshot writer
 
     weights = modal_app.download_weights.info()
@@ -212,7 +214,7 @@ def test_match_on_the_class_equals_the_local_matcher(matcher: Any, services: Ser
     assert on_modal["matches"][0]["product_id"] == "P-yellow"
     assert on_modal["matches"] == local.model_dump(mode="json")["matches"]
     assert on_modal["index_version"] == "v000001"
-    assert len(matcher.match.local(photo, top_k=2)["matches"]) == 2
+    assert len(matcher.match.local(photo, {"top_k": 2})["matches"]) == 2
 
 
 def test_batched_embed_returns_one_vector_per_image(modal_env: Settings, services: Services) -> None:
@@ -264,7 +266,7 @@ def test_process_jobs_serves_a_snapshot_published_after_start(
 def test_submit_dispatches_to_the_gpu_class_and_the_job_completes(matcher: Any, modal_env: Settings) -> None:
     dispatched: list[list[int]] = []
 
-    def dispatch(job_ids: list[int]) -> None:  # stands in for spawn_dispatch: same method, in-process
+    def dispatch(job_ids: list[int]) -> None:  # stands in for the routed spawns, in-process
         dispatched.append(job_ids)
         assert matcher.process_jobs.local(job_ids) == ["complete"] * len(job_ids)
 
@@ -281,6 +283,25 @@ def test_submit_dispatches_to_the_gpu_class_and_the_job_completes(matcher: Any, 
     assert again.status_code == 200 and again.json()["id"] == job["id"]
 
 
+def test_web_container_loads_no_model_and_match_is_answered_by_the_gpu_class(
+    matcher: Any, modal_env: Settings
+) -> None:
+    asked: list[dict[str, Any]] = []
+
+    def on_gpu(data: bytes, request: Any) -> Any:  # stands in for match_on_gpu: the same method
+        asked.append(request.model_dump())
+        return MatchResult.model_validate(matcher.match.local(data, request.model_dump()))
+
+    with TestClient(modal_app.build_web_app(modal_env, lambda ids: None, match=on_gpu)) as client:
+        files = {"file": ("photo.png", png("yellow"), "image/png")}
+        answer = client.post("/v1/match", files=files, params={"top_k": 2, "category": "colour"})
+        stats = client.get("/v1/stats").json()
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["matches"][0]["product_id"] == "P-yellow" and len(answer.json()["matches"]) == 2
+    assert asked[0]["top_k"] == 2 and asked[0]["category"] == "colour"
+    assert "not loaded" in stats["embedder"] and stats["index"]["version"] == "v000001"
+
+
 def test_sweep_dispatches_stale_pending_jobs(
     matcher: Any, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -293,6 +314,19 @@ def test_sweep_dispatches_stale_pending_jobs(
     assert summary == {"retries_due": 0, "leases_expired": 0, "gave_up": 0, "dispatched": 1}
     assert results == [["complete"]]
     assert services.ledger.get_job(job.id).status == "complete"  # type: ignore[union-attr]
+
+
+def test_reindex_fans_embedding_out_to_the_gpu_class_through_shards(
+    matcher: Any, modal_env: Settings, catalog_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def map_chunks_locally(chunks: list[Any]) -> list[Any]:  # stands in for map_chunks_on_gpus
+        return [matcher.embed_catalog_chunk.local(chunk.to_json()) for chunk in chunks]
+
+    monkeypatch.setenv("IMAGEMATCH_DATA_DIR", str(modal_env.data_dir / "fresh"))  # nothing cached
+    executor = modal_app.fan_out_executor(Settings(), "tiny", map_chunks_locally)
+    summary = modal_app.rebuild_index(Settings(), str(catalog_file), executor)
+    assert (summary["products"], summary["embedded"], summary["failed_images"]) == (4, 8, 0)
+    assert list((modal_env.data_dir / "fresh" / "build_shards").rglob("*.npz")) == []  # folded, removed
 
 
 def test_reindex_without_a_catalog_source_skips(
@@ -332,7 +366,7 @@ def test_backfill_requeues_and_dispatches_jobs_without_an_answer(matcher: Any, s
 
     dry = modal_app.backfill_jobs(Settings(), dispatch, since="2020-01-01", dry_run=True)
     assert (dry["matched"], dry["requeued"], dry["dispatched"], results) == (1, 0, 0, [])
-    assert "would re-queue" in modal_app.describe_backfill(dry)
+    assert "would re-queue" in modal_app.describe_requeue(dry)
 
     done = modal_app.backfill_jobs(Settings(), dispatch, scope="failed")
     assert done == {
@@ -345,7 +379,7 @@ def test_backfill_requeues_and_dispatches_jobs_without_an_answer(matcher: Any, s
     assert results == [["complete"]]
     assert services.ledger.get_job(failed.id).status == "complete"  # type: ignore[union-attr]
     assert services.ledger.get_job(untouched.id).status == "pending"  # type: ignore[union-attr]
-    assert "re-queued 1, dispatched 1" in modal_app.describe_backfill(done)
+    assert "re-queued 1, dispatched 1" in modal_app.describe_requeue(done)
 
 
 def test_backfill_function_dry_run_runs_offline(modal_env: Settings) -> None:
@@ -364,10 +398,13 @@ def test_entrypoint_options_and_dry_run(capsys: pytest.CaptureFixture[str]) -> N
         "status": str,
         "limit": int,
         "catalog": str,
+        "switch_model": str,
         "return": type(None),
     }
     modal_app.main(rebuild=True, catalog="https://example.com/catalog.json", dry_run=True)
     assert "would rebuild the index from https://example.com/catalog.json" in capsys.readouterr().out
+    modal_app.main(rebuild=True, switch_model="open_clip:ViT-L-14/x", dry_run=True)
+    assert "would rebuild a open_clip:ViT-L-14/x candidate" in capsys.readouterr().out
 
 
 # ## Zendesk webhooks
@@ -383,7 +420,7 @@ def test_webhooks_endpoint_is_public_cpu_only_and_snapshotted() -> None:
     assert _definition_args(modal_app.webhooks)["enable_memory_snapshot"] is True
 
 
-def test_zendesk_webhook_to_internal_note_through_the_gpu_class(
+def test_zendesk_webhook_to_internal_note_routed_by_what_each_kind_needs(
     matcher: Any, modal_env: Settings, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from datetime import UTC, datetime
@@ -401,13 +438,15 @@ def test_zendesk_webhook_to_internal_note_through_the_gpu_class(
             "IMAGEMATCH_FETCH_ALLOW_PRIVATE": "true",  # the fake Zendesk is on 127.0.0.1
         }.items():
             monkeypatch.setenv(name, value)
-        queue: list[list[int]] = []  # stands in for the spawns: the web container's and the workers'
-        monkeypatch.setattr(modal_app, "spawn_dispatch", queue.append)
+        queue: list[tuple[list[int], bool]] = []  # stands in for the spawns of every container
+        monkeypatch.setattr(
+            modal_app, "spawn_jobs", lambda ids, needs_model: queue.append((ids, needs_model))
+        )
         zendesk.add_comment(7, zendesk.attachment(png("yellow", mark=2), "photo.png"))
         body = json.dumps({"ticket_id": 7}).encode()
         timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-        with TestClient(modal_app.build_webhook_app(Settings(), modal_app.spawn_dispatch)) as client:
+        with TestClient(modal_app.build_webhook_app(Settings())) as client:
             assert client.get("/healthz").status_code == 200
             assert client.get("/v1/jobs").status_code == 404  # only the webhook routes are public
             assert client.post("/webhooks/zendesk", content=body).status_code == 401
@@ -415,9 +454,14 @@ def test_zendesk_webhook_to_internal_note_through_the_gpu_class(
             accepted = client.post("/webhooks/zendesk", content=body, headers=headers)
         assert accepted.status_code == 202, accepted.text
 
+        cpu = modal_app.CpuWorker()
         statuses: list[str | None] = []
+        routes: list[bool] = []
         while queue:  # ticket scan → attachment → note, each dispatched by the job before it
-            statuses += matcher.process_jobs.local(queue.pop(0))
+            ids, needs_model = queue.pop(0)
+            routes.append(needs_model)
+            statuses += (matcher if needs_model else cpu).process_jobs.local(ids)
+        assert routes == [False, True, False]  # only the attachment went to the GPU class
         assert statuses == ["complete", "complete", "complete"]
         [prediction] = services.ledger.list_predictions(ticket_id="7")
         assert prediction.best_product_id == "P-yellow" and prediction.source == "zendesk"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from imagematch.app import Services
+from imagematch.job_kinds import JobKindSpec, MatchImagePayload, image_ref_for_blob
 from imagematch.models import ErrorKind, JobStatus, NewJob
-from imagematch.pipeline import image_ref_for_blob
 from tests.conftest import PALETTE, image_bytes
 
 
@@ -46,10 +46,12 @@ def test_deleted_blob_ends_skipped(services: Services) -> None:
 
 
 def test_unexpected_errors_are_retried_then_given_up(services: Services) -> None:
-    def broken(_: object) -> None:
+    def broken(_: object, __: object) -> None:
         raise RuntimeError("model exploded")
 
-    services.handlers["match_image"] = broken
+    services.kinds.register(
+        JobKindSpec(kind="match_image", payload=MatchImagePayload, handler=broken, needs_embedder=True)
+    )
     job_id = _submit(services, image_bytes(PALETTE["red"]), "k4")
     worker = services.make_worker()
     worker.drain()

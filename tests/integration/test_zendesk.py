@@ -286,12 +286,14 @@ def test_five_identical_deliveries_and_a_second_event_give_one_prediction_and_no
     settle(services, clock)
 
     predictions = client.get("/v1/predictions", params={"ticket_id": "7"}).json()["predictions"]
-    assert sorted(p["attachment_id"] for p in predictions) == sorted([str(mug["id"]), str(inline["id"])])
+    assert sorted(p["references"]["attachment_id"] for p in predictions) == sorted(
+        [str(mug["id"]), str(inline["id"])]
+    )
     by_file = {p["file_name"]: p for p in predictions}
     red = by_file["mug.png"]
     assert red["best_product_id"] == "P-red" and red["matches"][0]["name"] == "Red"
-    assert red["ticket_id"] == "7" and red["source"] == "zendesk"
-    assert red["comment_id"] == str(zendesk.tickets[TICKET].comments[0]["id"])
+    assert red["references"]["ticket_id"] == "7" and red["source"] == "zendesk"
+    assert red["references"]["comment_id"] == str(zendesk.tickets[TICKET].comments[0]["id"])
     assert red["image_url"] == mug["content_url"]
     assert red["embedder_id"] == "tiny-rgb8x8@1" and red["index_version"] == "v000001"
     assert red["latency_ms"] >= 0 and red["best_score"] == red["matches"][0]["score"]
@@ -538,7 +540,7 @@ def test_crash_after_the_note_was_posted_but_before_it_was_recorded_posts_one_no
 
     # A worker claims the note, posts it ... and dies before recording that it did.
     doomed = _claim(services, note_job, "doomed-worker")
-    services.handlers[JobKind.ZENDESK_NOTE](doomed)
+    services.kinds.get(JobKind.ZENDESK_NOTE).run(doomed)  # type: ignore[union-attr]
     assert len(zendesk.notes(TICKET)) == 1
 
     clock.advance(services.settings.lease_seconds + 1)
@@ -562,7 +564,7 @@ def test_crash_between_prediction_and_note_posts_one_note(
 
     # The image is matched and its note job persisted, then the worker dies before completing.
     doomed = _claim(services, image_job, "doomed-worker")
-    services.handlers[JobKind.ZENDESK_IMAGE](doomed)
+    services.kinds.get(JobKind.ZENDESK_IMAGE).run(doomed)  # type: ignore[union-attr]
     assert services.ledger.list_predictions(ticket_id="7") == []
 
     clock.advance(services.settings.lease_seconds + 1)
@@ -617,7 +619,7 @@ def test_a_worker_that_lost_its_lease_does_not_post(
     services.sweep()  # its lease expired: the job is someone else's to take now
 
     with pytest.raises(TransientError, match="lost the lease"):
-        services.handlers[JobKind.ZENDESK_NOTE](stalled)
+        services.kinds.get(JobKind.ZENDESK_NOTE).run(stalled)  # type: ignore[union-attr]
     assert zendesk.notes(TICKET) == []
     settle(services, clock)
     assert len(zendesk.notes(TICKET)) == 1

@@ -19,7 +19,7 @@ from imagematch.api import create_app
 from imagematch.app import Services
 from imagematch.cli import app as cli
 from imagematch.models import JobKind, JobStatus
-from imagematch.sources.zendesk import backfill_zendesk, image_job_key
+from imagematch.sources.zendesk import backfill_tickets, image_job_key
 from tests.conftest import FakeClock
 from tests.fake_zendesk import FakeZendesk
 from tests.integration.test_zendesk import (  # fixtures shared with the webhook tests
@@ -66,7 +66,7 @@ def test_backfill_queues_only_tickets_with_unanswered_images(
 ) -> None:
     client = services.zendesk_client()
     ticket_jobs_before = len(jobs(services, JobKind.ZENDESK_TICKET))
-    dry = backfill_zendesk(client, services.ledger, since=SINCE, max_bytes=10**7, dry_run=True)
+    dry = backfill_tickets(client, services.ledger, since=SINCE, max_bytes=10**7, dry_run=True)
     assert dry.summary() == {
         "dry_run": True,
         "tickets_scanned": 5,  # the deleted one is not
@@ -76,10 +76,10 @@ def test_backfill_queues_only_tickets_with_unanswered_images(
     }
     assert len(jobs(services, JobKind.ZENDESK_TICKET)) == ticket_jobs_before  # nothing written
 
-    done = backfill_zendesk(client, services.ledger, since=SINCE, max_bytes=10**7)
+    done = backfill_tickets(client, services.ledger, since=SINCE, max_bytes=10**7)
     assert done.summary() == {**dry.summary(), "dry_run": False}
     assert len(done.job_ids) == 3
-    again = backfill_zendesk(client, services.ledger, since=SINCE, max_bytes=10**7)
+    again = backfill_tickets(client, services.ledger, since=SINCE, max_bytes=10**7)
     assert (again.tickets_queued, again.attachments_missing) == (0, 2)  # queued, not run yet
 
     settle(services, clock)
@@ -90,7 +90,7 @@ def test_backfill_queues_only_tickets_with_unanswered_images(
     assert broken is not None and broken.status == JobStatus.FAILED and broken.attempts == 1  # ran again
     assert len(zendesk.notes(8)) == 1 and len(zendesk.notes(7)) == 1  # ticket 7 untouched
 
-    after = backfill_zendesk(client, services.ledger, since=SINCE, max_bytes=10**7)
+    after = backfill_tickets(client, services.ledger, since=SINCE, max_bytes=10**7)
     assert (after.tickets_queued, after.attachments_missing, after.jobs_requeued) == (0, 0, 1)
 
 
@@ -100,7 +100,7 @@ def test_backfill_waits_out_rate_limits(
     zendesk.fail("GET", "/api/v2/incremental/tickets/cursor.json", (429, {"Retry-After": "60"}))
     zendesk.fail("GET", "/api/v2/tickets/12/comments.json", (429, {"Retry-After": "7"}), (503, {}))
     waited: list[float] = []
-    report = backfill_zendesk(
+    report = backfill_tickets(
         services.zendesk_client(), services.ledger, since=SINCE, max_bytes=10**7, sleep=waited.append
     )
     assert waited == [60.0, 7.0, 4.0]  # Retry-After, Retry-After, then backoff for the 503
@@ -110,7 +110,7 @@ def test_backfill_waits_out_rate_limits(
 
 
 def test_backfill_limit(services: Services, history: dict[str, Any]) -> None:
-    report = backfill_zendesk(
+    report = backfill_tickets(
         services.zendesk_client(), services.ledger, since=SINCE, max_bytes=10**7, limit=2
     )
     assert report.tickets_scanned == 2

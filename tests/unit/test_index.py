@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
-from imagematch.index import IndexHandle, ProductIndex, SnapshotStore
+from imagematch.index import CatalogChange, ChangeKind, IndexHandle, ProductIndex, SnapshotStore
 from imagematch.models import Product, ProductScoring
 
 EMB = "test-embedder@1"
@@ -108,6 +108,32 @@ def test_old_snapshots_are_pruned(tmp_path: Path) -> None:
     for _ in range(4):
         store.publish(_index())
     assert store.versions() == ["v000003", "v000004"]
+
+
+def test_a_rebuilt_snapshot_continues_the_event_order_of_the_one_it_replaces(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path / "index")
+    live = _index()
+    at = datetime(2026, 11, 30, tzinfo=UTC)
+    assert live.apply(CatalogChange(7, ChangeKind.DELETE, "C", at))  # C deleted by event #7
+    assert live.apply(CatalogChange(8, ChangeKind.DELETE, "B", at))  # B too, but the catalog lists it
+    store.publish(live)
+    store.changes(EMB).append(CatalogChange(9, ChangeKind.DELETE, "A", at))  # logged, not yet in a snapshot
+
+    rebuilt = ProductIndex(EMB, 3)  # what a build from a catalog listing only B yields
+    rebuilt.upsert_product(Product(id="B", name="Bread"), [], np.zeros((0, 3), np.float32))
+    rebuilt.continue_event_order(store.event_order(EMB, folding={9}))
+    rebuilt.applied_changes = {9}  # folded in: the log entry goes when this is published
+    store.publish(rebuilt)
+    assert store.changes(EMB).sequences() == []
+
+    loaded = store.load(embedder_id=EMB)
+    assert loaded.sequences == {"C": 7, "B": 8, "A": 9}
+    assert set(loaded.deleted) == {"A", "C"}  # B is listed again: no tombstone
+    upsert_c = CatalogChange(
+        6, ChangeKind.UPSERT, "C", at, Product(id="C", name="Cheese"), (), _unit(0, 0, 1)[None]
+    )
+    assert loaded.is_stale("C", 6) and not loaded.apply(upsert_c)
+    assert "C" not in loaded.products
 
 
 def test_handle_hot_reloads_when_the_pointer_moves(tmp_path: Path) -> None:

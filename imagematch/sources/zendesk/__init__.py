@@ -1,13 +1,13 @@
 """Zendesk: ticket webhooks in, attachments matched, one internal note per attachment out.
 
-``webhook`` verifies and parses deliveries; ``client`` talks to the Support API; ``jobs`` names the
-ledger jobs a ticket becomes; ``handlers`` and ``notes`` run them; ``backfill`` finds tickets
-whose images were never matched. See README "Zendesk".
+``routes`` is the webhook endpoint; ``webhook`` verifies and parses deliveries; ``client`` talks
+to the Support API; ``jobs`` names the ledger jobs a ticket becomes (typed payloads); ``handlers``
+(ticket scan, attachment loader, note follow-up) and ``notes`` run them; ``ticket_backfill``
+finds tickets whose images were never matched. See README "Zendesk".
 """
 
 from __future__ import annotations
 
-from imagematch.sources.zendesk.backfill import ZendeskBackfillReport, backfill_zendesk
 from imagematch.sources.zendesk.client import (
     ZendeskClient,
     ZendeskConflictError,
@@ -15,16 +15,25 @@ from imagematch.sources.zendesk.client import (
     zendesk_base_url,
     zendesk_client_for,
 )
-from imagematch.sources.zendesk.handlers import ZendeskImageHandler, ZendeskTicketHandler
+from imagematch.sources.zendesk.handlers import (
+    ZendeskAttachmentLoader,
+    ZendeskNoteFollowUp,
+    ZendeskTicketHandler,
+)
 from imagematch.sources.zendesk.jobs import (
     SOURCE,
     AttachmentPlan,
+    ZendeskImagePayload,
+    ZendeskNotePayload,
+    ZendeskTicketPayload,
     image_job_key,
     note_job_key,
     plan_attachment,
     ticket_job,
 )
 from imagematch.sources.zendesk.notes import ZendeskNoteHandler, note_marker, render_note
+from imagematch.sources.zendesk.routes import zendesk_webhook_router
+from imagematch.sources.zendesk.ticket_backfill import TicketBackfillReport, backfill_tickets
 from imagematch.sources.zendesk.webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -41,17 +50,21 @@ __all__ = [
     "SOURCE",
     "TIMESTAMP_HEADER",
     "AttachmentPlan",
+    "TicketBackfillReport",
     "WebhookDelivery",
     "WebhookPayloadError",
     "WebhookSignatureError",
-    "ZendeskBackfillReport",
+    "ZendeskAttachmentLoader",
     "ZendeskClient",
     "ZendeskConflictError",
-    "ZendeskImageHandler",
+    "ZendeskImagePayload",
     "ZendeskNotConfiguredError",
+    "ZendeskNoteFollowUp",
     "ZendeskNoteHandler",
+    "ZendeskNotePayload",
     "ZendeskTicketHandler",
-    "backfill_zendesk",
+    "ZendeskTicketPayload",
+    "backfill_tickets",
     "image_job_key",
     "note_job_key",
     "note_marker",
@@ -63,4 +76,5 @@ __all__ = [
     "verify_signature",
     "zendesk_base_url",
     "zendesk_client_for",
+    "zendesk_webhook_router",
 ]

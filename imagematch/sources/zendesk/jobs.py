@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from imagematch.models import JobKind, NewJob
+from imagematch.job_kinds import JobPayload, PhotoPayload, new_job
+from imagematch.models import JobKind, Match, NewJob
 
 __all__ = [
     "SOURCE",
     "AttachmentPlan",
+    "ZendeskImagePayload",
+    "ZendeskNotePayload",
+    "ZendeskTicketPayload",
     "image_job_for",
     "image_job_key",
     "note_job_key",
@@ -35,13 +39,51 @@ _IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".heic", ".heif",
 _UNREADABLE_IMAGES = {"image/svg+xml"}  # vector drawings: nothing to decode into pixels
 
 
+class ZendeskTicketPayload(JobPayload):
+    """``zendesk_ticket``: scan this ticket's comments for attachments."""
+
+    KIND: ClassVar[str] = JobKind.ZENDESK_TICKET
+    ticket_id: str
+
+
+class ZendeskImagePayload(PhotoPayload):
+    """``zendesk_image``: one attachment (``image`` is its ``content_url``, fetched with Zendesk
+    credentials). ``skip_reason`` set: skipped by plan; ``sniff``: match only if it decodes."""
+
+    KIND: ClassVar[str] = JobKind.ZENDESK_IMAGE
+    ticket_id: str
+    attachment_id: str
+    comment_id: str | None = None
+    content_type: str | None = None
+    size: int | None = None
+    inline: bool = False
+    skip_reason: str | None = None
+    sniff: bool = False
+
+    def references(self) -> dict[str, str]:
+        refs = {"ticket_id": self.ticket_id, "attachment_id": self.attachment_id}
+        return refs | ({"comment_id": self.comment_id} if self.comment_id else {})
+
+
+class ZendeskNotePayload(JobPayload):
+    """``zendesk_note``: post this answer on the ticket as an internal note, exactly once."""
+
+    KIND: ClassVar[str] = JobKind.ZENDESK_NOTE
+    ticket_id: str
+    attachment_id: str
+    comment_id: str | None = None
+    file_name: str | None = None
+    image_job_id: int
+    matches: list[Match]
+    index_version: str
+
+
 def ticket_job(ticket_id: str, delivery_id: str, *, metadata: dict[str, Any] | None = None) -> NewJob:
-    return NewJob(
-        kind=JobKind.ZENDESK_TICKET,
+    return new_job(
+        ZendeskTicketPayload(ticket_id=ticket_id),
         source=SOURCE,
         idempotency_key=f"zendesk-ticket:{ticket_id}:{delivery_id}",
-        payload={"ticket_id": ticket_id},
-        metadata=metadata or {},
+        metadata=metadata,
     )
 
 
@@ -89,23 +131,16 @@ def image_job_for(
     if attachment_id in (None, "") or not isinstance(url, str) or not urlsplit(url).hostname:
         return None
     plan = plan_attachment(attachment, max_bytes=max_bytes)
-    payload: dict[str, Any] = {
-        "image": url,
-        "ticket_id": ticket_id,
-        "comment_id": None if comment.get("id") is None else str(comment["id"]),
-        "attachment_id": str(attachment_id),
-        "file_name": attachment.get("file_name"),
-        "content_type": attachment.get("content_type"),
-        "size": attachment.get("size"),
-        "inline": bool(attachment.get("inline")),
-    }
-    if plan.action == "skip":
-        payload["skip_reason"] = plan.reason
-    elif plan.action == "sniff":
-        payload["sniff"] = True
-    return NewJob(
-        kind=JobKind.ZENDESK_IMAGE,
-        source=SOURCE,
-        idempotency_key=image_job_key(ticket_id, str(attachment_id)),
-        payload=payload,
+    payload = ZendeskImagePayload(
+        image=url,
+        ticket_id=ticket_id,
+        comment_id=None if comment.get("id") is None else str(comment["id"]),
+        attachment_id=str(attachment_id),
+        file_name=attachment.get("file_name"),
+        content_type=attachment.get("content_type"),
+        size=attachment.get("size") if isinstance(attachment.get("size"), int) else None,
+        inline=bool(attachment.get("inline")),
+        skip_reason=plan.reason if plan.action == "skip" else None,
+        sniff=plan.action == "sniff",
     )
+    return new_job(payload, source=SOURCE, idempotency_key=image_job_key(ticket_id, str(attachment_id)))

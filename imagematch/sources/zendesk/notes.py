@@ -24,10 +24,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from imagematch.errors import SubjectGoneError, TransientError
+from imagematch.job_kinds import new_job
 from imagematch.ledger import Ledger
-from imagematch.models import ImageJob, JobKind, Match, NewJob, NewPrediction
+from imagematch.models import ImageJob, Match, NewJob, NewPrediction
 from imagematch.sources.zendesk.client import ZendeskClient, ZendeskConflictError
-from imagematch.sources.zendesk.jobs import SOURCE, note_job_key
+from imagematch.sources.zendesk.jobs import SOURCE, ZendeskImagePayload, ZendeskNotePayload, note_job_key
 
 __all__ = ["ZendeskNoteHandler", "note_job_for", "note_marker", "render_note"]
 
@@ -38,23 +39,18 @@ def note_marker(attachment_id: str) -> str:
     return f"imagematch-note:{attachment_id}"
 
 
-def note_job_for(image_job: ImageJob, prediction: NewPrediction) -> NewJob:
+def note_job_for(image_job_id: int, image: ZendeskImagePayload, prediction: NewPrediction) -> NewJob:
     """The note job for an answered ``zendesk_image`` job; it carries the answer to post."""
-    ticket_id, attachment_id = str(image_job.payload["ticket_id"]), str(image_job.payload["attachment_id"])
-    return NewJob(
-        kind=JobKind.ZENDESK_NOTE,
-        source=SOURCE,
-        idempotency_key=note_job_key(ticket_id, attachment_id),
-        payload={
-            "ticket_id": ticket_id,
-            "attachment_id": attachment_id,
-            "comment_id": prediction.comment_id,
-            "file_name": prediction.file_name,
-            "image_job_id": image_job.id,
-            "matches": [m.model_dump(mode="json") for m in prediction.matches],
-            "index_version": prediction.index_version,
-        },
+    note = ZendeskNotePayload(
+        ticket_id=image.ticket_id,
+        attachment_id=image.attachment_id,
+        comment_id=image.comment_id,
+        file_name=image.file_name,
+        image_job_id=image_job_id,
+        matches=prediction.matches,
+        index_version=prediction.index_version,
     )
+    return new_job(note, source=SOURCE, idempotency_key=note_job_key(image.ticket_id, image.attachment_id))
 
 
 def render_note(*, attachment_id: str, file_name: str | None, matches: list[Match], min_score: float) -> str:
@@ -108,16 +104,16 @@ class ZendeskNoteHandler:
         self._min_score = min_score
         self._lease_seconds = lease_seconds
 
-    def __call__(self, job: ImageJob) -> None:
+    def __call__(self, job: ImageJob, payload: ZendeskNotePayload) -> None:
         if not self._enabled:
             raise SubjectGoneError("internal notes are off (IMAGEMATCH_ZENDESK_POST_NOTES=false)")
         client = self._client()
-        ticket_id, attachment_id = str(job.payload["ticket_id"]), str(job.payload["attachment_id"])
-        marker = note_marker(attachment_id)
+        ticket_id = payload.ticket_id
+        marker = note_marker(payload.attachment_id)
         body = render_note(
-            attachment_id=attachment_id,
-            file_name=job.payload.get("file_name"),
-            matches=[Match.model_validate(m) for m in job.payload.get("matches") or []],
+            attachment_id=payload.attachment_id,
+            file_name=payload.file_name,
+            matches=payload.matches,
             min_score=self._min_score,
         )
         for _ in range(CONFLICT_ROUNDS):

@@ -1,4 +1,5 @@
-"""Backfill re-queues what has no successful prediction, idempotently; `all` reprocesses."""
+"""`imagematch backfill` (`imagematch.requeue`) re-queues what has no successful prediction,
+idempotently; `all` reprocesses."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from imagematch.app import Services
-from imagematch.backfill import BackfillScope, find_backfill_jobs, run_backfill
 from imagematch.cli import app
+from imagematch.job_kinds import image_ref_for_blob
 from imagematch.models import JobStatus, NewJob
-from imagematch.pipeline import image_ref_for_blob
+from imagematch.requeue import RequeueScope, find_jobs_to_requeue, requeue_jobs
 from tests.conftest import PALETTE, image_bytes
 
 
@@ -36,30 +37,32 @@ def mixed(services: Services) -> dict[str, int]:
 
 
 def test_missing_scope_requeues_failed_and_skipped(services: Services, mixed: dict[str, int]) -> None:
-    dry = run_backfill(
-        services.ledger, find_backfill_jobs(services.ledger, scope=BackfillScope.MISSING), dry_run=True
+    dry = requeue_jobs(
+        services.ledger, find_jobs_to_requeue(services.ledger, scope=RequeueScope.MISSING), dry_run=True
     )
     assert dry.matched == 2 and dry.requeued == 0
     assert services.ledger.count_by_status()[JobStatus.PENDING] == 0  # a dry run changes nothing
-    report = run_backfill(
-        services.ledger, find_backfill_jobs(services.ledger, scope=BackfillScope.MISSING), dry_run=False
+    report = requeue_jobs(
+        services.ledger, find_jobs_to_requeue(services.ledger, scope=RequeueScope.MISSING), dry_run=False
     )
     assert sorted(report.job_ids) == sorted([mixed["failed"], mixed["skipped"]])
-    again = run_backfill(
-        services.ledger, find_backfill_jobs(services.ledger, scope=BackfillScope.MISSING), dry_run=False
+    again = requeue_jobs(
+        services.ledger, find_jobs_to_requeue(services.ledger, scope=RequeueScope.MISSING), dry_run=False
     )
     assert again.matched == 0  # idempotent: they are pending now
 
 
 def test_source_filter_and_limit(services: Services, mixed: dict[str, int]) -> None:
-    jobs = list(find_backfill_jobs(services.ledger, scope=BackfillScope.FAILED, source="zendesk"))
+    jobs = list(find_jobs_to_requeue(services.ledger, scope=RequeueScope.FAILED, source="zendesk"))
     assert [j.id for j in jobs] == [mixed["failed"]]
-    assert len(list(find_backfill_jobs(services.ledger, scope=BackfillScope.ALL, limit=1))) == 1
+    assert len(list(find_jobs_to_requeue(services.ledger, scope=RequeueScope.ALL, limit=1))) == 1
 
 
 def test_all_scope_reprocesses_and_replaces_the_answer(services: Services, mixed: dict[str, int]) -> None:
     before = services.ledger.get_prediction(mixed["complete"])
-    run_backfill(services.ledger, find_backfill_jobs(services.ledger, scope=BackfillScope.ALL), dry_run=False)
+    requeue_jobs(
+        services.ledger, find_jobs_to_requeue(services.ledger, scope=RequeueScope.ALL), dry_run=False
+    )
     services.make_worker().drain()
     after = services.ledger.get_prediction(mixed["complete"])
     assert before and after and after.id == before.id and after.created_at >= before.created_at

@@ -10,24 +10,17 @@ Two FAISS indexes are kept, both keyed by integer ids:
   default) ranks products by it: one vector per product summarises all its pictures, which beats
   the best single picture once the catalog is whitened (see ``BENCHMARKS.md``).
 
-Snapshots live in ``<root>/v000123/`` directories; ``<root>/CURRENT`` names the live one and is
-replaced atomically, so a reader sees the old snapshot or the new one, never half of one. A snapshot
-directory is never written to after it is published.
+A :class:`ProductIndex` reads and writes one snapshot directory; :mod:`imagematch.index.snapshots`
+decides which directory that is.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import tempfile
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -36,29 +29,14 @@ import numpy as np
 
 from imagematch.embedder.base import Vectors, l2_normalise
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
+from imagematch.index.change_log import CatalogChange, ChangeKind
+from imagematch.index.event_order import EventOrder
 from imagematch.models import CatalogViews, Match, Product, ProductScoring
 from imagematch.representation import Projection
-from imagematch.vector_index import (
-    FLAT_MAX_FLOATS,
-    get_nprobe,
-    index_description,
-    index_kind_for,
-    make_vector_index,
-    tune_nprobe,
-)
+from imagematch.vector_index import FLAT_MAX_FLOATS, index_description, resized_vector_index
 
-__all__ = [
-    "CatalogChange",
-    "ChangeKind",
-    "ChangeLog",
-    "IndexHandle",
-    "IndexedImage",
-    "ProductIndex",
-    "SnapshotStore",
-]
+__all__ = ["SNAPSHOT_FORMAT", "IndexedImage", "ProductIndex"]
 
-_VERSION_RE = re.compile(r"^v(\d{6,})$")
-POINTER_NAME = "CURRENT"
 SNAPSHOT_FORMAT = 3  # 1: image vectors only; 2: + projection and centroids; 3: + live changes
 
 
@@ -73,48 +51,8 @@ class IndexedImage:
     sha256: str
 
 
-class ChangeKind(StrEnum):
-    UPSERT = "upsert"
-    DELETE = "delete"
-
-
-@dataclass(frozen=True)
-class CatalogChange:
-    """One applied catalog event, as stored in the change log (see :class:`ChangeLog`).
-
-    ``sequence`` orders events (the ledger id of the job that carried it: arrival order); for an
-    upsert, ``vectors`` are the embedder's image vectors (before the projection), one row per image.
-    """
-
-    sequence: int
-    kind: ChangeKind
-    product_id: str
-    at: datetime
-    product: Product | None = None
-    images: tuple[tuple[str, str], ...] = ()
-    vectors: Vectors | None = None
-
-
 def _flat_ip(dim: int) -> faiss.Index:
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-
-
-def _resized(current: faiss.Index, ids: list[int], dim: int, flat_max_floats: int) -> faiss.Index:
-    """``current``'s vectors in a new index of the type :func:`make_vector_index` picks for them."""
-    if (
-        index_kind_for(dim, len(ids), flat_max_floats=flat_max_floats) == "flat"
-        and get_nprobe(current) is None
-    ):
-        return current  # already exact, and exact is right for this size
-    keys = np.asarray(ids, dtype=np.int64)
-    vectors = (
-        np.stack([current.reconstruct(int(key)) for key in keys]) if ids else np.zeros((0, dim), np.float32)
-    )
-    resized = make_vector_index(dim, len(ids), training_vectors=vectors, flat_max_floats=flat_max_floats)
-    if ids:
-        resized.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), keys)
-        tune_nprobe(resized, vectors, keys)
-    return resized
 
 
 class ProductIndex:
@@ -141,6 +79,7 @@ class ProductIndex:
         self.catalog_views = catalog_views
         self.version = version
         self.built_at = datetime.now(UTC)
+        self.model: str | None = None  # the model spec it was built with (IMAGEMATCH_MODEL), if known
         self.products: dict[str, Product] = {}
         self.images: dict[int, IndexedImage] = {}
         self._image_vectors: faiss.Index = _flat_ip(dim)
@@ -150,13 +89,21 @@ class ProductIndex:
         self._product_by_key: dict[int, str] = {}
         self._next_id = 1
         self._next_product_key = 1
-        # Live catalog updates: the latest event applied per product, deleted products (kept until
-        # the next full rebuild purges them) and which change-log entries this state includes.
-        self.sequences: dict[str, int] = {}
-        self.deleted: dict[str, datetime] = {}
+        # Live catalog updates: the order of the events applied (see EventOrder) and which
+        # change-log entries this state includes.
+        self.events = EventOrder()
         self.applied_changes: set[int] = set()
-        self.last_change: tuple[int, datetime] | None = None
         self._lock = threading.RLock()  # live updates and searches share the index
+
+    @property
+    def sequences(self) -> dict[str, int]:
+        """The sequence of the newest catalog event applied, per product."""
+        return self.events.sequences
+
+    @property
+    def deleted(self) -> dict[str, datetime]:
+        """Products deleted by a catalog event (and not created again since), with when."""
+        return self.events.deleted
 
     @property
     def vector_count(self) -> int:
@@ -178,8 +125,10 @@ class ProductIndex:
         exact up to a size, IVF with a tuned ``nprobe`` beyond). Called once a build has added
         everything; live updates then add to and remove from whichever type it chose."""
         with self._lock:
-            self._image_vectors = _resized(self._image_vectors, list(self.images), self.dim, flat_max_floats)
-            self._product_vectors = _resized(
+            self._image_vectors = resized_vector_index(
+                self._image_vectors, list(self.images), self.dim, flat_max_floats
+            )
+            self._product_vectors = resized_vector_index(
                 self._product_vectors, list(self._product_by_key), self.dim, flat_max_floats
             )
 
@@ -187,7 +136,7 @@ class ProductIndex:
         """Size, freshness and health of the index (``GET /v1/stats``)."""
         with self._lock:
             without_images = sorted(pid for pid in self.products if pid not in self._images_by_product)
-            last = self.last_change
+            last = self.events.last_change
             return {
                 "version": self.version,
                 "built_at": self.built_at.isoformat(),
@@ -229,7 +178,7 @@ class ProductIndex:
 
     def _upsert(self, product: Product, images: Sequence[tuple[str, str]], vectors: Vectors) -> None:
         self.remove_product(product.id)
-        self.deleted.pop(product.id, None)
+        self.events.deleted.pop(product.id, None)
         self.products[product.id] = product
         if not len(vectors):
             return
@@ -264,26 +213,34 @@ class ProductIndex:
             del self._product_by_key[key]
         return self.products.pop(product_id, None) is not None
 
+    def continue_event_order(self, earlier: EventOrder) -> None:
+        """Take over the catalog event order of the snapshot this one replaces (a rebuild), so an
+        event older than one applied before the rebuild stays stale after it: a delete's tombstone
+        keeps an older update from bringing the product back. Tombstones of products this index
+        lists are dropped — the catalog it was built from lists them again."""
+        with self._lock:
+            self.events = EventOrder(
+                sequences=dict(earlier.sequences),
+                deleted={pid: at for pid, at in earlier.deleted.items() if pid not in self.products},
+                last_change=earlier.last_change,
+            )
+
     def is_stale(self, product_id: str, sequence: int) -> bool:
         """Whether an event numbered ``sequence`` is older than what the index holds for the product."""
-        return sequence <= self.sequences.get(product_id, 0)
+        return self.events.is_stale(product_id, sequence)
 
     def apply(self, change: CatalogChange) -> bool:
         """Apply a live catalog event unless a newer one for the product is already in; returns
         whether it changed anything. Applying the same change twice is harmless."""
         with self._lock:
             self.applied_changes.add(change.sequence)
-            if self.is_stale(change.product_id, change.sequence):
+            if not self.events.record(change):
                 return False
-            self.sequences[change.product_id] = change.sequence
             if change.kind is ChangeKind.DELETE:
                 self._remove(change.product_id)
-                self.deleted[change.product_id] = change.at
             else:
                 assert change.product is not None and change.vectors is not None
                 self._upsert(change.product, change.images, change.vectors)
-            if self.last_change is None or change.at >= self.last_change[1]:
-                self.last_change = (change.sequence, change.at)
             return True
 
     def search(
@@ -391,6 +348,7 @@ class ProductIndex:
             "format": SNAPSHOT_FORMAT,
             "version": self.version,
             "embedder_id": self.embedder_id,
+            "model": self.model,
             "dim": self.dim,
             "scoring": self.scoring.value,
             "catalog_views": self.catalog_views.value,
@@ -400,14 +358,21 @@ class ProductIndex:
             "products": [p.model_dump() for p in self.products.values()],
             "product_keys": self._product_keys,
             "images": [asdict(image) for image in self.images.values()],
-            "sequences": self.sequences,
-            "deleted": {pid: at.isoformat() for pid, at in self.deleted.items()},
             "applied_changes": sorted(self.applied_changes),
-            "last_change": [self.last_change[0], self.last_change[1].isoformat()]
-            if self.last_change
-            else None,
+            **self.events.to_meta(),
         }
         (directory / "meta.json").write_text(json.dumps(meta, ensure_ascii=False))
+
+    @staticmethod
+    def read_model(directory: Path) -> str | None:
+        """Only the model spec a snapshot directory was built with (``None`` if not recorded)."""
+        model = json.loads((directory / "meta.json").read_text()).get("model")
+        return str(model) if model else None
+
+    @staticmethod
+    def read_event_order(directory: Path) -> EventOrder:
+        """Only the catalog event order of a snapshot directory (no vectors are read)."""
+        return EventOrder.from_meta(json.loads((directory / "meta.json").read_text()))
 
     @classmethod
     def read_from(cls, directory: Path) -> ProductIndex:
@@ -426,6 +391,7 @@ class ProductIndex:
             version=meta["version"],
         )
         index.built_at = datetime.fromisoformat(meta["built_at"])
+        index.model = meta.get("model")
         index._next_id = int(meta["next_id"])
         index._next_product_key = int(meta["next_product_key"])
         index._image_vectors = faiss.read_index(str(directory / "images.faiss"))
@@ -437,213 +403,6 @@ class ProductIndex:
             image = IndexedImage(**row)
             index.images[image.vector_id] = image
             index._images_by_product.setdefault(image.product_id, []).append(image.vector_id)
-        index.sequences = {pid: int(seq) for pid, seq in meta["sequences"].items()}
-        index.deleted = {pid: datetime.fromisoformat(at) for pid, at in meta["deleted"].items()}
+        index.events = EventOrder.from_meta(meta)
         index.applied_changes = set(meta["applied_changes"])
-        if meta["last_change"]:
-            index.last_change = (int(meta["last_change"][0]), datetime.fromisoformat(meta["last_change"][1]))
         return index
-
-
-class ChangeLog:
-    """Live catalog events since the snapshots were written: ``<root>/changes/000000000042.npz``.
-
-    Append-only: one file per event, named by its sequence, written to a temporary name and
-    renamed into place, never modified — so writers in several processes (or Modal containers
-    sharing a Volume) never collide, and readers replay new files in sequence order. A snapshot
-    records which entries it already includes; entries folded into the current snapshot are
-    deleted when it is published.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.directory = root / "changes"
-
-    def append(self, change: CatalogChange) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        target = self.directory / f"{change.sequence:012d}.npz"
-        if target.exists():
-            return  # the same event, recorded by an earlier attempt
-        meta = {
-            "sequence": change.sequence,
-            "kind": change.kind.value,
-            "product_id": change.product_id,
-            "at": change.at.isoformat(),
-            "product": change.product.model_dump() if change.product else None,
-            "images": [list(image) for image in change.images],
-        }
-        fd, tmp = tempfile.mkstemp(prefix=".change-", suffix=".npz", dir=self.directory)
-        with os.fdopen(fd, "wb") as file:
-            vectors = change.vectors if change.vectors is not None else np.zeros((0, 0), np.float32)
-            np.savez(file, meta=np.array(json.dumps(meta)), vectors=vectors)
-        os.replace(tmp, target)
-
-    def sequences(self) -> list[int]:
-        if not self.directory.exists():
-            return []
-        return sorted(int(p.stem) for p in self.directory.glob("*.npz") if p.stem.isdigit())
-
-    def read(self, sequence: int) -> CatalogChange | None:
-        """The entry, or ``None`` if it was folded into a snapshot and deleted meanwhile."""
-        try:
-            with np.load(self.directory / f"{sequence:012d}.npz") as data:
-                meta = json.loads(str(data["meta"]))
-                vectors = data["vectors"].astype(np.float32)
-        except FileNotFoundError:
-            return None
-        return CatalogChange(
-            sequence=meta["sequence"],
-            kind=ChangeKind(meta["kind"]),
-            product_id=meta["product_id"],
-            at=datetime.fromisoformat(meta["at"]),
-            product=Product.model_validate(meta["product"]) if meta["product"] else None,
-            images=tuple((uri, sha) for uri, sha in meta["images"]),
-            vectors=vectors if meta["kind"] == ChangeKind.UPSERT else None,
-        )
-
-    def replay(self, index: ProductIndex) -> int:
-        """Apply the entries ``index`` does not include yet, in order; returns how many."""
-        applied = 0
-        for sequence in self.sequences():
-            if sequence in index.applied_changes:
-                continue
-            change = self.read(sequence)
-            if change is not None:
-                index.apply(change)
-                applied += 1
-        return applied
-
-    def discard(self, sequences: set[int]) -> None:
-        for sequence in sequences:
-            (self.directory / f"{sequence:012d}.npz").unlink(missing_ok=True)
-
-
-class SnapshotStore:
-    """Versioned snapshot directories under ``root`` with an atomically replaced pointer, plus the
-    :class:`ChangeLog` of live catalog events applied on top of the current one."""
-
-    def __init__(self, root: Path, *, keep: int = 5) -> None:
-        self.root = root
-        self.keep = keep
-        self.changes = ChangeLog(root)
-
-    @property
-    def pointer(self) -> Path:
-        return self.root / POINTER_NAME
-
-    def current_version(self) -> str | None:
-        try:
-            return self.pointer.read_text().strip() or None
-        except FileNotFoundError:
-            return None
-
-    def versions(self) -> list[str]:
-        if not self.root.exists():
-            return []
-        found = [p.name for p in self.root.iterdir() if p.is_dir() and _VERSION_RE.match(p.name)]
-        return sorted(found, key=lambda name: int(name[1:]))
-
-    def publish(self, index: ProductIndex) -> str:
-        """Write ``index`` as a new version, point CURRENT at it, prune old ones; returns the version.
-
-        The files are written to a temporary directory first and renamed into place, so a crash
-        leaves either no new version or a complete one.
-        """
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
-        try:
-            while True:
-                existing = self.versions()
-                version = f"v{(int(existing[-1][1:]) + 1) if existing else 1:06d}"
-                index.version = version
-                index.write_to(staging)
-                try:
-                    staging.rename(self.root / version)  # fails if another writer took the name
-                    break
-                except OSError:
-                    continue
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        self._point_at(version)
-        self._prune()
-        self.changes.discard(index.applied_changes)  # folded into the snapshot now current
-        return version
-
-    def load(self, *, embedder_id: str, version: str | None = None) -> ProductIndex:
-        """Load ``version`` (default: CURRENT) with the change log replayed on top.
-
-        Raises :class:`IndexNotBuiltError` if there is none and :class:`EmbedderMismatchError` if it
-        was built by another embedder.
-        """
-        version = version or self.current_version()
-        if version is None or not (self.root / version / "meta.json").exists():
-            raise IndexNotBuiltError(
-                f"no index snapshot in {self.root}: run `imagematch index build --catalog …` first"
-            )
-        index = ProductIndex.read_from(self.root / version)
-        if index.embedder_id != embedder_id:
-            raise EmbedderMismatchError(
-                f"snapshot {version} was built with {index.embedder_id!r}, not {embedder_id!r}; "
-                "rebuild it with `imagematch index build`"
-            )
-        self.changes.replay(index)
-        return index
-
-    def _point_at(self, version: str) -> None:
-        tmp = self.root / f".{POINTER_NAME}.{os.getpid()}.tmp"
-        tmp.write_text(version + "\n")
-        os.replace(tmp, self.pointer)
-
-    def _prune(self) -> None:
-        current = self.current_version()
-        for old in self.versions()[: -self.keep]:
-            if old != current:
-                shutil.rmtree(self.root / old, ignore_errors=True)
-
-
-class IndexHandle:
-    """The index a process serves: loaded lazily, reloaded when the CURRENT pointer moves, and
-    brought up to date with live catalog changes other processes logged.
-
-    The pointer and the change log are checked at most every ``check_seconds``; a reload happens
-    off to the side and swaps in whole, so searches never wait for (or see half of) a rebuild.
-    """
-
-    def __init__(
-        self,
-        store: SnapshotStore,
-        embedder_id: str,
-        *,
-        check_seconds: float = 2.0,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.store = store
-        self.embedder_id = embedder_id
-        self._check_seconds = check_seconds
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
-        self._index: ProductIndex | None = None
-        self._checked_at = float("-inf")
-
-    def get(self) -> ProductIndex:
-        """The current index. Raises IndexNotBuiltError / EmbedderMismatchError (see load)."""
-        if self._index is None or self._monotonic() - self._checked_at >= self._check_seconds:
-            self.refresh()
-        assert self._index is not None
-        return self._index
-
-    def refresh(self) -> bool:
-        """Reload if the pointer names another version, else replay new change-log entries;
-        returns whether the served index changed."""
-        with self._lock:
-            self._checked_at = self._monotonic()
-            version = self.store.current_version()
-            if self._index is not None and version == self._index.version:
-                return self.store.changes.replay(self._index) > 0
-            self._index = self.store.load(embedder_id=self.embedder_id, version=version)
-            return True
-
-    def replace(self, index: ProductIndex) -> None:
-        """Serve ``index`` now (e.g. right after publishing it)."""
-        with self._lock:
-            self._index = index
-            self._checked_at = self._monotonic()

@@ -1,5 +1,7 @@
 """``imagematch zendesk backfill``: find tickets whose image attachments have no prediction.
 
+(Re-queuing jobs the ledger already holds is :mod:`imagematch.requeue`.)
+
 Walks the Incremental Ticket Export (cursor API) from ``since``, lists each ticket's comments, and
 for every matchable attachment looks up its ``zendesk_image`` job in the ledger: none yet means the
 ticket is queued for a scan (a ``zendesk_ticket`` job), a failed one is re-queued. Idempotent: the
@@ -25,7 +27,7 @@ from imagematch.models import JobStatus
 from imagematch.sources.zendesk.client import ZendeskClient
 from imagematch.sources.zendesk.jobs import image_job_for, ticket_job
 
-__all__ = ["ZendeskBackfillReport", "backfill_zendesk"]
+__all__ = ["TicketBackfillReport", "backfill_tickets"]
 
 T = TypeVar("T")
 
@@ -34,7 +36,7 @@ WAIT_CAP_SECONDS = 120.0
 
 
 @dataclass
-class ZendeskBackfillReport:
+class TicketBackfillReport:
     dry_run: bool
     tickets_scanned: int = 0
     tickets_queued: int = 0  # with dry_run: would be queued
@@ -63,7 +65,7 @@ def _patiently(call: Callable[[], T], sleep: Callable[[float], None]) -> T:
     raise AssertionError("unreachable")
 
 
-def backfill_zendesk(
+def backfill_tickets(
     client: ZendeskClient,
     ledger: Ledger,
     *,
@@ -73,12 +75,12 @@ def backfill_zendesk(
     limit: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
     progress: Callable[[int], None] | None = None,
-) -> ZendeskBackfillReport:
+) -> TicketBackfillReport:
     """Queue a scan of every ticket updated since ``since`` that has a matchable attachment with no
     job, and re-queue failed attachment jobs (only count them with ``dry_run``). ``limit`` caps the
     tickets scanned. Raises PermanentError (e.g. bad credentials) and TransientError when Zendesk
     stays unavailable."""
-    report = ZendeskBackfillReport(dry_run=dry_run)
+    report = TicketBackfillReport(dry_run=dry_run)
     cursor: str | None = None
     while limit is None or report.tickets_scanned < limit:
         page = partial(client.incremental_tickets, start_time=None if cursor else since, cursor=cursor)
@@ -101,7 +103,7 @@ def _backfill_ticket(
     ledger: Ledger,
     ticket_id: str,
     max_bytes: int,
-    report: ZendeskBackfillReport,
+    report: TicketBackfillReport,
     sleep: Callable[[float], None],
 ) -> None:
     report.tickets_scanned += 1

@@ -1,7 +1,8 @@
-"""Backfill: find jobs whose image has no successful prediction and queue them again.
+"""Re-queue ledger jobs whose image has no successful prediction (``imagematch backfill``).
 
 Idempotent: re-queuing a job that is already pending or processing changes nothing, and the
-idempotency key means a backfill never creates a second job for the same image.
+idempotency key means a re-queue never creates a second job for the same image. (Finding Zendesk
+tickets that never became jobs is :mod:`imagematch.sources.zendesk.ticket_backfill`.)
 """
 
 from __future__ import annotations
@@ -14,34 +15,34 @@ from enum import StrEnum
 from imagematch.ledger import Ledger
 from imagematch.models import ImageJob, JobStatus
 
-__all__ = ["BackfillReport", "BackfillScope", "find_backfill_jobs", "run_backfill"]
+__all__ = ["RequeueReport", "RequeueScope", "find_jobs_to_requeue", "requeue_jobs"]
 
 
-class BackfillScope(StrEnum):
+class RequeueScope(StrEnum):
     MISSING = "missing"  # no successful prediction: failed or skipped
     FAILED = "failed"  # failed only
     ALL = "all"  # everything, completed jobs included (reprocess: the new answer replaces the old)
 
 
 _STATUSES = {
-    BackfillScope.MISSING: {JobStatus.FAILED, JobStatus.SKIPPED},
-    BackfillScope.FAILED: {JobStatus.FAILED},
-    BackfillScope.ALL: {JobStatus.FAILED, JobStatus.SKIPPED, JobStatus.COMPLETE},
+    RequeueScope.MISSING: {JobStatus.FAILED, JobStatus.SKIPPED},
+    RequeueScope.FAILED: {JobStatus.FAILED},
+    RequeueScope.ALL: {JobStatus.FAILED, JobStatus.SKIPPED, JobStatus.COMPLETE},
 }
 
 
 @dataclass
-class BackfillReport:
+class RequeueReport:
     matched: int = 0
     requeued: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     job_ids: list[int] = field(default_factory=list)
 
 
-def find_backfill_jobs(
+def find_jobs_to_requeue(
     ledger: Ledger,
     *,
-    scope: BackfillScope,
+    scope: RequeueScope,
     source: str | None = None,
     since: datetime | None = None,
     limit: int | None = None,
@@ -64,15 +65,15 @@ def find_backfill_jobs(
         cursor = page[-1].id
 
 
-def run_backfill(
+def requeue_jobs(
     ledger: Ledger,
     jobs: Iterator[ImageJob],
     *,
     dry_run: bool,
     progress: Callable[[int], None] | None = None,
-) -> BackfillReport:
+) -> RequeueReport:
     """Re-queue ``jobs`` (or only count them with ``dry_run``)."""
-    report = BackfillReport()
+    report = RequeueReport()
     for job in jobs:
         report.matched += 1
         report.by_status[job.status] = report.by_status.get(job.status, 0) + 1

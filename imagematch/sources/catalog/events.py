@@ -238,11 +238,7 @@ class CatalogEventHandler:
     def __init__(self, updater: CatalogUpdater) -> None:
         self.updater = updater
 
-    def __call__(self, job: ImageJob) -> None:
-        try:
-            event = _EVENT.validate_python(job.payload)
-        except ValidationError as exc:
-            raise PermanentError(f"job {job.id} holds no valid catalog event: {_describe(exc)}") from exc
+    def __call__(self, job: ImageJob, event: ProductChanged | ProductDeleted) -> None:
         if isinstance(event, ProductDeleted):
             if not self.updater.delete_product(event.product_id, sequence=job.id):
                 raise SubjectGoneError(f"product {event.product_id!r} is not in the index")

@@ -1,0 +1,110 @@
+"""HTTP API (FastAPI): routers per area over :class:`imagematch.app.Services`; OpenAPI at ``/docs``.
+
+``POST /v1/match`` answers synchronously. ``POST /v1/images`` and the webhooks persist a job first,
+answer 202, and let the ledger's workers process it — nothing runs as request-scoped background
+work, so a restart never loses an accepted image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from imagematch import __version__
+from imagematch.api.jobs import jobs_router, submit_router
+from imagematch.api.match import match_router
+from imagematch.api.stats import health_router, stats_router
+from imagematch.app import Services
+from imagematch.config import Settings
+from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
+from imagematch.ledger import Clock, Ledger, utcnow
+from imagematch.sources.catalog.routes import catalog_webhook_router
+from imagematch.sources.zendesk.routes import zendesk_webhook_router
+from imagematch.worker import Dispatch, WorkerPool
+
+__all__ = ["create_app", "create_webhook_app"]
+
+
+def create_app(
+    services: Services, *, pool: WorkerPool | None = None, dispatch: Dispatch | None = None
+) -> FastAPI:
+    """The API over ``services``.
+
+    ``pool`` (local service) runs for the app's lifetime; ``dispatch`` (on Modal: a spawn) is told
+    the ids of jobs to run now. Both are added to ``services``' dispatchers, so jobs created by
+    handlers (a ticket's attachments) are dispatched the same way as the API's.
+    """
+    if pool:
+        services.add_dispatcher(pool.dispatch)
+    if dispatch:
+        services.add_dispatcher(dispatch)
+    app = FastAPI(
+        title="imagematch",
+        version=__version__,
+        description="Which catalog product is in this photo? Product-level top-k with scores.",
+        lifespan=_pool_lifespan(pool),
+    )
+
+    @app.exception_handler(IndexNotBuiltError)
+    async def _no_index(_: Request, exc: IndexNotBuiltError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(EmbedderMismatchError)
+    async def _mismatch(_: Request, exc: EmbedderMismatchError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    settings, ledger, clock = services.settings, services.ledger, services.clock
+    app.include_router(health_router())
+    app.include_router(match_router(services))
+    app.include_router(submit_router(services))
+    app.include_router(jobs_router(services))
+    app.include_router(stats_router(services))
+    app.include_router(zendesk_webhook_router(settings, ledger, clock=clock, dispatch=services.dispatch))
+    app.include_router(catalog_webhook_router(settings, ledger, clock=clock, dispatch=services.dispatch))
+    return app
+
+
+def create_webhook_app(
+    settings: Settings,
+    ledger: Ledger,
+    *,
+    clock: Clock = utcnow,
+    pool: WorkerPool | None = None,
+    dispatch: Dispatch | None = None,
+) -> FastAPI:
+    """Only the signature-verified webhook routes and ``/healthz``: safe to expose without other
+    authentication (on Modal: the ``webhooks`` endpoint). Needs no model or index."""
+    app = FastAPI(
+        title="imagematch webhooks",
+        version=__version__,
+        description="Signed webhooks in; each persists a job and answers 202.",
+        lifespan=_pool_lifespan(pool),
+    )
+    dispatchers = [d for d in (pool.dispatch if pool else None, dispatch) if d is not None]
+
+    def dispatch_all(job_ids: list[int]) -> None:
+        for dispatcher in dispatchers:
+            dispatcher(job_ids)
+
+    app.include_router(health_router())
+    app.include_router(zendesk_webhook_router(settings, ledger, clock=clock, dispatch=dispatch_all))
+    app.include_router(catalog_webhook_router(settings, ledger, clock=clock, dispatch=dispatch_all))
+    return app
+
+
+def _pool_lifespan(pool: WorkerPool | None) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if pool:
+            pool.start()
+        try:
+            yield
+        finally:
+            if pool:
+                await run_in_threadpool(pool.stop)
+
+    return lifespan

@@ -1,0 +1,51 @@
+"""The JSON shapes the HTTP API answers with (and documents in OpenAPI)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from imagematch.models import ImageJob, JobStatus, Prediction
+
+__all__ = ["JobOut", "JobPage", "PredictionPage"]
+
+
+class JobOut(BaseModel):
+    id: int
+    status: JobStatus
+    kind: str
+    source: str
+    idempotency_key: str
+    attempts: int
+    error_kind: str | None
+    error: str | None
+    next_attempt_at: str | None
+    created_at: str
+    updated_at: str
+    prediction: Prediction | None = None
+
+    @classmethod
+    def of(cls, job: ImageJob, prediction: Prediction | None = None) -> JobOut:
+        return cls(
+            id=job.id,
+            status=job.status,
+            kind=job.kind,
+            source=job.source,
+            idempotency_key=job.idempotency_key,
+            attempts=job.attempts,
+            error_kind=job.error_kind,
+            error=job.last_error,
+            next_attempt_at=job.next_attempt_at.isoformat() if job.next_attempt_at else None,
+            created_at=job.created_at.isoformat(),
+            updated_at=job.updated_at.isoformat(),
+            prediction=prediction,
+        )
+
+
+class JobPage(BaseModel):
+    jobs: list[JobOut]
+    next_cursor: int | None = Field(None, description="Pass as `cursor` for the next page.")
+
+
+class PredictionPage(BaseModel):
+    predictions: list[Prediction]
+    next_cursor: int | None = None

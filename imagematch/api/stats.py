@@ -1,0 +1,52 @@
+"""Operations: ``/healthz`` (liveness) and ``/v1/stats`` (jobs, index, freshness)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+
+from imagematch import __version__
+from imagematch.app import Services
+from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
+from imagematch.sources.catalog import pending_catalog_jobs
+
+__all__ = ["health_router", "stats_router"]
+
+
+def health_router() -> APIRouter:
+    router = APIRouter(tags=["ops"])
+
+    @router.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return router
+
+
+def stats_router(services: Services) -> APIRouter:
+    router = APIRouter(tags=["ops"])
+
+    @router.get("/v1/stats")
+    async def stats() -> dict[str, Any]:
+        """Job counts by status; the index's version, size, recipe and freshness (the last live
+        catalog event applied and its age), products without images and deleted-but-not-purged."""
+        return await run_in_threadpool(collect_stats, services)
+
+    return router
+
+
+def collect_stats(services: Services) -> dict[str, Any]:
+    """The figures of ``/v1/stats`` (also shown by the console's health page)."""
+    counts = services.ledger.count_by_status()
+    out: dict[str, Any] = {
+        "embedder": services.embedder.embedder_id,
+        "jobs": {str(k): v for k, v in counts.items()},
+        "pending_catalog_jobs": pending_catalog_jobs(services.ledger),  # accepted, not applied yet
+    }
+    try:
+        out["index"] = services.index.get().stats(services.clock())
+    except (IndexNotBuiltError, EmbedderMismatchError) as exc:
+        out["index"] = {"version": None, "error": str(exc)}
+    return out

@@ -1,0 +1,145 @@
+"""Ledger jobs from the terminal: ``submit``, ``sweep``, ``backfill`` and ``imagematch jobs …``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from imagematch.cli.terminal import JsonFlag, err, fail, load_settings, out, progress_bar
+from imagematch.ledger import open_ledger_for
+from imagematch.models import JobStatus, NewJob
+from imagematch.requeue import RequeueScope
+
+__all__ = ["app", "backfill", "submit", "sweep"]
+
+app = typer.Typer(help="Inspect and retry jobs in the ledger.", no_args_is_help=True)
+
+
+def submit(
+    images: Annotated[list[Path], typer.Argument(help="Image files to submit.", exists=True, dir_okay=False)],
+    source: Annotated[str, typer.Option(help="Recorded source of the jobs.")] = "cli",
+    as_json: JsonFlag = False,
+) -> None:
+    """Persist images and their jobs (processed by `serve` or `worker`); prints the job ids."""
+    from imagematch.blobs import BlobStore
+    from imagematch.job_kinds import image_ref_for_blob
+
+    settings = load_settings()
+    ledger = open_ledger_for(settings)
+    blobs = BlobStore(settings.data_dir / "blobs")
+    ids = []
+    for path in images:
+        digest = blobs.put(path.read_bytes())
+        job, created = ledger.submit(
+            NewJob(
+                source=source,
+                idempotency_key=f"upload:{digest}",
+                payload={"image": image_ref_for_blob(digest), "file_name": path.name},
+            )
+        )
+        ids.append(job.id)
+        err.print(f"{path}: job {job.id} {'submitted' if created else 'already known'} ({job.status})")
+    if as_json:
+        print(json.dumps({"job_ids": ids}))
+
+
+def sweep(as_json: JsonFlag = False) -> None:
+    """Re-queue due retries and jobs whose worker lease expired; report stale pending jobs."""
+
+    settings = load_settings()
+    ledger = open_ledger_for(settings)
+    report = ledger.sweep(
+        max_attempts=settings.max_attempts,
+        pending_grace_seconds=settings.pending_grace_seconds,
+    )
+    summary = {
+        "retries_due": report.retries_due,
+        "leases_expired": report.leases_expired,
+        "gave_up": report.gave_up,
+        "pending_waiting": len(report.due_pending),
+    }
+    err.print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.items()))
+    if as_json:
+        print(json.dumps(summary))
+
+
+def backfill(
+    source: Annotated[str | None, typer.Option(help="Only jobs from this source (api, cli, …).")] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="Only jobs created on/after this date (YYYY-MM-DD).")
+    ] = None,
+    status: Annotated[
+        RequeueScope, typer.Option(help="missing: failed+skipped; failed; all: reprocess everything.")
+    ] = RequeueScope.MISSING,
+    limit: Annotated[int | None, typer.Option(help="At most this many jobs.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be queued.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Queue again every image that has no successful prediction (idempotent)."""
+    from imagematch.requeue import find_jobs_to_requeue, requeue_jobs
+
+    ledger = open_ledger_for(load_settings())
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    jobs = list(find_jobs_to_requeue(ledger, scope=status, source=source, since=since, limit=limit))
+    with progress_bar() as progress:
+        task = progress.add_task("dry run" if dry_run else "re-queuing", total=len(jobs))
+        report = requeue_jobs(
+            ledger, iter(jobs), dry_run=dry_run, progress=lambda n: progress.advance(task, n)
+        )
+    verb = "would re-queue" if dry_run else "re-queued"
+    found = ", ".join(f"{n} {s}" for s, n in report.by_status.items()) or "nothing"
+    err.print(f"found {found}; {verb} {report.matched if dry_run else report.requeued}")
+    if as_json:
+        print(json.dumps({"matched": report.matched, "requeued": report.requeued, "dry_run": dry_run}))
+
+
+@app.command("list")
+def jobs_list(
+    status: Annotated[JobStatus | None, typer.Option(help="Only jobs in this status.")] = None,
+    source: Annotated[str | None, typer.Option(help="Only jobs from this source.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    as_json: JsonFlag = False,
+) -> None:
+    """List jobs, newest first."""
+    ledger = open_ledger_for(load_settings())
+    jobs = ledger.list_jobs(status=status, source=source, limit=limit)
+    if as_json:
+        print(json.dumps([j.model_dump(mode="json") for j in jobs]))
+        return
+    table = Table()
+    for column in ("id", "status", "source", "attempts", "updated", "error"):
+        table.add_column(column)
+    for j in jobs:
+        table.add_row(
+            str(j.id),
+            j.status,
+            j.source,
+            str(j.attempts),
+            f"{j.updated_at:%Y-%m-%d %H:%M:%S}",
+            j.last_error or "",
+        )
+    out.print(table)
+
+
+@app.command("retry")
+def jobs_retry(
+    job_id: Annotated[int | None, typer.Argument(help="The job to run again.")] = None,
+    all_failed: Annotated[bool, typer.Option("--all-failed", help="Every failed job.")] = False,
+) -> None:
+    """Run a job (or every failed job) again."""
+    ledger = open_ledger_for(load_settings())
+    if all_failed:
+        err.print(f"re-queued {ledger.requeue_failed()} failed jobs")
+    elif job_id is not None:
+        job = ledger.requeue(job_id)
+        if job is None:
+            raise fail(f"no job {job_id}")
+        err.print(f"job {job.id} is {job.status}")
+    else:
+        raise fail("give a job id or --all-failed")

@@ -1,0 +1,139 @@
+"""Job kinds as types: each kind declares its payload model, its handler and whether it needs the
+embedder (the model). The worker validates a job's stored payload against its kind's model before
+the handler runs, so handlers read ``payload.ticket_id``, never ``job.payload["ticket_id"]``.
+
+Kinds are registered at the composition root (:func:`imagematch.app.build_services`) by the core
+and by each source, so adding a source never edits this module: the registry is the union of
+payload types, keyed (discriminated) by the job's ``kind``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+
+from imagematch.errors import PermanentError
+from imagematch.models import ImageJob, JobKind, NewJob, NewPrediction
+
+__all__ = [
+    "BLOB_PREFIX",
+    "JobKindSpec",
+    "JobKinds",
+    "JobPayload",
+    "MatchImagePayload",
+    "PhotoPayload",
+    "image_ref_for_blob",
+    "new_job",
+]
+
+BLOB_PREFIX = "blob:"  # a photo stored in the blob store: "blob:<sha256>"
+
+P = TypeVar("P")
+
+
+def image_ref_for_blob(digest: str) -> str:
+    return f"{BLOB_PREFIX}{digest}"
+
+
+class JobPayload(BaseModel):
+    """Base of every job payload: ``KIND`` names the job kind it belongs to. Unknown stored fields
+    are ignored, so a payload written by a newer version still loads."""
+
+    model_config = ConfigDict(extra="ignore")
+    KIND: ClassVar[str]
+
+
+class PhotoPayload(JobPayload):
+    """A payload that carries one photo to match. ``image`` is where its bytes are: a stored blob
+    (``blob:<sha256>``) or a URL; the kind's loader knows how to read it."""
+
+    image: str
+    file_name: str | None = None
+
+    @property
+    def image_url(self) -> str | None:
+        """The photo's URL, or ``None`` when it was uploaded (a stored blob)."""
+        return None if self.image.startswith(BLOB_PREFIX) else self.image
+
+    def references(self) -> dict[str, str]:
+        """What the source calls this photo (e.g. a ticket and attachment id), stored with the
+        prediction for lookups. None for plain uploads."""
+        return {}
+
+
+class MatchImagePayload(PhotoPayload):
+    """``match_image``: a photo uploaded to, or named by URL at, ``POST /v1/images`` (or the CLI)."""
+
+    KIND: ClassVar[str] = JobKind.MATCH_IMAGE
+
+
+def new_job(
+    payload: JobPayload, *, source: str, idempotency_key: str, metadata: dict[str, Any] | None = None
+) -> NewJob:
+    """The job to persist for ``payload`` (its kind comes from the payload's type)."""
+    return NewJob(
+        kind=payload.KIND,
+        source=source,
+        idempotency_key=idempotency_key,
+        payload=payload.model_dump(mode="json", exclude_none=True),
+        metadata=metadata or {},
+    )
+
+
+@dataclass(frozen=True)
+class JobKindSpec(Generic[P]):
+    """One job kind: how to read its payload, what runs it, and whether that needs the model.
+
+    ``payload`` is a pydantic model or any type pydantic validates (e.g. an annotated union).
+    ``needs_embedder`` decides where the job may run: on Modal, kinds that need no model run on a
+    CPU function and only embedding kinds go to the GPU class.
+    """
+
+    kind: str
+    payload: Any
+    handler: Callable[[ImageJob, P], NewPrediction | None]
+    needs_embedder: bool
+
+    def parse(self, job: ImageJob) -> P:
+        """The job's payload as its type; PermanentError if the stored payload does not fit."""
+        try:
+            parsed: P = TypeAdapter(self.payload).validate_python(job.payload)
+        except ValidationError as exc:
+            detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+            raise PermanentError(f"job {job.id} ({self.kind}) has an invalid payload: {detail}") from exc
+        return parsed
+
+    def run(self, job: ImageJob) -> NewPrediction | None:
+        return self.handler(job, self.parse(job))
+
+
+class JobKinds:
+    """The registry of job kinds a process can run (built in :func:`imagematch.app.build_services`)."""
+
+    def __init__(self, specs: Iterable[JobKindSpec[Any]] = ()) -> None:
+        self._specs: dict[str, JobKindSpec[Any]] = {}
+        for spec in specs:
+            self.register(spec)
+
+    def register(self, spec: JobKindSpec[Any]) -> None:
+        self._specs[spec.kind] = spec
+
+    def get(self, kind: str) -> JobKindSpec[Any] | None:
+        return self._specs.get(kind)
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._specs
+
+    def names(self, *, needs_embedder: bool | None = None) -> list[str]:
+        """The registered kinds, optionally only those that do (or do not) need the embedder."""
+        return [
+            name
+            for name, spec in self._specs.items()
+            if needs_embedder is None or spec.needs_embedder == needs_embedder
+        ]
+
+    def as_mapping(self) -> Mapping[str, JobKindSpec[Any]]:
+        return dict(self._specs)

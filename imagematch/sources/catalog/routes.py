@@ -1,0 +1,76 @@
+"""``POST /webhooks/catalog``: a signed product event in, a ``catalog_event`` job out."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from imagematch.api.schemas import JobOut
+from imagematch.config import Settings
+from imagematch.errors import PermanentError, TransientError
+from imagematch.ledger import Clock, Ledger
+from imagematch.sources.catalog.events import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    InvalidSignatureError,
+    catalog_event_job,
+    parse_catalog_event,
+    verify_catalog_signature,
+)
+from imagematch.webhooks import read_webhook_body, require_webhook_secret
+from imagematch.worker import Dispatch
+
+__all__ = ["catalog_webhook_router"]
+
+
+def catalog_webhook_router(
+    settings: Settings, ledger: Ledger, *, clock: Clock, dispatch: Dispatch
+) -> APIRouter:
+    """``POST /webhooks/catalog``. It authenticates each request itself (signature), so it can be
+    served without any proxy auth; ``dispatch`` is told the ids of jobs just persisted."""
+    router = APIRouter(tags=["webhooks"])
+
+    @router.post("/webhooks/catalog", status_code=202, response_model=JobOut)
+    async def catalog_webhook(request: Request) -> JSONResponse:
+        """A product was created, updated or deleted: persist a ``catalog_event`` job.
+
+        Body: ``{"event": "product.created"|"product.updated", "product": {…}}`` or
+        ``{"event": "product.deleted", "product_id": "…"}``. Headers: ``X-Imagematch-Timestamp``
+        (unix seconds) and ``X-Imagematch-Signature: sha256=<hex HMAC-SHA256(secret,
+        "<timestamp>." + body)>``. 202 with the new job; 200 with the existing one when the same
+        body was delivered before; 401 bad signature; 422 malformed event; 503 no secret set.
+        """
+        secret = require_webhook_secret(
+            settings.catalog_webhook_secret,
+            allow_unsigned=settings.catalog_allow_unsigned,
+            what="catalog webhooks",
+            secret_env="IMAGEMATCH_CATALOG_WEBHOOK_SECRET",
+            unsigned_env="IMAGEMATCH_CATALOG_ALLOW_UNSIGNED",
+        )
+        body = await read_webhook_body(request)
+        if secret is not None:
+            try:
+                verify_catalog_signature(
+                    secret,
+                    body,
+                    signature=request.headers.get(SIGNATURE_HEADER),
+                    timestamp=request.headers.get(TIMESTAMP_HEADER),
+                    now=clock(),
+                    tolerance_seconds=settings.catalog_webhook_tolerance_seconds,
+                )
+            except InvalidSignatureError as exc:
+                raise HTTPException(401, str(exc)) from exc
+        try:
+            event, raw = parse_catalog_event(body)
+        except PermanentError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        try:
+            job, created = await run_in_threadpool(ledger.submit, catalog_event_job(event, raw))
+        except TransientError as exc:  # the sender retries a 503: nothing is lost
+            raise HTTPException(503, f"ledger unavailable: {exc}") from exc
+        if created:
+            await run_in_threadpool(dispatch, [job.id])
+        return JSONResponse(JobOut.of(job).model_dump(mode="json"), status_code=202 if created else 200)
+
+    return router

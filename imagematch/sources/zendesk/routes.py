@@ -1,0 +1,88 @@
+"""``POST /webhooks/zendesk``: a signed Zendesk ticket event in, a ``zendesk_ticket`` job out."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from imagematch.config import Settings
+from imagematch.errors import TransientError
+from imagematch.ledger import Clock, Ledger
+from imagematch.models import JobStatus
+from imagematch.sources.zendesk.jobs import ticket_job
+from imagematch.sources.zendesk.webhook import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WebhookPayloadError,
+    WebhookSignatureError,
+    parse_delivery,
+    verify_signature,
+)
+from imagematch.webhooks import read_webhook_body, require_webhook_secret
+from imagematch.worker import Dispatch
+
+__all__ = ["WebhookAccepted", "zendesk_webhook_router"]
+
+
+class WebhookAccepted(BaseModel):
+    job_id: int = Field(description="The `zendesk_ticket` job that scans the ticket.")
+    ticket_id: str
+    status: JobStatus
+    duplicate: bool = Field(description="This delivery was accepted before; nothing new was queued.")
+
+
+def zendesk_webhook_router(
+    settings: Settings, ledger: Ledger, *, clock: Clock, dispatch: Dispatch
+) -> APIRouter:
+    """``POST /webhooks/zendesk``: verify the signature (before anything else), persist a
+    ``zendesk_ticket`` job, answer 202; ``dispatch`` is told the new job's id."""
+    router = APIRouter(tags=["webhooks"])
+
+    @router.post("/webhooks/zendesk", status_code=202, response_model=WebhookAccepted)
+    async def zendesk_webhook(request: Request) -> JSONResponse:
+        """A Zendesk ticket event. 202 when a scan of the ticket is queued; 200 when this very
+        delivery was accepted before; 401 bad or expired signature (nothing is stored); 422 no
+        ticket id in the body; 503 no signing secret configured."""
+        secret = require_webhook_secret(
+            settings.zendesk_webhook_secret,
+            allow_unsigned=settings.zendesk_allow_unsigned,
+            what="Zendesk webhooks",
+            secret_env="IMAGEMATCH_ZENDESK_WEBHOOK_SECRET to the webhook's signing secret",
+            unsigned_env="IMAGEMATCH_ZENDESK_ALLOW_UNSIGNED",
+        )
+        body = await read_webhook_body(request)
+        timestamp = request.headers.get(TIMESTAMP_HEADER)
+        if secret is not None:
+            try:
+                verify_signature(
+                    secret=secret,
+                    body=body,
+                    signature=request.headers.get(SIGNATURE_HEADER),
+                    timestamp=timestamp,
+                    now=clock(),
+                    tolerance_seconds=settings.zendesk_signature_tolerance_seconds,
+                )
+            except WebhookSignatureError as exc:
+                raise HTTPException(401, f"Zendesk webhook refused: {exc}") from exc
+        try:
+            # Unsigned (local trial) deliveries have no timestamp: each one counts as new.
+            delivery = parse_delivery(body, timestamp=timestamp or clock().isoformat())
+        except WebhookPayloadError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        metadata = {"event_type": delivery.event_type} if delivery.event_type else {}
+        try:
+            job, created = await run_in_threadpool(
+                ledger.submit, ticket_job(delivery.ticket_id, delivery.delivery_id, metadata=metadata)
+            )
+        except TransientError as exc:  # Zendesk retries a 503: nothing is lost
+            raise HTTPException(503, f"ledger unavailable: {exc}") from exc
+        if created:
+            await run_in_threadpool(dispatch, [job.id])
+        out = WebhookAccepted(
+            job_id=job.id, ticket_id=delivery.ticket_id, status=job.status, duplicate=not created
+        )
+        return JSONResponse(out.model_dump(mode="json"), status_code=202 if created else 200)
+
+    return router
