@@ -143,6 +143,16 @@ def render(results: dict[str, dict[str, object]], model: str | None) -> list[str
         lines += _default_details(default)
     lines += [
         "",
+        "### What carries over to another model (`--model`)",
+        "",
+        "Model-independent: per-split evaluation, the catalog view sets, within-product whitening as a "
+        "method, centroid scoring, the shoot-like copies (parameters set a priori). Tuned on "
+        "EfficientNet-Lite0 and to re-check on OpenCLIP (`bench/quality.py --model "
+        "open_clip:ViT-B-16/datacomp_xl_s13b_b90k` where its weights are cached): the shrinkage (0.3), "
+        "whether whitening and the 14 views help at all, whether the shoot-like copies still hurt, "
+        "the `IMAGEMATCH_MIN_SCORE` threshold (score scales differ per model); 288 px and 3-layer "
+        "pooling are EfficientNet-only.",
+        "",
         "### The wider studies",
         "",
         "About 200 variants (pooling, resolution, aspect handling, flip TTA, PCA whitening, re-ranking, "
