@@ -43,6 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("spec")
     parser.add_argument("--views", default="multi")
+    parser.add_argument("--queries-from", type=Path, help="take the query vectors from this npz (same spec)")
     args = parser.parse_args()
     tune_allocator()
     torch.set_num_threads(2)
@@ -50,9 +51,9 @@ def main() -> None:
     out = CACHE / f"{slug}_{args.views}.npz"
     embedder = load_embedder(args.spec)
     started = time.perf_counter()
-    queries = []
+    queries = [np.load(args.queries_from)["queries"]] if args.queries_from else []
     rows = query_rows()
-    for start in range(0, len(rows), 16):
+    for start in range(0, 0 if args.queries_from else len(rows), 16):
         images = [load(GROCERY / r["image"]) for r in rows[start : start + 16]]
         queries.append(embedder.embed(images))
     query_seconds = time.perf_counter() - started
