@@ -22,6 +22,7 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/imagematch index build --catalog $(SAMPLE)/catalog/products.json
 	$(BIN)/imagematch match $(SAMPLE)/queries/q-00000.jpg
+	@echo "Console: http://127.0.0.1:8000/ui/jobs  (try a photo at http://127.0.0.1:8000/ui/try)"
 	$(BIN)/imagematch serve --host 127.0.0.1 --port 8000
 
 test: install
@@ -32,9 +33,15 @@ lint: install
 	$(BIN)/ruff format --check imagematch index_builder tests bench modal_app.py
 	$(BIN)/mypy
 
+# Every script in bench/ (each bounded in time, 127.0.0.1 only), each rewriting its own section of
+# BENCHMARKS.md. BENCH_QUICK=1: smaller sizes, for development; BENCH_SHARED=1 notes a shared machine.
+BENCH_SCRIPTS := webhook_burst pipeline_throughput serve_startup incremental_rebuild search_latency \
+	ledger_scale live_update ann_recall quality photo_quality
 bench: install
-	$(PY) bench/quality.py
-	$(PY) bench/live_update.py
+	@for s in $(BENCH_SCRIPTS); do \
+		echo "== bench/$$s.py"; \
+		PYTHONPATH=$(CURDIR) nice -n 5 timeout 1800 $(PY) bench/$$s.py || exit 1; \
+	done
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache

@@ -58,6 +58,7 @@ PYTHON_PACKAGES = [
     "pydantic-settings==2.16.3",
     "fastapi==0.165.0",
     "python-multipart==0.0.34",
+    "jinja2==3.1.6",
     "uvicorn==0.54.0",
     "typer==0.29.2",
     "rich==15.0.0",

@@ -19,8 +19,12 @@ from imagematch.fetch import ImageFetcher
 from imagematch.index import IndexHandle, SnapshotStore
 from imagematch.job_kinds import JobKinds, JobKindSpec, MatchImagePayload
 from imagematch.ledger import Clock, Ledger, SweepReport, open_ledger_for, utcnow
+from imagematch.maintenance import record_sweep
+from imagematch.matches_webhook import MatchesWebhook
 from imagematch.models import JobKind, MatchRequest, MatchResult
+from imagematch.photo_vectors import PhotoVectorStore
 from imagematch.pipeline import ImageLimits, Matcher, PhotoBytes, PhotoMatching, StoredOrFetchedLoader
+from imagematch.rematch import EntityMatching, RematchOnCatalogChange, RematchPayload
 from imagematch.retry import RetryPolicy
 from imagematch.sources.catalog import CatalogEvent, CatalogEventHandler, CatalogUpdater
 from imagematch.sources.zendesk import (
@@ -34,6 +38,8 @@ from imagematch.sources.zendesk import (
     ZendeskTicketPayload,
     zendesk_client_for,
 )
+from imagematch.sources.zendesk.notes import catalog_links
+from imagematch.thumbnails import ThumbnailStore
 from imagematch.worker import Dispatch, Worker
 
 __all__ = ["Services", "build_services", "serving_model"]
@@ -54,6 +60,7 @@ class Services:
     policy: RetryPolicy
     model: str  # the spec of the loaded model (IMAGEMATCH_MODEL, or the served snapshot's)
     clock: Clock
+    thumbnails: ThumbnailStore  # the console's pictures of photos and catalog images
     kinds: JobKinds = field(default_factory=JobKinds)
     # Told the ids of jobs just persisted, to run them now (see worker.Dispatch): the Modal spawn,
     # the local worker pool. Add one with add_dispatcher().
@@ -61,15 +68,18 @@ class Services:
     catalog_updater: CatalogUpdater | None = None  # applies catalog webhook events (LiveCatalog)
     # Answers POST /v1/match in another process (on Modal: the GPU class); None: here.
     remote_matcher: Callable[[bytes, MatchRequest], MatchResult] | None = None
+    # Entity matches from stored photo vectors, re-matched on catalog changes (set by build_services).
+    entities: EntityMatching = field(init=False)
 
     def use_catalog_updater(self, updater: CatalogUpdater) -> None:
-        """Apply ``catalog_event`` jobs with ``updater`` (without one, workers skip them)."""
+        """Apply ``catalog_event`` jobs with ``updater`` (without one, workers skip them), then
+        re-match the entities each change can alter."""
         self.catalog_updater = updater
         self.kinds.register(
             JobKindSpec(
                 kind=JobKind.CATALOG_EVENT,
                 payload=CatalogEvent,
-                handler=CatalogEventHandler(updater),
+                handler=CatalogEventHandler(RematchOnCatalogChange(updater, self.entities, self.matcher)),
                 # Upserts embed; deletes do not, but both edit the served index in the process that
                 # holds it, in event order, so the whole kind runs beside the model.
                 needs_embedder=True,
@@ -115,10 +125,12 @@ class Services:
         return zendesk_client_for(self.settings, self.http)
 
     def sweep(self) -> SweepReport:
-        return self.ledger.sweep(
+        report = self.ledger.sweep(
             max_attempts=self.policy.max_attempts,
             pending_grace_seconds=self.settings.pending_grace_seconds,
         )
+        record_sweep(self.settings.data_dir, report, self.clock())
+        return report
 
     def close(self) -> None:
         self.http.close()
@@ -160,6 +172,7 @@ def build_services(
     index = IndexHandle(snapshots, None if isinstance(embedder, ModelNotLoaded) else embedder.embedder_id)
     matcher = Matcher(embedder, index, top_k=settings.top_k, min_score=settings.min_score)
     limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
+    vectors = PhotoVectorStore(settings.data_dir / "photo_vectors")
     services = Services(
         settings=settings,
         ledger=ledger,
@@ -170,7 +183,7 @@ def build_services(
         http=http,
         fetcher=fetcher,
         matcher=matcher,
-        photos=PhotoMatching(matcher, limits),
+        photos=PhotoMatching(matcher, limits, vectors=vectors),
         model=settings.model,
         policy=RetryPolicy(
             max_attempts=settings.max_attempts,
@@ -178,10 +191,15 @@ def build_services(
             cap_seconds=settings.retry_max_seconds,
         ),
         clock=clock,
+        thumbnails=ThumbnailStore(settings.data_dir / "thumbnails"),
         dispatchers=[dispatch] if dispatch else [],
     )
+    services.photos.on_photo(services.thumbnails.record_job_photo)
+    _register_entities(services)
     _register_core_kinds(services, catalog_updater)
     _register_zendesk(services)
+    for kind in (JobKind.MATCH_IMAGE, JobKind.ZENDESK_IMAGE):  # the photo kinds
+        services.photos.on_complete(kind, services.entities.record_photo)
     return services
 
 
@@ -212,6 +230,33 @@ def _register_core_kinds(services: Services, catalog_updater: CatalogUpdater | N
             clock=services.clock,
             catalog_views=settings.catalog_views,
             scoring=settings.product_scoring,
+            thumbnails=services.thumbnails,
+        )
+    )
+
+
+def _register_entities(services: Services) -> None:
+    """Entity matches and the ``rematch`` kind: a search from stored vectors, no model needed."""
+    settings = services.settings
+    vectors = services.photos.vectors or PhotoVectorStore(settings.data_dir / "photo_vectors")
+    webhook = None
+    if settings.matches_webhook_url and settings.matches_webhook_secret:
+        secret = settings.matches_webhook_secret.get_secret_value()
+        webhook = MatchesWebhook(services.http, settings.matches_webhook_url, secret, clock=services.clock)
+    services.entities = EntityMatching(
+        services.ledger,
+        services.matcher,
+        vectors,
+        top_k=settings.top_k,
+        dispatch=services.dispatch,
+        webhook=webhook,
+    )
+    services.kinds.register(
+        JobKindSpec(
+            kind=JobKind.REMATCH,
+            payload=RematchPayload,
+            handler=services.entities.handle_rematch,
+            needs_embedder=False,
         )
     )
 
@@ -254,6 +299,8 @@ def _register_zendesk(services: Services) -> None:
                 enabled=settings.zendesk_post_notes,
                 min_score=settings.min_score if note_min_score is None else note_min_score,
                 lease_seconds=settings.lease_seconds,
+                links=catalog_links(services.index, settings.product_url_template),
+                public_url=settings.public_url,
             ),
             needs_embedder=False,
         )

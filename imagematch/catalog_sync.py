@@ -36,6 +36,7 @@ from imagematch.ledger import Clock
 from imagematch.models import CatalogViews, Product, ProductScoring
 from imagematch.pipeline import ImageLimits
 from imagematch.representation import embed_catalog_images, image_vector
+from imagematch.thumbnails import ThumbnailStore
 
 __all__ = ["LiveCatalog"]
 
@@ -56,6 +57,7 @@ class LiveCatalog:
         clock: Clock,
         catalog_views: CatalogViews = CatalogViews.MULTI,
         scoring: ProductScoring = ProductScoring.CENTROID,
+        thumbnails: ThumbnailStore | None = None,
     ) -> None:
         self._index = index
         self._snapshots = snapshots
@@ -65,6 +67,7 @@ class LiveCatalog:
         self._clock = clock
         self._catalog_views = catalog_views
         self._scoring = scoring
+        self._thumbnails = thumbnails
 
     def upsert_product(self, product: Product, *, sequence: int) -> None:
         """Replace ``product`` and its vectors. Raises TransientError (an image download may
@@ -146,10 +149,13 @@ class LiveCatalog:
         for uri in product.images:
             try:
                 data = self._fetcher.fetch(uri)  # TransientError propagates: the job retries
-                decoded.append(
-                    decode_image(data, max_bytes=self._limits.max_bytes, max_pixels=self._limits.max_pixels)
+                image = decode_image(
+                    data, max_bytes=self._limits.max_bytes, max_pixels=self._limits.max_pixels
                 )
+                decoded.append(image)
                 images.append((uri, sha256_hex(data)))
+                if self._thumbnails:  # console thumbnail of the reference image
+                    self._thumbnails.put(images[-1][1], image)
             except PermanentError as exc:
                 problems.append(f"{uri}: {exc}")
         view_vectors = embed_catalog_images(self._embedder, decoded, views)

@@ -114,6 +114,12 @@ class Settings(BaseSettings):
         None, description="Supabase service-role key (server side only; never the anon key)."
     )
     sweep_seconds: float = Field(30.0, gt=0, description="How often `serve`/`worker` run the sweep.")
+    matches_webhook_url: str | None = Field(
+        None, description="POSTed (signed) when an entity's top match changes; needs the secret below."
+    )
+    matches_webhook_secret: SecretStr | None = Field(
+        None, description="Shared secret that signs the matches webhook (scheme of the catalog webhook)."
+    )
 
     # Zendesk (see README "Zendesk"): webhooks in, attachments matched, internal notes out.
     zendesk_subdomain: str | None = Field(
@@ -145,6 +151,27 @@ class Settings(BaseSettings):
         None,
         description="Best score below this: the note says 'no confident match'. "
         "Default: IMAGEMATCH_MIN_SCORE.",
+    )
+
+    # Operator console and access control (README "Console").
+    api_token: SecretStr | None = Field(
+        None,
+        description="Token(s) every /v1 route and /ui page requires: `token`, or `name:token,name2:token2` "
+        "(several valid at once, for rotation). Unset: only loopback clients are served.",
+    )
+    thumbnail_retention_days: float = Field(
+        90.0,
+        gt=0,
+        description="Query-photo thumbnails older than this are purged (`thumbnails purge`); stored "
+        "photo vectors too (by the served index rebuild).",
+    )
+    public_url: str | None = Field(
+        None, description="Where the console is reachable (https://…); Zendesk notes link to jobs there."
+    )
+    product_url_template: str | None = Field(
+        None,
+        description="Product page URL for notes when a product has no `url` metadata, e.g. "
+        "https://shop.example/p/{id}.",
     )
 
     def resolved_database_url(self) -> str:

@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from imagematch.entities import ENTITY_ID_PATTERN, ENTITY_TYPE_PATTERN, EntityRef
 from imagematch.errors import PermanentError
 from imagematch.models import ImageJob, JobKind, NewJob, NewPrediction
 
@@ -52,6 +53,16 @@ class PhotoPayload(JobPayload):
 
     image: str
     file_name: str | None = None
+    # The entity the photo belongs to (a ticket, a listing), given at submit time: its matches
+    # are aggregated over its photos (imagematch.entities).
+    entity_type: str | None = Field(None, pattern=ENTITY_TYPE_PATTERN)
+    entity_id: str | None = Field(None, pattern=ENTITY_ID_PATTERN)
+
+    def entity(self) -> EntityRef | None:
+        """The entity this photo belongs to, if any."""
+        if self.entity_type is None or self.entity_id is None:
+            return None
+        return EntityRef(entity_type=self.entity_type, entity_id=self.entity_id)
 
     @property
     def image_url(self) -> str | None:

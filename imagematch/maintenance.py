@@ -9,16 +9,41 @@ run the pass, dispatch the jobs it made due, and summarise what happened.
 
 from __future__ import annotations
 
+import json
+import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from imagematch.config import Settings
 from imagematch.job_kinds import JobKinds
-from imagematch.ledger import Ledger
+from imagematch.ledger import Ledger, SweepReport, utcnow
 from imagematch.requeue import RequeueScope, find_jobs_to_requeue, requeue_jobs
 from imagematch.worker import Dispatch
 
-__all__ = ["describe_requeue", "requeue_and_dispatch", "route_by_model_need", "sweep_and_dispatch"]
+__all__ = [
+    "describe_requeue",
+    "record_sweep",
+    "requeue_and_dispatch",
+    "route_by_model_need",
+    "sweep_and_dispatch",
+]
+
+
+def record_sweep(data_dir: Path, report: SweepReport, at: datetime) -> None:
+    """Note when the last sweep ran and what it did (``sweep.json`` in the data dir, shown on the
+    console's health page); a failure to write is logged, never raised."""
+    body = {
+        "at": at.isoformat(),
+        "retries_due": report.retries_due,
+        "leases_expired": report.leases_expired,
+        "gave_up": report.gave_up,
+        "due_pending": len(report.due_pending),
+    }
+    try:
+        (data_dir / "sweep.json").write_text(json.dumps(body))
+    except OSError as exc:
+        logging.getLogger(__name__).warning("could not record the sweep: %s", exc)
 
 
 def sweep_and_dispatch(ledger: Ledger, settings: Settings, dispatch: Dispatch) -> dict[str, int]:
@@ -26,6 +51,7 @@ def sweep_and_dispatch(ledger: Ledger, settings: Settings, dispatch: Dispatch) -
     report = ledger.sweep(
         max_attempts=settings.max_attempts, pending_grace_seconds=settings.pending_grace_seconds
     )
+    record_sweep(settings.data_dir, report, utcnow())
     if report.due_pending:
         dispatch(report.due_pending)
     return {

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
+from imagematch.quality import QualityReport
+
 __all__ = [
     "REFERENCE_COLUMNS",
     "CatalogViews",
@@ -121,6 +123,7 @@ class JobKind(StrEnum):
     ZENDESK_TICKET = "zendesk_ticket"  # scan a ticket's comments, one zendesk_image job per attachment
     ZENDESK_IMAGE = "zendesk_image"  # match one ticket attachment (fetched with Zendesk credentials)
     ZENDESK_NOTE = "zendesk_note"  # post one attachment's answer as an internal note, exactly once
+    REMATCH = "rematch"  # recompute one entity's matches from stored photo vectors (catalog changed)
 
 
 class NewJob(BaseModel):
@@ -169,6 +172,12 @@ class NewPrediction(BaseModel):
         default_factory=dict,
         description="What the photo's source calls it (e.g. a Zendesk ticket_id, comment_id, "
         "attachment_id); filled from the job's payload, stored for lookups.",
+    )
+    image_sha256: str | None = Field(
+        None, description="SHA-256 of the photo's bytes: with embedder_id, the key of its stored vector."
+    )
+    quality: QualityReport | None = Field(
+        None, description="The quality tier's verdict (imagematch.quality): low_quality, reasons, advice."
     )
 
     @property

@@ -16,19 +16,22 @@ from typing import Any, Protocol, TypeVar
 from PIL import Image
 
 from imagematch.blobs import BlobStore
-from imagematch.embedder import Embedder
+from imagematch.embedder import Embedder, Vectors
 from imagematch.errors import PermanentError, SubjectGoneError
 from imagematch.fetch import ImageFetcher
-from imagematch.images import decode_image
+from imagematch.images import decode_image, sha256_hex
 from imagematch.index import IndexHandle
 from imagematch.job_kinds import BLOB_PREFIX, JobKindSpec, PhotoPayload
 from imagematch.models import ImageJob, MatchResult, NewPrediction, Product
+from imagematch.photo_vectors import PhotoVectorStore
+from imagematch.quality import QualityBar, assess_quality, measure_quality
 
 __all__ = [
     "CompletionHook",
     "ImageLimits",
     "Matcher",
     "PhotoBytes",
+    "PhotoHook",
     "PhotoLoader",
     "PhotoMatching",
     "SkipPhoto",
@@ -78,6 +81,10 @@ class PhotoLoader(Protocol[P_contra]):
 # persists (e.g. a note job) is durable first. It must be idempotent: a crash re-runs the job.
 CompletionHook = Callable[[ImageJob, Any, NewPrediction], None]
 
+# Told every job's photo once decoded (its source bytes and the image), whatever the kind: the
+# console keeps a thumbnail, so it never downloads the photo again. Must not raise.
+PhotoHook = Callable[[ImageJob, bytes, Image.Image], None]
+
 
 class Matcher:
     """Embeds query images and ranks catalog products for them."""
@@ -104,18 +111,34 @@ class Matcher:
         another model. ``latency_ms`` is the batch's embed+search time divided per image.
         """
         started = time.perf_counter()
-        index = self.index.get()
+        self.index.get()  # IndexNotBuiltError before the embedding work, not after
         vectors = self.embedder.embed(images)
-        rankings = index.search(
-            vectors, top_k or self.top_k, embedder_id=self.embedder.embedder_id, accept=accept
-        )
-        latency_ms = (time.perf_counter() - started) * 1000 / max(1, len(images))
+        return self.rank(vectors, top_k=top_k, min_score=min_score, accept=accept, started=started)
+
+    def rank(
+        self,
+        vectors: Vectors,
+        *,
+        top_k: int | None = None,
+        min_score: float | None = None,
+        accept: Callable[[Product], bool] | None = None,
+        started: float | None = None,
+        embedder_id: str | None = None,
+    ) -> list[MatchResult]:
+        """:meth:`match_images` for vectors already embedded (e.g. stored photo vectors, made by
+        ``embedder_id``: default this process's model). The results carry the served index
+        version, live catalog changes included."""
+        started = time.perf_counter() if started is None else started
+        index = self.index.get()
+        made_by = embedder_id or self.embedder.embedder_id
+        rankings = index.search(vectors, top_k or self.top_k, embedder_id=made_by, accept=accept)
+        latency_ms = (time.perf_counter() - started) * 1000 / max(1, len(vectors))
         threshold = self.min_score if min_score is None else min_score
         return [
             MatchResult(
                 matches=matches,
                 embedder_id=index.embedder_id,
-                index_version=index.version,
+                index_version=index.served_version,
                 latency_ms=round(latency_ms, 2),
                 no_confident_match=not matches or matches[0].score < threshold,
             )
@@ -151,14 +174,28 @@ class StoredOrFetchedLoader:
 class PhotoMatching:
     """The matching step shared by every photo kind, with the completion hooks sources register."""
 
-    def __init__(self, matcher: Matcher, limits: ImageLimits) -> None:
+    def __init__(
+        self,
+        matcher: Matcher,
+        limits: ImageLimits,
+        *,
+        vectors: PhotoVectorStore | None = None,
+        quality_bar: QualityBar | None = None,
+    ) -> None:
         self.matcher = matcher
         self.limits = limits
+        self.vectors = vectors  # each photo's embedding is kept here (re-matching searches with it)
+        self.quality_bar = quality_bar or QualityBar()
         self._hooks: dict[str, list[CompletionHook]] = {}
+        self._photo_hooks: list[PhotoHook] = []
 
     def on_complete(self, kind: str, hook: CompletionHook) -> None:
         """Run ``hook`` after each photo of ``kind`` is matched (before its outcome is recorded)."""
         self._hooks.setdefault(kind, []).append(hook)
+
+    def on_photo(self, hook: PhotoHook) -> None:
+        """Show ``hook`` each job's decoded photo, before it is matched (every photo kind)."""
+        self._photo_hooks.append(hook)
 
     def decode(self, photo: PhotoBytes) -> Image.Image:
         """Decode under the limits. Raises PermanentError, or SubjectGoneError for bytes of an
@@ -179,13 +216,25 @@ class PhotoMatching:
         loaded = loader.load(payload)
         if isinstance(loaded, SkipPhoto):
             raise SubjectGoneError(loaded.reason)
-        result = self.matcher.match_image(self.decode(loaded))
+        started = time.perf_counter()
+        image = self.decode(loaded)
+        for photo_hook in self._photo_hooks:
+            photo_hook(job, loaded.data, image)
+        quality = assess_quality(measure_quality(image), self.quality_bar)  # cheap: numpy on ≤512 px
+        self.matcher.index.get()  # IndexNotBuiltError before the embedding work
+        vector = self.matcher.embedder.embed([image])
+        digest = sha256_hex(loaded.data)
+        if self.vectors is not None:
+            self.vectors.put(self.matcher.embedder.embedder_id, digest, vector[0])
+        result = self.matcher.rank(vector, started=started)[0]
         prediction = NewPrediction(
             **result.model_dump(),
             source=job.source,
             file_name=payload.file_name,
             image_url=payload.image_url,
             references=payload.references(),
+            image_sha256=digest,
+            quality=quality,
         )
         for hook in self._hooks.get(job.kind, []):
             hook(job, payload, prediction)

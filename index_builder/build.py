@@ -314,10 +314,11 @@ def rebuild_catalog_index(
     point: bool = True,
 ) -> tuple[ProductIndex, BuildReport]:
     """:func:`build_and_publish` with the services' model, embedding cache, fetcher, limits and
-    catalog recipe, into ``snapshots`` (default: the served index)."""
+    catalog recipe, into ``snapshots`` (default: the served index). A new served snapshot (a
+    whitening refit) re-matches every entity from its stored photo vectors (``rematch`` jobs)."""
     cache = EmbeddingCache(services.settings.data_dir / "embedding_cache.sqlite3")
     try:
-        return build_and_publish(
+        index, report = build_and_publish(
             source,
             embedder=services.embedder,
             cache=cache,
@@ -335,3 +336,15 @@ def rebuild_catalog_index(
         )
     finally:
         cache.close()
+    if snapshots is None:  # the served index: the console shows its reference images
+        services.thumbnails.ensure_catalog(
+            [(image.uri, image.sha256) for image in index.images.values()],
+            lambda uri: read_uri(uri, services.fetcher),
+            max_bytes=services.limits.max_bytes,
+            max_pixels=services.limits.max_pixels,
+        )
+    if snapshots is None and point:  # the served index changed: every entity is re-matched
+        services.entities.schedule_stale(reason="index rebuilt", index_version=index.served_version)
+        if services.photos.vectors is not None:  # nightly: stored vectors past their retention go
+            services.photos.vectors.prune(older_than_days=services.settings.thumbnail_retention_days)
+    return index, report

@@ -27,7 +27,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-TABLES = {"image_jobs", "image_prediction_log", "catalog_products", "catalog_product_images"}
+TABLES = {
+    "image_jobs",
+    "image_prediction_log",
+    "catalog_products",
+    "catalog_product_images",
+    "entities",
+    "entity_photos",
+    "matches",
+    "image_job_attempts",
+}
 OPERATORS = {"eq": "=", "lt": "<", "gt": ">", "lte": "<=", "gte": ">=", "neq": "<>"}
 
 

@@ -15,11 +15,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from imagematch import __version__
+from imagematch.access import AccessControl
+from imagematch.api.entities import entities_router
 from imagematch.api.jobs import jobs_router, submit_router
 from imagematch.api.match import match_router
 from imagematch.api.stats import health_router, stats_router
 from imagematch.app import Services
 from imagematch.config import Settings
+from imagematch.console import console_router
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
 from imagematch.ledger import Clock, Ledger, utcnow
 from imagematch.sources.catalog.routes import catalog_webhook_router
@@ -30,13 +33,18 @@ __all__ = ["create_app", "create_webhook_app"]
 
 
 def create_app(
-    services: Services, *, pool: WorkerPool | None = None, dispatch: Dispatch | None = None
+    services: Services,
+    *,
+    pool: WorkerPool | None = None,
+    dispatch: Dispatch | None = None,
+    access: AccessControl | None = None,
 ) -> FastAPI:
     """The API over ``services``.
 
     ``pool`` (local service) runs for the app's lifetime; ``dispatch`` (on Modal: a spawn) is told
     the ids of jobs to run now. Both are added to ``services``' dispatchers, so jobs created by
-    handlers (a ticket's attachments) are dispatched the same way as the API's.
+    handlers (a ticket's attachments) are dispatched the same way as the API's. ``access`` guards
+    every route but ``/healthz`` and the webhooks (default: the settings' ``IMAGEMATCH_API_TOKEN``).
     """
     if pool:
         services.add_dispatcher(pool.dispatch)
@@ -62,9 +70,12 @@ def create_app(
     app.include_router(match_router(services))
     app.include_router(submit_router(services))
     app.include_router(jobs_router(services))
+    app.include_router(entities_router(services))
     app.include_router(stats_router(services))
     app.include_router(zendesk_webhook_router(settings, ledger, clock=clock, dispatch=services.dispatch))
     app.include_router(catalog_webhook_router(settings, ledger, clock=clock, dispatch=services.dispatch))
+    app.include_router(console_router(services, dispatch=services.dispatch))
+    (access or AccessControl.from_settings(settings)).install(app)
     return app
 
 

@@ -6,8 +6,10 @@ import json
 from typing import Any
 
 from fastapi import HTTPException, Request
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from starlette.datastructures import UploadFile
+
+from imagematch.entities import ENTITY_ID_PATTERN, ENTITY_TYPE_PATTERN
 
 __all__ = ["IMAGE_BODY_DOC", "ImageInput", "parse_meta_filters", "read_image_input"]
 
@@ -23,6 +25,8 @@ IMAGE_BODY_DOC = {
                         "idempotency_key": {"type": "string"},
                         "source": {"type": "string"},
                         "metadata": {"type": "string", "description": "JSON object"},
+                        "entity_type": {"type": "string", "description": "e.g. ticket, listing"},
+                        "entity_id": {"type": "string", "description": "the photo belongs to TYPE/ID"},
                     },
                     "required": ["file"],
                 }
@@ -35,6 +39,8 @@ IMAGE_BODY_DOC = {
                         "idempotency_key": {"type": "string"},
                         "source": {"type": "string"},
                         "metadata": {"type": "object"},
+                        "entity_type": {"type": "string", "description": "e.g. ticket, listing"},
+                        "entity_id": {"type": "string", "description": "the photo belongs to TYPE/ID"},
                     },
                     "required": ["url"],
                 }
@@ -53,6 +59,14 @@ class ImageInput(BaseModel):
     idempotency_key: str | None = Field(None, min_length=1, max_length=512)
     source: str = Field("api", min_length=1, max_length=64)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    entity_type: str | None = Field(None, pattern=ENTITY_TYPE_PATTERN)
+    entity_id: str | None = Field(None, pattern=ENTITY_ID_PATTERN)
+
+    @model_validator(mode="after")
+    def _entity_whole(self) -> ImageInput:
+        if (self.entity_type is None) != (self.entity_id is None):
+            raise ValueError("give both entity_type and entity_id, or neither")
+        return self
 
 
 async def read_image_input(request: Request, max_bytes: int) -> ImageInput:
@@ -74,6 +88,8 @@ async def read_image_input(request: Request, max_bytes: int) -> ImageInput:
                     idempotency_key=_form_str(form.get("idempotency_key")),
                     source=_form_str(form.get("source")) or "api",
                     metadata=json.loads(metadata) if isinstance(metadata, str) and metadata else {},
+                    entity_type=_form_str(form.get("entity_type")),
+                    entity_id=_form_str(form.get("entity_id")),
                 )
         if content_type.startswith("application/json"):
             body = ImageInput.model_validate(await request.json())

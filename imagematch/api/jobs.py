@@ -24,15 +24,22 @@ def submit_router(services: Services) -> APIRouter:
     @router.post("/v1/images", status_code=202, response_model=JobOut, openapi_extra=IMAGE_BODY_DOC)
     async def submit_image(request: Request) -> JSONResponse:
         """Persist an image and a job to match it. 202 when created; 200 with the existing job when
-        the idempotency key was seen before. Default key: ``upload:<sha256>`` / ``url:<sha256>``."""
+        the idempotency key was seen before. Default key: ``upload:<sha256>`` / ``url:<sha256>``
+        (``:<type>/<id>`` appended with an entity). ``entity_type`` + ``entity_id`` put the photo
+        in an entity: see ``GET /v1/entities/{type}/{id}/matches``."""
         body = await read_image_input(request, services.limits.max_bytes)
         if body.data is not None:
             digest = await run_in_threadpool(services.blobs.put, body.data)
             image_ref, default_key = image_ref_for_blob(digest), f"upload:{digest}"
         else:
             image_ref, default_key = body.url or "", f"url:{sha256_hex((body.url or '').encode())}"
+        if body.entity_type and body.entity_id:  # the same photo may belong to several entities
+            default_key += f":{body.entity_type}/{body.entity_id}"
+        payload = MatchImagePayload(
+            image=image_ref, file_name=body.file_name, entity_type=body.entity_type, entity_id=body.entity_id
+        )
         new = new_job(
-            MatchImagePayload(image=image_ref, file_name=body.file_name),
+            payload,
             source=body.source,
             idempotency_key=body.idempotency_key or default_key,
             metadata=body.metadata,

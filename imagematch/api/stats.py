@@ -46,7 +46,10 @@ def collect_stats(services: Services) -> dict[str, Any]:
         "pending_catalog_jobs": pending_catalog_jobs(services.ledger),  # accepted, not applied yet
     }
     try:
-        out["index"] = services.index.get().stats(services.clock())
+        index = services.index.get()
+        out["index"] = index.stats(services.clock())
+        # Entities whose matches were computed against an older index (or never): re-matches due.
+        out["entities"] = {"stale": services.ledger.count_stale_entities(index.served_version)}
     except (IndexNotBuiltError, EmbedderMismatchError) as exc:
         out["index"] = {"version": None, "error": str(exc)}
     return out

@@ -4,8 +4,9 @@ is one JSON object, so scripts can ``tail -n1``.
 One module per command group: :mod:`~imagematch.cli.matching` (match, eval),
 :mod:`~imagematch.cli.serving` (serve, worker), :mod:`~imagematch.cli.jobs` (submit, sweep,
 backfill, jobs …), :mod:`~imagematch.cli.index`, :mod:`~imagematch.cli.db`,
-:mod:`~imagematch.cli.catalog` and :mod:`~imagematch.cli.zendesk`; what they share is in
-:mod:`~imagematch.cli.terminal`. ``main`` is the ``imagematch`` console script.
+:mod:`~imagematch.cli.catalog`, :mod:`~imagematch.cli.entities` (rematch) and
+:mod:`~imagematch.cli.zendesk`; what they share is in :mod:`~imagematch.cli.terminal`. ``main`` is
+the ``imagematch`` console script.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 
 import typer
 
-from imagematch.cli import catalog, db, index, jobs, matching, serving, zendesk
+from imagematch.cli import catalog, db, entities, index, jobs, matching, serving, thumbnails, zendesk
 from imagematch.cli.terminal import configure_logging
 
 __all__ = ["app", "main"]
@@ -29,11 +30,13 @@ app.command()(serving.worker)
 app.command()(jobs.submit)
 app.command()(jobs.sweep)
 app.command()(jobs.backfill)
+app.command()(entities.rematch)
 app.add_typer(index.app, name="index")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(db.app, name="db")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(zendesk.app, name="zendesk")
+app.add_typer(thumbnails.app, name="thumbnails")
 
 
 def main() -> None:

@@ -11,7 +11,8 @@ import typer
 from rich.table import Table
 
 from imagematch.cli.terminal import JsonFlag, err, fail, load_settings, out, progress_bar
-from imagematch.ledger import open_ledger_for
+from imagematch.ledger import open_ledger_for, utcnow
+from imagematch.maintenance import record_sweep
 from imagematch.models import JobStatus, NewJob
 from imagematch.requeue import RequeueScope
 
@@ -57,6 +58,7 @@ def sweep(as_json: JsonFlag = False) -> None:
         max_attempts=settings.max_attempts,
         pending_grace_seconds=settings.pending_grace_seconds,
     )
+    record_sweep(settings.data_dir, report, utcnow())  # shown on the console's health page
     summary = {
         "retries_due": report.retries_due,
         "leases_expired": report.leases_expired,

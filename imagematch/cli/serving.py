@@ -6,9 +6,32 @@ from typing import Annotated
 
 import typer
 
+from imagematch.access import AccessControl, is_loopback_host
 from imagematch.cli.terminal import err, load_settings
+from imagematch.config import Settings
 
-__all__ = ["serve", "worker"]
+__all__ = ["serve", "serve_access", "worker"]
+
+
+def serve_access(settings: Settings, host: str) -> AccessControl:
+    """The access control for ``imagematch serve --host host``. Exits (code 2) when the host is
+    reachable from other machines and no token is set; on loopback without a token, only
+    loopback ``Host`` names are answered (no DNS rebinding)."""
+    try:
+        access = AccessControl.from_settings(settings)
+    except ValueError as exc:
+        err.print(f"[red]IMAGEMATCH_API_TOKEN is not valid:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if access.enabled:
+        return access
+    if not is_loopback_host(host):
+        err.print(
+            f"[red]refusing to serve on {host} without a token:[/red] anyone who can reach it could read "
+            "predictions and re-queue jobs. Set IMAGEMATCH_API_TOKEN (e.g. "
+            '`export IMAGEMATCH_API_TOKEN="console:$(openssl rand -hex 24)"`) or serve on 127.0.0.1.'
+        )
+        raise typer.Exit(2)
+    return AccessControl([], loopback_hosts_only=True)
 
 
 def serve(
@@ -21,9 +44,11 @@ def serve(
 
     from imagematch.api import create_app
     from imagematch.app import build_services, serving_model
+    from imagematch.runtime import freeze_startup_objects
     from imagematch.worker import WorkerPool
 
     settings = load_settings()
+    access = serve_access(settings, host)
     services = build_services(settings, model=serving_model(settings))
     pool = WorkerPool(
         services.make_worker,
@@ -32,8 +57,11 @@ def serve(
         sweep=services.sweep,
         sweep_seconds=services.settings.sweep_seconds,
     )
-    err.print(f"imagematch on http://{host}:{port}  (API docs: /docs)")
-    uvicorn.run(create_app(services, pool=pool), host=host, port=port, log_level="warning")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    err.print(f"imagematch console: http://{shown}:{port}/ui/jobs  (API docs: /docs)")
+    app = create_app(services, pool=pool, access=access)
+    freeze_startup_objects()
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 def worker(

@@ -33,6 +33,7 @@ from imagematch.index.change_log import CatalogChange, ChangeKind
 from imagematch.index.event_order import EventOrder
 from imagematch.models import CatalogViews, Match, Product, ProductScoring
 from imagematch.representation import Projection
+from imagematch.runtime import gc_paused
 from imagematch.vector_index import FLAT_MAX_FLOATS, index_description, resized_vector_index
 
 __all__ = ["SNAPSHOT_FORMAT", "IndexedImage", "ProductIndex"]
@@ -94,6 +95,13 @@ class ProductIndex:
         self.events = EventOrder()
         self.applied_changes: set[int] = set()
         self._lock = threading.RLock()  # live updates and searches share the index
+
+    @property
+    def served_version(self) -> str:
+        """The snapshot version plus the latest live change it holds (``v000003+17``): it moves
+        whenever what a search can return changes (see :func:`version_order`)."""
+        with self._lock:
+            return f"{self.version}+{max(self.applied_changes)}" if self.applied_changes else self.version
 
     @property
     def sequences(self) -> dict[str, int]:
@@ -266,6 +274,24 @@ class ProductIndex:
                 return [self._search_by_image(row, k, accept) for row in projected]
             return [self._search_by_centroid(row, k, accept) for row in projected]
 
+    def score_product(self, queries: Vectors, product_id: str, *, embedder_id: str) -> Vectors:
+        """Each query row's score for one product, as :meth:`search` would score it (centroid or
+        best image): one product against many photos. ``-inf`` for a product without vectors."""
+        if embedder_id != self.embedder_id:
+            raise EmbedderMismatchError(f"index {self.version} is {self.embedder_id!r}, not {embedder_id!r}")
+        projected = self.projection.apply(np.atleast_2d(queries).astype(np.float32))
+        with self._lock:
+            if self.scoring is ProductScoring.MAX:
+                ids = self._images_by_product.get(product_id, [])
+                rows = [self._image_vectors.reconstruct(int(vid)) for vid in ids]
+            else:
+                key = self._product_keys.get(product_id)
+                rows = [] if key is None else [self._product_vectors.reconstruct(int(key))]
+        if not rows:
+            return np.full(len(projected), -np.inf, dtype=np.float32)
+        scores: Vectors = (projected @ np.stack(rows).T).max(axis=1)
+        return scores
+
     def _search_by_centroid(
         self, query: Vectors, k: int, accept: Callable[[Product], bool] | None
     ) -> list[Match]:
@@ -377,6 +403,11 @@ class ProductIndex:
     @classmethod
     def read_from(cls, directory: Path) -> ProductIndex:
         """Load a snapshot directory. Raises :class:`IndexNotBuiltError` for an older format."""
+        with gc_paused():
+            return cls._read_from(directory)
+
+    @classmethod
+    def _read_from(cls, directory: Path) -> ProductIndex:
         meta = json.loads((directory / "meta.json").read_text())
         if meta.get("format") != SNAPSHOT_FORMAT:
             raise IndexNotBuiltError(

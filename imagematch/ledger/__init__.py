@@ -10,7 +10,7 @@ from imagematch.ledger.base import Clock, Ledger, SweepReport, utcnow
 if TYPE_CHECKING:
     from imagematch.config import Settings
 
-__all__ = ["Clock", "Ledger", "SweepReport", "open_ledger", "open_ledger_for", "utcnow"]
+__all__ = ["Clock", "JobAttempt", "Ledger", "SweepReport", "open_ledger", "open_ledger_for", "utcnow"]
 
 
 def open_ledger(url: str, *, clock: Clock = utcnow) -> Ledger:

@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from pydantic import BaseModel
+
+from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
-__all__ = ["Clock", "Ledger", "SweepReport", "utcnow"]
+__all__ = ["Clock", "JobAttempt", "Ledger", "SweepReport", "utcnow"]
 
 Clock = Callable[[], datetime]
 
@@ -35,6 +38,20 @@ class SweepReport:
     leases_expired: int = 0
     gave_up: int = 0
     due_pending: list[int] = field(default_factory=list)
+
+
+class JobAttempt(BaseModel):
+    """How one attempt at a job ended: recorded whenever a job leaves ``processing`` (completed,
+    failed, skipped, or its lease expired and the sweep took it back)."""
+
+    job_id: int
+    attempt: int
+    worker_id: str | None = None
+    outcome: JobStatus
+    error_kind: ErrorKind | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    finished_at: datetime
 
 
 class Ledger(Protocol):
@@ -121,8 +138,58 @@ class Ledger(Protocol):
 
     def get_prediction(self, job_id: int) -> Prediction | None: ...
 
+    def list_attempts(self, job_id: int) -> list[JobAttempt]:
+        """Every ended attempt at ``job_id``, oldest first (empty for an unknown job)."""
+        ...
+
     def list_predictions(
         self, *, ticket_id: str | None = None, limit: int = 50, before_id: int | None = None
     ) -> list[Prediction]: ...
+
+    # Entities (imagematch.entities): the photos of a ticket/listing and its matches table.
+
+    def add_entity_photo(self, photo: EntityPhoto) -> None:
+        """Record that ``photo`` belongs to its entity (creating the entity); idempotent per entity
+        and job: a job re-run replaces its row."""
+        ...
+
+    def entity_photos(self, entity: EntityRef | None = None) -> list[EntityPhoto]:
+        """The entity's photos (every entity's with ``None``), oldest job first."""
+        ...
+
+    def get_entity(self, entity: EntityRef) -> Entity | None: ...
+
+    def list_entities(
+        self, *, since: datetime | None = None, after: EntityRef | None = None, limit: int = 500
+    ) -> list[Entity]:
+        """Entities ordered by type then id, those after ``after`` (paging); with ``since``, only
+        those that got a photo at or after it."""
+        ...
+
+    def replace_entity_matches(
+        self, entity: EntityRef, matches: list[EntityMatch], *, index_version: str
+    ) -> Entity | None:
+        """Replace the entity's rows of the matches table in one transaction, stamped with
+        ``index_version`` and now; returns the entity as it stood before (``None``: unknown
+        entity, nothing written)."""
+        ...
+
+    def entity_matches(self, entity: EntityRef) -> list[EntityMatch]:
+        """The entity's matches table, by rank."""
+        ...
+
+    def entities_matching(self, product_id: str) -> list[EntityRef]:
+        """Entities whose matches list ``product_id``."""
+        ...
+
+    def advance_entities(self, *, from_version: str, to_version: str, keep: list[EntityRef]) -> int:
+        """Restamp entities whose matches were computed at ``from_version`` as computed at
+        ``to_version`` (a catalog change that cannot alter them), except those in ``keep`` (they
+        are being re-matched); returns how many."""
+        ...
+
+    def count_stale_entities(self, index_version: str) -> int:
+        """Entities whose matches were not computed against ``index_version`` (or never)."""
+        ...
 
     def close(self) -> None: ...

@@ -10,7 +10,8 @@ from abc import ABC, abstractmethod
 from datetime import datetime
 from typing import Any
 
-from imagematch.ledger.base import Clock, SweepReport, utcnow
+from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
+from imagematch.ledger.base import Clock, JobAttempt, SweepReport, utcnow
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["FunctionLedger", "prediction_json"]
@@ -167,3 +168,67 @@ class FunctionLedger(ABC):
             "image_prediction_log", where={"ticket_id": ticket_id}, limit=limit, before_id=before_id
         )
         return [Prediction.model_validate(r) for r in rows]
+
+    def add_entity_photo(self, photo: EntityPhoto) -> None:
+        args = {f"p_{k}": v for k, v in photo.model_dump(exclude={"created_at"}).items()}
+        self._value("imagematch_add_entity_photo", args)
+
+    def entity_photos(self, entity: EntityRef | None = None) -> list[EntityPhoto]:
+        where = entity.ref.model_dump() if entity else {}
+        rows = [EntityPhoto.model_validate(r) for r in self._select("entity_photos", where=where)]
+        return sorted(rows, key=lambda p: (p.job_id, p.entity_type, p.entity_id))
+
+    def get_entity(self, entity: EntityRef) -> Entity | None:
+        rows = self._select("entities", where=entity.ref.model_dump())
+        return Entity.model_validate(rows[0]) if rows else None
+
+    def list_entities(
+        self, *, since: datetime | None = None, after: EntityRef | None = None, limit: int = 500
+    ) -> list[Entity]:
+        args = {
+            "p_after_type": after.entity_type if after else None,
+            "p_after_id": after.entity_id if after else None,
+            "p_since": since,
+            "p_limit": limit,
+        }
+        return [Entity.model_validate(r) for r in self._call("imagematch_list_entities", args)]
+
+    def replace_entity_matches(
+        self, entity: EntityRef, matches: list[EntityMatch], *, index_version: str
+    ) -> Entity | None:
+        args = {
+            "p_entity_type": entity.entity_type,
+            "p_entity_id": entity.entity_id,
+            "p_index_version": index_version,
+            "p_matches": [
+                m.model_dump(mode="json", exclude={"index_version", "computed_at"}) for m in matches
+            ],
+        }
+        before = self._value("imagematch_replace_matches", args)
+        return Entity.model_validate(before) if before else None
+
+    def entity_matches(self, entity: EntityRef) -> list[EntityMatch]:
+        rows = self._select("matches", where=entity.ref.model_dump())
+        return sorted((EntityMatch.model_validate(r) for r in rows), key=lambda m: m.rank)
+
+    def entities_matching(self, product_id: str) -> list[EntityRef]:
+        rows = self._select("matches", where={"product_id": product_id})
+        refs = {EntityRef(entity_type=r["entity_type"], entity_id=r["entity_id"]) for r in rows}
+        return sorted(refs, key=lambda r: (r.entity_type, r.entity_id))
+
+    def advance_entities(self, *, from_version: str, to_version: str, keep: list[EntityRef]) -> int:
+        args = {
+            "p_from_version": from_version,
+            "p_to_version": to_version,
+            "p_keep": [[ref.entity_type, ref.entity_id] for ref in keep],
+        }
+        rows = self._call("imagematch_advance_entities", args)
+        return int(rows[0]["imagematch_advance_entities"]) if rows else 0
+
+    def count_stale_entities(self, index_version: str) -> int:
+        rows = self._call("imagematch_count_stale_entities", {"p_index_version": index_version})
+        return int(rows[0]["imagematch_count_stale_entities"]) if rows else 0
+
+    def list_attempts(self, job_id: int) -> list[JobAttempt]:
+        rows = self._select("image_job_attempts", where={"job_id": job_id})
+        return [JobAttempt.model_validate(r) for r in sorted(rows, key=lambda r: int(r["id"]))]

@@ -8,7 +8,8 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta
 
-from imagematch.ledger.base import Clock, SweepReport, utcnow
+from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
+from imagematch.ledger.base import Clock, JobAttempt, SweepReport, utcnow
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["MemoryLedger"]
@@ -23,6 +24,10 @@ class MemoryLedger:
         self._jobs: dict[int, ImageJob] = {}
         self._keys: dict[str, int] = {}
         self._predictions: dict[int, Prediction] = {}  # by job id
+        self._entities: dict[EntityRef, Entity] = {}
+        self._entity_photos: dict[tuple[EntityRef, int], EntityPhoto] = {}
+        self._matches: dict[EntityRef, list[EntityMatch]] = {}
+        self._attempts: dict[int, list[JobAttempt]] = {}  # by job id
 
     def migrate(self) -> None:
         pass
@@ -33,7 +38,24 @@ class MemoryLedger:
     def _update(self, job: ImageJob, **changes: object) -> ImageJob:
         updated = job.model_copy(update={**changes, "updated_at": self._clock()})
         self._jobs[job.id] = updated
+        if job.status == JobStatus.PROCESSING and updated.status != JobStatus.PROCESSING:
+            self._attempts.setdefault(job.id, []).append(
+                JobAttempt(
+                    job_id=job.id,
+                    attempt=job.attempts,
+                    worker_id=job.worker_id,
+                    outcome=updated.status,
+                    error_kind=updated.error_kind,
+                    error=updated.last_error,
+                    next_attempt_at=updated.next_attempt_at,
+                    finished_at=updated.updated_at,
+                )
+            )
         return updated
+
+    def list_attempts(self, job_id: int) -> list[JobAttempt]:
+        with self._lock:
+            return list(self._attempts.get(job_id, []))
 
     def _held(self, job_id: int, worker_id: str) -> ImageJob | None:
         job = self._jobs.get(job_id)
@@ -267,3 +289,82 @@ class MemoryLedger:
             if (ticket_id is None or p.references.get("ticket_id") == ticket_id)
             and (before_id is None or p.id < before_id)
         ][:limit]
+
+    def add_entity_photo(self, photo: EntityPhoto) -> None:
+        ref = photo.ref
+        with self._lock:
+            now = self._clock()
+            self._entity_photos[(ref, photo.job_id)] = photo.model_copy(update={"created_at": now})
+            entity = self._entities.get(ref) or Entity(**ref.model_dump(), created_at=now)
+            count = sum(1 for key in self._entity_photos if key[0] == ref)
+            self._entities[ref] = entity.model_copy(update={"photo_count": count, "updated_at": now})
+
+    def entity_photos(self, entity: EntityRef | None = None) -> list[EntityPhoto]:
+        with self._lock:
+            rows = [p for (ref, _), p in self._entity_photos.items() if entity is None or ref == entity]
+        return sorted(rows, key=lambda p: (p.job_id, p.entity_type, p.entity_id))
+
+    def get_entity(self, entity: EntityRef) -> Entity | None:
+        with self._lock:
+            return self._entities.get(entity.ref)
+
+    def list_entities(
+        self, *, since: datetime | None = None, after: EntityRef | None = None, limit: int = 500
+    ) -> list[Entity]:
+        with self._lock:
+            rows = sorted(self._entities.values(), key=lambda e: (e.entity_type, e.entity_id))
+        return [
+            e
+            for e in rows
+            if (after is None or (e.entity_type, e.entity_id) > (after.entity_type, after.entity_id))
+            and (since is None or (e.updated_at is not None and e.updated_at >= since))
+        ][:limit]
+
+    def replace_entity_matches(
+        self, entity: EntityRef, matches: list[EntityMatch], *, index_version: str
+    ) -> Entity | None:
+        ref = entity.ref
+        with self._lock:
+            before = self._entities.get(ref)
+            if before is None:
+                return None
+            now = self._clock()
+            stamped = [
+                m.model_copy(update={"index_version": index_version, "computed_at": now}) for m in matches
+            ]
+            self._matches[ref] = sorted(stamped, key=lambda m: m.rank)
+            self._entities[ref] = before.model_copy(
+                update={
+                    "index_version": index_version,
+                    "matched_at": now,
+                    "top_product_id": stamped[0].product_id if stamped else None,
+                    "floor_score": min((m.score for m in stamped), default=None),
+                    "match_count": len(stamped),
+                }
+            )
+            return before
+
+    def entity_matches(self, entity: EntityRef) -> list[EntityMatch]:
+        with self._lock:
+            return list(self._matches.get(entity.ref, []))
+
+    def entities_matching(self, product_id: str) -> list[EntityRef]:
+        with self._lock:
+            found = [
+                ref for ref, rows in self._matches.items() if any(m.product_id == product_id for m in rows)
+            ]
+        return sorted(found, key=lambda r: (r.entity_type, r.entity_id))
+
+    def advance_entities(self, *, from_version: str, to_version: str, keep: list[EntityRef]) -> int:
+        kept = {ref.ref for ref in keep}
+        with self._lock:
+            moved = [
+                r for r, e in self._entities.items() if e.index_version == from_version and r not in kept
+            ]
+            for ref in moved:
+                self._entities[ref] = self._entities[ref].model_copy(update={"index_version": to_version})
+            return len(moved)
+
+    def count_stale_entities(self, index_version: str) -> int:
+        with self._lock:
+            return sum(1 for e in self._entities.values() if e.index_version != index_version)

@@ -6,6 +6,7 @@ Claims use ``FOR UPDATE SKIP LOCKED``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
@@ -20,12 +21,29 @@ from psycopg_pool import ConnectionPool
 from imagematch.errors import TransientError
 from imagematch.ledger.base import Clock, utcnow
 from imagematch.ledger.functions import FunctionLedger
+from imagematch.ledger.group_commit import GroupCommit, Pending
 from imagematch.ledger.sql import load_queries
 
 __all__ = ["PostgresLedger", "migration_files"]
 
 Q = load_queries("postgres")
 _MIGRATION_LOCK = 7_411_204  # pg_advisory_xact_lock key: one migrator at a time
+# Short, hot writes share transactions (group commit): a webhook burst's submits. Longer ones
+# (claims, sweeps, archiving) keep a pool connection each, so none waits behind another's batch.
+_GROUPED = frozenset({"imagematch_submit"})
+
+
+@functools.lru_cache(maxsize=256)
+def _call_query(fn: str, names: tuple[str, ...]) -> str:
+    """``call_function`` with named arguments (``name => %(name)s``, each name quoted as an
+    identifier), composed once per function and argument names (composing it per call was a
+    measurable share of a webhook's CPU time)."""
+    arrow = sql.SQL(" => ")
+    named = sql.SQL(", ").join(
+        sql.Composed([sql.Identifier(name), arrow, sql.Placeholder(name)]) for name in names
+    )
+    return sql.SQL(Q["call_function"]).format(function=sql.Identifier(fn), arguments=named).as_string()
+
 
 # FunctionLedger's reads: (table, columns filtered on, paged?) -> query name in postgres.sql.
 _READS = {
@@ -38,6 +56,12 @@ _READS = {
     ("image_prediction_log", ("job_id",), False): "prediction_by_job",
     ("image_prediction_log", (), True): "list_predictions",
     ("image_prediction_log", ("ticket_id",), True): "list_predictions_by_ticket",
+    ("entities", ("entity_id", "entity_type"), False): "entity_by_ref",
+    ("entity_photos", ("entity_id", "entity_type"), False): "entity_photos",
+    ("entity_photos", (), False): "all_entity_photos",
+    ("matches", ("entity_id", "entity_type"), False): "entity_matches",
+    ("matches", ("product_id",), False): "matches_of_product",
+    ("image_job_attempts", ("job_id",), False): "attempts_by_job",
 }
 _FIRST_PAGE = 2**63 - 1  # before_id of the first page: above every id
 
@@ -47,6 +71,30 @@ def migration_files() -> list[tuple[str, str]]:
     folder = files("imagematch.ledger.sql").joinpath("migrations")
     found = [(f.name, f.read_text(encoding="utf-8")) for f in folder.iterdir() if f.name.endswith(".sql")]
     return sorted(found)
+
+
+class _PostgresWriter(GroupCommit["psycopg.Connection[dict[str, Any]]"]):
+    """Submits of this process in shared transactions, one pool connection per batch: a burst of
+    webhooks costs one commit per batch instead of one connection and commit per request."""
+
+    def __init__(self, pool: ConnectionPool[psycopg.Connection[dict[str, Any]]]) -> None:
+        super().__init__()
+        self._pool = pool
+
+    def commit(self, batch: list[Pending[psycopg.Connection[dict[str, Any]]]]) -> None:
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                for item in batch:
+                    try:
+                        with conn.transaction():  # a savepoint: a failing write undoes only itself
+                            item.result = item.write(conn)
+                    except psycopg.OperationalError:
+                        raise  # the connection is in doubt: fail the whole batch
+                    except Exception as exc:
+                        item.error = exc
+        except psycopg.OperationalError as exc:
+            for item in batch:
+                item.result, item.error = None, TransientError(f"ledger database unavailable: {exc}")
 
 
 class PostgresLedger(FunctionLedger):
@@ -60,6 +108,7 @@ class PostgresLedger(FunctionLedger):
             kwargs={"row_factory": dict_row},
             open=True,
         )
+        self._writer = _PostgresWriter(self._pool)
 
     @contextmanager
     def _conn(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
@@ -70,13 +119,10 @@ class PostgresLedger(FunctionLedger):
             raise TransientError(f"ledger database unavailable: {exc}") from exc
 
     def _call(self, fn: str, args: dict[str, Any]) -> list[dict[str, Any]]:
-        # Named arguments: `name => %(name)s`, each name quoted as an identifier.
-        arrow = sql.SQL(" => ")
-        named = sql.SQL(", ").join(
-            sql.Composed([sql.Identifier(name), arrow, sql.Placeholder(name)]) for name in args
-        )
-        query = sql.SQL(Q["call_function"]).format(function=sql.Identifier(fn), arguments=named)
+        query = _call_query(fn, tuple(args))
         params = {k: Jsonb(v) if isinstance(v, dict | list) else v for k, v in args.items()}
+        if fn in _GROUPED:
+            return self._writer.run(lambda conn: conn.execute(query, params).fetchall())
         with self._conn() as conn:
             return conn.execute(query, params).fetchall()
 

@@ -59,6 +59,9 @@ def test_create_update_delete_restart_through_the_api(live: Services, image_host
         _send(client, {**_upsert(image_host, PURPLE, "purple"), "event": "product.created"})
         worker.drain()
         assert _top(client, PURPLE)[0] == "P-live"
+        served = live.index.get()  # the console's pictures of its images, made as it was applied
+        digests = [served.images[vid].sha256 for vid in served.product_vector_ids("P-live")]
+        assert digests and all(live.thumbnails.has(digest) for digest in digests)
 
         _send(client, _upsert(image_host, ORANGE, "orange"))
         worker.drain()

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from imagematch.entities import EntityMatch, EntityPhoto, EntityRef, PhotoEvidence
 from imagematch.ledger import Ledger, open_ledger
 from imagematch.ledger.supabase import SupabaseLedger
 from imagematch.models import ErrorKind, JobStatus, Match, NewJob, NewPrediction
+from imagematch.quality import QualitySignals, assess_quality
 from tests.conftest import FakeClock
 from tests.postgrest_standin import serve_postgrest
 
@@ -257,3 +259,126 @@ def test_counts_by_status_of_one_kind(make_ledger: Callable[..., Ledger]) -> Non
     every = ledger.count_by_status()
     assert every[JobStatus.PENDING] == 6 and every[JobStatus.PROCESSING] == 1
     assert sum(ledger.count_by_status(kind="no-such-kind").values()) == 0
+
+
+def _photo(entity: str, job_id: int, *, low_quality: bool = False) -> EntityPhoto:
+    ref = EntityRef.parse(entity)
+    return EntityPhoto(
+        **ref.model_dump(), job_id=job_id, image_sha256=f"{job_id:064x}", embedder_id="e",
+        phash="ff00ff00ff00ff00", low_quality=low_quality,
+    )  # fmt: skip
+
+
+def _entity_match(product_id: str, score: float, rank: int, job_ids: list[int]) -> EntityMatch:
+    evidence = [PhotoEvidence(job_id=j, score=score, rank=1) for j in job_ids]
+    return EntityMatch(product_id=product_id, name=product_id.lower(), score=score, rank=rank,
+                       photos=len(job_ids), evidence=evidence)  # fmt: skip
+
+
+def test_entity_photos_and_matches_table(make_ledger: Callable[..., Ledger]) -> None:
+    clock = FakeClock()
+    ledger = make_ledger(clock)
+    ticket = EntityRef.parse("ticket/101")
+    jobs = [ledger.submit(_job(n))[0].id for n in range(3)]
+    assert ledger.replace_entity_matches(ticket, [], index_version="v000001") is None  # unknown
+    ledger.add_entity_photo(_photo("ticket/101", jobs[0]))
+    ledger.add_entity_photo(_photo("ticket/101", jobs[1], low_quality=True))
+    ledger.add_entity_photo(_photo("ticket/101", jobs[1], low_quality=True))  # a re-run: same row
+    ledger.add_entity_photo(_photo("listing/abc", jobs[2]))
+    assert [p.job_id for p in ledger.entity_photos(ticket)] == jobs[:2]
+    assert [p.low_quality for p in ledger.entity_photos(ticket)] == [False, True]
+    assert len(ledger.entity_photos()) == 3
+    fresh = ledger.get_entity(ticket)
+    assert fresh is not None and fresh.photo_count == 2 and fresh.index_version is None
+    assert ledger.count_stale_entities("v000001") == 2
+
+    clock.advance(5)
+    before = ledger.replace_entity_matches(
+        ticket,
+        [_entity_match("P1", 0.8, 1, jobs[:2]), _entity_match("P2", 0.5, 2, jobs[1:2])],
+        index_version="v000001",
+    )
+    assert before is not None and before.index_version is None
+    rows = ledger.entity_matches(ticket)
+    assert [(m.product_id, m.rank, m.photos) for m in rows] == [("P1", 1, 2), ("P2", 2, 1)]
+    assert rows[0].index_version == "v000001" and rows[0].computed_at == clock.now
+    assert [e.job_id for e in rows[0].evidence] == jobs[:2] and rows[0].evidence[0].score == 0.8
+    entity = ledger.get_entity(ticket)
+    assert entity is not None and entity.top_product_id == "P1" and entity.floor_score == 0.5
+    assert entity.match_count == 2 and entity.matched_at == clock.now
+    assert ledger.entities_matching("P2") == [ticket] and ledger.entities_matching("P9") == []
+    assert ledger.count_stale_entities("v000001") == 1  # listing/abc was never matched
+    assert ledger.count_stale_entities("v000002") == 2
+
+    listing = EntityRef.parse("listing/abc")
+    ledger.replace_entity_matches(listing, [], index_version="v000001")
+    assert ledger.advance_entities(from_version="v000001", to_version="v000001+7", keep=[listing]) == 1
+    assert ledger.count_stale_entities("v000001+7") == 1  # the kept one: it is being re-matched
+    entity = ledger.get_entity(ticket)
+    assert entity is not None and entity.index_version == "v000001+7"
+
+    before = ledger.replace_entity_matches(
+        ticket, [_entity_match("P2", 0.6, 1, jobs[1:2])], index_version="v2"
+    )
+    assert before is not None and before.top_product_id == "P1"
+    assert [m.product_id for m in ledger.entity_matches(ticket)] == ["P2"]
+    assert ledger.entities_matching("P1") == []
+
+
+def test_entities_are_listed_in_pages_and_since_a_date(make_ledger: Callable[..., Ledger]) -> None:
+    clock = FakeClock()
+    ledger = make_ledger(clock)
+    for n, name in enumerate(["ticket/2", "listing/b", "ticket/1", "listing/a"]):
+        job, _ = ledger.submit(_job(n))
+        ledger.add_entity_photo(_photo(name, job.id))
+        clock.advance(60)
+    names = [str(e) for e in ledger.list_entities(limit=3)]
+    assert names == ["listing/a", "listing/b", "ticket/1"]
+    last = ledger.list_entities(after=EntityRef.parse("ticket/1"))
+    assert [str(e) for e in last] == ["ticket/2"]
+    recent = ledger.list_entities(since=clock.now - timedelta(seconds=150))
+    assert [str(e) for e in recent] == ["listing/a", "ticket/1"]
+
+
+def test_a_prediction_keeps_its_quality_verdict(make_ledger: Callable[..., Ledger]) -> None:
+    ledger = make_ledger()
+    job, _ = ledger.submit(_job(1))
+    ledger.claim("w1", limit=1, lease_seconds=60)
+    signals = QualitySignals(width=64, height=64, sharpness=3.0, brightness=120.0, dark_share=0.0,
+                             bright_share=0.0, phash="00ff00ff00ff00ff")  # fmt: skip
+    quality = assess_quality(signals)
+    digest = "ab" * 32
+    prediction = _prediction().model_copy(update={"quality": quality, "image_sha256": digest})
+    assert ledger.complete(job.id, "w1", prediction)
+    stored = ledger.get_prediction(job.id)
+    assert stored is not None and stored.quality is not None and stored.image_sha256 == digest
+    assert stored.quality.low_quality and stored.quality.reasons == quality.reasons
+
+
+def test_every_ended_attempt_is_kept_in_order(make_ledger: Callable[..., Ledger]) -> None:
+    clock = FakeClock()
+    ledger = make_ledger(clock)
+    job, _ = ledger.submit(_job(1))
+    ledger.claim("w1", limit=1, lease_seconds=60)
+    retry_at = clock.now + timedelta(seconds=30)
+    ledger.fail(job.id, "w1", kind=ErrorKind.TRANSIENT, error="HTTP 503", retry_at=retry_at)
+    clock.advance(31)
+    ledger.sweep(max_attempts=5, pending_grace_seconds=60)
+    ledger.claim("w2", limit=1, lease_seconds=5)
+    clock.advance(10)
+    ledger.sweep(max_attempts=5, pending_grace_seconds=60)  # w2 died: its lease expired
+    ledger.claim("w3", limit=1, lease_seconds=60)
+    ledger.heartbeat(job.id, "w3", lease_seconds=60)
+    ledger.complete(job.id, "w3", _prediction())
+    attempts = ledger.list_attempts(job.id)
+    assert [(a.attempt, a.worker_id, a.outcome) for a in attempts] == [
+        (1, "w1", JobStatus.FAILED),
+        (2, "w2", JobStatus.PENDING),
+        (3, "w3", JobStatus.COMPLETE),
+    ]
+    first, lost, done = attempts
+    assert first.error == "HTTP 503" and first.error_kind == ErrorKind.TRANSIENT
+    assert first.next_attempt_at == retry_at and first.finished_at == retry_at - timedelta(seconds=30)
+    assert "lease expired" in (lost.error or "")
+    assert done.finished_at == clock.now
+    assert ledger.list_attempts(999) == []

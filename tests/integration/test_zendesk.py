@@ -313,6 +313,8 @@ def test_five_identical_deliveries_and_a_second_event_give_one_prediction_and_no
     settle(services, clock)
     assert len(services.ledger.list_predictions(ticket_id="7")) == 3
     assert len(zendesk.notes(TICKET)) == 3
+    entity = client.get("/v1/entities/ticket/7/matches").json()  # the ticket's photos, aggregated
+    assert len(entity["photos"]) == 3 and entity["matches"][0]["photos"] == 3
 
 
 def test_note_lists_the_top_products_and_flags_low_confidence(
@@ -327,8 +329,30 @@ def test_note_lists_the_top_products_and_flags_low_confidence(
     html = note["html_body"]
     assert "lamp &lt;1&gt;.png" in html and "No confident match" in html
     assert "Yellow — ID/SKU P-yellow — " in html and html.count("<li>") == 4  # the 4-product catalog
+    # The test photos are 64×48 px: flagged, and the note says what to ask the customer for.
+    assert "Low quality photo" in html and "Ask the customer for a closer photo" in html
     [prediction] = services.ledger.list_predictions(ticket_id="7")
     assert f"{prediction.matches[0].score:.1%}" in html
+
+
+def test_note_links_each_product_and_the_job_in_the_console_once(
+    make_services: Any, zendesk: FakeZendesk, clock: FakeClock
+) -> None:
+    services = make_services(
+        product_url_template="https://shop.example/p/{id}", public_url="https://imagematch.example/"
+    )
+    zendesk.add_comment(TICKET, zendesk.attachment(photo("red"), "mug.png"))
+    with TestClient(create_app(services)) as client:
+        deliver(client, {"ticket_id": TICKET}, at=clock.now)
+        deliver(client, {"ticket_id": TICKET}, at=clock.now)  # a duplicate delivery
+    settle(services, clock)
+    [note] = zendesk.notes(TICKET)
+    html = note["html_body"]
+    assert '<a href="https://shop.example/p/P-red">Red</a> — ID/SKU P-red — ' in html
+    [image_job] = jobs(services, JobKind.ZENDESK_IMAGE)
+    assert f'<a href="https://imagematch.example/ui/jobs/{image_job.id}">' in html
+    assert services.thumbnails.job_photo(image_job.id) is not None  # the console shows the attachment
+    assert "<img" not in html  # the sample catalog's images are local files, not public URLs
 
 
 def test_notes_off_means_predictions_only(make_services: Any, zendesk: FakeZendesk, clock: FakeClock) -> None:

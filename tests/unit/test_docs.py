@@ -19,5 +19,5 @@ def test_every_cli_command_is_in_the_readme() -> None:
 
     commands = [c.name or c.callback.__name__ for c in app.registered_commands if c.callback]
     commands += [g.name for g in app.registered_groups if g.name]
-    assert len(commands) == 12
+    assert len(commands) == 14
     assert all(f"imagematch {name}" in README for name in commands)

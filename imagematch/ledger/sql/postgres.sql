@@ -47,6 +47,27 @@ select * from image_prediction_log
 where ticket_id = %(ticket_id)s and id < %(before_id)s
 order by id desc limit %(limit)s;
 
+-- name: entity_by_ref
+select * from entities where entity_type = %(entity_type)s and entity_id = %(entity_id)s;
+
+-- name: entity_photos
+select * from entity_photos
+where entity_type = %(entity_type)s and entity_id = %(entity_id)s
+order by job_id;
+
+-- name: all_entity_photos
+-- Every stored photo of every entity: what a new product is scored against (one against many).
+select * from entity_photos order by job_id;
+
+-- name: entity_matches
+select * from matches where entity_type = %(entity_type)s and entity_id = %(entity_id)s order by rank;
+
+-- name: matches_of_product
+select entity_type, entity_id from matches where product_id = %(product_id)s
+order by entity_type, entity_id;
+-- name: attempts_by_job
+select * from image_job_attempts where job_id = %(job_id)s order by id;
+
 -- name: lock_migrations
 -- One migrator at a time (a transaction-scoped advisory lock).
 select pg_advisory_xact_lock(%(key)s);

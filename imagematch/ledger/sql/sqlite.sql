@@ -43,6 +43,29 @@ CREATE TABLE IF NOT EXISTS image_prediction_log (
 );
 CREATE INDEX IF NOT EXISTS image_prediction_log_ticket ON image_prediction_log (ticket_id, id);
 
+-- Attempt history: one row each time a job leaves 'processing' (see JobAttempt).
+CREATE TABLE IF NOT EXISTS image_job_attempts (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id          INTEGER NOT NULL REFERENCES image_jobs (id) ON DELETE CASCADE,
+    attempt         INTEGER NOT NULL,
+    worker_id       TEXT,
+    outcome         TEXT    NOT NULL,
+    error_kind      TEXT,
+    error           TEXT,
+    next_attempt_at REAL,
+    finished_at     REAL    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS image_job_attempts_job ON image_job_attempts (job_id, id);
+CREATE TRIGGER IF NOT EXISTS image_jobs_attempt_ended
+AFTER UPDATE OF status ON image_jobs
+WHEN OLD.status = 'processing' AND NEW.status <> 'processing'
+BEGIN
+    INSERT INTO image_job_attempts (job_id, attempt, worker_id, outcome, error_kind, error,
+                                    next_attempt_at, finished_at)
+    VALUES (NEW.id, OLD.attempts, OLD.worker_id, NEW.status, NEW.error_kind, NEW.last_error,
+            NEW.next_attempt_at, NEW.updated_at);
+END;
+
 -- name: insert_job
 INSERT INTO image_jobs (kind, source, idempotency_key, status, payload, metadata,
                         next_attempt_at, created_at, updated_at)
@@ -97,15 +120,16 @@ WHERE id = :id AND status = 'processing' AND worker_id = :worker_id;
 -- name: insert_prediction
 INSERT INTO image_prediction_log (job_id, source, ticket_id, comment_id, attachment_id, file_name,
     image_url, matches, best_product_id, best_score, no_confident_match, embedder_id,
-    index_version, latency_ms, created_at)
+    index_version, latency_ms, quality, image_sha256, created_at)
 VALUES (:job_id, :source, :ticket_id, :comment_id, :attachment_id, :file_name, :image_url,
     :matches, :best_product_id, :best_score, :no_confident_match, :embedder_id, :index_version,
-    :latency_ms, :now)
+    :latency_ms, :quality, :image_sha256, :now)
 ON CONFLICT (job_id) DO UPDATE SET
     matches = excluded.matches, best_product_id = excluded.best_product_id,
     best_score = excluded.best_score, no_confident_match = excluded.no_confident_match,
     embedder_id = excluded.embedder_id, index_version = excluded.index_version,
-    latency_ms = excluded.latency_ms, created_at = excluded.created_at;
+    latency_ms = excluded.latency_ms, quality = excluded.quality,
+    image_sha256 = excluded.image_sha256, created_at = excluded.created_at;
 
 -- name: requeue
 UPDATE image_jobs
@@ -156,3 +180,131 @@ WHERE (:ticket_id IS NULL OR ticket_id = :ticket_id)
   AND (:before_id IS NULL OR id < :before_id)
 ORDER BY id DESC
 LIMIT :limit;
+
+-- Entities (a ticket, a listing): their photos, their state and the matches table. The quality
+-- column of the prediction log and these tables came with issue 16; `schema_entities` runs after
+-- `schema` on every start (idempotent), `add_prediction_*` once each on an older file.
+
+-- name: schema_entities
+CREATE TABLE IF NOT EXISTS entities (
+    entity_type   TEXT    NOT NULL,
+    entity_id     TEXT    NOT NULL,
+    photo_count   INTEGER NOT NULL DEFAULT 0,
+    index_version TEXT,
+    matched_at    REAL,
+    top_product_id TEXT,
+    floor_score   REAL,
+    match_count   INTEGER NOT NULL DEFAULT 0,
+    created_at    REAL    NOT NULL,
+    updated_at    REAL    NOT NULL,
+    PRIMARY KEY (entity_type, entity_id)
+);
+CREATE INDEX IF NOT EXISTS entities_updated ON entities (updated_at);
+CREATE TABLE IF NOT EXISTS entity_photos (
+    entity_type  TEXT    NOT NULL,
+    entity_id    TEXT    NOT NULL,
+    job_id       INTEGER NOT NULL,
+    image_sha256 TEXT    NOT NULL,
+    embedder_id  TEXT    NOT NULL,
+    phash        TEXT,
+    low_quality  INTEGER NOT NULL DEFAULT 0,
+    created_at   REAL    NOT NULL,
+    PRIMARY KEY (entity_type, entity_id, job_id),
+    FOREIGN KEY (entity_type, entity_id) REFERENCES entities (entity_type, entity_id) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS matches (
+    entity_type   TEXT    NOT NULL,
+    entity_id     TEXT    NOT NULL,
+    product_id    TEXT    NOT NULL,
+    name          TEXT    NOT NULL DEFAULT '',
+    score         REAL    NOT NULL,
+    rank          INTEGER NOT NULL,
+    photos        INTEGER NOT NULL,
+    evidence      TEXT    NOT NULL DEFAULT '[]',
+    index_version TEXT    NOT NULL,
+    computed_at   REAL    NOT NULL,
+    PRIMARY KEY (entity_type, entity_id, product_id),
+    FOREIGN KEY (entity_type, entity_id) REFERENCES entities (entity_type, entity_id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS matches_product ON matches (product_id);
+
+-- name: prediction_columns
+SELECT name FROM pragma_table_info('image_prediction_log');
+
+-- name: add_prediction_quality
+ALTER TABLE image_prediction_log ADD COLUMN quality TEXT;
+
+-- name: add_prediction_image_sha256
+ALTER TABLE image_prediction_log ADD COLUMN image_sha256 TEXT;
+
+-- name: upsert_entity
+INSERT INTO entities (entity_type, entity_id, created_at, updated_at)
+VALUES (:entity_type, :entity_id, :now, :now)
+ON CONFLICT (entity_type, entity_id) DO UPDATE SET updated_at = excluded.updated_at;
+
+-- name: upsert_entity_photo
+INSERT INTO entity_photos (entity_type, entity_id, job_id, image_sha256, embedder_id, phash,
+                           low_quality, created_at)
+VALUES (:entity_type, :entity_id, :job_id, :image_sha256, :embedder_id, :phash, :low_quality, :now)
+ON CONFLICT (entity_type, entity_id, job_id) DO UPDATE SET
+    image_sha256 = excluded.image_sha256, embedder_id = excluded.embedder_id,
+    phash = excluded.phash, low_quality = excluded.low_quality, created_at = excluded.created_at;
+
+-- name: count_entity_photos
+UPDATE entities SET photo_count = (
+    SELECT COUNT(*) FROM entity_photos p
+    WHERE p.entity_type = entities.entity_type AND p.entity_id = entities.entity_id
+)
+WHERE entity_type = :entity_type AND entity_id = :entity_id;
+
+-- name: entity_photos
+SELECT * FROM entity_photos
+WHERE (:entity_type IS NULL OR (entity_type = :entity_type AND entity_id = :entity_id))
+ORDER BY job_id, entity_type, entity_id;
+
+-- name: entity_by_ref
+SELECT * FROM entities WHERE entity_type = :entity_type AND entity_id = :entity_id;
+
+-- name: list_entities
+SELECT * FROM entities
+WHERE (:after_type IS NULL OR (entity_type, entity_id) > (:after_type, :after_id))
+  AND (:since IS NULL OR updated_at >= :since)
+ORDER BY entity_type, entity_id
+LIMIT :limit;
+
+-- name: delete_entity_matches
+DELETE FROM matches WHERE entity_type = :entity_type AND entity_id = :entity_id;
+
+-- name: insert_entity_match
+INSERT INTO matches (entity_type, entity_id, product_id, name, score, rank, photos, evidence,
+                     index_version, computed_at)
+VALUES (:entity_type, :entity_id, :product_id, :name, :score, :rank, :photos, :evidence,
+        :index_version, :now);
+
+-- name: stamp_entity_matches
+UPDATE entities
+SET index_version = :index_version, matched_at = :now, top_product_id = :top_product_id,
+    floor_score = :floor_score, match_count = :match_count
+WHERE entity_type = :entity_type AND entity_id = :entity_id;
+
+-- name: entity_matches
+SELECT * FROM matches WHERE entity_type = :entity_type AND entity_id = :entity_id ORDER BY rank;
+
+-- name: entities_matching
+SELECT entity_type, entity_id FROM matches WHERE product_id = :product_id
+ORDER BY entity_type, entity_id;
+
+-- name: advance_entities
+UPDATE entities SET index_version = :to_version
+WHERE index_version = :from_version
+  AND NOT EXISTS (
+    SELECT 1 FROM json_each(:keep) k
+    WHERE json_extract(k.value, '$[0]') = entities.entity_type
+      AND json_extract(k.value, '$[1]') = entities.entity_id
+  );
+
+-- name: count_stale_entities
+SELECT COUNT(*) AS n FROM entities
+WHERE index_version IS NULL OR index_version <> :index_version;
+-- name: list_attempts
+SELECT * FROM image_job_attempts WHERE job_id = :job_id ORDER BY id;

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
+from pydantic import Field
+
+from imagematch.entities import EntityRef
 from imagematch.job_kinds import JobPayload, PhotoPayload, new_job
 from imagematch.models import JobKind, Match, NewJob
 
@@ -64,6 +67,10 @@ class ZendeskImagePayload(PhotoPayload):
         refs = {"ticket_id": self.ticket_id, "attachment_id": self.attachment_id}
         return refs | ({"comment_id": self.comment_id} if self.comment_id else {})
 
+    def entity(self) -> EntityRef:
+        """A ticket's photos belong to the ticket: its matches aggregate them."""
+        return EntityRef(entity_type="ticket", entity_id=self.ticket_id)
+
 
 class ZendeskNotePayload(JobPayload):
     """``zendesk_note``: post this answer on the ticket as an internal note, exactly once."""
@@ -76,6 +83,9 @@ class ZendeskNotePayload(JobPayload):
     image_job_id: int
     matches: list[Match]
     index_version: str
+    # The quality tier flagged the photo: why, and what to ask the customer for.
+    quality_reasons: list[str] = Field(default_factory=list)
+    quality_advice: list[str] = Field(default_factory=list)
 
 
 def ticket_job(ticket_id: str, delivery_id: str, *, metadata: dict[str, Any] | None = None) -> NewJob:

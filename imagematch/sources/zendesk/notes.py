@@ -21,16 +21,26 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlsplit
 
-from imagematch.errors import SubjectGoneError, TransientError
+from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError, SubjectGoneError, TransientError
+from imagematch.index import IndexHandle
 from imagematch.job_kinds import new_job
 from imagematch.ledger import Ledger
 from imagematch.models import ImageJob, Match, NewJob, NewPrediction
 from imagematch.sources.zendesk.client import ZendeskClient, ZendeskConflictError
 from imagematch.sources.zendesk.jobs import SOURCE, ZendeskImagePayload, ZendeskNotePayload, note_job_key
 
-__all__ = ["ZendeskNoteHandler", "note_job_for", "note_marker", "render_note"]
+__all__ = [
+    "MatchLinks",
+    "ZendeskNoteHandler",
+    "catalog_links",
+    "note_job_for",
+    "note_marker",
+    "render_note",
+]
 
 CONFLICT_ROUNDS = 3  # re-read and re-check this often when the ticket changes under a PUT
 
@@ -49,26 +59,105 @@ def note_job_for(image_job_id: int, image: ZendeskImagePayload, prediction: NewP
         image_job_id=image_job_id,
         matches=prediction.matches,
         index_version=prediction.index_version,
+        **_quality_fields(prediction),
     )
     return new_job(note, source=SOURCE, idempotency_key=note_job_key(image.ticket_id, image.attachment_id))
 
 
-def render_note(*, attachment_id: str, file_name: str | None, matches: list[Match], min_score: float) -> str:
-    """The note's HTML: the top products (name, id/SKU, score as %), "no confident match" when
-    the best is below ``min_score``, and the marker line."""
+def _quality_fields(prediction: NewPrediction) -> dict[str, list[str]]:
+    quality = prediction.quality
+    if quality is None or not quality.low_quality:
+        return {}
+    return {"quality_reasons": quality.reasons, "quality_advice": quality.advice}
+
+
+@dataclass(frozen=True)
+class MatchLinks:
+    """Where an agent can see a matched product: its page, and its closest reference image."""
+
+    product_url: str | None = None
+    image_url: str | None = None  # only a public https URL (Zendesk shows it inline)
+
+
+LinkFinder = Callable[[Match], MatchLinks]
+
+
+def _web_url(url: object, *, https_only: bool = False) -> str | None:
+    text = str(url or "")
+    scheme = urlsplit(text).scheme
+    return text if scheme == "https" or (scheme == "http" and not https_only) else None
+
+
+def catalog_links(index: IndexHandle, product_url_template: str | None) -> LinkFinder:
+    """Links from the served index: the product's ``url`` (catalog field, kept in its metadata) or
+    ``product_url_template`` with ``{id}``; the matched reference image when it is an https URL."""
+
+    def find(match: Match) -> MatchLinks:
+        try:
+            served = index.get()
+        except (IndexNotBuiltError, EmbedderMismatchError):
+            return MatchLinks()
+        product = served.products.get(match.product_id)
+        url = _web_url(product.metadata.get("url")) if product else None
+        if url is None and product_url_template:
+            url = _web_url(product_url_template.replace("{id}", quote(match.product_id, safe="")))
+        image = next(
+            (
+                served.images[vid].uri
+                for vid in served.product_vector_ids(match.product_id)
+                if vid in served.images and served.images[vid].image_id == match.image_id
+            ),
+            None,
+        )
+        return MatchLinks(url, _web_url(image, https_only=True))
+
+    return find
+
+
+def _item(match: Match, links: MatchLinks) -> str:
+    name = html.escape(match.name or match.product_id)
+    if links.product_url:
+        name = f'<a href="{html.escape(links.product_url)}">{name}</a>'
+    picture = (
+        f'<img src="{html.escape(links.image_url)}" alt="" width="64" height="64"> '
+        if links.image_url
+        else ""
+    )
+    return f"<li>{picture}{name} — ID/SKU {html.escape(match.product_id)} — {match.score:.1%}</li>"
+
+
+def render_note(
+    *,
+    attachment_id: str,
+    file_name: str | None,
+    matches: list[Match],
+    min_score: float,
+    links: LinkFinder | None = None,
+    job_url: str | None = None,
+    quality_reasons: list[str] | None = None,
+    quality_advice: list[str] | None = None,
+) -> str:
+    """The note's HTML: the top products (name linked to the product page when known, a small
+    picture of the closest reference image when public, id/SKU, score as %), "no confident match"
+    when the best is below ``min_score``, what to ask the customer for when the photo was flagged
+    low quality, a link to the job in the console, and the marker line. Everything from the
+    catalog or the ticket is HTML-escaped."""
     name = html.escape(file_name or f"attachment {attachment_id}")
     lines = [f"<p><strong>imagematch</strong>: catalog products matching <strong>{name}</strong></p>"]
+    if quality_reasons:
+        reasons = html.escape("; ".join(quality_reasons))
+        ask = html.escape("; ".join(quality_advice or []))
+        lines.append(f"<p><strong>Low quality photo</strong> ({reasons}). Ask the customer for {ask}.</p>")
     best = matches[0].score if matches else None
     if best is None or best < min_score:
         detail = "no products in the index" if best is None else f"best score {best:.1%} < {min_score:.0%}"
         lines.append(f"<p><strong>No confident match</strong> ({detail}).</p>")
     if matches:
-        items = "".join(
-            f"<li>{html.escape(m.name or m.product_id)} — ID/SKU {html.escape(m.product_id)}"
-            f" — {m.score:.1%}</li>"
-            for m in matches
+        lines.append(
+            "<ol>" + "".join(_item(m, links(m) if links else MatchLinks()) for m in matches) + "</ol>"
         )
-        lines.append(f"<ol>{items}</ol>")
+    if job_url:
+        lines.append(f'<p><a href="{html.escape(job_url)}">Open this photo in imagematch</a></p>')
     lines.append(f"<p>ref {note_marker(attachment_id)}</p>")
     return "".join(lines)
 
@@ -97,12 +186,16 @@ class ZendeskNoteHandler:
         enabled: bool,
         min_score: float,
         lease_seconds: float,
+        links: LinkFinder | None = None,
+        public_url: str | None = None,
     ) -> None:
         self._client = client
         self._ledger = ledger
         self._enabled = enabled
         self._min_score = min_score
         self._lease_seconds = lease_seconds
+        self._links = links
+        self._public_url = public_url.rstrip("/") if public_url else None
 
     def __call__(self, job: ImageJob, payload: ZendeskNotePayload) -> None:
         if not self._enabled:
@@ -115,6 +208,10 @@ class ZendeskNoteHandler:
             file_name=payload.file_name,
             matches=payload.matches,
             min_score=self._min_score,
+            links=self._links,
+            job_url=self._job_url(payload),
+            quality_reasons=payload.quality_reasons,
+            quality_advice=payload.quality_advice,
         )
         for _ in range(CONFLICT_ROUNDS):
             # Stamp first, then look: a note that lands after this read makes our PUT conflict.
@@ -128,6 +225,10 @@ class ZendeskNoteHandler:
                 continue  # the ticket changed since the read: look again before posting
             return None
         raise TransientError(f"ticket {ticket_id} kept changing while the note was posted; will retry")
+
+    def _job_url(self, payload: ZendeskNotePayload) -> str | None:
+        image_job = payload.image_job_id
+        return f"{self._public_url}/ui/jobs/{image_job}" if self._public_url and image_job else None
 
     def _confirm_lease(self, job: ImageJob) -> None:
         """A worker whose lease expired (its job may be running elsewhere) must not post."""

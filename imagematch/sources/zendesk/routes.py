@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from imagematch.config import Settings
 from imagematch.errors import TransientError
 from imagematch.ledger import Clock, Ledger
-from imagematch.models import JobStatus
+from imagematch.models import ImageJob, JobStatus
 from imagematch.sources.zendesk.jobs import ticket_job
 from imagematch.sources.zendesk.webhook import (
     SIGNATURE_HEADER,
@@ -72,14 +72,18 @@ def zendesk_webhook_router(
         except WebhookPayloadError as exc:
             raise HTTPException(422, str(exc)) from exc
         metadata = {"event_type": delivery.event_type} if delivery.event_type else {}
+        new_job = ticket_job(delivery.ticket_id, delivery.delivery_id, metadata=metadata)
+
+        def accept() -> tuple[ImageJob, bool]:  # one thread-pool hop for both (a burst's CPU)
+            job, created = ledger.submit(new_job)
+            if created:
+                dispatch([job.id])
+            return job, created
+
         try:
-            job, created = await run_in_threadpool(
-                ledger.submit, ticket_job(delivery.ticket_id, delivery.delivery_id, metadata=metadata)
-            )
+            job, created = await run_in_threadpool(accept)
         except TransientError as exc:  # Zendesk retries a 503: nothing is lost
             raise HTTPException(503, f"ledger unavailable: {exc}") from exc
-        if created:
-            await run_in_threadpool(dispatch, [job.id])
         out = WebhookAccepted(
             job_id=job.id, ticket_id=delivery.ticket_id, status=job.status, duplicate=not created
         )

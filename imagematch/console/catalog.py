@@ -1,0 +1,90 @@
+"""``/ui/catalog``: search the served index's products; a product's reference images and matches."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from imagematch.app import Services
+from imagematch.console import data
+
+if TYPE_CHECKING:
+    from imagematch.console.tryout import PageRenderer
+
+__all__ = ["catalog_routes"]
+
+PAGE_SIZE = 50
+VIEWS = {"all": "All products", "no-image": "Without a usable image", "deleted": "Deleted, not purged"}
+
+
+def catalog_routes(router: APIRouter, services: Services, page: PageRenderer) -> None:
+    @router.get("/ui/catalog")
+    def catalog(
+        request: Request,
+        q: str = "",
+        view: str = "all",
+        offset: int = Query(0, ge=0),
+    ) -> HTMLResponse:
+        index = data.served_index(services)
+        view = view if view in VIEWS else "all"
+        rows: list[dict[str, Any]] = []
+        total = 0
+        if index is not None:
+            needle = q.strip().lower()
+            if view == "deleted":
+                candidates = [
+                    {"id": pid, "name": "", "category": "", "images": 0, "deleted_at": at}
+                    for pid, at in sorted(index.deleted.items())
+                ]
+            else:
+                candidates = [
+                    {
+                        "id": p.id,
+                        "name": p.name,
+                        "category": p.category,
+                        "images": len(index.product_vector_ids(p.id)),
+                    }
+                    for p in sorted(index.products.values(), key=lambda p: p.id)
+                ]
+                if view == "no-image":
+                    candidates = [c for c in candidates if not c["images"]]
+            if needle:
+                candidates = [c for c in candidates if needle in f"{c['id']} {c['name']}".lower()]
+            total = len(candidates)
+            rows = candidates[offset : offset + PAGE_SIZE]
+        return page(
+            request,
+            "catalog.html",
+            nav="catalog",
+            index=index,
+            rows=rows,
+            total=total,
+            q=q,
+            view=view,
+            views=VIEWS,
+            offset=offset,
+            page_size=PAGE_SIZE,
+        )
+
+    @router.get("/ui/catalog/{product_id:path}")
+    def product(request: Request, product_id: str) -> HTMLResponse:
+        index = data.served_index(services)
+        item = index.products.get(product_id) if index else None
+        if index is None or item is None:
+            return page(
+                request, "not_found.html", nav="catalog", what=f"product {product_id}", status_code=404
+            )
+        return page(
+            request,
+            "product.html",
+            nav="catalog",
+            product=item,
+            deleted_at=index.deleted.get(product_id),
+            images=data.reference_images(services, index, product_id),
+            matches=[
+                (p, services.thumbnails.job_photo(p.job_id))
+                for p in data.recent_matches(services, product_id)
+            ],
+        )

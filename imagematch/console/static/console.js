@@ -1,0 +1,80 @@
+// imagematch console: progressive enhancement only; every page works without it.
+(function () {
+  "use strict";
+  var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+
+  // Forms that ask first (data-confirm).
+  document.addEventListener("submit", function (event) {
+    var message = event.target.getAttribute("data-confirm");
+    if (message && !window.confirm(message)) event.preventDefault();
+  });
+
+  // Jobs table: rows still pending or processing refresh themselves (every 1.5 s).
+  function pollRows() {
+    var rows = document.querySelectorAll("tr[data-inflight]");
+    if (!rows.length) return;
+    var ids = Array.prototype.map.call(rows, function (r) { return r.getAttribute("data-inflight"); });
+    fetch("/ui/jobs/rows?ids=" + ids.join(","), { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : ""; })
+      .then(function (html) {
+        if (!html) return;
+        var body = document.createElement("tbody");
+        body.innerHTML = html;
+        Array.prototype.forEach.call(body.querySelectorAll("tr"), function (fresh) {
+          var current = document.getElementById(fresh.id);
+          if (current) current.replaceWith(fresh);
+        });
+      })
+      .catch(function () {});
+  }
+  if (document.getElementById("job-rows")) window.setInterval(pollRows, 1500);
+
+  // Try page: drop, paste or pick a photo; the results panel is replaced in place.
+  var form = document.getElementById("try-form");
+  if (!form) return;
+  var fileInput = document.getElementById("try-file");
+  var zone = document.getElementById("dropzone");
+  var results = document.getElementById("results");
+
+  function send(submitter) {
+    var action = submitter && submitter.getAttribute("formaction");
+    if (action) return false; // "Submit as a job": a normal form post
+    var data = new FormData(form);
+    results.classList.add("busy");
+    fetch(form.action, {
+      method: "POST", body: data, credentials: "same-origin",
+      headers: { "X-Console-Fragment": "1", "X-CSRF-Token": csrf }
+    })
+      .then(function (response) { return response.text(); })
+      .then(function (html) { results.innerHTML = html; })
+      .catch(function () { results.innerHTML = '<p class="alert" role="alert">The server could not be reached.</p>'; })
+      .then(function () { results.classList.remove("busy"); });
+    return true;
+  }
+  form.addEventListener("submit", function (event) {
+    if (send(event.submitter)) event.preventDefault();
+  });
+  function useFile(file) {
+    if (!file) return;
+    var transfer = new DataTransfer();
+    transfer.items.add(file);
+    fileInput.files = transfer.files;
+    send(null);
+  }
+  fileInput.addEventListener("change", function () { if (fileInput.files.length) send(null); });
+  ["dragenter", "dragover"].forEach(function (name) {
+    zone.addEventListener(name, function (event) { event.preventDefault(); zone.classList.add("over"); });
+  });
+  ["dragleave", "drop"].forEach(function (name) {
+    zone.addEventListener(name, function (event) { event.preventDefault(); zone.classList.remove("over"); });
+  });
+  zone.addEventListener("drop", function (event) {
+    useFile(event.dataTransfer.files[0]);
+  });
+  document.addEventListener("paste", function (event) {
+    var items = (event.clipboardData || {}).items || [];
+    for (var i = 0; i < items.length; i++) {
+      if (items[i].kind === "file" && items[i].type.indexOf("image/") === 0) { useFile(items[i].getAsFile()); return; }
+    }
+  });
+})();

@@ -1,0 +1,280 @@
+"""The operator console in a real browser: headless Chromium (Debian ``chromium`` +
+``chromium-driver``) driven by Selenium against a real ``imagematch serve`` on 127.0.0.1, over the
+sample catalog with the offline default model, behind an access token.
+
+Screenshots (1280 px and 390 px wide) go to ``tests/artifacts/``; with
+``IMAGEMATCH_UPDATE_SCREENSHOT=1`` the try page's is also written to ``docs/console.png``.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO, SAMPLE_CATALOG, SAMPLE_QUERIES
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+if not (CHROMIUM and CHROMEDRIVER):
+    pytest.skip(
+        "Chromium not installed (apt-get install chromium chromium-driver): browser tests skipped",
+        allow_module_level=True,
+    )
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+pytestmark = pytest.mark.slow
+TOKEN = "console-test-token-0123456789abcdef"
+ARTIFACTS = REPO / "tests" / "artifacts"
+QUERY = SAMPLE_QUERIES.parent / "queries" / "q-00000.jpg"  # a Golden Delicious (GS-000)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait(driver: WebDriver, condition: Callable[[WebDriver], object], timeout: float = 30) -> object:
+    wait = WebDriverWait(
+        driver, timeout, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException]
+    )
+    return wait.until(condition)
+
+
+class Server:
+    def __init__(self, base: str, process: subprocess.Popen[bytes]) -> None:
+        self.base = base
+        self.process = process
+        self.api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def photos() -> Iterator[str]:
+    """The sample query photos over HTTP (for the try page's URL field)."""
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(QUERY.parent))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data_dir = tmp_path_factory.mktemp("console") / "data"
+    env = {
+        **os.environ,
+        "IMAGEMATCH_DATA_DIR": str(data_dir),
+        "IMAGEMATCH_API_TOKEN": f"ci:{TOKEN}",
+        "IMAGEMATCH_FETCH_ALLOW_PRIVATE": "true",
+        "IMAGEMATCH_WORKERS": "1",
+        "IMAGEMATCH_MAX_ATTEMPTS": "1",
+        "HF_HUB_OFFLINE": "1",
+    }
+    cli = [sys.executable, "-m", "imagematch.cli"]
+    build = subprocess.run(
+        [*cli, "index", "build", "--catalog", str(SAMPLE_CATALOG)], env=env, capture_output=True, timeout=600
+    )
+    assert build.returncode == 0, build.stderr[-2000:]
+    port = _free_port()
+    process = subprocess.Popen(
+        [*cli, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail(
+            "imagematch serve did not start: " + (process.stderr.read() if process.stderr else b"").decode()
+        )
+    yield Server(base, process)
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[WebDriver]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        options.add_argument(arg)
+    browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+    yield browser
+    browser.quit()
+
+
+def shoot(driver: WebDriver, name: str) -> None:
+    """Full-page screenshots at 1280 px and 390 px wide into tests/artifacts/."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    for width in (1280, 390):
+        driver.set_window_size(width, 900)
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(width, min(max(int(height) + 40, 700), 4000))
+        driver.save_screenshot(str(ARTIFACTS / f"{name}-{width}.png"))
+    driver.set_window_size(1280, 900)
+
+
+def sign_in(driver: WebDriver, server: Server, token: str) -> None:
+    driver.get(f"{server.base}/ui/jobs")
+    field = driver.find_element(By.ID, "login-token")
+    field.clear()
+    field.send_keys(token, Keys.ENTER)
+
+
+@pytest.fixture
+def console(driver: WebDriver, server: Server) -> WebDriver:
+    """The browser, signed in."""
+    driver.get(f"{server.base}/ui/jobs")
+    if "/ui/login" in driver.current_url:
+        sign_in(driver, server, TOKEN)
+        _wait(driver, lambda d: "/ui/jobs" in d.current_url)
+    return driver
+
+
+def test_a_wrong_token_is_refused_and_the_right_one_signs_in(driver: WebDriver, server: Server) -> None:
+    assert httpx.get(f"{server.base}/v1/stats").status_code == 401
+    assert httpx.get(f"{server.base}/ui/jobs", follow_redirects=False).status_code == 303
+    sign_in(driver, server, "not-the-token-at-all-000000")
+    assert "/ui/login" in driver.current_url
+    assert "not valid" in driver.find_element(By.CSS_SELECTOR, "[role=alert]").text
+    shoot(driver, "login")
+    sign_in(driver, server, TOKEN)
+    _wait(
+        driver,
+        lambda d: (
+            d.find_elements(By.CSS_SELECTOR, "h1") and d.find_element(By.CSS_SELECTOR, "h1").text == "Jobs"
+        ),
+    )
+    assert TOKEN not in driver.page_source
+
+
+def _results(driver: WebDriver) -> list[object]:
+    return driver.find_elements(By.CSS_SELECTOR, "#results li.match")
+
+
+def test_a_photo_on_the_try_page_shows_the_top5_with_pictures(console: WebDriver, server: Server) -> None:
+    console.get(f"{server.base}/ui/try")
+    console.find_element(By.ID, "try-file").send_keys(str(QUERY))
+    _wait(console, lambda d: len(_results(d)) == 5)
+    names = [e.text for e in console.find_elements(By.CSS_SELECTOR, "#results .match-name")]
+    assert "Golden Delicious" in names[:2]
+    loaded = console.execute_script(
+        "return Array.from(document.querySelectorAll('#results img.thumb'))"
+        ".map(i => i.complete && i.naturalWidth)"
+    )
+    assert len(loaded) == 6 and all(loaded)  # the photo and five reference images
+    shoot(console, "try")
+    if os.environ.get("IMAGEMATCH_UPDATE_SCREENSHOT"):
+        console.set_window_size(1280, 760)
+        console.save_screenshot(str(REPO / "docs" / "console.png"))
+        console.set_window_size(1280, 900)
+
+
+def _row(driver: WebDriver, job_id: int) -> dict[str, str]:
+    """The row's status and error, read in one script (the page replaces rows as it polls)."""
+    found: dict[str, str] = driver.execute_script(
+        "const r = document.getElementById(arguments[0]);"
+        "return r ? {status: r.querySelector('.badge').textContent.trim().toLowerCase(),"
+        "            error: r.querySelector('td.error').textContent.trim()} : {status: '', error: ''};",
+        f"job-{job_id}",
+    )
+    return found
+
+
+def test_a_broken_file_fails_with_its_reason_and_retry_runs_it_again(
+    console: WebDriver, server: Server, tmp_path: Path
+) -> None:
+    for photo in sorted(QUERY.parent.glob("*.jpg"))[:4]:  # some answered photos around it
+        server.api.post("/v1/images", files={"file": (photo.name, photo.read_bytes(), "image/jpeg")})
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"this is not a photo at all")
+    console.get(f"{server.base}/ui/try")
+    console.find_element(By.ID, "try-file").send_keys(str(broken))
+    _wait(console, lambda d: d.find_elements(By.CSS_SELECTOR, "#results [role=alert]"))
+    console.find_element(By.CSS_SELECTOR, "button[formaction='/ui/try/submit']").click()
+    _wait(console, lambda d: "highlight=" in d.current_url)
+    job_id = int(console.current_url.rsplit("=", 1)[1])
+    _wait(console, lambda d: _row(d, job_id)["status"] == "failed")  # the row refreshes by itself
+    assert "not a decodable image" in _row(console, job_id)["error"]
+    before = server.api.get(f"/v1/jobs/{job_id}").json()
+    shoot(console, "jobs")
+    console.find_element(By.CSS_SELECTOR, f"#job-{job_id} button").click()
+    _wait(
+        console, lambda d: server.api.get(f"/v1/jobs/{job_id}").json()["updated_at"] != before["updated_at"]
+    )
+    _wait(console, lambda d: _row(d, job_id)["status"] in {"pending", "processing", "failed"})
+    _wait(console, lambda d: server.api.get(f"/v1/jobs/{job_id}").json()["status"] == "failed")
+    console.get(f"{server.base}/ui/jobs/{job_id}")
+    assert "not a decodable image" in console.find_element(By.CSS_SELECTOR, ".error-text").text
+    shoot(console, "job")
+
+
+def test_health_shows_the_figures_of_v1_stats(console: WebDriver, server: Server) -> None:
+    stats = server.api.get("/v1/stats").json()
+    console.get(f"{server.base}/ui/health")
+
+    def shown(key: str) -> str:
+        return str(console.find_element(By.CSS_SELECTOR, f"[data-stat='{key}']").text)
+
+    for status, count in stats["jobs"].items():
+        assert shown(f"jobs.{status}").startswith(str(count))
+    assert shown("pending_catalog_jobs").startswith(str(stats["pending_catalog_jobs"]))
+    for key in ("version", "products", "vectors", "embedder", "built_at"):
+        assert shown(f"index.{key}") == str(stats["index"][key])
+    assert console.find_elements(By.CSS_SELECTOR, "svg.chart rect.bar-ok")
+    shoot(console, "health")
+    console.get(f"{server.base}/ui/catalog/GS-000")
+    shoot(console, "product")
+
+
+def test_the_try_page_works_from_the_keyboard_and_labels_its_fields(
+    console: WebDriver, server: Server, photos: str
+) -> None:
+    console.get(f"{server.base}/ui/try")
+    fields = console.find_elements(By.CSS_SELECTOR, "#try-form input:not([type=hidden]), #try-form select")
+    assert len(fields) == 3
+    for field in fields:
+        ident = field.get_attribute("id")
+        assert console.find_elements(By.CSS_SELECTOR, f"label[for='{ident}']"), f"{ident} has no label"
+    keys = ActionChains(console)
+    for _ in range(20):  # Tab from the top of the page to the URL field
+        if console.switch_to.active_element.get_attribute("id") == "try-url":
+            break
+        keys.send_keys(Keys.TAB).perform()
+    else:
+        pytest.fail("the URL field cannot be reached with Tab")
+    keys.send_keys(f"{photos}/{QUERY.name}", Keys.TAB).perform()
+    assert console.switch_to.active_element.get_attribute("id") == "try-category"
+    keys.send_keys(Keys.TAB).perform()
+    assert console.switch_to.active_element.text == "Find products"
+    keys.send_keys(Keys.ENTER).perform()
+    _wait(console, lambda d: len(_results(d)) == 5)
+    assert "Golden Delicious" in console.find_element(By.CSS_SELECTOR, "#results").text
