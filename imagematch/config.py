@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     )
     catalog_views: CatalogViews = Field(
         CatalogViews.MULTI,
-        description="Catalog images embedded as one view (single) or 14 averaged crops/mirrors (multi).",
+        description="Catalog images embedded as one view (single), 14 averaged crops/mirrors (multi), "
+        "or those plus 6 shoot-like copies: re-lit, colour-cast, blurred, warped, re-compressed (shoot).",
     )
     whitening: Whitening = Field(
         Whitening.PRODUCT,

@@ -1,11 +1,15 @@
-"""Measure retrieval quality: product-level recall@1/@5, MRR and throughput on labelled photos."""
+"""Measure retrieval quality: product-level recall@1/@5, MRR and throughput on labelled photos.
+
+Queries may carry a ``split`` (e.g. ``train``: shot beside the catalog's own photos; ``val``: a new
+shoot). Every figure is then reported per split as well as overall, because a split of photos from
+the catalog's own shoot flatters a model that customers' new photos will not.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +17,7 @@ from imagematch.embedder import Embedder
 from imagematch.index import ProductIndex
 from imagematch.pipeline import ImageLimits
 
-__all__ = ["CONFIDENCE_THRESHOLDS", "EvalReport", "LabelledQuery", "evaluate", "load_queries"]
+__all__ = ["CONFIDENCE_THRESHOLDS", "EvalReport", "LabelledQuery", "QueryOutcome", "evaluate", "load_queries"]
 
 CONFIDENCE_THRESHOLDS = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 
@@ -22,54 +26,133 @@ CONFIDENCE_THRESHOLDS = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 class LabelledQuery:
     image: Path
     product_id: str
+    split: str | None = None
+
+
+@dataclass(frozen=True)
+class QueryOutcome:
+    """Where the right product landed for one query: ``rank`` 1 is best, 0 means not ranked."""
+
+    category: str
+    split: str | None
+    rank: int
+    top_score: float
+
+
+def _recall(outcomes: list[QueryOutcome], k: int) -> float:
+    return sum(0 < o.rank <= k for o in outcomes) / len(outcomes) if outcomes else 0.0
+
+
+def _mrr(outcomes: list[QueryOutcome]) -> float:
+    return sum(1.0 / o.rank for o in outcomes if o.rank) / len(outcomes) if outcomes else 0.0
+
+
+def _confidence(outcomes: list[QueryOutcome], threshold: float) -> dict[str, float]:
+    confident = [o.rank == 1 for o in outcomes if o.top_score >= threshold]
+    return {
+        "threshold": threshold,
+        "coverage": round(len(confident) / len(outcomes), 4) if outcomes else 0.0,
+        "precision": round(sum(confident) / len(confident), 4) if confident else 0.0,
+    }
+
+
+def _metrics(outcomes: list[QueryOutcome]) -> dict[str, object]:
+    return {
+        "n": len(outcomes),
+        "recall@1": round(_recall(outcomes, 1), 4),
+        "recall@5": round(_recall(outcomes, 5), 4),
+        "mrr": round(_mrr(outcomes), 4),
+    }
 
 
 @dataclass
 class EvalReport:
-    n: int = 0
-    recall_at_1: float = 0.0
-    recall_at_5: float = 0.0
-    mrr: float = 0.0
-    images_per_second: float = 0.0
+    outcomes: list[QueryOutcome] = field(default_factory=list)
+    elapsed_seconds: float = 0.0
     skipped: list[str] = field(default_factory=list)
-    per_category: dict[str, dict[str, float]] = field(default_factory=dict)
-    top_scores: list[float] = field(default_factory=list)  # per query: the best product's score
-    top_correct: list[bool] = field(default_factory=list)  # per query: is that product right?
 
-    def confidence_at(self, threshold: float) -> dict[str, float]:
-        """What a "no confident match" threshold does: ``coverage`` is the share of queries
-        answered confidently (best score ≥ threshold), ``precision`` the share of those whose
-        best product is right."""
-        confident = [
-            ok for score, ok in zip(self.top_scores, self.top_correct, strict=True) if score >= threshold
-        ]
-        return {
-            "threshold": threshold,
-            "coverage": round(len(confident) / len(self.top_scores), 4) if self.top_scores else 0.0,
-            "precision": round(sum(confident) / len(confident), 4) if confident else 0.0,
+    @property
+    def n(self) -> int:
+        return len(self.outcomes)
+
+    @property
+    def recall_at_1(self) -> float:
+        return _recall(self.outcomes, 1)
+
+    @property
+    def recall_at_5(self) -> float:
+        return _recall(self.outcomes, 5)
+
+    @property
+    def mrr(self) -> float:
+        return _mrr(self.outcomes)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.n / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+
+    @property
+    def splits(self) -> list[str]:
+        """The splits the queries carry, sorted; empty when none carries one."""
+        return sorted({o.split for o in self.outcomes if o.split is not None})
+
+    def of_split(self, split: str | None) -> list[QueryOutcome]:
+        """The outcomes of one split (all of them for ``None``)."""
+        return self.outcomes if split is None else [o for o in self.outcomes if o.split == split]
+
+    def per_split(self) -> dict[str, dict[str, object]]:
+        """Recall@1/@5, MRR and n for each split (empty when queries carry none)."""
+        return {split: _metrics(self.of_split(split)) for split in self.splits}
+
+    @property
+    def per_category(self) -> dict[str, dict[str, float]]:
+        categories = sorted({o.category for o in self.outcomes})
+        rows: dict[str, dict[str, float]] = {}
+        for category in categories:
+            members = [o for o in self.outcomes if o.category == category]
+            rows[category] = {
+                "n": len(members),
+                "recall@1": round(_recall(members, 1), 4),
+                "recall@5": round(_recall(members, 5), 4),
+            }
+        return rows
+
+    def confidence_at(self, threshold: float, split: str | None = None) -> dict[str, float]:
+        """What a "no confident match" threshold does (on one split, or on all queries):
+        ``coverage`` is the share of queries answered confidently (best score ≥ threshold),
+        ``precision`` the share of those whose best product is right."""
+        return _confidence(self.of_split(split), threshold)
+
+    def summary(self, thresholds: Iterable[float] = CONFIDENCE_THRESHOLDS) -> dict[str, object]:
+        """The machine-readable result (``--json``): overall ``recall@1``, ``recall@5``, ``mrr``,
+        ``n``…, plus ``per_split`` (each split's metrics and confidence table) when queries carry one."""
+        levels = list(thresholds)
+        per_split = {
+            split: {**row, "confidence": [self.confidence_at(t, split) for t in levels]}
+            for split, row in self.per_split().items()
         }
-
-    def summary(self) -> dict[str, object]:
-        """The machine-readable result (``--json``): keys ``recall@1``, ``recall@5``, ``n``…"""
         return {
-            "recall@1": round(self.recall_at_1, 4),
-            "recall@5": round(self.recall_at_5, 4),
-            "mrr": round(self.mrr, 4),
-            "n": self.n,
+            **_metrics(self.outcomes),
             "images_per_second": round(self.images_per_second, 2),
             "skipped": len(self.skipped),
+            "per_split": per_split,
             "per_category": self.per_category,
-            "confidence": [self.confidence_at(t) for t in CONFIDENCE_THRESHOLDS],
+            "confidence": [self.confidence_at(t) for t in levels],
         }
 
 
 def load_queries(path: Path) -> list[LabelledQuery]:
-    """Read ``{"image": path relative to the file, "product_id": …}`` lines."""
+    """Read ``{"image": path relative to the file, "product_id": …, "split"?: …}`` lines."""
     queries = []
     for line in path.read_text().splitlines():
         if line.strip():
             row = json.loads(line)
-            queries.append(LabelledQuery(path.parent / row["image"], str(row["product_id"])))
+            split = row.get("split")
+            queries.append(
+                LabelledQuery(
+                    path.parent / row["image"], str(row["product_id"]), None if split is None else str(split)
+                )
+            )
     return queries
 
 
@@ -84,9 +167,6 @@ def evaluate(
 ) -> EvalReport:
     """Rank every product for each query; unreadable queries are skipped and listed."""
     report = EvalReport()
-    hits1: dict[str, list[float]] = defaultdict(list)
-    hits5: dict[str, list[float]] = defaultdict(list)
-    reciprocal: list[float] = []
     started = time.perf_counter()
     depth = max(1, len(index.products))
     for start in range(0, len(queries), batch_size):
@@ -103,29 +183,16 @@ def evaluate(
         for query, ranking in zip(kept, rankings, strict=True):
             ids = [m.product_id for m in ranking]
             rank = ids.index(query.product_id) + 1 if query.product_id in ids else 0
-            category = index.products[query.product_id].category if query.product_id in index.products else ""
-            hits1[category].append(float(rank == 1))
-            hits5[category].append(float(0 < rank <= 5))
-            reciprocal.append(1.0 / rank if rank else 0.0)
-            report.top_scores.append(ranking[0].score if ranking else float("-inf"))
-            report.top_correct.append(rank == 1)
+            product = index.products.get(query.product_id)
+            report.outcomes.append(
+                QueryOutcome(
+                    category=product.category if product else "",
+                    split=query.split,
+                    rank=rank,
+                    top_score=ranking[0].score if ranking else float("-inf"),
+                )
+            )
         if progress:
             progress(len(chunk))
-    elapsed = time.perf_counter() - started
-    report.n = len(reciprocal)
-    if report.n:
-        all1 = [h for hs in hits1.values() for h in hs]
-        all5 = [h for hs in hits5.values() for h in hs]
-        report.recall_at_1 = sum(all1) / report.n
-        report.recall_at_5 = sum(all5) / report.n
-        report.mrr = sum(reciprocal) / report.n
-        report.images_per_second = report.n / elapsed
-        report.per_category = {
-            cat: {
-                "n": len(hits1[cat]),
-                "recall@1": round(sum(hits1[cat]) / len(hits1[cat]), 4),
-                "recall@5": round(sum(hits5[cat]) / len(hits5[cat]), 4),
-            }
-            for cat in sorted(hits1)
-        }
+    report.elapsed_seconds = time.perf_counter() - started
     return report

@@ -88,6 +88,7 @@ class CatalogViews(StrEnum):
 
     SINGLE = "single"  # the image as it is
     MULTI = "multi"  # 14: full, 0.8 and 0.6 centre zooms, four 0.75 corner crops; each mirrored
+    SHOOT = "shoot"  # the 14 above + shoot-like copies (light, colour cast, blur, JPEG, perspective)
 
 
 class Whitening(StrEnum):

@@ -7,6 +7,11 @@ images only (never on queries), so they cost nothing per query:
 * **Views** — each catalog image is embedded in several framings (the whole image, centre zooms,
   corner crops, each also mirrored) and the views are averaged: the image's vector then covers the
   crops a customer's photo may have.
+* **Shoot-like views** (``shoot``) — the 14 framings plus copies of random framings re-lit, colour-cast,
+  blurred, warped in perspective and re-compressed, as a new photo shoot would change them. A
+  customer's photo differs from the catalog's in exactly these ways; the whitening fitted on them
+  learns to ignore them. Each image's copies are drawn from a generator seeded by its pixels, so a
+  rebuild makes the same vectors.
 * **Projection** — a whitening fitted on those views. ``product`` whitening (a shrunk LDA /
   Mahalanobis metric) uses the covariance of views around their *product's* mean: the directions in
   which pictures of one product vary (lighting, angle, crop) are damped, the directions in which
@@ -20,6 +25,8 @@ scores products by their centroid. Measurements: ``BENCHMARKS.md``.
 
 from __future__ import annotations
 
+import hashlib
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -28,12 +35,13 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
+from PIL import Image, ImageEnhance, ImageFilter
 
 from imagematch.embedder import Embedder, Vectors, l2_normalise
 from imagematch.models import CatalogViews, Whitening
 
 __all__ = [
+    "SHOOT_VIEWS",
     "CatalogViews",
     "Projection",
     "Whitening",
@@ -41,7 +49,10 @@ __all__ = [
     "embed_catalog_images",
     "fit_projection",
     "image_vector",
+    "shoot_view",
 ]
+
+SHOOT_VIEWS = 6  # shoot-like copies per catalog image (CatalogViews.SHOOT), besides the 14 framings
 
 
 def catalog_views(image: Image.Image, views: CatalogViews) -> list[Image.Image]:
@@ -49,6 +60,15 @@ def catalog_views(image: Image.Image, views: CatalogViews) -> list[Image.Image]:
     if views is CatalogViews.SINGLE:
         return [image]
     image = _bounded(image)
+    framed = _framings(image)
+    if views is CatalogViews.SHOOT:
+        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(image.tobytes()).digest()[:8], "little"))
+        framed += [shoot_view(framed[int(rng.integers(len(framed)))], rng) for _ in range(SHOOT_VIEWS)]
+    return framed
+
+
+def _framings(image: Image.Image) -> list[Image.Image]:
+    """The 14 framings: full, 0.8 and 0.6 centre zooms, four 0.75 corner crops, each mirrored."""
     width, height = image.size
     boxes = [(0.0, 0.0, float(width), float(height))]
     for zoom in (0.8, 0.6):
@@ -65,6 +85,30 @@ def catalog_views(image: Image.Image, views: CatalogViews) -> list[Image.Image]:
         crop = image.crop((round(box[0]), round(box[1]), round(box[2]), round(box[3])))
         framed += [crop, crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
     return framed
+
+
+def shoot_view(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """``image`` as another shoot might show it: brightness, contrast and saturation ±30-40 %, a
+    colour cast of up to ±15 % per channel, sometimes a blur (σ 0.5-2 px) or a perspective warp
+    (corners moved by up to 10 %), then JPEG at quality 30-90. Deterministic given ``rng``."""
+    shot = ImageEnhance.Brightness(image.convert("RGB")).enhance(rng.uniform(0.6, 1.4))
+    shot = ImageEnhance.Contrast(shot).enhance(rng.uniform(0.7, 1.3))
+    shot = ImageEnhance.Color(shot).enhance(rng.uniform(0.6, 1.4))
+    cast = np.asarray(shot, dtype=np.float32) * rng.uniform(0.85, 1.15, 3)
+    shot = Image.fromarray(np.clip(cast, 0, 255).astype(np.uint8))
+    if rng.random() < 0.5:
+        shot = shot.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0)))
+    if rng.random() < 0.5:
+        width, height = shot.size
+        moved = np.array([0, 0, 0, height, width, height, width, 0], dtype=np.float64)
+        moved += rng.uniform(-0.1, 0.1, 8) * np.array([width, height] * 4)
+        quad = (*(float(v) for v in moved),)
+        shot = shot.transform((width, height), Image.Transform.QUAD, quad, Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    shot.save(buffer, "JPEG", quality=int(rng.integers(30, 90)))
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return decoded.convert("RGB")
 
 
 VIEW_SOURCE_SIDE = 768  # the smallest view (a 0.6 zoom) still has a 460 px side: above any model input

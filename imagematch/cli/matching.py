@@ -64,11 +64,13 @@ def match(
 
 def eval_(
     catalog: Annotated[Path, typer.Option(help="products.json of the catalog.", exists=True)],
-    queries: Annotated[Path, typer.Option(help="queries.jsonl: {image, product_id} lines.", exists=True)],
+    queries: Annotated[
+        Path, typer.Option(help="queries.jsonl lines: image, product_id, split?", exists=True)
+    ],
     limit: Annotated[int | None, typer.Option(help="Only the first N queries.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Product-level recall@1/@5, MRR and images/s of the current model on labelled photos."""
+    """Product-level recall@1/@5, MRR and images/s on labelled photos, overall and per split."""
     from imagematch.app import build_services
     from imagematch.evaluation import evaluate, load_queries
     from imagematch.images import sha256_hex
@@ -106,15 +108,17 @@ def _print_evaluation(
 ) -> None:
     recipe = ", ".join(f"{key}={value}" for key, value in index.recipe.items())
     table = Table(title=f"{services.embedder.embedder_id} ({recipe}) on {len(index.products)} products")
-    for column in ("n", "recall@1", "recall@5", "MRR", "images/s"):
+    for column in ("queries", "n", "recall@1", "recall@5", "MRR"):
         table.add_column(column)
-    table.add_row(
-        str(result.n),
-        f"{result.recall_at_1:.3f}",
-        f"{result.recall_at_5:.3f}",
-        f"{result.mrr:.3f}",
-        f"{result.images_per_second:.1f}",
-    )
+    for name, row in [("all", result.summary([])), *result.per_split().items()]:
+        table.add_row(
+            name if name == "all" else f"split {name}",
+            str(row["n"]),
+            f"{row['recall@1']:.3f}",
+            f"{row['recall@5']:.3f}",
+            f"{row['mrr']:.3f}",
+        )
+    table.caption = f"{result.images_per_second:.1f} query images/s end to end"
     (err if as_json else out).print(table)
     err.print(_category_table(result))
     err.print(_confidence_table(result, services.settings.min_score))
@@ -138,13 +142,17 @@ def _category_table(result: EvalReport) -> Table:
 def _confidence_table(result: EvalReport, min_score: float) -> Table:
     from imagematch.evaluation import CONFIDENCE_THRESHOLDS
 
-    confidence = Table(title=f"no-confident-match threshold (IMAGEMATCH_MIN_SCORE={min_score})")
-    for column in ("best score ≥", "coverage", "precision"):
-        confidence.add_column(column)
+    table = Table(title=f"no-confident-match threshold (IMAGEMATCH_MIN_SCORE={min_score})")
+    table.add_column("best score ≥")
+    scopes: list[str | None] = [None, *result.splits]
+    for scope in scopes:
+        label = "" if scope is None else f" ({scope})"
+        table.add_column(f"coverage{label}")
+        table.add_column(f"precision{label}")
     for threshold in sorted({*CONFIDENCE_THRESHOLDS, min_score}):
-        row = result.confidence_at(threshold)
-        style = "bold" if threshold == min_score else None
-        confidence.add_row(
-            f"{threshold:.2f}", f"{row['coverage']:.3f}", f"{row['precision']:.3f}", style=style
-        )
-    return confidence
+        cells = [f"{threshold:.2f}"]
+        for scope in scopes:
+            row = result.confidence_at(threshold, scope)
+            cells += [f"{row['coverage']:.3f}", f"{row['precision']:.3f}"]
+        table.add_row(*cells, style="bold" if threshold == min_score else None)
+    return table

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
+from PIL import Image
+
 from imagematch.app import Services
+from imagematch.config import Settings
 from imagematch.index import SnapshotStore
 from index_builder import rebuild_catalog_index
 from tests.conftest import PALETTE, image_bytes
@@ -71,3 +75,24 @@ def test_grocery_rebuild_with_one_changed_image_embeds_exactly_one(
     (catalog / "images" / "GS-000-1.jpg").write_bytes(image_bytes(PALETTE["green"], fmt="JPEG"))
     index, second = _build(services, catalog / "products.json")
     assert (second.embedded, second.cached) == (1, 44) and len(index.products) == 15
+
+
+def test_shoot_views_build_an_index_that_finds_products_and_records_its_recipe(
+    settings: Settings, catalog_file: Path
+) -> None:
+    from imagematch.app import build_services
+    from imagematch.models import CatalogViews
+
+    services = build_services(settings.model_copy(update={"catalog_views": CatalogViews.SHOOT}))
+    try:
+        index, report = _build(services, catalog_file)
+        assert report.embedded == 8 and index.recipe["catalog_views"] == "shoot"
+        photo = Image.open(io.BytesIO(image_bytes(PALETTE["red"], mark=0))).convert("RGB")
+        best = index.search(services.embedder.embed([photo]), 1, embedder_id=services.embedder.embedder_id)
+        assert best[0][0].product_id == "P-red"
+        again, second = _build(services, catalog_file)  # cached under the shoot view set
+        assert second.embedded == 0 and again.recipe["catalog_views"] == "shoot"
+        reloaded = services.snapshots.load(embedder_id=services.embedder.embedder_id)
+        assert reloaded.catalog_views is CatalogViews.SHOOT
+    finally:
+        services.close()

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from imagematch.models import CatalogViews, Whitening
-from imagematch.representation import Projection, catalog_views, fit_projection, image_vector
+from imagematch.representation import SHOOT_VIEWS, Projection, catalog_views, fit_projection, image_vector
 
 
 def test_multi_views_are_fourteen_crops_and_mirrors_of_a_bounded_image() -> None:
@@ -17,6 +17,21 @@ def test_multi_views_are_fourteen_crops_and_mirrors_of_a_bounded_image() -> None
     assert views[0].size == (1152, 768)  # shorter side bounded to 768 before cropping
     assert views[1].size == views[0].size  # its mirror
     assert catalog_views(image, CatalogViews.SINGLE) == [image]
+
+
+def test_shoot_views_add_reproducible_relit_copies_to_the_fourteen_framings() -> None:
+    rng = np.random.default_rng(1)
+    image = Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    views = catalog_views(image, CatalogViews.SHOOT)
+    assert len(views) == 14 + SHOOT_VIEWS
+    assert [v.tobytes() for v in views[:14]] == [
+        v.tobytes() for v in catalog_views(image, CatalogViews.MULTI)
+    ]
+    again = catalog_views(image.copy(), CatalogViews.SHOOT)
+    assert [v.tobytes() for v in views] == [v.tobytes() for v in again]  # same pixels, same views
+    means = {round(float(np.asarray(v, dtype=np.float32).mean()), 1) for v in views[14:]}
+    assert len(means) > SHOOT_VIEWS // 2  # the copies are re-lit differently
+    assert all(v.mode == "RGB" for v in views)
 
 
 def test_product_whitening_makes_within_product_spread_isotropic() -> None:
