@@ -167,21 +167,11 @@ def build_services(
         embedder = ModelNotLoaded(settings.model)
     ledger = ledger or open_ledger_for(settings, clock=clock)
     http = http or httpx.Client(timeout=settings.fetch_timeout_seconds)
-    fetcher = ImageFetcher(
-        http,
-        max_bytes=settings.max_image_bytes,
-        policy=AddressPolicy.parse(settings.fetch_allow_private, settings.fetch_extra_ports),
-        total_seconds=settings.fetch_total_seconds,
-    )
+    fetcher = _fetcher(settings, http)
     snapshots = SnapshotStore(settings.data_dir / "index")
     index = IndexHandle(snapshots, None if isinstance(embedder, ModelNotLoaded) else embedder.embedder_id)
     matcher = Matcher(embedder, index, top_k=settings.top_k, min_score=settings.min_score)
-    limits = ImageLimits(  # one decode gate for every decode in this process
-        settings.max_image_bytes,
-        settings.max_image_pixels,
-        max_decode_bytes=settings.max_decode_bytes,
-        gate=DecodeGate(settings.decode_concurrency),
-    )
+    limits = _limits(settings)
     vectors = PhotoVectorStore(settings.data_dir / "photo_vectors")
     services = Services(
         settings=settings,
@@ -211,6 +201,25 @@ def build_services(
     for kind in (JobKind.MATCH_IMAGE, JobKind.ZENDESK_IMAGE):  # the photo kinds
         services.photos.on_complete(kind, services.entities.record_photo)
     return services
+
+
+def _fetcher(settings: Settings, http: httpx.Client) -> ImageFetcher:
+    return ImageFetcher(
+        http,
+        max_bytes=settings.max_image_bytes,
+        policy=AddressPolicy.parse(settings.fetch_allow_private, settings.fetch_extra_ports),
+        total_seconds=settings.fetch_total_seconds,
+    )
+
+
+def _limits(settings: Settings) -> ImageLimits:
+    """The decode limits, with one decode gate for every decode in this process."""
+    return ImageLimits(
+        settings.max_image_bytes,
+        settings.max_image_pixels,
+        max_decode_bytes=settings.max_decode_bytes,
+        gate=DecodeGate(settings.decode_concurrency),
+    )
 
 
 def serving_model(settings: Settings) -> str:

@@ -148,6 +148,14 @@ def _filter(
 
 
 def _job_routes(router: APIRouter, services: Services, dispatch: Callable[[list[int]], None]) -> None:
+    """The jobs list (and its polled rows), the retry buttons, then one job's page (in this order:
+    ``/ui/jobs/rows`` and ``/ui/jobs/retry-failed`` must match before ``/ui/jobs/{job_id}``)."""
+    _job_list_routes(router, services)
+    _retry_routes(router, services, dispatch)
+    _job_detail_routes(router, services)
+
+
+def _job_list_routes(router: APIRouter, services: Services) -> None:
     @router.get("/ui/jobs")
     def jobs(
         request: Request,
@@ -192,6 +200,8 @@ def _job_routes(router: APIRouter, services: Services, dispatch: Callable[[list[
             },
         )
 
+
+def _retry_routes(router: APIRouter, services: Services, dispatch: Callable[[list[int]], None]) -> None:
     @router.post("/ui/jobs/{job_id}/retry")
     def retry(
         request: Request, job_id: int, csrf_token: str = Form(""), return_to: str = Form("")
@@ -222,6 +232,8 @@ def _job_routes(router: APIRouter, services: Services, dispatch: Callable[[list[
         query = {**flt.query(), "status": "pending", "retried": str(len(ids))}
         return RedirectResponse(f"/ui/jobs?{urlencode(query)}", status_code=303)
 
+
+def _job_detail_routes(router: APIRouter, services: Services) -> None:
     @router.get("/ui/jobs/{job_id}")
     def job_detail(request: Request, job_id: int) -> HTMLResponse:
         job = services.ledger.get_job(job_id)
