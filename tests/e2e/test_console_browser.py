@@ -163,8 +163,10 @@ def test_a_wrong_token_is_refused_and_the_right_one_signs_in(driver: WebDriver, 
     assert httpx.get(f"{server.base}/v1/stats").status_code == 401
     assert httpx.get(f"{server.base}/ui/jobs", follow_redirects=False).status_code == 303
     sign_in(driver, server, "not-the-token-at-all-000000")
+    # The refusal is a new page load: wait for it (bounded) rather than read the old page.
+    alerts = _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "[role=alert]"))
     assert "/ui/login" in driver.current_url
-    assert "not valid" in driver.find_element(By.CSS_SELECTOR, "[role=alert]").text
+    assert "not valid" in alerts[0].text  # type: ignore[index]
     shoot(driver, "login")
     sign_in(driver, server, TOKEN)
     _wait(
