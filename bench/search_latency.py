@@ -21,7 +21,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from ann_recall import clustered_catalog
+from ann_recall import clustered_catalog, query_latencies_ms
 from machine import machine_line
 from markdown_sections import replace_section
 
@@ -42,21 +42,6 @@ class Row:
     recall: float
 
 
-def latencies_ms(index: faiss.Index, queries: np.ndarray, k: int = 5) -> np.ndarray:
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        index.search(queries[:10], k)  # warm caches
-        times = []
-        for query in queries:
-            started = time.perf_counter()
-            index.search(query.reshape(1, -1), k)
-            times.append(time.perf_counter() - started)
-    finally:
-        faiss.omp_set_num_threads(threads)
-    return 1000 * np.asarray(times)
-
-
 def measure(size: int, dim: int) -> Row:
     vectors, queries = clustered_catalog(size, dim, QUERIES, seed=size)
     ids = np.arange(size, dtype=np.int64)
@@ -71,7 +56,7 @@ def measure(size: int, dim: int) -> Row:
     del exact_index, vectors
     gc.collect()
     _, found = index.search(queries, 5)
-    times = latencies_ms(index, queries)
+    times = query_latencies_ms(index, queries, warm=10)
     info = index_description(index)
     nprobe = f"{get_nprobe(index)} / {info['nlist']}" if info["kind"] == "ivf" else "–"
     row = Row(
