@@ -9,7 +9,7 @@ payload types, keyed (discriminated) by the job's ``kind``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -134,17 +134,3 @@ class JobKinds:
 
     def get(self, kind: str) -> JobKindSpec[Any] | None:
         return self._specs.get(kind)
-
-    def __contains__(self, kind: object) -> bool:
-        return kind in self._specs
-
-    def names(self, *, needs_embedder: bool | None = None) -> list[str]:
-        """The registered kinds, optionally only those that do (or do not) need the embedder."""
-        return [
-            name
-            for name, spec in self._specs.items()
-            if needs_embedder is None or spec.needs_embedder == needs_embedder
-        ]
-
-    def as_mapping(self) -> Mapping[str, JobKindSpec[Any]]:
-        return dict(self._specs)
