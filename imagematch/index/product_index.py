@@ -46,7 +46,7 @@ __all__ = ["SNAPSHOT_FORMAT", "IndexedImage", "ProductIndex"]
 SNAPSHOT_FORMAT = 3  # 1: image vectors only; 2: + projection and centroids; 3: + live changes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a million of these are held in memory
 class IndexedImage:
     """A catalog image that has a vector in the index."""
 
