@@ -51,6 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).with_name("search_results.json")
 QUERIES = 300
 PROBES = 256
+CONTAINER_MB = 16 * 1024  # what a GPU container holds comfortably in RAM beside the model (faiss-cpu)
 
 
 @dataclass
@@ -70,8 +71,11 @@ class Row:
     measured: str
 
     @property
-    def met(self) -> bool:
-        return self.p50_ms <= 5 and self.p99_ms <= 10 and self.recall >= 0.98
+    def goal(self) -> str:
+        """The latency goal holds up to 1M vectors; beyond, the index must fit a GPU container."""
+        if self.size > 1_000_000:
+            return "fits a container" if self.rss_mb <= CONTAINER_MB else "**missed**"
+        return "met" if self.p50_ms <= 5 and self.p99_ms <= 10 and self.recall >= 0.98 else "**missed**"
 
 
 def _training_sample(catalog: SyntheticCatalog) -> tuple[np.ndarray | None, np.ndarray]:
@@ -162,8 +166,9 @@ def markdown(rows: list[Row]) -> str:
         "images); the index `make_vector_index` picks for the size, float16, nprobe tuned on its own "
         f"probe queries; {QUERIES} held-out query photos searched one at a time on one thread. "
         "*build s*: k-means training + add + nprobe tuning on 2 cores. *index MB*: the index file "
-        "(Volume bytes); *load s*, *RSS MB*: reading it in a fresh process. Goal: p50 ≤ 5 ms, "
-        "p99 ≤ 10 ms at recall@5 ≥ 0.98.",
+        "(Volume bytes); *load s*, *RSS MB*: reading it in a fresh process. Goal up to 1M "
+        "vectors: p50 ≤ 5 ms, p99 ≤ 10 ms at recall@5 ≥ 0.98; beyond, an index that fits a GPU "
+        f"container's memory ({CONTAINER_MB // 1024} GB here).",
         "",
         "| dim | vectors | index | nprobe / nlist | build s | index MB | load s | RSS MB | p50 ms "
         "| p99 ms | recall@5 | goal | measured |",
@@ -173,7 +178,7 @@ def markdown(rows: list[Row]) -> str:
         lines.append(
             f"| {r.dim} | {r.size:,} | {r.kind} ({r.storage}) | {r.nprobe} | {r.build_s:.1f} | "
             f"{r.index_mb:,.0f} | {r.load_s:.2f} | {r.rss_mb:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
-            f"{r.recall:.3f} | {'met' if r.met else '**missed**'} | {r.measured} |"
+            f"{r.recall:.3f} | {r.goal} | {r.measured} |"
         )
     lines += [
         "",
@@ -188,7 +193,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     quick = os.environ.get("BENCH_QUICK") == "1"
     default = ["1792:20000"] if quick else ["1792:100000", "512:1000000"]
-    parser.add_argument("--runs", nargs="+", default=default, help="dim:vectors, e.g. 512:5000000")
+    parser.add_argument(
+        "--runs", nargs="*", default=default, help="dim:vectors, e.g. 512:5000000 (none: rewrite the table)"
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     faiss.omp_set_num_threads(min(2, os.cpu_count() or 1))
