@@ -34,14 +34,19 @@ from imagematch.index.event_order import EventOrder
 from imagematch.models import CatalogViews, Match, Product, ProductScoring
 from imagematch.representation import Projection
 from imagematch.runtime import gc_paused
-from imagematch.vector_index import FLAT_MAX_FLOATS, index_description, resized_vector_index
+from imagematch.vector_index import (
+    FLAT_MAX_FLOATS,
+    index_description,
+    make_vector_index,
+    resized_vector_index,
+)
 
 __all__ = ["SNAPSHOT_FORMAT", "IndexedImage", "ProductIndex"]
 
 SNAPSHOT_FORMAT = 3  # 1: image vectors only; 2: + projection and centroids; 3: + live changes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a million of these are held in memory
 class IndexedImage:
     """A catalog image that has a vector in the index."""
 
@@ -50,10 +55,6 @@ class IndexedImage:
     image_id: str
     uri: str
     sha256: str
-
-
-def _flat_ip(dim: int) -> faiss.Index:
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
 
 class ProductIndex:
@@ -83,8 +84,8 @@ class ProductIndex:
         self.model: str | None = None  # the model spec it was built with (IMAGEMATCH_MODEL), if known
         self.products: dict[str, Product] = {}
         self.images: dict[int, IndexedImage] = {}
-        self._image_vectors: faiss.Index = _flat_ip(dim)
-        self._product_vectors: faiss.Index = _flat_ip(dim)
+        self._image_vectors: faiss.Index = make_vector_index(dim, 0)  # exact until sized
+        self._product_vectors: faiss.Index = make_vector_index(dim, 0)
         self._images_by_product: dict[str, list[int]] = {}
         self._product_keys: dict[str, int] = {}  # product id -> its id in _product_vectors
         self._product_by_key: dict[int, str] = {}
@@ -356,7 +357,7 @@ class ProductIndex:
             product_id=product_id,
             name=product.name,
             category=product.category,
-            score=round(float(score), 6),
+            score=round(min(1.0, float(score)), 6),  # float16 storage can round a perfect match past 1
             image_id=image.image_id,
         )
 
