@@ -111,13 +111,14 @@ def _hold_key_then_submit_in_one_batch(ledger: PostgresLedger, url: str, jobs: l
             outcomes[n] = exc
 
     threads = [threading.Thread(target=submit, args=(n,)) for n in range(len(jobs))]
-    with psycopg.connect(url) as blocker:
+    # pg_stat_activity is read once per transaction: the watcher asks in a new one each time.
+    with psycopg.connect(url) as blocker, psycopg.connect(url, autocommit=True) as watcher:
         first = jobs[0]
         blocker.execute(
             "select imagematch_submit(%s, 'test', %s, '{}', '{}', now())", (first.kind, first.idempotency_key)
         )
         threads[0].start()  # its batch waits for the blocker's row lock...
-        _wait_for(lambda: blocker.execute(_LOCK_WAITS).fetchone() == (1,))
+        _wait_for(lambda: watcher.execute(_LOCK_WAITS).fetchone() == (1,))
         for t in threads[1:]:
             t.start()  # ...while every other submit queues up behind it
         _wait_for(lambda: len(ledger._writer._queue) == len(jobs) - 1)
