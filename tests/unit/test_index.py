@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -96,6 +97,26 @@ def test_snapshot_round_trip_and_pointer(tmp_path: Path) -> None:
     assert matches[0].product_id == "A" and matches[0].score == pytest.approx(1.0, abs=1e-3)
     assert set(store.load(embedder_id=EMB, version="v000001").products) == {"A", "B", "C"}
     assert not list((tmp_path / "index").glob(".staging-*"))
+
+
+def test_a_snapshot_written_with_one_object_per_image_still_loads(tmp_path: Path) -> None:
+    index = _index()
+    index.write_to(tmp_path)
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    columns = meta["images"]
+    meta["images"] = [  # the layout before images were stored as columns
+        {"vector_id": vid, "product_id": pid, "image_id": f"{pid}/{sha[:12]}", "uri": uri, "sha256": sha}
+        for vid, pid, uri, sha in zip(
+            columns["vector_id"], columns["product_id"], columns["uri"], columns["sha256"], strict=True
+        )
+    ]
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    loaded = ProductIndex.read_from(tmp_path)
+    assert loaded.images == index.images and loaded.products == index.products
+    assert (
+        ProductIndex.read_from(tmp_path).search(_unit(1, 0, 0)[None], 1, embedder_id=EMB)[0][0].product_id
+        == "A"
+    )
 
 
 def test_snapshot_refuses_another_embedder(tmp_path: Path) -> None:
