@@ -7,10 +7,13 @@ Claims use ``FOR UPDATE SKIP LOCKED``.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from importlib.resources import files
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg import sql
@@ -26,11 +29,13 @@ from imagematch.ledger.sql import load_queries
 
 __all__ = ["PostgresLedger", "migration_files"]
 
+_log = logging.getLogger(__name__)
 Q = load_queries("postgres")
 _MIGRATION_LOCK = 7_411_204  # pg_advisory_xact_lock key: one migrator at a time
-# Short, hot writes share transactions (group commit): a webhook burst's submits. Longer ones
-# (claims, sweeps, archiving) keep a pool connection each, so none waits behind another's batch.
-_GROUPED = frozenset({"imagematch_submit"})
+# Short, hot writes share transactions (group commit): a webhook burst's submits, as one
+# imagematch_submit_many statement per batch. Longer ones (claims, sweeps, archiving) keep a pool
+# connection each, so none waits behind another's batch.
+_GROUPED = "imagematch_submit"
 
 
 @functools.lru_cache(maxsize=256)
@@ -73,18 +78,71 @@ def migration_files() -> list[tuple[str, str]]:
     return sorted(found)
 
 
-class _PostgresWriter(GroupCommit["psycopg.Connection[dict[str, Any]]"]):
-    """Submits of this process in shared transactions, one pool connection per batch: a burst of
-    webhooks costs one commit per batch instead of one connection and commit per request."""
+_Conn = psycopg.Connection[dict[str, Any]]
 
-    def __init__(self, pool: ConnectionPool[psycopg.Connection[dict[str, Any]]]) -> None:
+
+def _params(args: dict[str, Any]) -> dict[str, Any]:
+    return {k: Jsonb(v) if isinstance(v, dict | list) else v for k, v in args.items()}
+
+
+@dataclass(frozen=True)
+class _Submit:
+    """One ``imagematch_submit`` call: run alone (called with a connection), or together with the
+    other submits of its batch as one ``imagematch_submit_many`` statement (:meth:`item`)."""
+
+    args: dict[str, Any]
+
+    def __call__(self, conn: _Conn) -> list[dict[str, Any]]:
+        return conn.execute(_call_query(_GROUPED, tuple(self.args)), _params(self.args)).fetchall()
+
+    def item(self) -> dict[str, Any]:
+        """This submit as an element of ``imagematch_submit_many``'s ``p_items``: the arguments
+        without their ``p_`` (``kind``, ``source``, ``key``, ``payload``, ``metadata``, ``now``)."""
+        return {
+            name.removeprefix("p_"): value.isoformat() if isinstance(value, datetime) else value
+            for name, value in self.args.items()
+        }
+
+
+def _submit_together(conn: _Conn, submits: list[Pending[_Conn]]) -> bool:
+    """Run ``submits`` as one ``imagematch_submit_many`` statement (in a savepoint) and set each
+    one's result as ``imagematch_submit`` would give it; ``False`` (nothing kept) when the batch
+    fails for any reason but the connection's, e.g. one item breaking a constraint."""
+    items = [cast(_Submit, pending.write).item() for pending in submits]
+    query = _call_query("imagematch_submit_many", ("p_items",))
+    try:
+        with conn.transaction():
+            row = conn.execute(query, {"p_items": Jsonb(items)}).fetchone()
+            results = row["imagematch_submit_many"] if row else None
+            if not isinstance(results, list) or len(results) != len(items):
+                raise psycopg.DataError(f"imagematch_submit_many answered {results!r:.200}")
+    except psycopg.OperationalError:
+        raise  # the connection is in doubt: the caller fails the whole batch
+    except Exception as exc:  # e.g. one item breaks a constraint: the caller goes one by one
+        _log.warning("%d submits failed together (%s); submitting them one by one", len(items), exc)
+        return False
+    for pending, result in zip(submits, results, strict=True):
+        pending.result = [{"imagematch_submit": result}]
+    return True
+
+
+class _PostgresWriter(GroupCommit[_Conn]):
+    """Submits of this process in shared transactions, one pool connection per batch: a burst of
+    webhooks costs one commit per batch instead of one connection and commit per request, and one
+    statement (``imagematch_submit_many``) for all its submits instead of one round trip each."""
+
+    def __init__(self, pool: ConnectionPool[_Conn]) -> None:
         super().__init__()
         self._pool = pool
 
-    def commit(self, batch: list[Pending[psycopg.Connection[dict[str, Any]]]]) -> None:
+    def commit(self, batch: list[Pending[_Conn]]) -> None:
         try:
             with self._pool.connection() as conn, conn.transaction():
-                for item in batch:
+                submits = [item for item in batch if isinstance(item.write, _Submit)]
+                alone = batch
+                if len(submits) > 1 and _submit_together(conn, submits):
+                    alone = [item for item in batch if not isinstance(item.write, _Submit)]
+                for item in alone:
                     try:
                         with conn.transaction():  # a savepoint: a failing write undoes only itself
                             item.result = item.write(conn)
@@ -124,12 +182,10 @@ class PostgresLedger(FunctionLedger):
             raise TransientError(f"ledger database unavailable: {exc}") from exc
 
     def _call(self, fn: str, args: dict[str, Any]) -> list[dict[str, Any]]:
-        query = _call_query(fn, tuple(args))
-        params = {k: Jsonb(v) if isinstance(v, dict | list) else v for k, v in args.items()}
-        if fn in _GROUPED:
-            return self._writer.run(lambda conn: conn.execute(query, params).fetchall())
+        if fn == _GROUPED:
+            return self._writer.run(_Submit(args))
         with self._conn() as conn:
-            return conn.execute(query, params).fetchall()
+            return conn.execute(_call_query(fn, tuple(args)), _params(args)).fetchall()
 
     def _select(
         self, table: str, *, where: dict[str, Any], limit: int | None = None, before_id: int | None = None
