@@ -86,7 +86,9 @@ class TorchEmbedder:
         chunks: list[Vectors] = []
         with torch.inference_mode():
             for start in range(0, len(images), self._batch_size):
-                batch = torch.stack([self._preprocess(im) for im in images[start : start + self._batch_size]])
+                tensors = [self._preprocess(im) for im in images[start : start + self._batch_size]]
+                # One photo (a worker's job) needs no copy: stacking runs a parallel torch op.
+                batch = tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
                 features = self._forward(batch.to(self._device)).float().cpu().numpy()
                 chunks.append(features.astype(np.float32))
         return l2_normalise(np.concatenate(chunks, axis=0))
