@@ -173,6 +173,7 @@ def main() -> None:
     tune_allocator()  # as the `imagematch` command does before serving
     photos = [p.read_bytes() for p in sorted(QUERIES.glob("*.jpg"))]
     rows = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="pipeline-") as tmp:
         settings = Settings(data_dir=Path(tmp), workers=0)
         services = build_services(settings)
@@ -190,19 +191,28 @@ def main() -> None:
             print(f"batch {size}: pipeline {served:.1f} img/s, forward {raw:.1f} img/s, {served / raw:.2f}")
         stages = stage_costs(services, photos, 10 if quick else 30)
         services.close()
+    load = (load_before, os.getloadavg()[0])
+    print(f"load average (1 min) before/after: {load[0]:.1f} / {load[1]:.1f}")
     for stage, ms in stages.items():
         print(f"  {stage}: {ms:.1f} ms")
     if not args.no_write:
         path = REPO / "BENCHMARKS.md"
-        section = markdown(rows, stages, embedder.embedder_id)
+        section = markdown(rows, stages, embedder.embedder_id, load)
         path.write_text(replace_section(path.read_text(), "pipeline", section))
 
 
-def markdown(rows: list[tuple[str, float, float]], stages: dict[str, float], embedder_id: str) -> str:
+def markdown(
+    rows: list[tuple[str, float, float]],
+    stages: dict[str, float],
+    embedder_id: str,
+    load: tuple[float, float],
+) -> str:
     lines = [
         "## Pipeline throughput vs the model's forward pass (`bench/pipeline_throughput.py`)",
         "",
-        machine_line(),
+        f"{machine_line()} Load average (1 min) before / after: {load[0]:.1f} / {load[1]:.1f} — "
+        "torch's two threads wait on each other when another process takes a core, so the forward "
+        "pass slows many-fold under load.",
         "",
         f"`{embedder_id}` on CPU, query photos of `examples/grocery` (348×348 JPEGs), each job a new "
         "photo. *Pipeline*: claim or take the photos, decode, thumbnail, quality signals, preprocess, "
