@@ -36,7 +36,7 @@ lint: install
 # Every script in bench/ (each bounded in time, 127.0.0.1 only), each rewriting its own section of
 # BENCHMARKS.md. BENCH_QUICK=1: smaller sizes, for development; BENCH_SHARED=1 notes a shared machine.
 BENCH_SCRIPTS := webhook_burst pipeline_throughput serve_startup incremental_rebuild search_latency \
-	ledger_scale live_update ann_recall quality photo_quality
+	ledger_scale capacity live_update ann_recall quality photo_quality
 bench: install
 	@for s in $(BENCH_SCRIPTS); do \
 		echo "== bench/$$s.py"; \

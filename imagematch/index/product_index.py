@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
+from pydantic import TypeAdapter
 
 from imagematch.embedder.base import Vectors, l2_normalise
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
@@ -34,14 +35,19 @@ from imagematch.index.event_order import EventOrder
 from imagematch.models import CatalogViews, Match, Product, ProductScoring
 from imagematch.representation import Projection
 from imagematch.runtime import gc_paused
-from imagematch.vector_index import FLAT_MAX_FLOATS, index_description, resized_vector_index
+from imagematch.vector_index import (
+    FLAT_MAX_FLOATS,
+    index_description,
+    make_vector_index,
+    resized_vector_index,
+)
 
 __all__ = ["SNAPSHOT_FORMAT", "IndexedImage", "ProductIndex"]
 
 SNAPSHOT_FORMAT = 3  # 1: image vectors only; 2: + projection and centroids; 3: + live changes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a million of these are held in memory
 class IndexedImage:
     """A catalog image that has a vector in the index."""
 
@@ -52,8 +58,29 @@ class IndexedImage:
     sha256: str
 
 
-def _flat_ip(dim: int) -> faiss.Index:
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+_PRODUCTS = TypeAdapter(list[Product])  # validates a snapshot's products in one call
+
+
+def _image_columns(images: Iterable[IndexedImage]) -> dict[str, list[Any]]:
+    """Images as columns for ``meta.json`` (a million rows parse several times faster than as
+    objects); the image id is derived from the product and hash, so it is not stored."""
+    rows = list(images)
+    return {
+        "vector_id": [image.vector_id for image in rows],
+        "product_id": [image.product_id for image in rows],
+        "uri": [image.uri for image in rows],
+        "sha256": [image.sha256 for image in rows],
+    }
+
+
+def _images_from_meta(stored: dict[str, list[Any]] | list[dict[str, Any]]) -> Iterator[IndexedImage]:
+    """The images of ``meta.json``: columns, or one object per image (snapshots written before)."""
+    if isinstance(stored, list):
+        yield from (IndexedImage(**row) for row in stored)
+        return
+    columns = zip(stored["vector_id"], stored["product_id"], stored["uri"], stored["sha256"], strict=True)
+    for vector_id, product_id, uri, sha in columns:
+        yield IndexedImage(vector_id, product_id, f"{product_id}/{sha[:12]}", uri, sha)
 
 
 class ProductIndex:
@@ -83,8 +110,8 @@ class ProductIndex:
         self.model: str | None = None  # the model spec it was built with (IMAGEMATCH_MODEL), if known
         self.products: dict[str, Product] = {}
         self.images: dict[int, IndexedImage] = {}
-        self._image_vectors: faiss.Index = _flat_ip(dim)
-        self._product_vectors: faiss.Index = _flat_ip(dim)
+        self._image_vectors: faiss.Index = make_vector_index(dim, 0)  # exact until sized
+        self._product_vectors: faiss.Index = make_vector_index(dim, 0)
         self._images_by_product: dict[str, list[int]] = {}
         self._product_keys: dict[str, int] = {}  # product id -> its id in _product_vectors
         self._product_by_key: dict[int, str] = {}
@@ -356,7 +383,7 @@ class ProductIndex:
             product_id=product_id,
             name=product.name,
             category=product.category,
-            score=round(float(score), 6),
+            score=round(min(1.0, float(score)), 6),  # float16 storage can round a perfect match past 1
             image_id=image.image_id,
         )
 
@@ -383,7 +410,7 @@ class ProductIndex:
             "next_product_key": self._next_product_key,
             "products": [p.model_dump() for p in self.products.values()],
             "product_keys": self._product_keys,
-            "images": [asdict(image) for image in self.images.values()],
+            "images": _image_columns(self.images.values()),
             "applied_changes": sorted(self.applied_changes),
             **self.events.to_meta(),
         }
@@ -427,11 +454,10 @@ class ProductIndex:
         index._next_product_key = int(meta["next_product_key"])
         index._image_vectors = faiss.read_index(str(directory / "images.faiss"))
         index._product_vectors = faiss.read_index(str(directory / "products.faiss"))
-        index.products = {p["id"]: Product.model_validate(p) for p in meta["products"]}
+        index.products = {p.id: p for p in _PRODUCTS.validate_python(meta["products"])}
         index._product_keys = {pid: int(key) for pid, key in meta["product_keys"].items()}
         index._product_by_key = {key: pid for pid, key in index._product_keys.items()}
-        for row in meta["images"]:
-            image = IndexedImage(**row)
+        for image in _images_from_meta(meta["images"]):
             index.images[image.vector_id] = image
             index._images_by_product.setdefault(image.product_id, []).append(image.vector_id)
         index.events = EventOrder.from_meta(meta)

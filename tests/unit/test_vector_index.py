@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from imagematch.vector_index import (
+    exact_top_k,
     get_nprobe,
     index_description,
     index_kind_for,
@@ -16,7 +17,9 @@ from imagematch.vector_index import (
     make_vector_index,
     probe_queries,
     recall_at_k,
+    resized_vector_index,
     set_nprobe,
+    stored_vectors,
     tune_nprobe,
 )
 
@@ -39,6 +42,7 @@ def filled(request: pytest.FixtureRequest) -> tuple[faiss.Index, np.ndarray, np.
     limit = N * DIM if request.param == "flat" else N * DIM - 1
     index = make_vector_index(DIM, N, training_vectors=vectors, flat_max_floats=limit)
     assert index_description(index)["kind"] == request.param
+    assert index_description(index)["storage"] == "float16"
     index.add_with_ids(vectors, ids)
     set_nprobe(index, 1_000_000)  # exhaustive: these tests are about ids, not recall
     return index, vectors, ids
@@ -64,7 +68,7 @@ def test_removed_vectors_are_gone_and_the_rest_keep_their_ids(
     assert index.remove_ids(removed) == 200 and index.ntotal == N - 200
     assert _top1(index, vectors[300:320]) == ids[300:320].tolist()
     assert not set(index.search(vectors[100:300], 5)[1].ravel().tolist()) & set(removed.tolist())
-    np.testing.assert_allclose(index.reconstruct(int(ids[500])), vectors[500], atol=1e-6)
+    np.testing.assert_allclose(index.reconstruct(int(ids[500])), vectors[500], atol=1e-3)  # float16
 
     index.add_with_ids(vectors[100:300], removed)  # re-add under the same ids
     assert index.ntotal == N and _top1(index, vectors[100:120]) == ids[100:120].tolist()
@@ -104,3 +108,28 @@ def test_recall_counts_shared_ids() -> None:
     assert recall_at_k(found, exact, 5) == 0.9
     queries = probe_queries(_unit_vectors(50), count=10)
     assert queries.shape == (10, DIM) and np.allclose(np.linalg.norm(queries, axis=1), 1, atol=1e-5)
+
+
+def test_a_build_turns_an_older_float32_index_into_float16_with_the_same_ids() -> None:
+    vectors, ids = _unit_vectors(500, seed=2), np.arange(500, dtype=np.int64) * 7 + 3
+    old = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))  # what snapshots held before float16
+    old.add_with_ids(vectors, ids)
+    wanted = ids[::-1].tolist()  # any order: rows come back in the order asked for
+    np.testing.assert_allclose(stored_vectors(old, wanted), vectors[::-1], atol=1e-6)
+
+    resized = resized_vector_index(old, wanted, DIM)
+    assert index_description(resized)["storage"] == "float16" and resized.ntotal == 500
+    assert _top1(resized, vectors[:20]) == ids[:20].tolist()
+    np.testing.assert_allclose(stored_vectors(resized, [int(ids[9])]), vectors[9:10], atol=1e-3)
+    assert resized_vector_index(resized, wanted, DIM) is resized  # already the right type: kept
+
+
+def test_tuning_can_use_exact_answers_computed_elsewhere() -> None:
+    vectors, ids = _unit_vectors(N, seed=4), np.arange(N, dtype=np.int64)
+    index = make_vector_index(DIM, N, training_vectors=vectors, flat_max_floats=0)
+    index.add_with_ids(vectors, ids)
+    queries = probe_queries(vectors)
+    exact = exact_top_k(vectors, ids, queries, 5)
+    empty = np.zeros((0, DIM), np.float32)  # not read when the exact answers are given
+    choice = tune_nprobe(index, empty, ids[:0], queries=queries, exact=exact)
+    assert choice == tune_nprobe(index, vectors, ids, queries=queries)
