@@ -255,6 +255,13 @@ def markdown(
     lines += ["", "Where a batch-1 job's time goes (median ms per photo, each stage timed alone):", ""]
     lines += ["| stage | ms |", "|---|---|"]
     lines += [f"| {stage} | {ms:.1f} |" for stage, ms in stages.items()]
+    lines += [
+        f"| a whole job, one worker (1000 ÷ its img/s above) | {1000 / rows[0][1]:.1f} |",
+        "",
+        "The rest of a job (claim, blob read, search, vector and prediction writes, lease thread) is "
+        "the difference. A worker runs these steps one after another on one core while the forward "
+        "pass uses both, so it reaches 0.9 only if they take under a ninth of a forward pass.",
+    ]
     return "\n".join(lines)
 
 
