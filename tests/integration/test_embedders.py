@@ -32,6 +32,29 @@ def test_efficientnet_gives_unit_vectors(spec: str, dim: int, suffix: str) -> No
     assert embedder.embed([]).shape == (0, dim)
 
 
+def test_a_photo_gets_the_same_vector_alone_or_in_a_batch() -> None:
+    """A worker embeds one photo at a time; a catalog build or ``eval`` embeds batches (their
+    images preprocessed side by side): a photo's vector must not depend on which."""
+    photos = [
+        Image.effect_noise((348, 348), 40).convert("RGB"),
+        Image.effect_noise((640, 480), 80).convert("RGB"),
+        *IMAGES,
+    ]
+    embedder = load_embedder("efficientnet:lite0", batch_size=16)
+    alone = np.concatenate([embedder.embed([photo]) for photo in photos])
+    assert np.allclose(embedder.embed(photos), alone, atol=1e-5)
+
+
+def test_efficientnet_input_is_the_weights_scale() -> None:
+    """Pixels reach the model as (value - 127) / 128, channels first, the shorter side resized to
+    the input size and centre-cropped: what every stored vector was made with."""
+    embedder = load_embedder("efficientnet:lite0")
+    assert isinstance(embedder, TorchEmbedder)
+    tensor = embedder._preprocess(Image.new("RGB", (400, 300), (255, 127, 0)))
+    assert tensor.shape == (3, 288, 288) and tensor.dtype == torch.float32
+    assert torch.equal(tensor[:, 144, 144], torch.tensor([1.0, 0.0, -127 / 128]))
+
+
 def test_fused_embedder_concatenates_its_parts() -> None:
     fused = load_embedder("tiny+tiny")
     assert fused.dim == 2 * load_embedder("tiny").dim and fused.embedder_id.count("+") == 1
