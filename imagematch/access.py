@@ -23,12 +23,13 @@ import hmac
 import ipaddress
 import json
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, HTTPException, Request
+from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imagematch.config import Settings
 
@@ -217,30 +218,62 @@ class AccessControl:
 
     def install(self, app: FastAPI) -> None:
         """Check every request; give each browser a CSRF cookie (``request.state.csrf_token``)."""
+        app.add_middleware(_AccessMiddleware, access=self)
 
-        @app.middleware("http")
-        async def access(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-            refusal = await self.check(request)
-            if refusal is not None:
-                return refusal
-            csrf = request.cookies.get(CSRF_COOKIE)
-            request.state.csrf_token = csrf or secrets.token_urlsafe(24)
-            request.state.access = self
-            response = await call_next(request)
-            if request.url.path.startswith("/ui"):
-                response.headers.setdefault("Content-Security-Policy", CONSOLE_CSP)
-                response.headers.setdefault("X-Frame-Options", "DENY")
-                response.headers.setdefault("Referrer-Policy", "same-origin")
-            if csrf is None:
-                response.set_cookie(
-                    CSRF_COOKIE,
-                    request.state.csrf_token,
-                    httponly=True,
-                    samesite="strict",
-                    secure=_is_https(request),
-                    path="/",
-                )
-            return response
+
+class _AccessMiddleware:
+    """:class:`AccessControl` as plain ASGI: reads only the request's headers and adds headers to
+    the response's start message. (Starlette's ``BaseHTTPMiddleware`` streams every body through
+    an extra task and queue: a third of the server's CPU per webhook.) The webhooks and
+    ``/healthz`` pass straight through: they carry their own signatures and need no cookie."""
+
+    def __init__(self, app: ASGIApp, access: AccessControl) -> None:
+        self.app = app
+        self.access = access
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path == "/healthz" or path.startswith("/webhooks/"):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        refusal = await self.access.check(request)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        csrf = request.cookies.get(CSRF_COOKIE)
+        request.state.csrf_token = csrf or secrets.token_urlsafe(24)
+        request.state.access = self.access
+        extra = _console_headers() if path.startswith("/ui") else []
+        if csrf is None:
+            extra += _csrf_cookie_headers(request.state.csrf_token, secure=_is_https(request))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start" and extra:
+                headers = MutableHeaders(scope=message)
+                for name, value in extra:
+                    if name == "set-cookie":
+                        headers.append(name, value)
+                    else:
+                        headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _console_headers() -> list[tuple[str, str]]:
+    return [
+        ("content-security-policy", CONSOLE_CSP),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "same-origin"),
+    ]
+
+
+def _csrf_cookie_headers(value: str, *, secure: bool) -> list[tuple[str, str]]:
+    """The ``Set-Cookie`` header Starlette would write for the CSRF cookie."""
+    carrier = Response()
+    carrier.set_cookie(CSRF_COOKIE, value, httponly=True, samesite="strict", secure=secure, path="/")
+    return [("set-cookie", v.decode("latin-1")) for k, v in carrier.raw_headers if k == b"set-cookie"]
 
 
 def _is_https(request: Request) -> bool:
