@@ -62,6 +62,21 @@ def test_healthz_and_webhooks_stay_open(client: TestClient) -> None:
     assert client.post("/webhooks/catalog", json={}).status_code == 503
 
 
+def test_pages_get_a_csrf_cookie_once_and_console_headers_but_webhooks_get_neither(
+    client: TestClient,
+) -> None:
+    page = client.get("/ui/health", headers=bearer(OLD))
+    assert "imagematch_csrf=" in page.headers["set-cookie"] and "HttpOnly" in page.headers["set-cookie"]
+    assert (
+        page.headers["x-frame-options"] == "DENY"
+        and "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    )
+    again = client.get("/ui/health", headers=bearer(OLD))  # the client sends the cookie back
+    assert "set-cookie" not in again.headers
+    hook = TestClient(client.app).post("/webhooks/catalog", json={})  # a fresh client: no cookies
+    assert "set-cookie" not in hook.headers and "content-security-policy" not in hook.headers
+
+
 def test_every_token_works_for_scripts_and_pages(client: TestClient) -> None:
     for token in (OLD, NEW):
         assert client.get("/v1/stats", headers=bearer(token)).status_code == 200
