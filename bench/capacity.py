@@ -43,6 +43,7 @@ FIT_SAMPLE_IMAGES = 4096
 SNAPSHOTS_COUNTED = 2
 META_BYTES_PER_IMAGE = 250
 PHOTOS_PER_YEAR = 10_000 * 365
+HEADING = "## Capacity plan (`bench/capacity.py`)"
 
 
 def embedding_rate(model: str, device: str, count: int) -> tuple[float, int, int]:
@@ -115,18 +116,21 @@ def table(rate: float, views: int, dim: int, model: str, device: str) -> str:
             "keeps predictions and drops attempt rows)"
         )
     )
+    gpu_note = (
+        "A GPU container's rate is not measured here (no GPU): run "
+        "`python bench/capacity.py --device cuda --model open_clip:ViT-B-16/…` on one and the "
+        "table follows. "
+        if device == "cpu"
+        else ""
+    )
     return "\n".join(
         [
-            "## Capacity plan (`bench/capacity.py`)",
-            "",
             machine_line(),
             "",
             f"Embedding rate of one container, measured: **{rate:.2f} catalog images/s** with `{model}` "
             f"on {device} ({views} views of {dim} dims per image, the catalog recipe). Build time on N "
             "containers = images ÷ (rate × N): measured per-container rate × N, not measured at N. "
-            "A GPU container's rate is not measured here (no GPU): run "
-            "`python bench/capacity.py --device cuda --model open_clip:ViT-B-16/…` on one and the "
-            "table follows. Index memory, load and query latency: 512-d (production) rows of "
+            f"{gpu_note}Index memory, load and query latency: 512-d (production) rows of "
             "`bench/search_results.json`, one query on one thread. Volume: embedding cache + "
             f"{SNAPSHOTS_COUNTED} snapshots, at 512-d.",
             "",
@@ -148,9 +152,10 @@ def main() -> None:
     body = table(rate, views, dim, args.model, args.device)
     print(body)
     if not args.no_write:
-        for name in ("README.md", "BENCHMARKS.md"):
+        # The README's own heading introduces the table there; BENCHMARKS.md gets one.
+        for name, text in (("README.md", body), ("BENCHMARKS.md", f"{HEADING}\n\n{body}")):
             path = REPO / name
-            path.write_text(replace_section(path.read_text(), "capacity", body))
+            path.write_text(replace_section(path.read_text(), "capacity", text))
 
 
 if __name__ == "__main__":
