@@ -18,9 +18,10 @@ Vectors are L2-normalised float32, so inner product is cosine. Both kinds take e
   index does, which IVF does not, so after a ``remove_ids`` it returns wrong ids for the rest.
 
 float16 halves memory, snapshot bytes and load time against float32, and a query is *faster*
-(it reads half the bytes). Why not the other types FAISS offers (measured in ``bench/search_at_scale.py``):
-8-bit or PQ codes lose recall to near-ties (IVF-SQ8 stops at ~0.99 recall@5, PQ far lower without
-re-ranking on the full vectors), and HNSW cannot remove vectors, which every catalog delete needs.
+(it reads half the bytes). Why not the other types FAISS offers (measured on synthetic catalogs
+while choosing, 2026-11-30): 8-bit or PQ codes lose recall to near-ties (IVF-SQ8 stops at ~0.99
+recall@5, PQ far lower without re-ranking on the full vectors), and HNSW cannot remove vectors,
+which every catalog delete needs.
 Indexes written by older versions (float32 flat and IVF) still load and take live updates.
 """
 
@@ -197,8 +198,9 @@ def tune_nprobe(
     k: int = 5,
     target_recall: float = TARGET_RECALL,
 ) -> NprobeChoice:
-    """Set the smallest ``nprobe`` (1, 2, 3, 4, 6, 8, 12, … up to nlist: steps of ×1.5) whose recall@``k`` against exact search
-    over ``vectors`` (stored under ``ids``) reaches ``target_recall``; returns the choice.
+    """Set the smallest ``nprobe`` (1, 2, 3, 4, 6, 8, 12, … up to nlist: steps of ×1.5) whose
+    recall@``k`` against exact search over ``vectors`` (stored under ``ids``) reaches
+    ``target_recall``; returns the choice.
 
     ``queries`` default to :func:`probe_queries` of ``vectors``; pass real query vectors when you
     have them, and their ``exact`` top-``k`` ids when already known (then ``vectors`` and ``ids``
