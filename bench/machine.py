@@ -28,13 +28,17 @@ def ram_gb() -> float:
         return float("nan")
 
 
+# What the bench scripts write themselves: changed files here do not make the code "+changes".
+_WRITTEN_BY_BENCH = (":!BENCHMARKS.md", ":!README.md", ":!RELIABILITY.md", ":!bench/*.json")
+
+
 def commit() -> str:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
         )
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *_WRITTEN_BY_BENCH],
             cwd=REPO,
             capture_output=True,
             text=True,
