@@ -73,14 +73,15 @@ def create_app(
         return JSONResponse({"detail": str(exc)}, status_code=503, headers=RETRY_LATER)
 
     settings, ledger, clock = services.settings, services.ledger, services.clock
+    # Webhooks first: routes are matched in order, and a burst of webhooks is the hot path.
+    app.include_router(zendesk_webhook_router(settings, ledger, clock=clock, dispatch=services.dispatch))
+    app.include_router(catalog_webhook_router(settings, ledger, clock=clock, dispatch=services.dispatch))
     app.include_router(health_router())
     app.include_router(match_router(services))
     app.include_router(submit_router(services))
     app.include_router(jobs_router(services))
     app.include_router(entities_router(services))
     app.include_router(stats_router(services))
-    app.include_router(zendesk_webhook_router(settings, ledger, clock=clock, dispatch=services.dispatch))
-    app.include_router(catalog_webhook_router(settings, ledger, clock=clock, dispatch=services.dispatch))
     app.include_router(console_router(services, dispatch=services.dispatch))
     (access or AccessControl.from_settings(settings)).install(app)
     return app
