@@ -48,12 +48,17 @@ CSRF_COOKIE = "imagematch_csrf"
 CSRF_HEADER = "x-csrf-token"
 _SESSION_LABEL = b"imagematch-console-session-v1"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_OPEN_PATHS = ("/healthz", "/webhooks/", "/ui/login", "/ui/static/")
+_OPEN_PATHS = ("/ui/login", "/ui/static/")  # reachable without a token (still Host- and CSRF-checked)
 SESSION_MAX_AGE = 12 * 3600
 # The console loads nothing from elsewhere and is never framed (its buttons cannot be clickjacked).
 CONSOLE_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
+_CONSOLE_HEADERS = (
+    ("content-security-policy", CONSOLE_CSP),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "same-origin"),
 )
 
 
@@ -185,10 +190,9 @@ class AccessControl:
         )
 
     async def check(self, request: Request) -> Response | None:
-        """A refusal for ``request``, or None to let it through."""
+        """A refusal for ``request``, or None to let it through. Requests that
+        :func:`_passes_through` never come here."""
         path = request.url.path
-        if path == "/healthz" or path.startswith("/webhooks/"):
-            return None
         if self.loopback_hosts_only and not is_loopback_host(request.headers.get("host", "")):
             return JSONResponse(
                 {"detail": "only a loopback Host is served (set IMAGEMATCH_API_TOKEN to serve others)"},
@@ -233,7 +237,7 @@ class _AccessMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or path == "/healthz" or path.startswith("/webhooks/"):
+        if scope["type"] != "http" or _passes_through(path):
             await self.app(scope, receive, send)
             return
         request = Request(scope)
@@ -244,7 +248,7 @@ class _AccessMiddleware:
         csrf = request.cookies.get(CSRF_COOKIE)
         request.state.csrf_token = csrf or secrets.token_urlsafe(24)
         request.state.access = self.access
-        extra = _console_headers() if path.startswith("/ui") else []
+        extra = list(_CONSOLE_HEADERS) if path.startswith("/ui") else []
         if csrf is None:
             extra += _csrf_cookie_headers(request.state.csrf_token, secure=_is_https(request))
 
@@ -261,12 +265,9 @@ class _AccessMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-def _console_headers() -> list[tuple[str, str]]:
-    return [
-        ("content-security-policy", CONSOLE_CSP),
-        ("x-frame-options", "DENY"),
-        ("referrer-policy", "same-origin"),
-    ]
+def _passes_through(path: str) -> bool:
+    """The webhooks (signed by their senders) and ``/healthz``: no token, Host check or cookie."""
+    return path == "/healthz" or path.startswith("/webhooks/")
 
 
 def _csrf_cookie_headers(value: str, *, secure: bool) -> list[tuple[str, str]]:

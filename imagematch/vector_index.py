@@ -215,7 +215,7 @@ def tune_nprobe(
     tried: dict[int, float] = {}
     nlist = int(ivf.nlist)
     powers = [2**i for i in range(nlist.bit_length() + 1)]
-    candidates = sorted({min(n, nlist) for p in powers for n in (p, p * 3 // 2) if n >= 1})
+    candidates = sorted({min(n, nlist) for p in powers for n in (p, p * 3 // 2)})
     for nprobe in candidates:
         ivf.nprobe = nprobe
         _, found = index.search(queries, k)
