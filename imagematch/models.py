@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
+from imagematch.log_context import current_request_id
 from imagematch.quality import QualityReport
 
 __all__ = [
@@ -134,6 +135,9 @@ class NewJob(BaseModel):
     idempotency_key: str = Field(min_length=1, max_length=512)
     payload: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # The request (or the job's own request) that caused this job: bound by the HTTP edge and the
+    # worker (imagematch.log_context), so follow-up jobs inherit it and logs join up by it.
+    request_id: str | None = Field(default_factory=current_request_id, max_length=128)
 
 
 class ImageJob(BaseModel):
@@ -155,6 +159,7 @@ class ImageJob(BaseModel):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None = None
+    request_id: str | None = None  # the X-Request-ID (or generated id) of the request behind it
 
 
 class NewPrediction(BaseModel):

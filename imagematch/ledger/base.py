@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
-__all__ = ["Clock", "JobAttempt", "Ledger", "SweepReport", "utcnow"]
+__all__ = ["Clock", "JobAttempt", "JobFigures", "Ledger", "OutcomeCount", "SweepReport", "utcnow"]
 
 Clock = Callable[[], datetime]
 
@@ -52,6 +52,24 @@ class JobAttempt(BaseModel):
     error: str | None = None
     next_attempt_at: datetime | None = None
     finished_at: datetime
+
+
+class OutcomeCount(BaseModel):
+    """How many job attempts of ``kind`` from ``source`` ended in ``outcome`` (with ``error_kind``
+    for failures); only grows (finished jobs may be archived, their counts stay)."""
+
+    kind: str
+    source: str
+    outcome: JobStatus
+    error_kind: ErrorKind | None = None
+    count: int
+
+
+class JobFigures(BaseModel):
+    """What ``/metrics`` reads from the ledger in one call."""
+
+    outcomes: list[OutcomeCount]
+    oldest_pending_since: datetime | None = None  # when the longest-waiting pending job became so
 
 
 class Ledger(Protocol):
@@ -137,6 +155,11 @@ class Ledger(Protocol):
     def count_by_status(self, *, kind: str | None = None) -> dict[JobStatus, int]:
         """How many jobs are in each status (every status present, zero if none); with ``kind``,
         only jobs of that kind."""
+        ...
+
+    def job_figures(self) -> JobFigures:
+        """Counts of ended attempts by kind, source and outcome, and the oldest pending job's
+        wait (for ``/metrics``; one cheap read: the counts are kept as jobs finish)."""
         ...
 
     def get_prediction(self, job_id: int) -> Prediction | None: ...

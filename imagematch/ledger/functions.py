@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
-from imagematch.ledger.base import Clock, JobAttempt, SweepReport, utcnow
+from imagematch.ledger.base import Clock, JobAttempt, JobFigures, SweepReport, utcnow
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["FunctionLedger", "prediction_json"]
@@ -62,6 +62,7 @@ class FunctionLedger(ABC):
                 "p_key": job.idempotency_key,
                 "p_payload": job.payload,
                 "p_metadata": job.metadata,
+                "p_request_id": job.request_id,
             },
         )
         return ImageJob.model_validate(result["job"]), bool(result["created"])
@@ -150,6 +151,9 @@ class FunctionLedger(ABC):
         for row in self._call("imagematch_count_by_status", {"p_kind": kind}):
             counts[JobStatus(row["status"])] = int(row["n"])
         return counts
+
+    def job_figures(self) -> JobFigures:
+        return JobFigures.model_validate(self._value("imagematch_job_figures", {}))
 
     def archive_finished_jobs(self, *, finished_before: datetime, limit: int = 10_000) -> int:
         """Move up to ``limit`` complete or skipped jobs finished before ``finished_before`` to

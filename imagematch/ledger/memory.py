@@ -6,10 +6,11 @@ Useful for tests and one-off scripts; everything is lost when the process exits.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from datetime import datetime, timedelta
 
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
-from imagematch.ledger.base import Clock, JobAttempt, SweepReport, utcnow
+from imagematch.ledger.base import Clock, JobAttempt, JobFigures, OutcomeCount, SweepReport, utcnow
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["MemoryLedger"]
@@ -56,6 +57,20 @@ class MemoryLedger:
     def list_attempts(self, job_id: int) -> list[JobAttempt]:
         with self._lock:
             return list(self._attempts.get(job_id, []))
+
+    def job_figures(self) -> JobFigures:
+        with self._lock:
+            counts = Counter(
+                (job.kind, job.source, a.outcome, a.error_kind)
+                for job in self._jobs.values()
+                for a in self._attempts.get(job.id, [])
+            )
+            pending = [j.updated_at for j in self._jobs.values() if j.status == JobStatus.PENDING]
+        outcomes = [
+            OutcomeCount(kind=k, source=s, outcome=o, error_kind=e, count=n)
+            for (k, s, o, e), n in counts.items()
+        ]
+        return JobFigures(outcomes=outcomes, oldest_pending_since=min(pending, default=None))
 
     def _held(self, job_id: int, worker_id: str) -> ImageJob | None:
         job = self._jobs.get(job_id)

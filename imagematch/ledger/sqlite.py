@@ -23,6 +23,7 @@ from imagematch.errors import TransientError
 from imagematch.ledger.base import Clock, JobAttempt, SweepReport, utcnow
 from imagematch.ledger.sql import load_queries
 from imagematch.ledger.sqlite_conn import SqliteWriter, open_connection
+from imagematch.ledger.sqlite_figures import SqliteFigures, upgrade_schema
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["SqliteLedger"]
@@ -65,7 +66,7 @@ def _prediction(row: sqlite3.Row) -> Prediction:
     return Prediction.model_validate(data)
 
 
-class SqliteLedger:
+class SqliteLedger(SqliteFigures):
     def __init__(self, path: Path, *, clock: Clock = utcnow, busy_timeout_s: float = 30.0) -> None:
         self.path = path
         self._clock = clock
@@ -110,10 +111,7 @@ class SqliteLedger:
                 conn.execute("PRAGMA foreign_keys = ON")
             conn.executescript(Q["schema"])
             conn.executescript(Q["schema_entities"])
-            columns = {row["name"] for row in conn.execute(Q["prediction_columns"])}
-            for column in ("quality", "image_sha256"):
-                if column not in columns:
-                    conn.execute(Q[f"add_prediction_{column}"])
+            upgrade_schema(conn)
 
     def close(self) -> None:
         self._writer.close()

@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS image_jobs (
     worker_id       TEXT,
     created_at      REAL    NOT NULL,
     updated_at      REAL    NOT NULL,
-    finished_at     REAL
+    finished_at     REAL,
+    request_id      TEXT
 );
 CREATE INDEX IF NOT EXISTS image_jobs_due ON image_jobs (status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS image_jobs_source ON image_jobs (source, id);
@@ -104,8 +105,9 @@ COMMIT;
 
 -- name: insert_job
 INSERT INTO image_jobs (kind, source, idempotency_key, status, payload, metadata,
-                        next_attempt_at, created_at, updated_at)
-VALUES (:kind, :source, :idempotency_key, 'pending', :payload, :metadata, :now, :now, :now)
+                        next_attempt_at, created_at, updated_at, request_id)
+VALUES (:kind, :source, :idempotency_key, 'pending', :payload, :metadata, :now, :now, :now,
+        :request_id)
 ON CONFLICT (kind, idempotency_key) DO NOTHING
 RETURNING *;
 
@@ -344,3 +346,43 @@ SELECT COUNT(*) AS n FROM entities
 WHERE index_version IS NULL OR index_version <> :index_version;
 -- name: list_attempts
 SELECT * FROM image_job_attempts WHERE job_id = :job_id ORDER BY id;
+
+-- name: job_columns
+SELECT name FROM pragma_table_info('image_jobs');
+
+-- name: add_job_request_id
+ALTER TABLE image_jobs ADD COLUMN request_id TEXT;
+
+-- name: has_outcome_counts
+SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'image_job_outcomes';
+
+-- name: schema_outcome_counts
+-- How job attempts ended, by kind, source, outcome and error kind ('' for none): counters for
+-- /metrics that only grow (the attempt rows may go, the counts stay). Filled from the attempts
+-- already recorded when the table is created, then kept by a trigger.
+CREATE TABLE image_job_outcomes (
+    kind       TEXT    NOT NULL,
+    source     TEXT    NOT NULL,
+    outcome    TEXT    NOT NULL,
+    error_kind TEXT    NOT NULL DEFAULT '',
+    n          INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (kind, source, outcome, error_kind)
+);
+INSERT INTO image_job_outcomes (kind, source, outcome, error_kind, n)
+SELECT j.kind, j.source, a.outcome, COALESCE(a.error_kind, ''), COUNT(*)
+FROM image_job_attempts a JOIN image_jobs j ON j.id = a.job_id
+GROUP BY 1, 2, 3, 4;
+CREATE TRIGGER IF NOT EXISTS image_job_attempts_counted
+AFTER INSERT ON image_job_attempts
+BEGIN
+    INSERT INTO image_job_outcomes (kind, source, outcome, error_kind, n)
+    SELECT j.kind, j.source, NEW.outcome, COALESCE(NEW.error_kind, ''), 1
+    FROM image_jobs j WHERE j.id = NEW.job_id
+    ON CONFLICT (kind, source, outcome, error_kind) DO UPDATE SET n = n + 1;
+END;
+
+-- name: outcome_counts
+SELECT kind, source, outcome, NULLIF(error_kind, '') AS error_kind, n AS count FROM image_job_outcomes;
+
+-- name: oldest_pending_since
+SELECT MIN(updated_at) AS since FROM image_jobs WHERE status = 'pending';
