@@ -106,6 +106,7 @@ with image.imports():
     from imagematch.config import Settings
     from imagematch.embedder import load_embedder
     from imagematch.errors import ImageMatchError
+    from imagematch.logging_setup import observe_process
     from imagematch.maintenance import (
         describe_requeue,
         requeue_and_dispatch,
@@ -165,6 +166,7 @@ def load_settings() -> Settings:
     settings = Settings()
     if not modal.is_local():
         require_shared_ledger(settings)
+    observe_process(settings)  # JSON logs (no TTY here), Sentry when SENTRY_DSN is set
     return settings
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imagematch.models import CatalogViews, ProductScoring, Whitening
@@ -204,6 +204,19 @@ class Settings(BaseSettings):
         None,
         description="Product page URL for notes when a product has no `url` metadata, e.g. "
         "https://shop.example/p/{id}.",
+    )
+
+    # Operations (README "Operations"): logs, error reports, metrics.
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="Log lines as text or JSON; auto: text on a terminal, JSON otherwise."
+    )
+    log_level: str | None = Field(
+        None, description="Root log level (DEBUG, INFO, WARNING…). Default: INFO for JSON, WARNING for text."
+    )
+    sentry_dsn: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("SENTRY_DSN", "IMAGEMATCH_SENTRY_DSN"),
+        description="Report unhandled errors and permanently failed jobs to Sentry (needs sentry-sdk).",
     )
 
     @field_validator("fetch_allow_private", mode="before")

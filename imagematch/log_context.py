@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from types import MappingProxyType
 from typing import Any
 
 __all__ = [
@@ -32,7 +33,8 @@ __all__ = [
 # The fields a line may carry, in the order text logs print them.
 LOG_FIELDS = ("request_id", "job_id", "kind", "source", "entity", "attempt", "worker")
 
-_fields: ContextVar[Mapping[str, Any]] = ContextVar("imagematch_log_fields", default={})
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
+_fields: ContextVar[Mapping[str, Any]] = ContextVar("imagematch_log_fields", default=_NOTHING)
 # A caller's X-Request-ID is echoed in logs and headers: only short, plain tokens are kept.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 

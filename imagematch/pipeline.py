@@ -22,6 +22,7 @@ from imagematch.fetch import ImageFetcher
 from imagematch.images import ImageLimits, sha256_hex
 from imagematch.index import IndexHandle
 from imagematch.job_kinds import BLOB_PREFIX, JobKindSpec, PhotoPayload
+from imagematch.metrics import timed_stage
 from imagematch.models import ImageJob, MatchResult, NewPrediction, Product
 from imagematch.photo_vectors import PhotoVectorStore
 from imagematch.quality import QualityBar, assess_quality, measure_quality
@@ -202,20 +203,24 @@ class PhotoMatching:
         Raises SubjectGoneError (skipped by rule, photo gone, not an image), PermanentError and
         TransientError (from the loader, the decoder or a hook); the worker records the outcome.
         """
-        loaded = loader.load(payload)
+        with timed_stage("load", job.kind):
+            loaded = loader.load(payload)
         if isinstance(loaded, SkipPhoto):
             raise SubjectGoneError(loaded.reason)
         started = time.perf_counter()
-        image = self.decode(loaded)
+        with timed_stage("decode", job.kind):
+            image = self.decode(loaded)
         for photo_hook in self._photo_hooks:
             photo_hook(job, loaded.data, image)
         quality = assess_quality(measure_quality(image), self.quality_bar)  # cheap: numpy on ≤512 px
         self.matcher.index.get()  # IndexNotBuiltError before the embedding work
-        vector = self.matcher.embedder.embed([image])
+        with timed_stage("embed", job.kind):
+            vector = self.matcher.embedder.embed([image])
         digest = sha256_hex(loaded.data)
         if self.vectors is not None:
             self.vectors.put(self.matcher.embedder.embedder_id, digest, vector[0])
-        result = self.matcher.rank(vector, started=started)[0]
+        with timed_stage("search", job.kind):
+            result = self.matcher.rank(vector, started=started)[0]
         prediction = NewPrediction(
             **result.model_dump(),
             source=job.source,

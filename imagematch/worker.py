@@ -20,7 +20,9 @@ from contextlib import contextmanager
 from imagematch.errors import SubjectGoneError
 from imagematch.job_kinds import JobKinds
 from imagematch.ledger import Clock, Ledger, SweepReport, utcnow
-from imagematch.models import ImageJob, JobStatus
+from imagematch.metrics import timed_stage
+from imagematch.models import ErrorKind, ImageJob, JobStatus
+from imagematch.observed_jobs import observed_job
 from imagematch.retry import RetryPolicy
 
 __all__ = ["Dispatch", "LeaseKeeper", "Worker", "WorkerPool", "new_worker_id"]
@@ -89,7 +91,11 @@ class Worker:
     def process(self, job: ImageJob) -> JobStatus:
         """Run a job this worker has claimed and record how it ended; never raises. Returns
         ``PROCESSING`` when the lease was lost meanwhile (nothing recorded: the job is another
-        worker's now)."""
+        worker's now). Its log lines carry the job's fields (``observed_jobs``)."""
+        with observed_job(job, self.worker_id) as seen:
+            return seen.ended(self._process(job, seen.failed))
+
+    def _process(self, job: ImageJob, failed: Callable[[BaseException, ErrorKind], None]) -> JobStatus:
         spec = self.kinds.get(job.kind)
         try:
             if spec is None:
@@ -105,6 +111,7 @@ class Worker:
         except Exception as exc:
             decision = self.policy.decide(attempts=job.attempts, error=exc, now=self.clock())
             log.warning("job %s attempt %s failed (%s): %s", job.id, job.attempts, decision.kind, exc)
+            failed(exc, decision.kind)  # a permanent failure is reported (Sentry)
             self.ledger.fail(
                 job.id,
                 self.worker_id,
@@ -113,7 +120,9 @@ class Worker:
                 retry_at=decision.retry_at,
             )
             return JobStatus.FAILED
-        if not self.ledger.complete(job.id, self.worker_id, prediction):
+        with timed_stage("write", job.kind):
+            recorded = self.ledger.complete(job.id, self.worker_id, prediction)
+        if not recorded:
             log.warning("job %s: lease lost before completion; its result was discarded", job.id)
         return JobStatus.COMPLETE
 

@@ -19,12 +19,14 @@ from imagematch.access import AccessControl
 from imagematch.api.entities import entities_router
 from imagematch.api.jobs import jobs_router, submit_router
 from imagematch.api.match import match_router
+from imagematch.api.observability import install_observability
 from imagematch.api.stats import health_router, stats_router
 from imagematch.app import Services
 from imagematch.config import Settings
 from imagematch.console import console_router
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError, TransientError
 from imagematch.ledger import Clock, Ledger, utcnow
+from imagematch.metrics import LedgerCollector
 from imagematch.sources.catalog.routes import catalog_webhook_router
 from imagematch.sources.zendesk.routes import zendesk_webhook_router
 from imagematch.webhooks import RETRY_LATER
@@ -84,6 +86,7 @@ def create_app(
     app.include_router(stats_router(services))
     app.include_router(console_router(services, dispatch=services.dispatch))
     (access or AccessControl.from_settings(settings)).install(app)
+    install_observability(app, LedgerCollector(ledger, services.index, clock))  # /metrics, request ids
     return app
 
 
@@ -112,6 +115,7 @@ def create_webhook_app(
     app.include_router(health_router())
     app.include_router(zendesk_webhook_router(settings, ledger, clock=clock, dispatch=dispatch_all))
     app.include_router(catalog_webhook_router(settings, ledger, clock=clock, dispatch=dispatch_all))
+    install_observability(app)  # request ids, the webhook-ack histogram
     return app
 
 

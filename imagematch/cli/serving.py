@@ -61,7 +61,8 @@ def serve(
     err.print(f"imagematch console: http://{shown}:{port}/ui/jobs  (API docs: /docs)")
     app = create_app(services, pool=pool, access=access)
     freeze_startup_objects()
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # log_config=None: uvicorn's lines go through our handler (JSON, redacted) like every other.
+    uvicorn.run(app, host=host, port=port, log_level="warning", log_config=None)
 
 
 def worker(

@@ -6,12 +6,10 @@ last stdout line is one JSON object.
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from imagematch.config import Settings
@@ -47,8 +45,14 @@ def fail(message: str) -> typer.Exit:
 def configure_logging(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=err, show_path=False)],
-    )
+    """Logs as ``IMAGEMATCH_LOG_FORMAT`` says (text on a terminal, JSON otherwise), error reports
+    when ``SENTRY_DSN`` is set (:func:`imagematch.logging_setup.observe_process`)."""
+    from pydantic import ValidationError
+
+    from imagematch.logging_setup import observe_process
+
+    try:
+        settings = load_settings()
+    except ValidationError:  # the command itself reports bad settings; log as text until then
+        settings = Settings.model_construct()
+    observe_process(settings, verbose=verbose)

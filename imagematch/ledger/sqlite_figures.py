@@ -42,4 +42,3 @@ class SqliteFigures:
             outcomes=[OutcomeCount.model_validate(dict(row)) for row in rows],
             oldest_pending_since=datetime.fromtimestamp(since, UTC) if since is not None else None,
         )
-

@@ -1,0 +1,63 @@
+"""What the worker tells the logs and error reports about each job it runs.
+
+:func:`observed_job` binds the job's fields to every line logged while it runs (its handler's
+and the libraries' too), and logs one line when it starts and one when it ends with its outcome.
+A job that failed for good is also reported to Sentry when that is configured.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from imagematch.error_reporting import report_permanent_failure
+from imagematch.log_context import bound, entity_of_payload
+from imagematch.models import ErrorKind, ImageJob, JobStatus
+
+__all__ = ["JobObservation", "observed_job"]
+
+log = logging.getLogger("imagematch.jobs")
+
+
+class JobObservation:
+    """Handed to the worker inside :func:`observed_job`: it says how the job ended."""
+
+    def __init__(self, job: ImageJob) -> None:
+        self.job = job
+        self.status: JobStatus | None = None
+        self.started = time.perf_counter()
+
+    def ended(self, status: JobStatus) -> JobStatus:
+        self.status = status
+        return status
+
+    def failed(self, error: BaseException, kind: ErrorKind) -> None:
+        """A failed attempt; a permanent one is reported (Sentry) with the job's id and kind."""
+        if kind == ErrorKind.PERMANENT:
+            report_permanent_failure(self.job, error)
+
+
+@contextmanager
+def observed_job(job: ImageJob, worker_id: str) -> Iterator[JobObservation]:
+    """Bind ``job_id``, ``kind``, ``source``, ``entity``, ``attempt``, ``worker`` and the job's
+    ``request_id`` for the block; log its start and its outcome."""
+    fields = {
+        "job_id": job.id,
+        "kind": job.kind,
+        "source": job.source,
+        "entity": entity_of_payload(job.payload),
+        "attempt": job.attempts,
+        "worker": worker_id,
+        "request_id": job.request_id,
+    }
+    with bound(**fields):
+        seen = JobObservation(job)
+        log.info("job %s started", job.id)
+        try:
+            yield seen
+        finally:
+            took = (time.perf_counter() - seen.started) * 1000
+            outcome = seen.status.value if seen.status else "crashed"
+            log.info("job %s ended: %s in %.0f ms", job.id, outcome, took, extra={"outcome": outcome})
