@@ -20,6 +20,7 @@ import httpx
 
 from imagematch.addresses import AddressPolicy, Resolver, resolve_host
 from imagematch.errors import PermanentError, TransientError
+from imagematch.metrics import count_fetch_refusal
 
 __all__ = ["ImageFetcher", "origin_of", "raise_for_http_status", "retry_after_seconds"]
 
@@ -114,7 +115,22 @@ class ImageFetcher:
         ``accept`` judges the content type (default: anything but text and JSON). Raises
         PermanentError (4xx, too large, refused address or port, bad redirect) or TransientError
         (network, timeout, 429/5xx, or the whole download taking longer than the deadline).
+        Refusals are counted by reason (``imagematch_fetch_refusals_total``).
         """
+        try:
+            return self._fetch(url, credentials, credential_origin, max_bytes, accept)
+        except PermanentError as exc:
+            count_fetch_refusal(str(exc))
+            raise
+
+    def _fetch(
+        self,
+        url: str,
+        credentials: Mapping[str, str] | None,
+        credential_origin: str | None,
+        max_bytes: int | None,
+        accept: Callable[[str], bool] | None,
+    ) -> bytes:
         trusted = origin_of(credential_origin or url)
         deadline = self._clock() + self._total_seconds
         for _ in range(MAX_REDIRECTS + 1):

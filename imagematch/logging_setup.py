@@ -93,7 +93,12 @@ class Redactor(logging.Filter):
 
 
 def _without_query(url: str) -> str:
-    base, sep, _ = redact_url(url).partition("?")
+    """The URL without its query string, and without the password of its user info."""
+    try:
+        url = redact_url(url)
+    except ValueError:  # not parseable (e.g. brackets in the host): drop any user info outright
+        url = re.sub(r"//[^/@]*@", "//***@", url)
+    base, sep, _ = url.partition("?")
     return f"{base}?{REDACTED}" if sep else base
 
 

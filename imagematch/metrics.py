@@ -21,11 +21,13 @@ live in :data:`PROCESS_REGISTRY`, never in the client's global registry.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -98,12 +100,32 @@ def observe_match_request(code: int, seconds: float) -> None:
     _match_request.labels(str(code)).observe(seconds)
 
 
-def count_zendesk_call(operation: str, status: int | str) -> None:
-    _zendesk_calls.labels(operation, str(status)).inc()
+def count_zendesk_call(method: str, url: str, status: int | str) -> None:
+    """One Zendesk API call; ``url``'s path becomes the operation, ids as ``{id}`` (few series)."""
+    path = re.sub(r"/\d+(?=/|\.json|$)", "/{id}", urlsplit(url).path)
+    _zendesk_calls.labels(f"{method.upper()} {path}", str(status)).inc()
 
 
-def count_fetch_refusal(reason: str) -> None:
+# A refusal's reason, from the message the fetcher raised it with (fetch.py, addresses.py).
+_REFUSALS = (
+    ("private address", "private_address"),
+    ("from port", "port"),
+    ("bad port", "port"),
+    ("resolves to no address", "unresolvable"),
+    ("only http(s)", "scheme"),
+    ("redirect", "redirect"),
+    ("limit", "too_large"),
+    ("not an image", "content_type"),
+    ("content type", "content_type"),
+    (": HTTP 4", "http_4xx"),
+)
+
+
+def count_fetch_refusal(message: str) -> str:
+    """Count a download the fetcher refused (PermanentError ``message``); returns the reason."""
+    reason = next((reason for text, reason in _REFUSALS if text in message), "other")
     _fetch_refusals.labels(reason).inc()
+    return reason
 
 
 @contextmanager

@@ -20,6 +20,7 @@ import httpx
 from imagematch.config import Settings
 from imagematch.errors import PermanentError, SubjectGoneError, TransientError
 from imagematch.fetch import raise_for_http_status
+from imagematch.metrics import count_zendesk_call
 
 __all__ = [
     "ZendeskClient",
@@ -119,9 +120,12 @@ class ZendeskClient:
                 method, url, params=params, json=json, headers=headers, follow_redirects=False
             )
         except httpx.TimeoutException as exc:
+            count_zendesk_call(method, url, "timeout")
             raise TransientError(f"Zendesk {what}: timed out") from exc
         except httpx.TransportError as exc:
+            count_zendesk_call(method, url, "error")
             raise TransientError(f"Zendesk {what}: network error: {exc}") from exc
+        count_zendesk_call(method, url, response.status_code)  # 429 included: an alert watches it
         if response.status_code == 404 and gone_on_404:
             raise SubjectGoneError(f"Zendesk {what}: not found (deleted?)")
         if response.status_code == 409:
