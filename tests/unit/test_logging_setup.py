@@ -146,7 +146,14 @@ def test_a_planted_secret_never_appears_in_any_line(restore_root: None) -> None:
 
 @pytest.mark.parametrize(
     ("given", "kept"),
-    [("abc-123", True), ("a" * 128, True), ("a" * 129, False), ("bad id", False), ("x\ny", False), (None, False)],
+    [
+        ("abc-123", True),
+        ("a" * 128, True),
+        ("a" * 129, False),
+        ("bad id", False),
+        ("x\ny", False),
+        (None, False),
+    ],
 )
 def test_only_plain_request_ids_are_kept(given: str | None, kept: bool) -> None:
     chosen = usable_request_id(given)
