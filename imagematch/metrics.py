@@ -145,7 +145,7 @@ def _outcome(status: JobStatus, error_kind: ErrorKind | None) -> str:
     return "lease_expired" if status == JobStatus.PENDING else status.value
 
 
-@dataclass
+@dataclass(eq=False)  # a registry keys its collectors by identity
 class LedgerCollector(Collector):
     """The figures that live in the ledger and the served index, read when scraped."""
 
