@@ -145,3 +145,56 @@ def jobs_retry(
         err.print(f"job {job.id} is {job.status}")
     else:
         raise fail("give a job id or --all-failed")
+
+
+@app.command("show")
+def jobs_show(
+    job_id: Annotated[int, typer.Argument(help="The job.")],
+    log: Annotated[
+        bool,
+        typer.Option("--log", help="Also: every attempt the ledger recorded, and where its log lines are."),
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Where one job stands; with --log, its attempts and how to find its log lines."""
+    ledger = open_ledger_for(load_settings())
+    job = ledger.get_job(job_id)
+    if job is None:
+        raise fail(f"no job {job_id}")
+    attempts = ledger.list_attempts(job_id) if log else []
+    if as_json:
+        body = {"job": job.model_dump(mode="json"), "attempts": [a.model_dump(mode="json") for a in attempts]}
+        print(json.dumps(body))
+        return
+    out.print(
+        f"job {job.id}: {job.status} · {job.kind} from {job.source} · attempts {job.attempts} · "
+        f"request {job.request_id or '—'}"
+    )
+    if job.last_error:
+        out.print(f"last error ({job.error_kind}): {job.last_error}")
+    if not log:
+        return
+    table = Table(title="attempts (from the ledger)")
+    for column in ("#", "worker", "outcome", "finished", "error"):
+        table.add_column(column)
+    for a in attempts:
+        outcome = f"{a.outcome} ({a.error_kind})" if a.error_kind else str(a.outcome)
+        table.add_row(
+            str(a.attempt), a.worker_id or "", outcome, f"{a.finished_at:%Y-%m-%d %H:%M:%S}", a.error or ""
+        )
+    out.print(table)
+    out.print(_where_the_lines_are(job.id, job.request_id))
+
+
+def _where_the_lines_are(job_id: int, request_id: str | None) -> str:
+    """How to find a job's log lines: every line of a job carries its job_id; every line of the
+    request that caused it (and of the jobs that followed) carries its request_id."""
+    by_request = f' or .request_id == "{request_id}"' if request_id else ""
+    search = request_id or f'"job_id": {job_id}'
+    return (
+        f"Log lines: JSON logs (IMAGEMATCH_LOG_FORMAT=json) carry job_id={job_id}"
+        + (f" and request_id={request_id}" if request_id else "")
+        + ".\n"
+        + f"  local:  jq -c 'select(.job_id == {job_id}{by_request})' <the serve/worker log file>\n"
+        + f"  Modal:  modal app logs imagematch --search '{search}'"
+    )
