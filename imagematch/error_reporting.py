@@ -40,7 +40,6 @@ def init_error_reporting(settings: Settings, *, transport: Any = None) -> bool:
     options: dict[str, Any] = {"transport": transport} if transport is not None else {}
     sentry_sdk.init(
         dsn=settings.sentry_dsn.get_secret_value(),
-        send_default_pii=False,
         include_local_variables=False,  # a frame's locals may hold a photo's bytes or a token
         max_request_body_size="never",
         # Log lines stay breadcrumbs; events are the exceptions and the failed jobs reported here.
