@@ -162,6 +162,19 @@ class Ledger(Protocol):
         wait (for ``/metrics``; one cheap read: the counts are kept as jobs finish)."""
         ...
 
+    def put_process_metrics(self, process_id: str, samples: dict[str, float]) -> None:
+        """Store ``process_id``'s metric samples (sample key -> value), replacing its last ones."""
+        ...
+
+    def process_metrics_total(self) -> dict[str, float]:
+        """Every process's samples summed by key (``/metrics`` on Modal)."""
+        ...
+
+    def retire_process_metrics(self, *, before: datetime) -> int:
+        """Fold the samples of processes silent since ``before`` into one ``retired`` row (sums
+        unchanged, fewer rows); returns how many rows were folded. Safe to run concurrently."""
+        ...
+
     def get_prediction(self, job_id: int) -> Prediction | None: ...
 
     def list_attempts(self, job_id: int) -> list[JobAttempt]:

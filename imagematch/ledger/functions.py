@@ -155,6 +155,16 @@ class FunctionLedger(ABC):
     def job_figures(self) -> JobFigures:
         return JobFigures.model_validate(self._value("imagematch_job_figures", {}))
 
+    def put_process_metrics(self, process_id: str, samples: dict[str, float]) -> None:
+        self._value("imagematch_put_process_metrics", {"p_process": process_id, "p_samples": samples})
+
+    def process_metrics_total(self) -> dict[str, float]:
+        totals = self._value("imagematch_process_metrics_total", {}) or {}
+        return {str(k): float(v) for k, v in totals.items()}
+
+    def retire_process_metrics(self, *, before: datetime) -> int:
+        return int(self._value("imagematch_retire_process_metrics", {"p_before": before}) or 0)
+
     def archive_finished_jobs(self, *, finished_before: datetime, limit: int = 10_000) -> int:
         """Move up to ``limit`` complete or skipped jobs finished before ``finished_before`` to
         ``image_jobs_archive`` (their predictions stay in the log); returns how many moved. Call

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
@@ -29,6 +30,7 @@ class MemoryLedger:
         self._entity_photos: dict[tuple[EntityRef, int], EntityPhoto] = {}
         self._matches: dict[EntityRef, list[EntityMatch]] = {}
         self._attempts: dict[int, list[JobAttempt]] = {}  # by job id
+        self._process_metrics: dict[str, tuple[dict[str, float], datetime]] = {}
 
     def migrate(self) -> None:
         pass
@@ -71,6 +73,24 @@ class MemoryLedger:
             for (k, s, o, e), n in counts.items()
         ]
         return JobFigures(outcomes=outcomes, oldest_pending_since=min(pending, default=None))
+
+    def put_process_metrics(self, process_id: str, samples: dict[str, float]) -> None:
+        with self._lock:
+            self._process_metrics[process_id] = (dict(samples), self._clock())
+
+    def process_metrics_total(self) -> dict[str, float]:
+        with self._lock:
+            return _summed(samples for samples, _ in self._process_metrics.values())
+
+    def retire_process_metrics(self, *, before: datetime) -> int:
+        with self._lock:
+            old = [p for p, (_, at) in self._process_metrics.items() if at < before and p != "retired"]
+            if not old:
+                return 0
+            kept = [self._process_metrics.pop(p)[0] for p in old]
+            retired = self._process_metrics.get("retired", ({}, self._clock()))[0]
+            self._process_metrics["retired"] = (_summed([retired, *kept]), self._clock())
+            return len(old)
 
     def _held(self, job_id: int, worker_id: str) -> ImageJob | None:
         job = self._jobs.get(job_id)
@@ -384,3 +404,10 @@ class MemoryLedger:
     def count_stale_entities(self, index_version: str) -> int:
         with self._lock:
             return sum(1 for e in self._entities.values() if e.index_version != index_version)
+
+
+def _summed(samples: Iterable[dict[str, float]]) -> dict[str, float]:
+    total: Counter[str] = Counter()
+    for one in samples:
+        total.update(one)
+    return dict(total)

@@ -59,3 +59,24 @@ def test_job_figures_count_every_ended_attempt(make_ledger: Callable[..., Ledger
     ledger.complete(a, "w", _prediction())
     again = {(o.source, o.outcome, o.error_kind): o.count for o in ledger.job_figures().outcomes}
     assert again[(by_id[a], JobStatus.COMPLETE, None)] == counts[(by_id[a], JobStatus.COMPLETE, None)] + 1
+
+
+def test_process_metrics_are_summed_and_retired_without_changing_the_sums(
+    make_ledger: Callable[..., Ledger],
+) -> None:
+    clock = FakeClock()
+    ledger = make_ledger(clock)
+    assert ledger.process_metrics_total() == {}
+    ledger.put_process_metrics("web:1", {"a": 1.0, "b": 2.5})
+    ledger.put_process_metrics("gpu:1", {"a": 4.0})
+    ledger.put_process_metrics("gpu:1", {"a": 5.0, "c": 1.0})  # replaces its last samples
+    assert ledger.process_metrics_total() == {"a": 6.0, "b": 2.5, "c": 1.0}
+    assert ledger.retire_process_metrics(before=clock.now) == 0  # nobody is silent yet
+    clock.advance(3600)
+    ledger.put_process_metrics("web:1", {"a": 2.0, "b": 3.0})
+    assert ledger.retire_process_metrics(before=clock.now - timedelta(seconds=60)) == 1  # gpu:1 folded
+    assert ledger.process_metrics_total() == {"a": 7.0, "b": 3.0, "c": 1.0}
+    clock.advance(3600)
+    ledger.put_process_metrics("gpu:2", {"c": 1.0})
+    assert ledger.retire_process_metrics(before=clock.now - timedelta(seconds=60)) == 1  # web:1 folded too
+    assert ledger.process_metrics_total() == {"a": 7.0, "b": 3.0, "c": 2.0}

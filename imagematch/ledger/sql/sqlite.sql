@@ -386,3 +386,28 @@ SELECT kind, source, outcome, NULLIF(error_kind, '') AS error_kind, n AS count F
 
 -- name: oldest_pending_since
 SELECT MIN(updated_at) AS since FROM image_jobs WHERE status = 'pending';
+
+-- name: schema_process_metrics
+-- Process metrics summarized into the ledger (see the Postgres migration 20261207030000).
+CREATE TABLE IF NOT EXISTS imagematch_process_metrics (
+    process_id TEXT PRIMARY KEY,
+    samples    TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+
+-- name: put_process_metrics
+INSERT INTO imagematch_process_metrics (process_id, samples, updated_at)
+VALUES (:process_id, :samples, :now)
+ON CONFLICT (process_id) DO UPDATE SET samples = excluded.samples, updated_at = excluded.updated_at;
+
+-- name: process_metrics_total
+SELECT s.key AS key, SUM(s.value) AS total
+FROM imagematch_process_metrics m, json_each(m.samples) s
+GROUP BY s.key;
+
+-- name: old_process_metrics
+SELECT process_id, samples FROM imagematch_process_metrics
+WHERE (updated_at < :before AND process_id <> 'retired') OR process_id = 'retired';
+
+-- name: delete_process_metrics
+DELETE FROM imagematch_process_metrics WHERE updated_at < :before AND process_id <> 'retired';

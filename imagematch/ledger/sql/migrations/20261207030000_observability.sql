@@ -140,3 +140,82 @@ begin
         end if;
     end loop;
 end $$;
+
+-- 4. Process metrics summarized into the ledger (README "Metrics on Modal"): each container
+--    upserts its own prometheus-client samples (JSON object: sample key -> value) every few
+--    seconds; /metrics serves their sum. Rows of containers gone for a day are folded into the
+--    'retired' row, so sums never go down and the table stays small.
+create table if not exists imagematch_process_metrics (
+    process_id text        primary key,
+    samples    jsonb       not null,
+    updated_at timestamptz not null
+);
+alter table imagematch_process_metrics enable row level security;
+
+create or replace function imagematch_put_process_metrics(p_process text, p_samples jsonb, p_now timestamptz)
+returns void language sql as $$
+    insert into imagematch_process_metrics (process_id, samples, updated_at)
+    values (p_process, p_samples, p_now)
+    on conflict (process_id) do update set samples = excluded.samples, updated_at = excluded.updated_at;
+$$;
+
+create or replace function imagematch_process_metrics_total(p_now timestamptz) returns jsonb
+language sql stable as $$
+    select coalesce(jsonb_object_agg(key, total), '{}')
+    from (
+        select s.key, sum(s.value::float8) as total
+        from imagematch_process_metrics m, jsonb_each_text(m.samples) s
+        group by s.key
+    ) t;
+$$;
+
+create or replace function imagematch_retire_process_metrics(p_before timestamptz, p_now timestamptz)
+returns integer language plpgsql as $$
+declare
+    v_moved integer;
+begin
+    perform pg_advisory_xact_lock(7411205);  -- one fold at a time: each reads the 'retired' row
+    with old as (
+        delete from imagematch_process_metrics
+        where updated_at < p_before and process_id <> 'retired'
+        returning samples
+    ), everything as (
+        select samples from old
+        union all
+        select samples from imagematch_process_metrics where process_id = 'retired'
+    ), folded as (
+        select s.key, sum(s.value::float8) as total
+        from everything e, jsonb_each_text(e.samples) s
+        group by s.key
+    ), written as (
+        insert into imagematch_process_metrics (process_id, samples, updated_at)
+        select 'retired', coalesce(jsonb_object_agg(key, total), '{}'), p_now from folded
+        where (select count(*) from old) > 0
+        on conflict (process_id) do update set samples = excluded.samples, updated_at = excluded.updated_at
+    )
+    select count(*)::integer into v_moved from old;
+    return v_moved;
+end $$;
+
+do $$
+declare
+    v_fn text;
+    v_role text;
+begin
+    foreach v_fn in array array[
+        'imagematch_put_process_metrics(text, jsonb, timestamptz)',
+        'imagematch_process_metrics_total(timestamptz)',
+        'imagematch_retire_process_metrics(timestamptz, timestamptz)'
+    ] loop
+        execute format('alter function %s set search_path = %I, pg_temp', v_fn, current_schema());
+        execute format('revoke execute on function %s from public', v_fn);
+        foreach v_role in array array['anon', 'authenticated'] loop
+            if exists (select 1 from pg_roles where rolname = v_role) then
+                execute format('revoke execute on function %s from %I', v_fn, v_role);
+            end if;
+        end loop;
+        if exists (select 1 from pg_roles where rolname = 'service_role') then
+            execute format('grant execute on function %s to service_role', v_fn);
+        end if;
+    end loop;
+end $$;
