@@ -89,6 +89,7 @@ image = (
             "IMAGEMATCH_MODEL_CACHE_DIR": MODEL_CACHE_DIR,
             "IMAGEMATCH_MODEL": MODEL,
             "IMAGEMATCH_BATCH_SIZE": "32",
+            "IMAGEMATCH_METRICS_VIA_LEDGER_SECONDS": "30",  # containers sum their metrics in the ledger
             # Weights come from the Volume, never from the hub at start-up: a missing download
             # fails loudly instead of silently re-downloading into every new container.
             "HF_HUB_OFFLINE": "1",

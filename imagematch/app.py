@@ -23,6 +23,7 @@ from imagematch.job_kinds import JobKinds, JobKindSpec, MatchImagePayload
 from imagematch.ledger import Clock, Ledger, SweepReport, open_ledger_for, utcnow
 from imagematch.maintenance import record_sweep
 from imagematch.matches_webhook import MatchesWebhook
+from imagematch.metrics_ledger import MetricsPublisher
 from imagematch.models import JobKind, MatchRequest, MatchResult
 from imagematch.photo_vectors import PhotoVectorStore
 from imagematch.pipeline import Matcher, PhotoBytes, PhotoMatching, StoredOrFetchedLoader
@@ -42,7 +43,7 @@ from imagematch.sources.zendesk import (
 )
 from imagematch.sources.zendesk.notes import catalog_links
 from imagematch.thumbnails import ThumbnailStore
-from imagematch.worker import Dispatch, Worker
+from imagematch.worker import Dispatch, Worker, new_worker_id
 
 __all__ = ["Services", "build_services", "serving_model"]
 
@@ -72,6 +73,8 @@ class Services:
     remote_matcher: Callable[[bytes, MatchRequest], MatchResult] | None = None
     # Entity matches from stored photo vectors, re-matched on catalog changes (set by build_services).
     entities: EntityMatching = field(init=False)
+    # Writes this process's metrics to the ledger (IMAGEMATCH_METRICS_VIA_LEDGER_SECONDS; Modal).
+    metrics_publisher: MetricsPublisher | None = None
 
     def use_catalog_updater(self, updater: CatalogUpdater) -> None:
         """Apply ``catalog_event`` jobs with ``updater`` (without one, workers skip them), then
@@ -135,6 +138,8 @@ class Services:
         return report
 
     def close(self) -> None:
+        if self.metrics_publisher:
+            self.metrics_publisher.stop()
         self.http.close()
         self.ledger.close()
 
@@ -200,6 +205,10 @@ def build_services(
     _register_zendesk(services)
     for kind in (JobKind.MATCH_IMAGE, JobKind.ZENDESK_IMAGE):  # the photo kinds
         services.photos.on_complete(kind, services.entities.record_photo)
+    if settings.metrics_via_ledger_seconds > 0:  # README "Metrics on Modal"
+        seconds = settings.metrics_via_ledger_seconds
+        services.metrics_publisher = MetricsPublisher(ledger, new_worker_id(), seconds=seconds, clock=clock)
+        services.metrics_publisher.start()
     return services
 
 

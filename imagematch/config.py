@@ -213,6 +213,12 @@ class Settings(BaseSettings):
     log_level: str | None = Field(
         None, description="Root log level (DEBUG, INFO, WARNING…). Default: INFO for JSON, WARNING for text."
     )
+    metrics_via_ledger_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="Publish each process's metrics to the ledger this often and serve /metrics from "
+        "their sum (Modal: 30). 0: each process serves its own.",
+    )
     sentry_dsn: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("SENTRY_DSN", "IMAGEMATCH_SENTRY_DSN"),

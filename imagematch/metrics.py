@@ -235,14 +235,18 @@ def _feedback(figures: FeedbackFigures) -> Iterator[Metric]:
     )
 
 
-def render_metrics(collector: LedgerCollector) -> bytes:
-    """The exposition text: the ledger's figures, then this process's instruments — or, in
-    multiprocess mode (``PROMETHEUS_MULTIPROC_DIR`` set), every process's, summed."""
+def render_metrics(collector: LedgerCollector, processes: Collector | None = None) -> bytes:
+    """The exposition text: the ledger's figures, then the instruments — ``processes``' when
+    given (every process's, summed in the ledger: ``metrics_ledger``), else every process's of
+    this machine in multiprocess mode (``PROMETHEUS_MULTIPROC_DIR`` set), else this process's."""
     ledger_registry = CollectorRegistry(auto_describe=False)
     ledger_registry.register(collector)
     process: CollectorRegistry = PROCESS_REGISTRY
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")  # prometheus-client's own switch
-    if path:
+    if processes is not None:
+        process = CollectorRegistry(auto_describe=False)
+        process.register(processes)
+    elif path:
         process = CollectorRegistry()
         MultiProcessCollector(process, path)  # type: ignore[no-untyped-call]
     return generate_latest(ledger_registry) + generate_latest(process)

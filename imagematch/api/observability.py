@@ -8,6 +8,7 @@ import time
 
 from fastapi import APIRouter, FastAPI
 from fastapi.concurrency import run_in_threadpool
+from prometheus_client.registry import Collector
 from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -69,21 +70,23 @@ def _observe(scope: Scope, status: int, seconds: float) -> None:
     log.log(level, "%s %s -> %d in %.1f ms", method, path, status, seconds * 1000)
 
 
-def metrics_router(collector: LedgerCollector) -> APIRouter:
+def metrics_router(collector: LedgerCollector, processes: Collector | None = None) -> APIRouter:
     router = APIRouter(tags=["ops"])
 
     @router.get("/metrics", response_class=Response)
     async def metrics() -> Response:
         """Prometheus metrics (text format): scrape with the API token as a bearer token."""
-        body = await run_in_threadpool(render_metrics, collector)
+        body = await run_in_threadpool(render_metrics, collector, processes)
         return Response(body, media_type=CONTENT_TYPE)
 
     return router
 
 
-def install_observability(app: FastAPI, collector: LedgerCollector | None = None) -> None:
+def install_observability(
+    app: FastAPI, collector: LedgerCollector | None = None, processes: Collector | None = None
+) -> None:
     """Add the request-id middleware (outermost: refused requests get an id too) and, with a
-    ``collector``, ``GET /metrics``."""
+    ``collector``, ``GET /metrics`` (``processes``: the instruments summed in the ledger)."""
     if collector is not None:
-        app.include_router(metrics_router(collector))
+        app.include_router(metrics_router(collector, processes))
     app.add_middleware(RequestObservation)
