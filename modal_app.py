@@ -64,6 +64,9 @@ PYTHON_PACKAGES = [
     "rich==15.0.0",
     "psycopg[binary,pool]==3.3.9",
     "supabase==2.34.1",
+    "prometheus-client==0.26.0",
+    "python-json-logger==4.2.0",
+    "sentry-sdk==2.76.0",  # optional: reports only when SENTRY_DSN is in the Secret
 ]
 
 # The production model: OpenCLIP ViT-B/16 trained on DataComp-XL, a strong general-purpose image
