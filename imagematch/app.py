@@ -205,11 +205,19 @@ def build_services(
     _register_zendesk(services)
     for kind in (JobKind.MATCH_IMAGE, JobKind.ZENDESK_IMAGE):  # the photo kinds
         services.photos.on_complete(kind, services.entities.record_photo)
-    if settings.metrics_via_ledger_seconds > 0:  # README "Metrics on Modal"
-        seconds = settings.metrics_via_ledger_seconds
-        services.metrics_publisher = MetricsPublisher(ledger, new_worker_id(), seconds=seconds, clock=clock)
-        services.metrics_publisher.start()
+    services.metrics_publisher = _metrics_publisher(settings, ledger, clock)
     return services
+
+
+def _metrics_publisher(settings: Settings, ledger: Ledger, clock: Clock) -> MetricsPublisher | None:
+    """This process's metrics written to the ledger, when configured (README "Metrics on Modal")."""
+    if settings.metrics_via_ledger_seconds <= 0:
+        return None
+    publisher = MetricsPublisher(
+        ledger, new_worker_id(), seconds=settings.metrics_via_ledger_seconds, clock=clock
+    )
+    publisher.start()
+    return publisher
 
 
 def _fetcher(settings: Settings, http: httpx.Client) -> ImageFetcher:

@@ -44,6 +44,7 @@ _SECRET_FIELD = re.compile(
     r"(\"?'?\s*[:=]\s*\"?'?)([^\s\"',&;}]+)"
 )
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_HANDLER_NAME = "imagematch"
 _QUIET_LOGGERS = ("httpx", "httpcore", "hpack", "urllib3", "PIL", "multipart")
 
 
@@ -137,9 +138,9 @@ def wants_json(log_format: str, stream: TextIO) -> bool:
 def configure_logging(
     settings: Settings | None = None, *, verbose: bool = False, stream: TextIO | None = None
 ) -> logging.Handler:
-    """Replace the root logger's handlers with one that redacts, adds the context fields and
-    formats as ``settings.log_format`` says; returns it. Level: ``settings.log_level`` (default
-    INFO for JSON, WARNING for text), DEBUG with ``verbose``. Safe to call again (the last call wins)."""
+    """Give the root logger a handler that redacts, adds the context fields and formats as
+    ``settings.log_format`` says (replacing the one an earlier call added); returns it. Level:
+    ``settings.log_level`` (default INFO for JSON, WARNING for text), DEBUG with ``verbose``."""
     settings = settings or Settings()
     stream = stream or sys.stderr
     as_json = wants_json(settings.log_format, stream)
@@ -147,8 +148,9 @@ def configure_logging(
     handler.setFormatter(_JsonLines() if as_json else logging.Formatter("%(message)s%(context)s"))
     handler.addFilter(Redactor(secret_values(settings)))
     handler.addFilter(ContextFilter())
+    handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:  # ours, from a last call
         root.removeHandler(old)
     root.addHandler(handler)
     # A terminal shows warnings only (as before); JSON lines keep INFO: they follow each job.

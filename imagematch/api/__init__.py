@@ -26,8 +26,6 @@ from imagematch.config import Settings
 from imagematch.console import console_router
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError, TransientError
 from imagematch.ledger import Clock, Ledger, utcnow
-from imagematch.metrics import LedgerCollector
-from imagematch.metrics_ledger import LedgerSummedCollector
 from imagematch.sources.catalog.routes import catalog_webhook_router
 from imagematch.sources.zendesk.routes import zendesk_webhook_router
 from imagematch.webhooks import RETRY_LATER
@@ -87,9 +85,7 @@ def create_app(
     app.include_router(stats_router(services))
     app.include_router(console_router(services, dispatch=services.dispatch))
     (access or AccessControl.from_settings(settings)).install(app)
-    # /metrics and request ids; with metrics via the ledger, the instruments of every process.
-    summed = LedgerSummedCollector(ledger) if settings.metrics_via_ledger_seconds > 0 else None
-    install_observability(app, LedgerCollector(ledger, services.index, clock), summed)
+    install_observability(app, services)  # request ids, GET /metrics
     return app
 
 

@@ -13,6 +13,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from imagematch.app import Services
 from imagematch.log_context import bound, usable_request_id
 from imagematch.metrics import (
     CONTENT_TYPE,
@@ -21,6 +22,7 @@ from imagematch.metrics import (
     observe_webhook_ack,
     render_metrics,
 )
+from imagematch.metrics_ledger import LedgerSummedCollector
 
 __all__ = ["REQUEST_ID_HEADER", "RequestObservation", "install_observability", "metrics_router"]
 
@@ -82,11 +84,14 @@ def metrics_router(collector: LedgerCollector, processes: Collector | None = Non
     return router
 
 
-def install_observability(
-    app: FastAPI, collector: LedgerCollector | None = None, processes: Collector | None = None
-) -> None:
-    """Add the request-id middleware (outermost: refused requests get an id too) and, with a
-    ``collector``, ``GET /metrics`` (``processes``: the instruments summed in the ledger)."""
-    if collector is not None:
-        app.include_router(metrics_router(collector, processes))
+def install_observability(app: FastAPI, services: Services | None = None) -> None:
+    """Add the request-id middleware (outermost: refused requests get an id too) and, with
+    ``services``, ``GET /metrics`` — with every process's instruments summed in the ledger when
+    ``IMAGEMATCH_METRICS_VIA_LEDGER_SECONDS`` is set, else this machine's."""
+    if services is not None:
+        collector = LedgerCollector(services.ledger, services.index, services.clock)
+        via_ledger = services.settings.metrics_via_ledger_seconds > 0
+        app.include_router(
+            metrics_router(collector, LedgerSummedCollector(services.ledger) if via_ledger else None)
+        )
     app.add_middleware(RequestObservation)

@@ -6,12 +6,11 @@ Useful for tests and one-off scripts; everything is lost when the process exits.
 from __future__ import annotations
 
 import threading
-from collections import Counter
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
-from imagematch.ledger.base import Clock, JobAttempt, JobFigures, OutcomeCount, SweepReport, utcnow
+from imagematch.ledger.base import Clock, JobAttempt, SweepReport, utcnow
+from imagematch.ledger.memory_figures import MemoryFigures
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["MemoryLedger"]
@@ -19,7 +18,7 @@ __all__ = ["MemoryLedger"]
 _RETRYABLE = (JobStatus.FAILED, JobStatus.SKIPPED, JobStatus.COMPLETE)
 
 
-class MemoryLedger:
+class MemoryLedger(MemoryFigures):
     def __init__(self, *, clock: Clock = utcnow) -> None:
         self._clock = clock
         self._lock = threading.RLock()
@@ -59,38 +58,6 @@ class MemoryLedger:
     def list_attempts(self, job_id: int) -> list[JobAttempt]:
         with self._lock:
             return list(self._attempts.get(job_id, []))
-
-    def job_figures(self) -> JobFigures:
-        with self._lock:
-            counts = Counter(
-                (job.kind, job.source, a.outcome, a.error_kind)
-                for job in self._jobs.values()
-                for a in self._attempts.get(job.id, [])
-            )
-            pending = [j.updated_at for j in self._jobs.values() if j.status == JobStatus.PENDING]
-        outcomes = [
-            OutcomeCount(kind=k, source=s, outcome=o, error_kind=e, count=n)
-            for (k, s, o, e), n in counts.items()
-        ]
-        return JobFigures(outcomes=outcomes, oldest_pending_since=min(pending, default=None))
-
-    def put_process_metrics(self, process_id: str, samples: dict[str, float]) -> None:
-        with self._lock:
-            self._process_metrics[process_id] = (dict(samples), self._clock())
-
-    def process_metrics_total(self) -> dict[str, float]:
-        with self._lock:
-            return _summed(samples for samples, _ in self._process_metrics.values())
-
-    def retire_process_metrics(self, *, before: datetime) -> int:
-        with self._lock:
-            old = [p for p, (_, at) in self._process_metrics.items() if at < before and p != "retired"]
-            if not old:
-                return 0
-            kept = [self._process_metrics.pop(p)[0] for p in old]
-            retired = self._process_metrics.get("retired", ({}, self._clock()))[0]
-            self._process_metrics["retired"] = (_summed([retired, *kept]), self._clock())
-            return len(old)
 
     def _held(self, job_id: int, worker_id: str) -> ImageJob | None:
         job = self._jobs.get(job_id)
@@ -404,10 +371,3 @@ class MemoryLedger:
     def count_stale_entities(self, index_version: str) -> int:
         with self._lock:
             return sum(1 for e in self._entities.values() if e.index_version != index_version)
-
-
-def _summed(samples: Iterable[dict[str, float]]) -> dict[str, float]:
-    total: Counter[str] = Counter()
-    for one in samples:
-        total.update(one)
-    return dict(total)
