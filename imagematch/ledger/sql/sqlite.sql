@@ -96,9 +96,15 @@ CREATE TABLE image_jobs_scoped (
     worker_id       TEXT,
     created_at      REAL    NOT NULL,
     updated_at      REAL    NOT NULL,
-    finished_at     REAL
+    finished_at     REAL,
+    request_id      TEXT
 );
-INSERT INTO image_jobs_scoped SELECT * FROM image_jobs;
+-- The columns a ledger of that age has (request_id came later: it starts empty).
+INSERT INTO image_jobs_scoped (id, kind, source, idempotency_key, status, payload, metadata, attempts, error_kind,
+    last_error, next_attempt_at, locked_until, worker_id, created_at, updated_at, finished_at)
+SELECT id, kind, source, idempotency_key, status, payload, metadata, attempts, error_kind,
+    last_error, next_attempt_at, locked_until, worker_id, created_at, updated_at, finished_at
+FROM image_jobs;
 DROP TABLE image_jobs;
 ALTER TABLE image_jobs_scoped RENAME TO image_jobs;
 COMMIT;
