@@ -79,7 +79,11 @@ class Redactor(logging.Filter):
         return _SECRET_FIELD.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = self.redact(record.getMessage()), None
+        try:
+            message = record.getMessage()
+        except Exception:  # arguments that do not fit the format: keep the line, not its arguments
+            message = f"{record.msg} (unformattable arguments)"
+        record.msg, record.args = self.redact(message), None
         if record.exc_info:
             text = logging.Formatter().formatException(record.exc_info)
             record.exc_text, record.exc_info = self.redact(text), None
