@@ -156,7 +156,7 @@ class LedgerCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         yield from self._jobs()
         yield from self._index()
-        yield from _feedback(read_feedback_figures(self.ledger))
+        yield from _feedback(read_feedback_figures(self.ledger, self.clock()))
 
     def _jobs(self) -> Iterator[Metric]:
         figures = self.ledger.job_figures()
