@@ -28,7 +28,7 @@ __all__ = ["REQUEST_ID_HEADER", "RequestObservation", "install_observability", "
 
 REQUEST_ID_HEADER = "x-request-id"
 log = logging.getLogger("imagematch.http")
-_QUIET_PATHS = frozenset({"/healthz", "/metrics"})  # polled: logged at DEBUG only
+_QUIET_PATHS = frozenset({"/healthz", "/metrics"})  # polled: logged at DEBUG only, even when refused
 
 
 class RequestObservation:
@@ -67,8 +67,10 @@ def _observe(scope: Scope, status: int, seconds: float) -> None:
         observe_webhook_ack(path.removeprefix("/webhooks/").split("/")[0] or "unknown", status, seconds)
     elif path == "/v1/match" and method == "POST":
         observe_match_request(status, seconds)
-    # The path only: query strings may carry signed URLs or tokens.
-    level = logging.DEBUG if path in _QUIET_PATHS else logging.INFO
+    # The path only: query strings may carry signed URLs or tokens. Reads that worked are DEBUG
+    # (pages, polling, scrapes: volume, not news); writes and errors are INFO.
+    quiet = path in _QUIET_PATHS or (method in ("GET", "HEAD") and status < 400)
+    level = logging.DEBUG if quiet else logging.INFO
     log.log(level, "%s %s -> %d in %.1f ms", method, path, status, seconds * 1000)
 
 
