@@ -13,6 +13,7 @@ import httpx
 
 from imagematch.addresses import AddressPolicy
 from imagematch.blobs import BlobStore
+from imagematch.calibration import shipped_calibration
 from imagematch.catalog_sync import LiveCatalog
 from imagematch.config import Settings
 from imagematch.embedder import Embedder, ModelNotLoaded, load_embedder
@@ -170,7 +171,10 @@ def build_services(
     fetcher = _fetcher(settings, http)
     snapshots = SnapshotStore(settings.data_dir / "index")
     index = IndexHandle(snapshots, None if isinstance(embedder, ModelNotLoaded) else embedder.embedder_id)
-    matcher = Matcher(embedder, index, top_k=settings.top_k, min_score=settings.min_score)
+    calibration = None if isinstance(embedder, ModelNotLoaded) else shipped_calibration(embedder.embedder_id)
+    matcher = Matcher(
+        embedder, index, top_k=settings.top_k, min_score=settings.min_score, calibration=calibration
+    )
     limits = _limits(settings)
     vectors = PhotoVectorStore(settings.data_dir / "photo_vectors")
     services = Services(

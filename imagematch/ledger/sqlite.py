@@ -111,7 +111,7 @@ class SqliteLedger:
             conn.executescript(Q["schema"])
             conn.executescript(Q["schema_entities"])
             columns = {row["name"] for row in conn.execute(Q["prediction_columns"])}
-            for column in ("quality", "image_sha256"):
+            for column in ("quality", "image_sha256", "confidence", "band"):
                 if column not in columns:
                     conn.execute(Q[f"add_prediction_{column}"])
 
