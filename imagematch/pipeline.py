@@ -151,14 +151,12 @@ class Matcher:
 
     def assess(self, scores: Sequence[float], min_score: float | None = None) -> tuple[float | None, Band]:
         """Confidence and band of a ranking (scores best first). The fit decides when there is
-        one; a caller's explicit ``min_score`` on the raw score can still only lower the band."""
+        one; the raw floor (``min_score``, default IMAGEMATCH_MIN_SCORE) can only lower the band."""
+        floor = band_without_fit(scores, self.min_score if min_score is None else min_score)
         if self.calibration is None:
-            threshold = self.min_score if min_score is None else min_score
-            return None, band_without_fit(scores, threshold)
+            return None, floor
         confidence, band = self.calibration.assess(scores)
-        if min_score is not None and band_without_fit(scores, min_score) is Band.NO_MATCH:
-            band = Band.NO_MATCH
-        return confidence, band
+        return confidence, Band.NO_MATCH if floor is Band.NO_MATCH else band
 
     def match_image(
         self,

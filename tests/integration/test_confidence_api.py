@@ -61,3 +61,9 @@ def test_without_a_fit_answers_have_no_confidence_but_a_band(services: Services)
     with TestClient(create_app(services)) as client:
         body = _match(client)
     assert body["confidence"] is None and body["band"] in ("check", "no_match")
+
+
+def test_stats_say_which_fit_is_in_use(client: TestClient) -> None:
+    calibration = client.get("/v1/stats").json()["calibration"]
+    assert calibration["fitted_on"] == "test" and calibration["labels"] == 300
+    assert 0.5 < calibration["confident_at"] <= 1.0
