@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import markdown_sections  # bench/ is on sys.path when run as a script
+import quality_calibration
 
 REPO = Path(__file__).resolve().parents[1]
 GROCERY = REPO.parent / "shared" / "bench" / "grocery"
@@ -141,6 +142,7 @@ def render(results: dict[str, dict[str, object]], model: str | None) -> list[str
     default = results.get("default")
     if default:
         lines += _default_details(default)
+        lines += quality_calibration.calibration_lines(default)
     lines += [
         "",
         "### What carries over to another model (`--model`)",
@@ -238,6 +240,10 @@ def main() -> None:
                   f"{result['recall@1']}  {result['images_per_second']} img/s", flush=True)  # fmt: skip
     if args.limit is None:
         results = merge_results(results, args.model)
+        if "default" in results and not args.model:
+            quality_calibration.draw_reliability(
+                results["default"].get("per_split") or {}, REPO / quality_calibration.DIAGRAM
+            )
     write_section(render(results, args.model), args.model)
     print(f"wrote {REPO / 'BENCHMARKS.md'}")
 

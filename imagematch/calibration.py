@@ -37,6 +37,7 @@ __all__ = [
     "Calibration",
     "LabelledRanking",
     "band_without_fit",
+    "calibration_report",
     "expected_calibration_error",
     "fit_calibration",
     "shipped_calibration",
@@ -167,6 +168,41 @@ def expected_calibration_error(
         if members.any():
             total += members.mean() * abs(right[members].mean() - conf[members].mean())
     return float(total)
+
+
+def calibration_report(
+    confidences: Sequence[float], correct: Sequence[bool], bins: int = 10
+) -> dict[str, object]:
+    """ECE, the reliability diagram's bins (n, mean confidence, accuracy per equal-width bin) and
+    each band's share and precision at the default band limits, for one set of labelled answers."""
+    conf = np.asarray(confidences, dtype=np.float64)
+    right = np.asarray(correct, dtype=bool)
+    which = np.minimum((conf * bins).astype(int), bins - 1)
+    rows = [
+        {
+            "n": int(m.sum()),
+            "confidence": round(float(conf[m].mean()), 4),
+            "accuracy": round(float(right[m].mean()), 4),
+        }
+        for m in (which == b for b in range(bins))
+        if m.any()
+    ]
+    bands = {
+        "confident": conf >= CONFIDENT_PROBABILITY,
+        "check": (conf < CONFIDENT_PROBABILITY) & (conf >= NO_MATCH_PROBABILITY),
+        "no_match": conf < NO_MATCH_PROBABILITY,
+    }
+    return {
+        "ece": round(expected_calibration_error(list(conf), list(right), bins), 4),
+        "bins": rows,
+        "bands": {
+            name: {
+                "share": round(float(m.mean()), 4),
+                "precision": round(float(right[m].mean()), 4) if m.any() else None,
+            }
+            for name, m in bands.items()
+        },
+    }
 
 
 def shipped_calibration(embedder_id: str) -> Calibration | None:
