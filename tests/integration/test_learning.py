@@ -8,6 +8,7 @@ import io
 import time
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
@@ -16,7 +17,8 @@ from imagematch.api import create_app
 from imagematch.app import Services, build_services
 from imagematch.config import Settings
 from imagematch.console.data import reference_images
-from imagematch.models import MatchRequest
+from imagematch.models import MatchRequest, Product
+from imagematch.worker import WorkerPool
 from index_builder import rebuild_catalog_index
 from tests.conftest import PALETTE
 
@@ -78,16 +80,24 @@ def test_a_corrected_photo_teaches_its_product_until_retracted(
     restarted = build_services(settings)
     try:
         assert top1(restarted, near_identical) == "P-blue"
-        rebuild_catalog_index(restarted, str(catalog_file))  # the rebuild refits with it included
-        index = restarted.index.get()
-        assert index.learned_count == 1 and top1(restarted, near_identical) == "P-blue"
         with TestClient(create_app(restarted)) as again:
             assert again.delete(f"/v1/jobs/{job_id}/feedback").status_code == 200
-        restarted.make_worker().drain()
-        assert top1(restarted, near_identical) == "P-red"
-        assert restarted.index.get().learned_count == 0
-        digest = restarted.ledger.get_prediction(job_id).image_sha256 or ""  # type: ignore[union-attr]
-        assert not restarted.learning.is_learned_reference(digest)
+            restarted.make_worker().drain()
+            assert top1(restarted, near_identical) == "P-red" and restarted.index.get().learned_count == 0
+            digest = restarted.ledger.get_prediction(job_id).image_sha256 or ""  # type: ignore[union-attr]
+            assert not restarted.learning.is_learned_reference(digest)
+            label(again, job_id, "corrected", "P-blue")
+            restarted.make_worker().drain()
+            rebuild_catalog_index(restarted, str(catalog_file))  # refits the whitening with it
+            assert restarted.index.get().learned_count == 1 and top1(restarted, near_identical) == "P-blue"
+            from_snapshot = build_services(settings)  # the change log was folded: from the snapshot
+            assert top1(from_snapshot, near_identical) == "P-blue"
+            from_snapshot.close()
+            assert again.delete(f"/v1/jobs/{job_id}/feedback").status_code == 200
+            restarted.make_worker().drain()
+            assert restarted.index.get().learned_count == 0
+            rebuild_catalog_index(restarted, str(catalog_file))  # and the whitening forgets it
+            assert top1(restarted, near_identical) == "P-red"
     finally:
         restarted.close()
 
@@ -146,3 +156,35 @@ def test_a_learned_reference_is_embedded_again_from_its_stored_photo(
         path.unlink()  # as after a model switch: no vector of the serving model
     refs = services.learning.learned_set("P-blue", services.index.get())
     assert [r.job_id for r in refs] == [job_id]
+
+
+def test_a_serving_process_applies_a_label_within_seconds(services: Services) -> None:
+    pool = WorkerPool(services.make_worker, size=1, poll_seconds=0.05, sweep=services.sweep)
+    near_identical = two_colour("red", "blue", mark=1)
+    with TestClient(create_app(services, pool=pool)) as client:
+        job_id = int(
+            client.post("/v1/images", files={"file": ("p.png", two_colour("red", "blue"))}).json()["id"]
+        )
+        deadline = time.monotonic() + 5.0
+        while services.ledger.get_prediction(job_id) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        labelled_at = time.monotonic()
+        label(client, job_id, "corrected", "P-blue")
+        while top1(services, near_identical) != "P-blue" and time.monotonic() < labelled_at + 5.0:
+            time.sleep(0.02)
+        assert top1(services, near_identical) == "P-blue"
+
+
+def test_a_catalog_update_keeps_the_learned_references(client: TestClient, services: Services) -> None:
+    label(client, submit(client, services, two_colour("red", "blue")), "corrected", "P-blue")
+    services.make_worker().drain()
+    index = services.index.get()
+    index.upsert_product(Product(id="P-blue", name="Blue again"), [], np.zeros((0, index.dim), np.float32))
+    assert index.learned_count == 1 and index.product_vector_ids("P-blue") == []
+    assert top1(services, two_colour("red", "blue", mark=1)) == "P-blue"  # found by its learned photo
+    [match] = [
+        m
+        for m in services.match_photo(two_colour("red", "blue"), MatchRequest()).matches
+        if m.product_id == "P-blue"
+    ]
+    assert match.image_id == ""  # no catalog picture to name, and never the customer's photo
