@@ -20,10 +20,12 @@ from datetime import timedelta
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from imagematch.config import Settings
 from imagematch.ledger import Clock, Ledger
 from imagematch.metrics import PROCESS_REGISTRY
+from imagematch.worker import new_worker_id
 
-__all__ = ["LedgerSummedCollector", "MetricsPublisher", "process_samples"]
+__all__ = ["LedgerSummedCollector", "MetricsPublisher", "process_samples", "start_metrics_publisher"]
 
 log = logging.getLogger(__name__)
 RETIRE_AFTER = timedelta(days=1)
@@ -112,3 +114,14 @@ class MetricsPublisher:
                     self._ledger.retire_process_metrics(before=self._clock() - RETIRE_AFTER)
                 except Exception as exc:
                     log.warning("retiring old process metrics failed: %s", exc)
+
+
+def start_metrics_publisher(settings: Settings, ledger: Ledger, clock: Clock) -> MetricsPublisher | None:
+    """This process's publisher, started, when ``IMAGEMATCH_METRICS_VIA_LEDGER_SECONDS`` is set."""
+    if settings.metrics_via_ledger_seconds <= 0:
+        return None
+    publisher = MetricsPublisher(
+        ledger, new_worker_id(), seconds=settings.metrics_via_ledger_seconds, clock=clock
+    )
+    publisher.start()
+    return publisher

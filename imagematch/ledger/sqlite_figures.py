@@ -24,7 +24,7 @@ def upgrade_schema(conn: sqlite3.Connection) -> None:
     """Add what later versions added to a ledger made before them: prediction columns, the jobs'
     ``request_id``, the outcome counters (filled from the attempts recorded so far)."""
     columns = {row["name"] for row in conn.execute(Q["prediction_columns"])}
-    for column in ("quality", "image_sha256"):
+    for column in ("quality", "image_sha256", "confidence", "band"):
         if column not in columns:
             conn.execute(Q[f"add_prediction_{column}"])
     if "request_id" not in {row["name"] for row in conn.execute(Q["job_columns"])}:
