@@ -15,13 +15,13 @@ from imagematch.addresses import AddressPolicy
 from imagematch.blobs import BlobStore
 from imagematch.catalog_sync import LiveCatalog
 from imagematch.config import Settings
+from imagematch.dispatch import Dispatch, Dispatchers
 from imagematch.embedder import Embedder, ModelNotLoaded, load_embedder
 from imagematch.fetch import ImageFetcher
 from imagematch.images import DecodeGate, ImageLimits
 from imagematch.index import IndexHandle, SnapshotStore
 from imagematch.job_kinds import JobKinds, JobKindSpec, MatchImagePayload
-from imagematch.ledger import Clock, Ledger, SweepReport, open_ledger_for, utcnow
-from imagematch.maintenance import record_sweep
+from imagematch.ledger import Clock, Ledger, open_ledger_for, utcnow
 from imagematch.matches_webhook import MatchesWebhook
 from imagematch.models import JobKind, MatchRequest, MatchResult
 from imagematch.photo_vectors import PhotoVectorStore
@@ -42,7 +42,7 @@ from imagematch.sources.zendesk import (
 )
 from imagematch.sources.zendesk.notes import catalog_links
 from imagematch.thumbnails import ThumbnailStore
-from imagematch.worker import Dispatch, Worker
+from imagematch.worker import Worker
 
 __all__ = ["Services", "build_services", "serving_model"]
 
@@ -64,9 +64,9 @@ class Services:
     clock: Clock
     thumbnails: ThumbnailStore  # the console's pictures of photos and catalog images
     kinds: JobKinds = field(default_factory=JobKinds)
-    # Told the ids of jobs just persisted, to run them now (see worker.Dispatch): the Modal spawn,
-    # the local worker pool. Add one with add_dispatcher().
-    dispatchers: list[Dispatch] = field(default_factory=list)
+    # Told the ids of jobs just persisted, to run them now (see imagematch.dispatch): the Modal
+    # spawn, the local worker pool. Add one with add_dispatcher().
+    dispatchers: Dispatchers = field(default_factory=Dispatchers)
     catalog_updater: CatalogUpdater | None = None  # applies catalog webhook events (LiveCatalog)
     # Answers POST /v1/match in another process (on Modal: the GPU class); None: here.
     remote_matcher: Callable[[bytes, MatchRequest], MatchResult] | None = None
@@ -104,13 +104,12 @@ class Services:
         )
 
     def add_dispatcher(self, dispatcher: Dispatch) -> None:
-        self.dispatchers.append(dispatcher)
+        self.dispatchers.add(dispatcher)
 
     def dispatch(self, job_ids: list[int]) -> None:
-        """Make workers look at these persisted jobs now (a hint: the sweep catches a lost one)."""
-        if job_ids:
-            for dispatcher in self.dispatchers:
-                dispatcher(job_ids)
+        """Make workers look at these persisted jobs now (a hint: the sweep catches a lost one,
+        and a dispatch that fails is logged, never raised)."""
+        self.dispatchers(job_ids)
 
     def make_worker(self, worker_id: str | None = None) -> Worker:
         return Worker(
@@ -125,14 +124,6 @@ class Services:
     def zendesk_client(self) -> ZendeskClient:
         """The Zendesk client; raises ZendeskNotConfiguredError (permanent) naming what is missing."""
         return zendesk_client_for(self.settings, self.http)
-
-    def sweep(self) -> SweepReport:
-        report = self.ledger.sweep(
-            max_attempts=self.policy.max_attempts,
-            pending_grace_seconds=self.settings.pending_grace_seconds,
-        )
-        record_sweep(self.settings.data_dir, report, self.clock())
-        return report
 
     def close(self) -> None:
         self.http.close()
@@ -192,7 +183,7 @@ def build_services(
         ),
         clock=clock,
         thumbnails=ThumbnailStore(settings.data_dir / "thumbnails"),
-        dispatchers=[dispatch] if dispatch else [],
+        dispatchers=Dispatchers([dispatch] if dispatch else []),
     )
     services.photos.on_photo(services.thumbnails.record_job_photo)
     _register_entities(services)

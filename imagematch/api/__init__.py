@@ -23,12 +23,13 @@ from imagematch.api.stats import health_router, stats_router
 from imagematch.app import Services
 from imagematch.config import Settings
 from imagematch.console import console_router
+from imagematch.dispatch import Dispatch, Dispatchers
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError, TransientError
 from imagematch.ledger import Clock, Ledger, utcnow
 from imagematch.sources.catalog.routes import catalog_webhook_router
 from imagematch.sources.zendesk.routes import zendesk_webhook_router
 from imagematch.webhooks import RETRY_LATER
-from imagematch.worker import Dispatch, WorkerPool
+from imagematch.worker import WorkerPool
 
 __all__ = ["create_app", "create_webhook_app"]
 
@@ -103,11 +104,7 @@ def create_webhook_app(
         description="Signed webhooks in; each persists a job and answers 202.",
         lifespan=_pool_lifespan(pool),
     )
-    dispatchers = [d for d in (pool.dispatch if pool else None, dispatch) if d is not None]
-
-    def dispatch_all(job_ids: list[int]) -> None:
-        for dispatcher in dispatchers:
-            dispatcher(job_ids)
+    dispatch_all = Dispatchers(d for d in (pool.dispatch if pool else None, dispatch) if d is not None)
 
     app.include_router(health_router())
     app.include_router(zendesk_webhook_router(settings, ledger, clock=clock, dispatch=dispatch_all))

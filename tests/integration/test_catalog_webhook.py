@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from imagematch import operations
 from imagematch.api import create_app, create_webhook_app
 from imagematch.app import Services, build_services
 from imagematch.config import Settings
@@ -179,7 +180,7 @@ def test_updater_errors_go_through_the_retry_policy(
     assert failed["error_kind"] == "transient" and failed["next_attempt_at"]
     assert client.get("/v1/stats").json()["pending_catalog_jobs"] == 0  # failed, waiting to retry
     clock.advance(3600)
-    signed_services.sweep()
+    operations.sweep(signed_services)
     assert signed_services.make_worker().drain() == 1 and "P1" in catalog.products
 
 

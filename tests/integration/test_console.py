@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
+from imagematch import operations
 from imagematch.api import create_app
 from imagematch.app import Services
 from imagematch.models import JobKind, JobStatus, NewJob
@@ -141,7 +142,7 @@ def test_catalog_search_product_page_and_health(client: TestClient, services: Se
     product = client.get("/ui/catalog/P-blue").text
     assert product.count("/ui/thumbs/") == 3 and f"/ui/jobs/{job_id}" in product  # 2 references + 1 photo
     assert client.get("/ui/catalog/nope").status_code == 404
-    services.sweep()
+    operations.sweep(services)
     health = client.get("/ui/health").text
     stats = client.get("/v1/stats").json()
     assert f'data-stat="index.version">{stats["index"]["version"]}<' in health

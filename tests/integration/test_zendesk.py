@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from pydantic import SecretStr
 
+from imagematch import operations
 from imagematch.api import create_app
 from imagematch.app import Services, build_services
 from imagematch.config import Settings
@@ -113,7 +114,7 @@ def settle(services: Services, clock: FakeClock, *, rounds: int = 10) -> None:
         if not waiting:
             return
         clock.now = max(waiting) + timedelta(seconds=1)
-        services.sweep()
+        operations.sweep(services)
     raise AssertionError("jobs still retrying")
 
 
@@ -373,7 +374,7 @@ def test_serve_path_in_process_workers_answer_a_webhook_without_being_driven(
     zendesk.add_comment(
         TICKET, zendesk.attachment(photo("green"), "a.png"), zendesk.attachment(photo("red"), "b.png")
     )
-    pool = WorkerPool(services.make_worker, size=2, poll_seconds=0.05, sweep=services.sweep)
+    pool = WorkerPool(services.make_worker, size=2, poll_seconds=0.05, sweep=lambda: operations.sweep(services))
     with TestClient(create_app(services, pool=pool)) as client:
         assert deliver(client, event(TICKET), at=clock.now).status_code == 202
         deadline = time.monotonic() + 60
@@ -403,10 +404,10 @@ def test_429_honours_retry_after_then_succeeds(
     assert ticket_job.next_attempt_at >= clock.now + timedelta(seconds=120)  # backoff alone: ~1 s
 
     clock.advance(60)
-    services.sweep()
+    operations.sweep(services)
     assert worker.drain() == 0  # not due yet
     clock.advance(61)
-    services.sweep()
+    operations.sweep(services)
     worker.drain()
     assert services.ledger.get_job(ticket_job.id).status == JobStatus.COMPLETE  # type: ignore[union-attr]
     assert len(services.ledger.list_predictions(ticket_id="7")) == 1
@@ -577,7 +578,7 @@ def test_crash_after_the_note_was_posted_but_before_it_was_recorded_posts_one_no
     assert len(zendesk.notes(TICKET)) == 1
 
     clock.advance(services.settings.lease_seconds + 1)
-    assert services.sweep().leases_expired == 1
+    assert operations.sweep(services).leases_expired == 1
     settle(services, clock)
 
     assert services.ledger.get_job(note_job.id).status == JobStatus.COMPLETE  # type: ignore[union-attr]
@@ -604,7 +605,7 @@ def test_crash_between_prediction_and_note_posts_one_note(
     assert services.ledger.list_predictions(ticket_id="7") == []
 
     clock.advance(services.settings.lease_seconds + 1)
-    services.sweep()
+    operations.sweep(services)
     settle(services, clock)  # the image runs again; the note job was there already
 
     assert services.ledger.get_job(image_job.id).status == JobStatus.COMPLETE  # type: ignore[union-attr]
@@ -652,7 +653,7 @@ def test_a_worker_that_lost_its_lease_does_not_post(
     [note_job] = jobs(services, JobKind.ZENDESK_NOTE)
     stalled = _claim(services, note_job, "stalled-worker")
     clock.advance(services.settings.lease_seconds + 1)
-    services.sweep()  # its lease expired: the job is someone else's to take now
+    operations.sweep(services)  # its lease expired: the job is someone else's to take now
 
     with pytest.raises(TransientError, match="lost the lease"):
         services.kinds.get(JobKind.ZENDESK_NOTE).run(stalled)  # type: ignore[union-attr]

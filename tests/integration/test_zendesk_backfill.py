@@ -136,7 +136,7 @@ def test_cli_backfill_dry_run_then_real(
 ) -> None:
     runner = CliRunner()
     dry = runner.invoke(
-        cli, ["zendesk", "backfill", "--since", "2025-12-01", "--dry-run", "--json"], env=cli_env
+        cli, ["zendesk", "scan", "--since", "2025-12-01", "--dry-run", "--json"], env=cli_env
     )
     assert dry.exit_code == 0, dry.output
     assert json.loads(dry.stdout.strip().splitlines()[-1])["tickets_queued"] == 2
@@ -155,7 +155,7 @@ def test_cli_backfill_without_zendesk_settings_says_what_to_set(
 ) -> None:
     env = {**cli_env, "IMAGEMATCH_ZENDESK_API_TOKEN": ""}
     env.pop("IMAGEMATCH_ZENDESK_API_TOKEN")
-    result = CliRunner().invoke(cli, ["zendesk", "backfill", "--since", "2025-12-01"], env=env)
+    result = CliRunner().invoke(cli, ["zendesk", "scan", "--since", "2025-12-01"], env=env)
     assert result.exit_code == 1 and "IMAGEMATCH_ZENDESK_API_TOKEN" in result.stderr
 
 

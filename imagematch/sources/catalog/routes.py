@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 
 from imagematch.api.schemas import JobOut
 from imagematch.config import Settings
+from imagematch.dispatch import Dispatch
 from imagematch.errors import PermanentError, TransientError
 from imagematch.ledger import Clock, Ledger
 from imagematch.sources.catalog.events import (
@@ -19,7 +20,6 @@ from imagematch.sources.catalog.events import (
     verify_catalog_signature,
 )
 from imagematch.webhooks import RETRY_LATER, read_webhook_body, refuse_deep_json, require_webhook_secret
-from imagematch.worker import Dispatch
 
 __all__ = ["catalog_webhook_router"]
 

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from imagematch.config import Settings
+from imagematch.dispatch import Dispatch
 from imagematch.errors import TransientError
 from imagematch.ledger import Clock, Ledger
 from imagematch.models import ImageJob, JobStatus
@@ -21,7 +22,6 @@ from imagematch.sources.zendesk.webhook import (
     verify_signature,
 )
 from imagematch.webhooks import RETRY_LATER, read_webhook_body, refuse_deep_json, require_webhook_secret
-from imagematch.worker import Dispatch
 
 __all__ = ["WebhookAccepted", "zendesk_webhook_router"]
 
