@@ -374,7 +374,9 @@ def test_serve_path_in_process_workers_answer_a_webhook_without_being_driven(
     zendesk.add_comment(
         TICKET, zendesk.attachment(photo("green"), "a.png"), zendesk.attachment(photo("red"), "b.png")
     )
-    pool = WorkerPool(services.make_worker, size=2, poll_seconds=0.05, sweep=lambda: operations.sweep(services))
+    pool = WorkerPool(
+        services.make_worker, size=2, poll_seconds=0.05, sweep=lambda: operations.sweep(services)
+    )
     with TestClient(create_app(services, pool=pool)) as client:
         assert deliver(client, event(TICKET), at=clock.now).status_code == 202
         deadline = time.monotonic() + 60
