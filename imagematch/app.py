@@ -44,7 +44,7 @@ from imagematch.sources.zendesk.notes import catalog_links
 from imagematch.thumbnails import ThumbnailStore
 from imagematch.worker import Worker
 
-__all__ = ["Services", "build_services", "serving_model"]
+__all__ = ["Services", "build_services", "image_limits", "serving_model"]
 
 
 @dataclass
@@ -162,7 +162,7 @@ def build_services(
     snapshots = SnapshotStore(settings.data_dir / "index")
     index = IndexHandle(snapshots, None if isinstance(embedder, ModelNotLoaded) else embedder.embedder_id)
     matcher = Matcher(embedder, index, top_k=settings.top_k, min_score=settings.min_score)
-    limits = _limits(settings)
+    limits = image_limits(settings)
     vectors = PhotoVectorStore(settings.data_dir / "photo_vectors")
     services = Services(
         settings=settings,
@@ -203,7 +203,7 @@ def _fetcher(settings: Settings, http: httpx.Client) -> ImageFetcher:
     )
 
 
-def _limits(settings: Settings) -> ImageLimits:
+def image_limits(settings: Settings) -> ImageLimits:
     """The decode limits, with one decode gate for every decode in this process."""
     return ImageLimits(
         settings.max_image_bytes,

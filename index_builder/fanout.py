@@ -40,6 +40,7 @@ __all__ = [
     "ImageTask",
     "LocalExecutor",
     "ShardedExecutor",
+    "build_shards",
     "embed_chunk",
     "embed_missing",
     "make_chunks",
@@ -247,6 +248,14 @@ class ChunkShards:
     def clear(self) -> None:
         for path in self.directory.glob("*.npz"):
             path.unlink(missing_ok=True)
+
+
+def build_shards(
+    data_dir: Path, model: str, read_committed: Callable[[Path], bytes | None] | None = None
+) -> ChunkShards:
+    """Where a build's chunk results wait for the build to read them (one folder per model)."""
+    folder = hashlib.sha256(model.encode()).hexdigest()[:16]
+    return ChunkShards(data_dir / "build_shards" / folder, read_committed)
 
 
 def _read_local(path: Path) -> bytes | None:

@@ -15,6 +15,7 @@ from typing import Any
 from imagematch import operations
 from imagematch.app import Services
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
+from imagematch.fetch import read_uri
 from imagematch.index import IndexedImage, ProductIndex
 from imagematch.ledger import Ledger
 from imagematch.models import ImageJob, JobStatus, Match, Prediction
@@ -141,8 +142,6 @@ class ReferenceImage:
 
 
 def _ensure_thumbnail(services: Services, image: IndexedImage) -> str | None:
-    from index_builder.catalog import read_uri  # the catalog's own reader (paths, file://, http)
-
     if not services.thumbnails.has(image.sha256):
         services.thumbnails.ensure_catalog(
             [(image.uri, image.sha256)],
