@@ -7,6 +7,7 @@ __all__ = [
     "ImageMatchError",
     "IndexNotBuiltError",
     "PermanentError",
+    "ServiceUnavailableError",
     "SubjectGoneError",
     "TransientError",
 ]
@@ -41,3 +42,8 @@ class IndexNotBuiltError(ImageMatchError):
 
 class EmbedderMismatchError(ImageMatchError):
     """An index snapshot was built by a different embedder than the one asked to search it."""
+
+
+class ServiceUnavailableError(TransientError):
+    """A service this process relies on to answer (on Modal: the GPU matcher) timed out or failed:
+    the caller should retry (HTTP 503 with ``Retry-After``), unlike a bad upstream URL (502)."""

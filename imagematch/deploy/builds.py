@@ -83,7 +83,16 @@ def reindex(
                 summary = _build(services, catalog, executor, switching=bool(model))
         finally:
             volume.commit()  # the snapshot and the cache; or the lock's release after a failure
+    _remove_shards(volume, executor)
     return summary
+
+
+def _remove_shards(volume: VolumeSync, executor: ShardedExecutor) -> None:
+    """The workers' shards are folded into the cache and the snapshot: remove them from the Volume
+    (this container sees them only now, after a reload; its cache is closed by then)."""
+    if volume.reload():
+        executor.shards.clear()
+        volume.commit()
 
 
 def _build(services: Services, catalog: str, executor: ShardedExecutor, *, switching: bool) -> dict[str, Any]:

@@ -54,6 +54,7 @@ class VolumeSync:
         self._reloaded_at = float("-inf")
         self.unflushed = False  # a commit failed: writes wait for the next flush
         self.failures = 0  # reloads and commits that failed so far (logged)
+        self.reloads = 0  # successful reloads (commits included: a commit reloads too)
 
     def reload(self, *, max_age: float = 0.0) -> bool:
         """See what other containers committed, unless the last successful reload is younger
@@ -71,6 +72,7 @@ class VolumeSync:
                 log.warning("volume reload failed, will retry: %s", exc)
                 return False
             self._reloaded_at = self._monotonic()
+            self.reloads += 1
             return True
 
     def commit(self) -> bool:
@@ -90,6 +92,7 @@ class VolumeSync:
                     continue
                 self.unflushed = False
                 self._reloaded_at = self._monotonic()  # a commit reloads too
+                self.reloads += 1
                 return True
             self.unflushed = True
             return False

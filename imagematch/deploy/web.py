@@ -13,7 +13,7 @@ from imagematch.api import create_app, create_webhook_app
 from imagematch.app import Services, build_services
 from imagematch.config import Settings
 from imagematch.dispatch import Dispatch
-from imagematch.errors import ImageMatchError, TransientError
+from imagematch.errors import ImageMatchError, ServiceUnavailableError
 from imagematch.models import MatchRequest, MatchResult
 
 __all__ = ["RemoteMatch", "build_web_app", "build_webhook_app"]
@@ -24,7 +24,7 @@ RETRY_SECONDS = 5.0
 class RemoteMatch:
     """``POST /v1/match`` answered in another container (``call``: Modal's ``.remote``). Its own
     errors (not an image, no index) pass through; a timeout or a failed call becomes a
-    TransientError, which the API answers with 503 and ``Retry-After``, not a 500."""
+    ServiceUnavailableError, which the API answers with 503 and ``Retry-After``, not a 500."""
 
     def __init__(self, call: Callable[[bytes, MatchRequest], MatchResult]) -> None:
         self._call = call
@@ -35,7 +35,7 @@ class RemoteMatch:
         except ImageMatchError:
             raise
         except Exception as exc:
-            raise TransientError(
+            raise ServiceUnavailableError(
                 f"the matcher is unavailable ({type(exc).__name__}); try again", retry_after=RETRY_SECONDS
             ) from exc
 

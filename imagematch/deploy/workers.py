@@ -124,7 +124,11 @@ def match_with_fresh_index(
 ) -> dict[str, Any]:
     """``POST /v1/match`` on the GPU class: reload the Volume at most every ``reload_every``
     seconds (so a container that only matches still follows CURRENT), then match the bytes."""
+    before = volume.reloads
     volume.reload(max_age=reload_every)
+    if volume.reloads != before:  # CURRENT may have moved: look now, not at the next check
+        with contextlib.suppress(ImageMatchError):
+            services.index.refresh()
     wanted = MatchRequest.model_validate(request or {})
     return services.match_photo(image, wanted).model_dump(mode="json")
 
