@@ -18,14 +18,14 @@ from imagematch.config import Settings
 from imagematch.dispatch import Dispatch, Dispatchers
 from imagematch.embedder import Embedder, ModelNotLoaded, load_embedder
 from imagematch.fetch import ImageFetcher
-from imagematch.images import DecodeGate, ImageLimits
+from imagematch.images import DecodeGate, ImageLimits, sha256_hex
 from imagematch.index import IndexHandle, SnapshotStore
 from imagematch.job_kinds import JobKinds, JobKindSpec, MatchImagePayload
 from imagematch.ledger import Clock, Ledger, open_ledger_for, utcnow
 from imagematch.matches_webhook import MatchesWebhook
 from imagematch.models import JobKind, MatchRequest, MatchResult
 from imagematch.photo_vectors import PhotoVectorStore
-from imagematch.pipeline import Matcher, PhotoBytes, PhotoMatching, StoredOrFetchedLoader
+from imagematch.pipeline import Matcher, PhotoMatch, PhotoMatching, StoredOrFetchedLoader
 from imagematch.rematch import EntityMatching, RematchOnCatalogChange, RematchPayload
 from imagematch.retry import RetryPolicy
 from imagematch.sources.catalog import CatalogEvent, CatalogEventHandler, CatalogUpdater
@@ -92,16 +92,17 @@ class Services:
     def limits(self) -> ImageLimits:
         return self.photos.limits
 
-    def match_photo(self, data: bytes, request: MatchRequest) -> MatchResult:
-        """Match one photo now (``POST /v1/match``): decode it under the limits, embed, search —
-        here, or in the process that holds the model when ``remote_matcher`` is set.
+    def match_bytes(self, data: bytes, request: MatchRequest) -> PhotoMatch:
+        """Match one photo now (:meth:`PhotoMatching.match_bytes`) — here, or in the process
+        that holds the model when ``remote_matcher`` is set (then ``image`` is ``None``).
         Raises PermanentError (not an image, too large) and the index's errors."""
         if self.remote_matcher is not None:
-            return self.remote_matcher(data, request)
-        image = self.photos.decode(PhotoBytes(data))
-        return self.matcher.match_image(
-            image, top_k=request.top_k, min_score=request.min_score, accept=request.product_filter()
-        )
+            return PhotoMatch(self.remote_matcher(data, request), None, None, sha256_hex(data))
+        return self.photos.match_bytes(data, request)
+
+    def match_photo(self, data: bytes, request: MatchRequest) -> MatchResult:
+        """The ranking of :meth:`match_bytes` (``POST /v1/match``)."""
+        return self.match_bytes(data, request).result
 
     def add_dispatcher(self, dispatcher: Dispatch) -> None:
         self.dispatchers.add(dispatcher)

@@ -340,8 +340,7 @@ def rebuild_catalog_index(
         services.thumbnails.ensure_catalog(
             [(image.uri, image.sha256) for image in index.images.values()],
             lambda uri: read_uri(uri, services.fetcher),
-            max_bytes=services.limits.max_bytes,
-            max_pixels=services.limits.max_pixels,
+            services.limits,
         )
     if snapshots is None and point:  # the served index changed: every entity is re-matched
         services.entities.schedule_stale(reason="index rebuilt", index_version=index.served_version)

@@ -146,8 +146,7 @@ def _ensure_thumbnail(services: Services, image: IndexedImage) -> str | None:
         services.thumbnails.ensure_catalog(
             [(image.uri, image.sha256)],
             lambda uri: read_uri(uri, services.fetcher),
-            max_bytes=services.limits.max_bytes,
-            max_pixels=services.limits.max_pixels,
+            services.limits,
         )
     return image.sha256 if services.thumbnails.has(image.sha256) else None
 
