@@ -1,7 +1,8 @@
 """The composition root: :func:`build_services` wires every collaborator from :class:`Settings`.
 
 The CLI, the HTTP API and the Modal app all start here, so they run the same code paths. Job kinds
-are registered here: the core's own (``match_image``, ``catalog_event``) and each source's.
+are registered here: the core's own (``match_image``, ``rematch``), then each source's, by the
+source itself (:func:`imagematch.sources.register_sources`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import httpx
 
 from imagematch.addresses import AddressPolicy
 from imagematch.blobs import BlobStore
-from imagematch.catalog_sync import LiveCatalog
+from imagematch.catalog_sync import CatalogUpdater
 from imagematch.config import Settings
 from imagematch.dispatch import Dispatch, Dispatchers
 from imagematch.embedder import Embedder, ModelNotLoaded, load_embedder
@@ -26,21 +27,9 @@ from imagematch.matches_webhook import MatchesWebhook
 from imagematch.models import JobKind, MatchRequest, MatchResult
 from imagematch.photo_vectors import PhotoVectorStore
 from imagematch.pipeline import Matcher, PhotoMatch, PhotoMatching, StoredOrFetchedLoader
-from imagematch.rematch import EntityMatching, RematchOnCatalogChange, RematchPayload
+from imagematch.rematch import EntityMatching, RematchPayload
 from imagematch.retry import RetryPolicy
-from imagematch.sources.catalog import CatalogEvent, CatalogEventHandler, CatalogUpdater
-from imagematch.sources.zendesk import (
-    ZendeskAttachmentLoader,
-    ZendeskClient,
-    ZendeskImagePayload,
-    ZendeskNoteFollowUp,
-    ZendeskNoteHandler,
-    ZendeskNotePayload,
-    ZendeskTicketHandler,
-    ZendeskTicketPayload,
-    zendesk_client_for,
-)
-from imagematch.sources.zendesk.notes import catalog_links
+from imagematch.sources import register_sources
 from imagematch.thumbnails import ThumbnailStore
 from imagematch.worker import Worker
 
@@ -72,21 +61,6 @@ class Services:
     remote_matcher: Callable[[bytes, MatchRequest], MatchResult] | None = None
     # Entity matches from stored photo vectors, re-matched on catalog changes (set by build_services).
     entities: EntityMatching = field(init=False)
-
-    def use_catalog_updater(self, updater: CatalogUpdater) -> None:
-        """Apply ``catalog_event`` jobs with ``updater`` (without one, workers skip them), then
-        re-match the entities each change can alter."""
-        self.catalog_updater = updater
-        self.kinds.register(
-            JobKindSpec(
-                kind=JobKind.CATALOG_EVENT,
-                payload=CatalogEvent,
-                handler=CatalogEventHandler(RematchOnCatalogChange(updater, self.entities, self.matcher)),
-                # Upserts embed; deletes do not, but both edit the served index in the process that
-                # holds it, in event order, so the whole kind runs beside the model.
-                needs_embedder=True,
-            )
-        )
 
     @property
     def limits(self) -> ImageLimits:
@@ -121,10 +95,6 @@ class Services:
             lease_seconds=self.settings.lease_seconds,
             clock=self.clock,
         )
-
-    def zendesk_client(self) -> ZendeskClient:
-        """The Zendesk client; raises ZendeskNotConfiguredError (permanent) naming what is missing."""
-        return zendesk_client_for(self.settings, self.http)
 
     def close(self) -> None:
         self.http.close()
@@ -188,9 +158,13 @@ def build_services(
     )
     services.photos.on_photo(services.thumbnails.record_job_photo)
     _register_entities(services)
-    _register_core_kinds(services, catalog_updater)
-    _register_zendesk(services)
-    for kind in (JobKind.MATCH_IMAGE, JobKind.ZENDESK_IMAGE):  # the photo kinds
+    services.kinds.register(
+        services.photos.kind(
+            JobKind.MATCH_IMAGE, MatchImagePayload, StoredOrFetchedLoader(services.blobs, services.fetcher)
+        )
+    )
+    register_sources(services, catalog_updater=catalog_updater)
+    for kind in services.kinds.photo_kinds():  # every photo adds to its entity, whatever its source
         services.photos.on_complete(kind, services.entities.record_photo)
     return services
 
@@ -221,31 +195,6 @@ def serving_model(settings: Settings) -> str:
     return SnapshotStore(settings.data_dir / "index").current_model() or settings.model
 
 
-def _register_core_kinds(services: Services, catalog_updater: CatalogUpdater | None) -> None:
-    """``match_image`` (uploads and URLs) and ``catalog_event`` (applied by a LiveCatalog unless
-    an updater is given)."""
-    settings = services.settings
-    services.kinds.register(
-        services.photos.kind(
-            JobKind.MATCH_IMAGE, MatchImagePayload, StoredOrFetchedLoader(services.blobs, services.fetcher)
-        )
-    )
-    services.use_catalog_updater(
-        catalog_updater
-        or LiveCatalog(
-            index=services.index,
-            snapshots=services.snapshots,
-            embedder=services.embedder,
-            fetcher=services.fetcher,
-            limits=services.limits,
-            clock=services.clock,
-            catalog_views=settings.catalog_views,
-            scoring=settings.product_scoring,
-            thumbnails=services.thumbnails,
-        )
-    )
-
-
 def _register_entities(services: Services) -> None:
     """Entity matches and the ``rematch`` kind: a search from stored vectors, no model needed."""
     settings = services.settings
@@ -267,52 +216,6 @@ def _register_entities(services: Services) -> None:
             kind=JobKind.REMATCH,
             payload=RematchPayload,
             handler=services.entities.handle_rematch,
-            needs_embedder=False,
-        )
-    )
-
-
-def _register_zendesk(services: Services) -> None:
-    """Zendesk's kinds: the ticket scan, its attachments (a photo kind with a note hook), notes."""
-    settings, ledger = services.settings, services.ledger
-    services.kinds.register(
-        JobKindSpec(
-            kind=JobKind.ZENDESK_TICKET,
-            payload=ZendeskTicketPayload,
-            handler=ZendeskTicketHandler(
-                services.zendesk_client,
-                ledger,
-                max_bytes=settings.max_image_bytes,
-                dispatch=services.dispatch,
-            ),
-            needs_embedder=False,
-        )
-    )
-    services.kinds.register(
-        services.photos.kind(
-            JobKind.ZENDESK_IMAGE,
-            ZendeskImagePayload,
-            ZendeskAttachmentLoader(services.zendesk_client, services.fetcher),
-        )
-    )
-    if settings.zendesk_post_notes:
-        services.photos.on_complete(
-            JobKind.ZENDESK_IMAGE, ZendeskNoteFollowUp(ledger, dispatch=services.dispatch)
-        )
-    note_min_score = settings.zendesk_note_min_score
-    services.kinds.register(
-        JobKindSpec(
-            kind=JobKind.ZENDESK_NOTE,
-            payload=ZendeskNotePayload,
-            handler=ZendeskNoteHandler(
-                services.zendesk_client,
-                ledger,
-                enabled=settings.zendesk_post_notes,
-                min_score=settings.min_score if note_min_score is None else note_min_score,
-                lease_seconds=settings.lease_seconds,
-                links=catalog_links(services.index, settings.product_url_template),
-                public_url=settings.public_url,
-            ),
             needs_embedder=False,
         )
     )

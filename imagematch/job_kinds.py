@@ -107,6 +107,7 @@ class JobKindSpec(Generic[P]):
     payload: Any
     handler: Callable[[ImageJob, P], NewPrediction | None]
     needs_embedder: bool
+    photo: bool = False  # a photo kind (its jobs match one photo: PhotoMatching.kind)
 
     def parse(self, job: ImageJob) -> P:
         """The job's payload as its type; PermanentError if the stored payload does not fit."""
@@ -150,6 +151,10 @@ class JobKinds:
         """Whether jobs of ``kind`` need the embedder; ``None`` for a kind not registered."""
         spec = self._specs.get(kind)
         return None if spec is None else spec.needs_embedder
+
+    def photo_kinds(self) -> list[str]:
+        """The kinds whose jobs match one photo, by name (derived, never a hand-kept list)."""
+        return sorted(kind for kind, spec in self._specs.items() if spec.photo)
 
     def embedding_kinds(self) -> list[str]:
         """The kinds that need the embedder (the photo kinds and catalog events), by name."""

@@ -291,4 +291,5 @@ class PhotoMatching:
             payload=payload,
             handler=lambda job, parsed: self.match_job(job, parsed, loader),
             needs_embedder=True,
+            photo=True,
         )

@@ -27,6 +27,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from imagematch.catalog_sync import CatalogUpdater
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef, aggregate_matches
 from imagematch.errors import IndexNotBuiltError, SubjectGoneError, TransientError
 from imagematch.job_kinds import JobPayload, PhotoPayload, new_job
@@ -36,7 +37,6 @@ from imagematch.models import ImageJob, JobKind, NewPrediction, Product
 from imagematch.photo_vectors import PhotoVectorStore
 from imagematch.pipeline import Matcher, PredictionAdditions
 from imagematch.quality import QualityBar, find_duplicate
-from imagematch.sources.catalog import CatalogUpdater
 
 __all__ = [
     "EntityMatching",

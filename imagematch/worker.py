@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from imagematch.dispatch import Dispatch
-from imagematch.errors import SubjectGoneError
+from imagematch.errors import NoHandlerError, SubjectGoneError
 from imagematch.job_kinds import JobKinds
 from imagematch.ledger import Clock, Ledger, utcnow
 from imagematch.models import ImageJob, JobStatus
@@ -90,7 +90,7 @@ class Worker:
         spec = self.kinds.get(job.kind)
         try:
             if spec is None:
-                raise SubjectGoneError(f"no handler for job kind {job.kind!r}")
+                raise NoHandlerError(f"no handler for job kind {job.kind!r}")
             with self._lease(job) as lease:
                 prediction = spec.run(job)
             if lease.lost.is_set():

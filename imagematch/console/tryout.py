@@ -8,9 +8,9 @@ from typing import Any, Protocol
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+import imagematch.console.data as data
 from imagematch.access import check_csrf_field
 from imagematch.app import Services
-from imagematch.console import data
 from imagematch.errors import ImageMatchError, PermanentError
 from imagematch.images import sha256_hex
 from imagematch.job_kinds import MatchImagePayload, image_ref_for_blob, new_job

@@ -14,6 +14,7 @@ from imagematch import operations
 from imagematch.api import create_app
 from imagematch.app import Services
 from imagematch.models import JobKind, JobStatus, NewJob
+from imagematch.sources.catalog import CATALOG_EVENT_KIND
 from tests.conftest import PALETTE, image_bytes
 
 
@@ -85,7 +86,7 @@ def test_a_broken_upload_fails_with_its_reason_and_retry_requeues_it(
 
 def test_retry_all_failed_only_touches_the_filtered_jobs(client: TestClient, services: Services) -> None:
     image_job = submit(client, b"broken one", "a.txt")
-    event, _ = services.ledger.submit(NewJob(kind=JobKind.CATALOG_EVENT, idempotency_key="ev", payload={}))
+    event, _ = services.ledger.submit(NewJob(kind=CATALOG_EVENT_KIND, idempotency_key="ev", payload={}))
     services.make_worker().drain()
     assert {services.ledger.get_job(i).status for i in (image_job, event.id)} == {JobStatus.FAILED}  # type: ignore[union-attr]
     response = client.post(

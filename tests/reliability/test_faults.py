@@ -27,7 +27,8 @@ from imagematch.config import Settings
 from imagematch.index import ProductIndex
 from imagematch.ledger import open_ledger
 from imagematch.ledger.postgres import PostgresLedger
-from imagematch.models import JobKind, JobStatus
+from imagematch.models import JobStatus
+from imagematch.sources.zendesk import ZendeskTicketPayload
 from tests.conftest import FakeClock, image_bytes
 from tests.reliability.conftest import ZENDESK_SECRET, Outcomes
 from tests.reliability.test_security import zendesk_post
@@ -202,7 +203,7 @@ def test_postgres_stopped_mid_burst_loses_no_accepted_webhook(
         tickets = {
             str(j.payload["ticket_id"])
             for j in ledger.list_jobs(limit=500)
-            if j.kind == JobKind.ZENDESK_TICKET
+            if j.kind == ZendeskTicketPayload.KIND
         }
         assert tickets == {str(1000 + n) for n in range(60)}
         assert all(j.status == JobStatus.PENDING for j in ledger.list_jobs(limit=500))
