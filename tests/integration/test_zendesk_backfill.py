@@ -110,7 +110,11 @@ def test_backfill_waits_out_rate_limits(
     zendesk.fail("GET", "/api/v2/tickets/12/comments.json", (429, {"Retry-After": "7"}), (503, {}))
     waited: list[float] = []
     report = backfill_tickets(
-        zendesk_client_for(services.settings, services.http), services.ledger, since=SINCE, max_bytes=10**7, sleep=waited.append
+        zendesk_client_for(services.settings, services.http),
+        services.ledger,
+        since=SINCE,
+        max_bytes=10**7,
+        sleep=waited.append,
     )
     assert waited == [60.0, 7.0, 4.0]  # Retry-After, Retry-After, then backoff for the 503
     assert report.tickets_queued == 2
@@ -120,7 +124,11 @@ def test_backfill_waits_out_rate_limits(
 
 def test_backfill_limit(services: Services, history: dict[str, Any]) -> None:
     report = backfill_tickets(
-        zendesk_client_for(services.settings, services.http), services.ledger, since=SINCE, max_bytes=10**7, limit=2
+        zendesk_client_for(services.settings, services.http),
+        services.ledger,
+        since=SINCE,
+        max_bytes=10**7,
+        limit=2,
     )
     assert report.tickets_scanned == 2
 
