@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from imagematch import __version__
-from imagematch.access import AccessControl
+from imagematch.api.access import AccessControl
 from imagematch.api.entities import entities_router
 from imagematch.api.jobs import jobs_router, submit_router
 from imagematch.api.match import match_router

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from imagematch.access import AccessControl, is_loopback_host
+from imagematch.api.access import AccessControl, is_loopback_host
 from imagematch.cli.terminal import err, load_settings
 from imagematch.config import Settings
 

@@ -1,7 +1,7 @@
 """The operator console: server-rendered pages under ``/ui`` (Jinja2 templates, a little vanilla JS).
 
 Pages read the ledger and the served index directly (the same objects the API uses); forms that
-change something (retry, try a photo) carry a CSRF token (:func:`imagematch.access.check_csrf_field`).
+change something (retry, try a photo) carry a CSRF token (:func:`imagematch.api.access.check_csrf_field`).
 Handlers are plain ``def`` functions: FastAPI runs them in its thread pool, as ledger calls block.
 """
 
@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 import imagematch.console.data as data
-from imagematch.access import AccessControl, check_csrf_field
+from imagematch.api.access import AccessControl, check_csrf_field
 from imagematch.app import Services
 from imagematch.console.catalog import catalog_routes
 from imagematch.console.tryout import try_routes

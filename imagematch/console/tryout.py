@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 import imagematch.console.data as data
-from imagematch.access import check_csrf_field
+from imagematch.api.access import check_csrf_field
 from imagematch.app import Services
 from imagematch.errors import ImageMatchError, PermanentError
 from imagematch.images import sha256_hex
