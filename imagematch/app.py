@@ -115,18 +115,15 @@ def build_services(
     model: str | None = None,
 ) -> Services:
     """Wire everything from ``settings``; pass collaborators in to replace the defaults (tests).
-    Catalog events are applied by a :class:`LiveCatalog` unless ``catalog_updater`` is given;
-    ``dispatch`` (e.g. a Modal spawn) is told the ids of jobs that handlers create.
-    ``with_model=False`` loads no model: for processes that run only the kinds that need none,
-    and read the index without searching it (on Modal: the web and CPU containers). ``model``
-    overrides ``settings.model`` (see :func:`serving_model`)."""
+    Catalog events are applied by a LiveCatalog unless ``catalog_updater`` is given; ``dispatch``
+    (e.g. a Modal spawn) is told the ids of jobs that handlers create. ``with_model=False`` loads
+    no model (on Modal: the web and CPU containers); ``model`` overrides ``settings.model``."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if model and model != settings.model:
         settings = settings.model_copy(update={"model": model})
     if embedder is None:
         embedder = (embedder_factory or _default_embedder)(settings) if with_model else None
-    if embedder is None:
-        embedder = ModelNotLoaded(settings.model)
+    embedder = embedder or ModelNotLoaded(settings.model)
     ledger = ledger or open_ledger_for(settings, clock=clock)
     http = http or httpx.Client(timeout=settings.fetch_timeout_seconds)
     fetcher = _fetcher(settings, http)
@@ -147,15 +144,18 @@ def build_services(
         matcher=matcher,
         photos=PhotoMatching(matcher, limits, vectors=vectors),
         model=settings.model,
-        policy=RetryPolicy(
-            max_attempts=settings.max_attempts,
-            base_seconds=settings.retry_base_seconds,
-            cap_seconds=settings.retry_max_seconds,
-        ),
+        policy=_retry_policy(settings),
         clock=clock,
         thumbnails=ThumbnailStore(settings.data_dir / "thumbnails"),
         dispatchers=Dispatchers([dispatch] if dispatch else []),
     )
+    _register_kinds(services, catalog_updater)
+    return services
+
+
+def _register_kinds(services: Services, catalog_updater: CatalogUpdater | None) -> None:
+    """The core's kinds (``match_image``, ``rematch``), each source's, then the hooks every photo
+    kind shares: the console's thumbnail and the photo's entity."""
     services.photos.on_photo(services.thumbnails.record_job_photo)
     _register_entities(services)
     services.kinds.register(
@@ -166,7 +166,14 @@ def build_services(
     register_sources(services, catalog_updater=catalog_updater)
     for kind in services.kinds.photo_kinds():  # every photo adds to its entity, whatever its source
         services.photos.on_complete(kind, services.entities.record_photo)
-    return services
+
+
+def _retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.max_attempts,
+        base_seconds=settings.retry_base_seconds,
+        cap_seconds=settings.retry_max_seconds,
+    )
 
 
 def _fetcher(settings: Settings, http: httpx.Client) -> ImageFetcher:

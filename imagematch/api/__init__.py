@@ -59,20 +59,7 @@ def create_app(
         lifespan=_pool_lifespan(pool),
     )
 
-    @app.exception_handler(IndexNotBuiltError)
-    async def _no_index(_: Request, exc: IndexNotBuiltError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503)
-
-    @app.exception_handler(EmbedderMismatchError)
-    async def _mismatch(_: Request, exc: EmbedderMismatchError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503)
-
-    @app.exception_handler(TransientError)
-    async def _unavailable(_: Request, exc: TransientError) -> JSONResponse:
-        # The ledger (or another dependency) is briefly unreachable: the caller retries; nothing
-        # was accepted, so nothing is lost.
-        return JSONResponse({"detail": str(exc)}, status_code=503, headers=RETRY_LATER)
-
+    _answer_unavailable_with_503(app)
     settings, ledger, clock = services.settings, services.ledger, services.clock
     # Webhooks first: routes are matched in order, and a burst of webhooks is the hot path.
     app.include_router(zendesk_webhook_router(settings, ledger, clock=clock, dispatch=services.dispatch))
@@ -86,6 +73,24 @@ def create_app(
     app.include_router(console_router(services, dispatch=services.dispatch))
     (access or AccessControl.from_settings(settings)).install(app)
     return app
+
+
+def _answer_unavailable_with_503(app: FastAPI) -> None:
+    """No index, an index of another model, a dependency briefly down: 503, never a 500."""
+
+    @app.exception_handler(IndexNotBuiltError)
+    async def _no_index(_: Request, exc: IndexNotBuiltError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(EmbedderMismatchError)
+    async def _mismatch(_: Request, exc: EmbedderMismatchError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(TransientError)
+    async def _unavailable(_: Request, exc: TransientError) -> JSONResponse:
+        # The ledger (or another dependency) is briefly unreachable: the caller retries; nothing
+        # was accepted, so nothing is lost.
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers=RETRY_LATER)
 
 
 def create_webhook_app(

@@ -22,6 +22,7 @@ from imagematch.index.change_log import ChangeLog
 from imagematch.index.event_order import EventOrder
 from imagematch.index.product_index import ProductIndex
 from imagematch.index.publish_lock import PublishLock, new_holder_id
+from imagematch.index.snapshot_files import read_snapshot_event_order, read_snapshot_model
 
 __all__ = ["POINTER_NAME", "SnapshotStore"]
 
@@ -125,7 +126,7 @@ class SnapshotStore:
         version = self.current_version()
         if version is None or not (self.root / version / "meta.json").exists():
             return None
-        return ProductIndex.read_model(self.root / version)
+        return read_snapshot_model(self.root / version)
 
     def event_order(self, embedder_id: str, *, folding: Iterable[int] = ()) -> EventOrder:
         """The catalog event order of the CURRENT snapshot with the change-log entries ``folding``
@@ -134,7 +135,7 @@ class SnapshotStore:
         version = self.current_version()
         order = EventOrder()
         if version is not None and (self.root / version / "meta.json").exists():
-            order = ProductIndex.read_event_order(self.root / version)
+            order = read_snapshot_event_order(self.root / version)
         for sequence in sorted(folding):
             change = self.changes(embedder_id).read(sequence)
             if change is not None:  # else folded into a snapshot meanwhile: already in its order

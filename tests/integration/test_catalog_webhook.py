@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,9 +62,8 @@ def signed_services(settings: Settings, clock: FakeClock, catalog: FakeCatalog) 
 
 
 @pytest.fixture
-def client(signed_services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(signed_services)) as client:
-        yield client
+def client(signed_services: Services, app_client: Callable[..., TestClient]) -> TestClient:
+    return app_client(signed_services)
 
 
 def _event(product_id: str = "P1", **product: Any) -> dict[str, Any]:

@@ -4,14 +4,13 @@ the same pages in Chromium)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
 from imagematch import operations
-from imagematch.api import create_app
 from imagematch.app import Services
 from imagematch.models import JobKind, JobStatus, NewJob
 from imagematch.sources.catalog import CATALOG_EVENT_KIND
@@ -19,10 +18,10 @@ from tests.conftest import PALETTE, image_bytes
 
 
 @pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services), follow_redirects=False) as client:
-        client.get("/ui/jobs")  # a browser's first visit: it gets its CSRF cookie
-        yield client
+def client(services: Services, app_client: Callable[..., TestClient]) -> TestClient:
+    client = app_client(services, client_options={"follow_redirects": False})
+    client.get("/ui/jobs")  # a browser's first visit: it gets its CSRF cookie
+    return client
 
 
 def csrf(client: TestClient) -> str:

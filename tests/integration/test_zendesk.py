@@ -33,16 +33,10 @@ from imagematch.sources.zendesk import (
 )
 from imagematch.worker import WorkerPool
 from tests.conftest import PALETTE, FakeClock, image_bytes
-from tests.fake_zendesk import FakeZendesk, fake_zendesk
+from tests.fake_zendesk import FakeZendesk
 
 SECRET = "whsec-test-secret"
 TICKET = 7
-
-
-@pytest.fixture
-def zendesk() -> Iterator[FakeZendesk]:
-    with fake_zendesk() as fake:
-        yield fake
 
 
 def zendesk_settings(settings: Settings, fake: FakeZendesk, **overrides: Any) -> Settings:
@@ -83,12 +77,6 @@ def make_services(
 @pytest.fixture
 def services(make_services: Any) -> Services:
     return make_services()  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services)) as client:
-        yield client
 
 
 def deliver(

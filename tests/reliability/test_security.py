@@ -24,7 +24,7 @@ from imagematch.fetch import ImageFetcher
 from imagematch.sources.catalog import sign_catalog_event
 from imagematch.sources.zendesk import SIGNATURE_HEADER, TIMESTAMP_HEADER, ZendeskNotePayload, sign
 from tests.conftest import image_bytes
-from tests.fake_zendesk import FakeZendesk, fake_zendesk
+from tests.fake_zendesk import FakeZendesk
 from tests.loopback import LoopbackServer, Route, loopback_server
 from tests.reliability.conftest import CATALOG_SECRET, ZENDESK_SECRET, Outcomes
 
@@ -168,12 +168,6 @@ def test_credentials_never_leave_the_zendesk_origin(outcomes: Outcomes) -> None:
         "credentials on redirects off the Zendesk origin (other port, other host, other scheme)",
         "sent to the origin only; never to the redirect target",
     )
-
-
-@pytest.fixture
-def zendesk() -> Iterator[FakeZendesk]:
-    with fake_zendesk() as fake:
-        yield fake
 
 
 def test_logs_of_a_whole_flow_hold_no_secret(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -76,26 +78,8 @@ def catalog_webhook_router(
         "<timestamp>." + body)>``. 202 with the new job; 200 with the existing one when the same
         body was delivered before; 401 bad signature; 422 malformed event; 503 no secret set.
         """
-        secret = require_webhook_secret(
-            settings.catalog_webhook_secret,
-            allow_unsigned=settings.catalog_allow_unsigned,
-            what="catalog webhooks",
-            secret_env="IMAGEMATCH_CATALOG_WEBHOOK_SECRET",
-            unsigned_env="IMAGEMATCH_CATALOG_ALLOW_UNSIGNED",
-        )
         body = await read_webhook_body(request)
-        if secret is not None:
-            try:
-                verify_catalog_signature(
-                    secret,
-                    body,
-                    signature=request.headers.get(SIGNATURE_HEADER),
-                    timestamp=request.headers.get(TIMESTAMP_HEADER),
-                    now=clock(),
-                    tolerance_seconds=settings.catalog_webhook_tolerance_seconds,
-                )
-            except InvalidSignatureError as exc:
-                raise HTTPException(401, str(exc)) from exc
+        _check_signature(settings, body, request, clock())
         refuse_deep_json(body)  # 422, not a parser's RecursionError (500)
         try:
             event, raw = parse_catalog_event(body)
@@ -112,3 +96,28 @@ def catalog_webhook_router(
         )
 
     return router
+
+
+def _check_signature(settings: Settings, body: bytes, request: Request, now: datetime) -> None:
+    """Refuse (401) an event whose signature does not verify; 503 when no secret is set (unless
+    unsigned events are allowed)."""
+    secret = require_webhook_secret(
+        settings.catalog_webhook_secret,
+        allow_unsigned=settings.catalog_allow_unsigned,
+        what="catalog webhooks",
+        secret_env="IMAGEMATCH_CATALOG_WEBHOOK_SECRET",
+        unsigned_env="IMAGEMATCH_CATALOG_ALLOW_UNSIGNED",
+    )
+    if secret is None:
+        return
+    try:
+        verify_catalog_signature(
+            secret,
+            body,
+            signature=request.headers.get(SIGNATURE_HEADER),
+            timestamp=request.headers.get(TIMESTAMP_HEADER),
+            now=now,
+            tolerance_seconds=settings.catalog_webhook_tolerance_seconds,
+        )
+    except InvalidSignatureError as exc:
+        raise HTTPException(401, str(exc)) from exc
