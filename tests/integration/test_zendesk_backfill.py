@@ -35,7 +35,6 @@ from tests.integration.test_zendesk import (  # fixtures shared with the webhook
     photo,
     services,  # noqa: F401
     settle,
-    zendesk,  # noqa: F401
 )
 
 SINCE = datetime(2025, 12, 1, tzinfo=UTC)
