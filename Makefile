@@ -6,7 +6,7 @@ SAMPLE  := examples/grocery
 # Tests and the demo never reach a model hub: all weights are local.
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test reliability lint bench clean
 
 # torch/torchvision are pinned to the pair our machines carry locally (DEVELOPERS.md); they are
 # installed first so nothing else pulls a different build.
@@ -27,6 +27,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest
+
+# The reliability suite alone, rewriting the tracked RELIABILITY.md (`make test` never writes it).
+reliability: install
+	IMAGEMATCH_WRITE_RELIABILITY=1 $(PY) -m pytest tests/reliability
 
 lint: install
 	$(BIN)/ruff check imagematch index_builder tests bench modal_app.py
