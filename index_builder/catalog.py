@@ -24,6 +24,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from pydantic import ValidationError
 
+from imagematch.config import redact_url
 from imagematch.errors import PermanentError
 from imagematch.fetch import ImageFetcher
 from imagematch.models import Product
@@ -99,7 +100,7 @@ def _read_catalog_document(source: str, fetcher: ImageFetcher, max_bytes: int) -
     try:
         return raw.decode("utf-8-sig"), is_csv
     except UnicodeDecodeError as exc:
-        raise PermanentError(f"catalog {source[:200]} is not UTF-8 text: {exc}") from exc
+        raise PermanentError(f"catalog {redact_url(source)[:200]} is not UTF-8 text: {exc}") from exc
 
 
 def _resolve(base: str, ref: str) -> str | None:
@@ -152,11 +153,11 @@ def load_catalog(source: str, fetcher: ImageFetcher, *, settings: Settings | Non
     try:
         rows: Any = _rows_from_csv(text) if is_csv else json.loads(text)
     except (json.JSONDecodeError, csv.Error) as exc:
-        raise PermanentError(f"cannot parse catalog {source}: {exc}") from exc
+        raise PermanentError(f"cannot parse catalog {redact_url(source)}: {exc}") from exc
     if isinstance(rows, dict):
         rows = rows.get("products", [])
     if not isinstance(rows, list):
-        raise PermanentError(f"catalog {source} must be a list of products")
+        raise PermanentError(f"catalog {redact_url(source)} must be a list of products")
     return _collect(
         rows, lambda n, _: f"row {n}", lambda product, found: _resolve_images(source, product, found)
     )

@@ -3,8 +3,8 @@
 Every test records what it observed with ``outcomes.record(area, case, outcome)``; at the end of
 the session the table is written to RELIABILITY.md (with the date and commit), the way the bench
 scripts write BENCHMARKS.md — only when asked (``make reliability`` sets
-IMAGEMATCH_WRITE_RELIABILITY=1), so ``make test`` and partial runs leave the tracked file alone. The SSRF block is ON here: no fixture admits private addresses
-unless a test names the one it needs.
+IMAGEMATCH_WRITE_RELIABILITY=1), so ``make test`` and partial runs leave the tracked file alone.
+The SSRF block is ON here: no fixture admits private addresses unless a test names the one it needs.
 """
 
 from __future__ import annotations

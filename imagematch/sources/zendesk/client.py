@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from imagematch.config import Settings
+from imagematch.config import Settings, redact_url
 from imagematch.errors import PermanentError, SubjectGoneError, TransientError
 from imagematch.fetch import raise_for_http_status
 
@@ -81,7 +81,9 @@ class ZendeskClient:
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ZendeskNotConfiguredError(f"Zendesk base URL must be http(s)://host, got {base_url!r}")
+            raise ZendeskNotConfiguredError(
+                f"Zendesk base URL must be http(s)://host, got {redact_url(base_url)!r}"
+            )
         self._origin = (parts.scheme, parts.netloc.lower())
         self.host: str = parts.hostname
         self._authorization = authorization
