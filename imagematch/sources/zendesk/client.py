@@ -160,6 +160,15 @@ class ZendeskClient:
             url = links.get("next") if meta.get("has_more") and links.get("next") else None
             params = None  # the next link carries the cursor and the page size
 
+    def current_user_id(self) -> int:
+        """The id of the user these credentials act as (``GET /api/v2/users/me``): the author of
+        every note imagematch posts. TransientError when the answer names no user."""
+        user = self._request("GET", "/api/v2/users/me.json", what="the API user").get("user")
+        if not isinstance(user, dict) or not isinstance(user.get("id"), int) or user["id"] <= 0:
+            # An anonymous user (id null or 0) means the credentials were not accepted as a user.
+            raise TransientError("Zendesk the API user: answer names no signed-in user")
+        return int(user["id"])
+
     def get_ticket(self, ticket_id: str) -> dict[str, Any]:
         """The ticket (``updated_at`` is what a ``safe_update`` is checked against)."""
         body = self._request(
