@@ -40,6 +40,7 @@ __all__ = [
     "ApiToken",
     "check_csrf_field",
     "is_loopback_host",
+    "is_same_site",
     "parse_tokens",
 ]
 
@@ -125,7 +126,7 @@ def _is_open(path: str) -> bool:
     return any(path == p or (p.endswith("/") and path.startswith(p)) for p in _OPEN_PATHS)
 
 
-def _same_site(request: Request) -> bool:
+def is_same_site(request: Request) -> bool:
     """False when the browser says the request comes from another site."""
     if request.headers.get("sec-fetch-site") == "cross-site":
         return False
@@ -210,7 +211,7 @@ class AccessControl:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         if request.method not in _SAFE_METHODS and bearer is None:
-            if not _same_site(request):
+            if not is_same_site(request):
                 return JSONResponse({"detail": "cross-site request refused"}, status_code=403)
             if cookie is not None and not path.startswith("/ui/"):
                 # /v1 from the console's own scripts: they send the CSRF token as a header.

@@ -10,18 +10,46 @@ from imagematch.access import AccessControl, is_loopback_host
 from imagematch.cli.terminal import err, load_settings
 from imagematch.config import Settings
 
-__all__ = ["serve", "serve_access", "worker"]
+__all__ = ["serve", "serve_access", "unsigned_webhook_settings", "worker"]
+
+
+def unsigned_webhook_settings(settings: Settings) -> list[str]:
+    """The ``*_ALLOW_UNSIGNED`` settings in effect (set, and no signing secret to override them)."""
+    return [
+        name
+        for name, allowed, secret in (
+            (
+                "IMAGEMATCH_CATALOG_ALLOW_UNSIGNED",
+                settings.catalog_allow_unsigned,
+                settings.catalog_webhook_secret,
+            ),
+            (
+                "IMAGEMATCH_ZENDESK_ALLOW_UNSIGNED",
+                settings.zendesk_allow_unsigned,
+                settings.zendesk_webhook_secret,
+            ),
+        )
+        if allowed and secret is None
+    ]
 
 
 def serve_access(settings: Settings, host: str) -> AccessControl:
     """The access control for ``imagematch serve --host host``. Exits (code 2) when the host is
-    reachable from other machines and no token is set; on loopback without a token, only
-    loopback ``Host`` names are answered (no DNS rebinding)."""
+    reachable from other machines and no token is set, or unsigned webhooks are allowed; on
+    loopback without a token, only loopback ``Host`` names are answered (no DNS rebinding)."""
     try:
         access = AccessControl.from_settings(settings)
     except ValueError as exc:
         err.print(f"[red]IMAGEMATCH_API_TOKEN is not valid:[/red] {exc}")
         raise typer.Exit(2) from exc
+    unsigned = unsigned_webhook_settings(settings)
+    if unsigned and not is_loopback_host(host):
+        err.print(
+            f"[red]refusing to serve on {host} with {' and '.join(unsigned)}:[/red] anyone who can reach "
+            "it could post webhooks (delete products, queue scans). Set the webhook signing secrets "
+            "or serve on 127.0.0.1."
+        )
+        raise typer.Exit(2)
     if access.enabled:
         return access
     if not is_loopback_host(host):

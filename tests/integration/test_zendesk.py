@@ -205,7 +205,7 @@ def test_without_a_secret_the_endpoint_refuses_unless_unsigned_is_allowed(
     assert refusing.ledger.list_jobs() == []
 
     trial = make_services(zendesk_webhook_secret=None, zendesk_allow_unsigned=True)
-    with TestClient(create_app(trial)) as client:
+    with TestClient(create_app(trial), base_url="http://127.0.0.1") as client:  # unsigned: loopback only
         assert client.post("/webhooks/zendesk", json={"ticket_id": 1}).status_code == 202
         clock.advance(1)
         again = client.post("/webhooks/zendesk", json={"ticket_id": 1})  # a new trial scans again

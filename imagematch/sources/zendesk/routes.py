@@ -20,7 +20,13 @@ from imagematch.sources.zendesk.webhook import (
     parse_delivery,
     verify_signature,
 )
-from imagematch.webhooks import RETRY_LATER, read_webhook_body, refuse_deep_json, require_webhook_secret
+from imagematch.webhooks import (
+    RETRY_LATER,
+    check_webhook_request,
+    read_webhook_body,
+    refuse_deep_json,
+    require_webhook_secret,
+)
 from imagematch.worker import Dispatch
 
 __all__ = ["WebhookAccepted", "zendesk_webhook_router"]
@@ -44,7 +50,8 @@ def zendesk_webhook_router(
     async def zendesk_webhook(request: Request) -> JSONResponse:
         """A Zendesk ticket event. 202 when a scan of the ticket is queued; 200 when this very
         delivery was accepted before; 401 bad or expired signature (nothing is stored); 422 no
-        ticket id in the body; 503 no signing secret configured."""
+        ticket id in the body; 403 unsigned and not from a loopback Host or same-site; 415 not
+        ``application/json``; 503 no signing secret configured."""
         secret = require_webhook_secret(
             settings.zendesk_webhook_secret,
             allow_unsigned=settings.zendesk_allow_unsigned,
@@ -52,6 +59,7 @@ def zendesk_webhook_router(
             secret_env="IMAGEMATCH_ZENDESK_WEBHOOK_SECRET to the webhook's signing secret",
             unsigned_env="IMAGEMATCH_ZENDESK_ALLOW_UNSIGNED",
         )
+        check_webhook_request(request, signed=secret is not None)
         body = await read_webhook_body(request)
         timestamp = request.headers.get(TIMESTAMP_HEADER)
         if secret is not None:
