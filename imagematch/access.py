@@ -5,9 +5,11 @@
   without downtime. When set, every ``/v1/*`` route, ``/docs`` and every ``/ui`` page needs
   ``Authorization: Bearer <token>`` or the session cookie the login form sets. ``/healthz`` and
   the webhooks (which carry their own signatures) stay open.
-* The session cookie holds ``<name>.<HMAC of a fixed label under the token>``: never the token
-  itself, and it stops working the moment its token is removed. HttpOnly, SameSite=Strict, Secure
-  when served over https. Every comparison is constant-time.
+* The session cookie is a signed console session (:mod:`imagematch.sessions`): a random id and an
+  issued-at time under the token's HMAC, never the token itself. It ends when its token is
+  removed, ``IMAGEMATCH_SESSION_HOURS`` after login (on the server's clock), or at logout (revoked
+  in the ledger). HttpOnly, SameSite=Strict, Secure when served over https. Every comparison is
+  constant-time.
 * Cross-site requests: a state-changing request not authenticated by a bearer token must not come
   from another site (``Origin`` / ``Sec-Fetch-Site``) and, when it is authenticated by the cookie,
   must carry the CSRF token (double-submit cookie) as ``X-CSRF-Token`` or a ``csrf_token`` field
@@ -18,7 +20,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import json
@@ -27,11 +28,14 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imagematch.config import Settings
+from imagematch.ledger.base import Clock, utcnow
+from imagematch.sessions import ConsoleSession, SessionRevocations, issue_session, read_session
 
 __all__ = [
     "CSRF_COOKIE",
@@ -47,10 +51,8 @@ __all__ = [
 SESSION_COOKIE = "imagematch_session"
 CSRF_COOKIE = "imagematch_csrf"
 CSRF_HEADER = "x-csrf-token"
-_SESSION_LABEL = b"imagematch-console-session-v1"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _OPEN_PATHS = ("/ui/login", "/ui/static/")  # reachable without a token (still Host- and CSRF-checked)
-SESSION_MAX_AGE = 12 * 3600
 # The console loads nothing from elsewhere and is never framed (its buttons cannot be clickjacked).
 CONSOLE_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
@@ -69,10 +71,6 @@ class ApiToken:
 
     name: str
     secret: str = field(repr=False)
-
-    def session_value(self) -> str:
-        digest = hmac.new(self.secret.encode(), _SESSION_LABEL, hashlib.sha256).hexdigest()
-        return f"{self.name}.{digest}"
 
 
 def parse_tokens(value: str) -> list[ApiToken]:
@@ -146,14 +144,23 @@ def check_csrf_field(request: Request, value: object) -> None:
 class AccessControl:
     """Who may call what (see the module docstring); installed with :meth:`install`."""
 
-    def __init__(self, tokens: list[ApiToken], *, loopback_hosts_only: bool = False) -> None:
+    def __init__(
+        self, tokens: list[ApiToken], *, loopback_hosts_only: bool = False, session_hours: float = 12.0
+    ) -> None:
         self.tokens = tokens
         self.loopback_hosts_only = loopback_hosts_only
+        self.session_seconds = session_hours * 3600
+        self.clock: Clock = utcnow
+        self.revocations: SessionRevocations | None = None  # the ledger, set by :meth:`install`
 
     @classmethod
     def from_settings(cls, settings: Settings, *, loopback_hosts_only: bool = False) -> AccessControl:
         raw = settings.api_token.get_secret_value() if settings.api_token else ""
-        return cls(parse_tokens(raw) if raw.strip() else [], loopback_hosts_only=loopback_hosts_only)
+        return cls(
+            parse_tokens(raw) if raw.strip() else [],
+            loopback_hosts_only=loopback_hosts_only,
+            session_hours=settings.session_hours,
+        )
 
     @property
     def enabled(self) -> bool:
@@ -167,23 +174,44 @@ class AccessControl:
                 found = token
         return found
 
-    def _session(self, request: Request) -> ApiToken | None:
+    def _read_session(self, request: Request) -> tuple[ApiToken, ConsoleSession] | None:
         cookie = request.cookies.get(SESSION_COOKIE, "")
-        found = None
-        for token in self.tokens:
-            if hmac.compare_digest(cookie.encode(), token.session_value().encode()):
-                found = token
-        return found
+        if not cookie:
+            return None
+        return read_session(cookie, self.tokens, now=self.clock(), max_age_seconds=self.session_seconds)
+
+    async def _session(self, request: Request) -> ApiToken | None:
+        """The token of the request's console session: signed, unexpired and not revoked."""
+        found = self._read_session(request)
+        if found is None:
+            return None
+        token, session = found
+        if self.revocations is not None and await run_in_threadpool(
+            self.revocations.session_revoked, session.session_id
+        ):
+            return None
+        return token
+
+    def end_session(self, request: Request) -> None:
+        """Logout: revoke the request's session (for every instance, across restarts)."""
+        found = self._read_session(request)
+        if found is not None and self.revocations is not None:
+            session = found[1]
+            self.revocations.revoke_session(
+                session.session_id, expires_at=session.expires_at(self.session_seconds)
+            )
 
     def _bearer(self, request: Request) -> ApiToken | None:
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
         return self.token_for(value.strip()) if scheme.lower() == "bearer" and value else None
 
     def set_session(self, response: Response, request: Request, token: ApiToken) -> None:
+        """Start a new console session for ``token`` (a new random id at every login)."""
+        value, _ = issue_session(token, self.clock())
         response.set_cookie(
             SESSION_COOKIE,
-            token.session_value(),
-            max_age=SESSION_MAX_AGE,
+            value,
+            max_age=int(self.session_seconds),
             httponly=True,
             samesite="strict",
             secure=_is_https(request),
@@ -200,7 +228,7 @@ class AccessControl:
                 status_code=403,
             )
         bearer = self._bearer(request) if self.enabled else None
-        cookie = self._session(request) if self.enabled and bearer is None else None
+        cookie = await self._session(request) if self.enabled and bearer is None else None
         if self.enabled and bearer is None and cookie is None and not _is_open(path):
             if path == "/" or path.startswith("/ui"):
                 target = path + (f"?{request.url.query}" if request.url.query else "")
@@ -221,8 +249,13 @@ class AccessControl:
                     return JSONResponse({"detail": exc.detail}, status_code=403)
         return None
 
-    def install(self, app: FastAPI) -> None:
-        """Check every request; give each browser a CSRF cookie (``request.state.csrf_token``)."""
+    def install(
+        self, app: FastAPI, *, revocations: SessionRevocations | None = None, clock: Clock | None = None
+    ) -> None:
+        """Check every request; give each browser a CSRF cookie (``request.state.csrf_token``).
+        ``revocations`` (the ledger) records logouts; ``clock`` dates and expires sessions."""
+        self.revocations = revocations if revocations is not None else self.revocations
+        self.clock = clock or self.clock
         app.add_middleware(_AccessMiddleware, access=self)
 
 

@@ -201,6 +201,9 @@ class Settings(BaseSettings):
         description="Token(s) every /v1 route and /ui page requires: `token`, or `name:token,name2:token2` "
         "(several valid at once, for rotation). Unset: only loopback clients are served.",
     )
+    session_hours: float = Field(
+        12.0, gt=0, description="A console sign-in lasts this long (checked on the server; logout ends it)."
+    )
     thumbnail_retention_days: float = Field(
         90.0,
         gt=0,

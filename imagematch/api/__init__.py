@@ -83,7 +83,7 @@ def create_app(
     app.include_router(entities_router(services))
     app.include_router(stats_router(services))
     app.include_router(console_router(services, dispatch=services.dispatch))
-    (access or AccessControl.from_settings(settings)).install(app)
+    (access or AccessControl.from_settings(settings)).install(app, revocations=ledger, clock=clock)
     return app
 
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from imagematch.access import AccessControl, check_csrf_field
+from imagematch.access import SESSION_COOKIE, AccessControl, check_csrf_field
 from imagematch.app import Services
 from imagematch.console import data
 from imagematch.console.catalog import catalog_routes
@@ -112,8 +112,11 @@ def _shell_routes(router: APIRouter, services: Services) -> None:
     @router.post("/ui/logout")
     def logout(request: Request, csrf_token: str = Form("")) -> RedirectResponse:
         check_csrf_field(request, csrf_token)
+        access: AccessControl | None = getattr(request.state, "access", None)
+        if access is not None:
+            access.end_session(request)  # the cookie stops working everywhere, not just here
         response = RedirectResponse("/ui/login", status_code=303)
-        response.delete_cookie("imagematch_session", path="/")
+        response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
     @router.get("/ui/health")

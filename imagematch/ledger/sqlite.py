@@ -23,6 +23,7 @@ from imagematch.errors import TransientError
 from imagematch.ledger.base import Clock, JobAttempt, SweepReport, utcnow
 from imagematch.ledger.sql import load_queries
 from imagematch.ledger.sqlite_conn import SqliteWriter, open_connection
+from imagematch.ledger.sqlite_sessions import SqliteSessionRevocations
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["SqliteLedger"]
@@ -65,7 +66,7 @@ def _prediction(row: sqlite3.Row) -> Prediction:
     return Prediction.model_validate(data)
 
 
-class SqliteLedger:
+class SqliteLedger(SqliteSessionRevocations):
     def __init__(self, path: Path, *, clock: Clock = utcnow, busy_timeout_s: float = 30.0) -> None:
         self.path = path
         self._clock = clock
