@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imagematch.config import Settings
+from imagematch.guessing import GuessLimiter
 from imagematch.ledger.base import Clock, utcnow
 from imagematch.sessions import ConsoleSession, SessionRevocations, issue_session, read_session
 
@@ -51,6 +52,8 @@ __all__ = [
 SESSION_COOKIE = "imagematch_session"
 CSRF_COOKIE = "imagematch_csrf"
 CSRF_HEADER = "x-csrf-token"
+MIN_TOKEN_LENGTH = 24
+MIN_DISTINCT_CHARACTERS = 8  # "aaaa…" or "abab…": visibly not random (openssl's have ~30)
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _OPEN_PATHS = ("/ui/login", "/ui/static/")  # reachable without a token (still Host- and CSRF-checked)
 # The console loads nothing from elsewhere and is never framed (its buttons cannot be clickjacked).
@@ -97,12 +100,25 @@ def parse_tokens(value: str) -> list[ApiToken]:
     for name, secret in pairs:
         if not name or not name.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"token name {name!r} must be letters, digits, - or _")
-        if len(secret) < 16:
-            raise ValueError(f"token {name!r} is too short: use at least 16 characters")
+        _refuse_weak_token(name, secret)
         tokens.append(ApiToken(name, secret))
     if len({t.name for t in tokens}) != len(tokens):
         raise ValueError("IMAGEMATCH_API_TOKEN names each token once")
     return tokens
+
+
+def _refuse_weak_token(name: str, secret: str) -> None:
+    """ValueError (naming the token, never showing it) for a token that is easy to guess."""
+    if len(secret) < MIN_TOKEN_LENGTH:
+        raise ValueError(
+            f"token {name!r} is too short: use at least {MIN_TOKEN_LENGTH} characters "
+            "(e.g. `openssl rand -base64 32`)"
+        )
+    if len(set(secret)) < MIN_DISTINCT_CHARACTERS:
+        raise ValueError(
+            f"token {name!r} repeats too few characters to be secret: generate one "
+            "(e.g. `openssl rand -base64 32`)"
+        )
 
 
 def is_loopback_host(host: str) -> bool:
@@ -152,6 +168,7 @@ class AccessControl:
         self.session_seconds = session_hours * 3600
         self.clock: Clock = utcnow
         self.revocations: SessionRevocations | None = None  # the ledger, set by :meth:`install`
+        self.guesses = GuessLimiter()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, loopback_hosts_only: bool = False) -> AccessControl:
@@ -201,9 +218,32 @@ class AccessControl:
                 session.session_id, expires_at=session.expires_at(self.session_seconds)
             )
 
-    def _bearer(self, request: Request) -> ApiToken | None:
+    def _bearer(self, request: Request) -> ApiToken | Response | None:
+        """The bearer token's match, None without one, or a 429 while the client's address is
+        backing off from failed guesses (a wrong token counts as one)."""
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        return self.token_for(value.strip()) if scheme.lower() == "bearer" and value else None
+        if scheme.lower() != "bearer" or not value:
+            return None
+        refusal = self.guess_refusal(request)
+        if refusal is not None:
+            return JSONResponse(
+                {"detail": f"too many wrong tokens: try again in {refusal} s"},
+                status_code=429,
+                headers={"Retry-After": str(refusal)},
+            )
+        return self.record_guess(request, self.token_for(value.strip()))
+
+    def guess_refusal(self, request: Request) -> int | None:
+        """Seconds the request's client address must wait before presenting a token, or None."""
+        return self.guesses.retry_after(_client_address(request), self.clock())
+
+    def record_guess(self, request: Request, found: ApiToken | None) -> ApiToken | None:
+        """Count a presented token (sign-in or bearer) for its client address; returns ``found``."""
+        if found is None:
+            self.guesses.failed(_client_address(request), self.clock())
+        else:
+            self.guesses.succeeded(_client_address(request))
+        return found
 
     def set_session(self, response: Response, request: Request, token: ApiToken) -> None:
         """Start a new console session for ``token`` (a new random id at every login)."""
@@ -228,6 +268,8 @@ class AccessControl:
                 status_code=403,
             )
         bearer = self._bearer(request) if self.enabled else None
+        if isinstance(bearer, Response):
+            return bearer
         cookie = await self._session(request) if self.enabled and bearer is None else None
         if self.enabled and bearer is None and cookie is None and not _is_open(path):
             if path == "/" or path.startswith("/ui"):
@@ -309,6 +351,11 @@ def _csrf_cookie_headers(value: str, *, secure: bool) -> list[tuple[str, str]]:
     carrier = Response()
     carrier.set_cookie(CSRF_COOKIE, value, httponly=True, samesite="strict", secure=secure, path="/")
     return [("set-cookie", v.decode("latin-1")) for k, v in carrier.raw_headers if k == b"set-cookie"]
+
+
+def _client_address(request: Request) -> str:
+    """The peer address (a proxy's forwarding headers are not trusted: anyone can send them)."""
+    return request.client.host if request.client else "unknown"
 
 
 def _is_https(request: Request) -> bool:

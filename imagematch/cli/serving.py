@@ -56,7 +56,7 @@ def serve_access(settings: Settings, host: str) -> AccessControl:
         err.print(
             f"[red]refusing to serve on {host} without a token:[/red] anyone who can reach it could read "
             "predictions and re-queue jobs. Set IMAGEMATCH_API_TOKEN (e.g. "
-            '`export IMAGEMATCH_API_TOKEN="console:$(openssl rand -hex 24)"`) or serve on 127.0.0.1.'
+            '`export IMAGEMATCH_API_TOKEN="console:$(openssl rand -base64 32)"`) or serve on 127.0.0.1.'
         )
         raise typer.Exit(2)
     return AccessControl([], loopback_hosts_only=True)

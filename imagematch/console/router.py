@@ -96,7 +96,18 @@ def _shell_routes(router: APIRouter, services: Services) -> None:
         access: AccessControl | None = getattr(request.state, "access", None)
         if access is None or not access.enabled:
             return RedirectResponse(_safe_next(next), status_code=303)
-        found = access.token_for(token.strip())
+        wait = access.guess_refusal(request)
+        if wait is not None:
+            refused = page(
+                request,
+                "login.html",
+                next=_safe_next(next),
+                error=f"Too many wrong tokens from your address: try again in {wait} s.",
+                status_code=429,
+            )
+            refused.headers["Retry-After"] = str(wait)
+            return refused
+        found = access.record_guess(request, access.token_for(token.strip()))
         if found is None:
             return page(
                 request,
