@@ -114,6 +114,7 @@ with image.imports():
     )
     from imagematch.models import MatchRequest, MatchResult
     from imagematch.pipeline import ImageLimits
+    from imagematch.retention import purge_stored_photos_for
     from imagematch.worker import Dispatch
     from index_builder import rebuild_catalog_index
     from index_builder.catalog import read_uri
@@ -530,6 +531,7 @@ def reindex(source: str = "", model: str = "") -> dict[str, Any] | None:
     ``model``: switch to this model instead (built beside the served snapshot, checked, promoted
     only if the check passes; see ``switch_to_model``)."""
     settings = load_settings()
+    print(f"retention: {purge_stored_photos_for(settings).describe()}")  # thumbnails, uploads
     source = source or settings.catalog_source or ""
     if not source:
         print("reindex skipped: IMAGEMATCH_CATALOG_SOURCE is not set in the `imagematch` Secret")

@@ -27,6 +27,7 @@ from imagematch.models import JobKind, MatchRequest, MatchResult
 from imagematch.photo_vectors import PhotoVectorStore
 from imagematch.pipeline import Matcher, PhotoBytes, PhotoMatching, StoredOrFetchedLoader
 from imagematch.rematch import EntityMatching, RematchOnCatalogChange, RematchPayload
+from imagematch.retention import purge_stored_photos_if_due
 from imagematch.retry import RetryPolicy
 from imagematch.sources.catalog import CatalogEvent, CatalogEventHandler, CatalogUpdater
 from imagematch.sources.zendesk import (
@@ -70,6 +71,8 @@ class Services:
     catalog_updater: CatalogUpdater | None = None  # applies catalog webhook events (LiveCatalog)
     # Answers POST /v1/match in another process (on Modal: the GPU class); None: here.
     remote_matcher: Callable[[bytes, MatchRequest], MatchResult] | None = None
+    # Uploaded originals to keep whatever their age (imagematch.retention); empty by default.
+    keep_blobs: list[Callable[[str], bool]] = field(default_factory=list)
     # Entity matches from stored photo vectors, re-matched on catalog changes (set by build_services).
     entities: EntityMatching = field(init=False)
 
@@ -132,6 +135,7 @@ class Services:
             pending_grace_seconds=self.settings.pending_grace_seconds,
         )
         record_sweep(self.settings.data_dir, report, self.clock())
+        purge_stored_photos_if_due(self)  # thumbnails and uploaded originals past retention, hourly
         return report
 
     def close(self) -> None:

@@ -210,6 +210,12 @@ class Settings(BaseSettings):
         description="Query-photo thumbnails older than this are purged (`thumbnails purge`); stored "
         "photo vectors too (by the served index rebuild).",
     )
+    upload_retention_days: float = Field(
+        30.0,
+        gt=0,
+        description="Uploaded originals (blobs/) older than this are purged once no job still to run "
+        "needs them (learned references are kept).",
+    )
     public_url: str | None = Field(
         None, description="Where the console is reachable (https://…); Zendesk notes link to jobs there."
     )
