@@ -42,6 +42,7 @@ SUPABASE_SOURCE = "supabase:"
 class CatalogLoad:
     products: list[Product]
     problems: list[str] = field(default_factory=list)  # rows that could not be read, and why
+    refused_images: int = 0  # image references skipped (outside the catalog's location, not http…)
 
 
 CATALOG_TYPES = frozenset({"application/json", "text/json", "text/csv", "application/csv", "text/plain", ""})
@@ -192,7 +193,9 @@ def _collect(
         except ValidationError as exc:
             load.problems.append(f"{where(n, row)}: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}")
             continue
+        listed = len(product.images)
         fix_images(product, load.problems)
+        load.refused_images += listed - len(product.images)
         if product.id in seen:
             load.problems.append(f"{where(n, row)}: duplicate product id {product.id!r}; the later row wins")
             load.products[seen[product.id]] = product
