@@ -39,6 +39,8 @@ from imagematch.ledger.base import Clock, utcnow
 from imagematch.sessions import ConsoleSession, SessionRevocations, issue_session, read_session
 
 __all__ = [
+    "CONSOLE_CSP",
+    "CONSOLE_HEADERS",
     "CSRF_COOKIE",
     "SESSION_COOKIE",
     "AccessControl",
@@ -61,7 +63,7 @@ CONSOLE_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 )
-_CONSOLE_HEADERS = (
+CONSOLE_HEADERS = (
     ("content-security-policy", CONSOLE_CSP),
     ("x-frame-options", "DENY"),
     ("referrer-policy", "same-origin"),
@@ -324,9 +326,10 @@ class _AccessMiddleware:
         csrf = request.cookies.get(CSRF_COOKIE)
         request.state.csrf_token = csrf or secrets.token_urlsafe(24)
         request.state.access = self.access
-        extra = list(_CONSOLE_HEADERS) if path.startswith("/ui") else []
-        if csrf is None:
-            extra += _csrf_cookie_headers(request.state.csrf_token, secure=_is_https(request))
+        # (The console's CSP and nosniff come from imagematch.api.headers, on every response.)
+        extra = (
+            _csrf_cookie_headers(request.state.csrf_token, secure=_is_https(request)) if csrf is None else []
+        )
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start" and extra:

@@ -16,7 +16,9 @@ from fastapi.responses import JSONResponse
 
 from imagematch import __version__
 from imagematch.access import AccessControl
+from imagematch.api.docs import docs_router
 from imagematch.api.entities import entities_router
+from imagematch.api.headers import SecurityHeaders
 from imagematch.api.jobs import jobs_router, submit_router
 from imagematch.api.match import match_router
 from imagematch.api.stats import health_router, stats_router
@@ -56,6 +58,8 @@ def create_app(
         version=__version__,
         description="Which catalog product is in this photo? Product-level top-k with scores.",
         lifespan=_pool_lifespan(pool),
+        docs_url=None,  # served offline by docs_router (no CDN), under the console's CSP
+        redoc_url=None,
     )
 
     @app.exception_handler(IndexNotBuiltError)
@@ -83,7 +87,9 @@ def create_app(
     app.include_router(entities_router(services))
     app.include_router(stats_router(services))
     app.include_router(console_router(services, dispatch=services.dispatch))
+    app.include_router(docs_router(app.title))
     (access or AccessControl.from_settings(settings)).install(app, revocations=ledger, clock=clock)
+    app.add_middleware(SecurityHeaders)  # outermost: also on the access control's refusals
     return app
 
 
@@ -102,6 +108,8 @@ def create_webhook_app(
         version=__version__,
         description="Signed webhooks in; each persists a job and answers 202.",
         lifespan=_pool_lifespan(pool),
+        docs_url=None,
+        redoc_url=None,
     )
     dispatchers = [d for d in (pool.dispatch if pool else None, dispatch) if d is not None]
 
@@ -112,6 +120,8 @@ def create_webhook_app(
     app.include_router(health_router())
     app.include_router(zendesk_webhook_router(settings, ledger, clock=clock, dispatch=dispatch_all))
     app.include_router(catalog_webhook_router(settings, ledger, clock=clock, dispatch=dispatch_all))
+    app.include_router(docs_router(app.title))
+    app.add_middleware(SecurityHeaders)
     return app
 
 
