@@ -45,10 +45,12 @@ def check_webhook_request(request: Request, *, signed: bool) -> None:
         raise HTTPException(403, "cross-site request refused")
 
 
-async def read_webhook_body(request: Request, max_bytes: int = MAX_WEBHOOK_BYTES) -> bytes:
-    """The raw body (signatures cover its exact bytes), refused with 413 past ``max_bytes`` —
-    also when no Content-Length announces it. Call :func:`refuse_deep_json` on it once the
-    signature is verified."""
+async def read_webhook_body(request: Request, *, signed: bool, max_bytes: int = MAX_WEBHOOK_BYTES) -> bytes:
+    """The raw body (signatures cover its exact bytes) after :func:`check_webhook_request` (415,
+    and 403 when not ``signed``), refused with 413 past ``max_bytes`` — also when no
+    Content-Length announces it. Call :func:`refuse_deep_json` on it once the signature is
+    verified."""
+    check_webhook_request(request, signed=signed)
     return await read_body_capped(request, max_bytes, what="webhook body")
 
 

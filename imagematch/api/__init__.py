@@ -53,13 +53,8 @@ def create_app(
         services.add_dispatcher(pool.dispatch)
     if dispatch:
         services.add_dispatcher(dispatch)
-    app = FastAPI(
-        title="imagematch",
-        version=__version__,
-        description="Which catalog product is in this photo? Product-level top-k with scores.",
-        lifespan=_pool_lifespan(pool),
-        docs_url=None,  # served offline by docs_router (no CDN), under the console's CSP
-        redoc_url=None,
+    app = _new_app(
+        "imagematch", "Which catalog product is in this photo? Product-level top-k with scores.", pool
     )
 
     @app.exception_handler(IndexNotBuiltError)
@@ -87,7 +82,6 @@ def create_app(
     app.include_router(entities_router(services))
     app.include_router(stats_router(services))
     app.include_router(console_router(services, dispatch=services.dispatch))
-    app.include_router(docs_router(app.title))
     (access or AccessControl.from_settings(settings)).install(app, revocations=ledger, clock=clock)
     app.add_middleware(SecurityHeaders)  # outermost: also on the access control's refusals
     return app
@@ -103,14 +97,7 @@ def create_webhook_app(
 ) -> FastAPI:
     """Only the signature-verified webhook routes and ``/healthz``: safe to expose without other
     authentication (on Modal: the ``webhooks`` endpoint). Needs no model or index."""
-    app = FastAPI(
-        title="imagematch webhooks",
-        version=__version__,
-        description="Signed webhooks in; each persists a job and answers 202.",
-        lifespan=_pool_lifespan(pool),
-        docs_url=None,
-        redoc_url=None,
-    )
+    app = _new_app("imagematch webhooks", "Signed webhooks in; each persists a job and answers 202.", pool)
     dispatchers = [d for d in (pool.dispatch if pool else None, dispatch) if d is not None]
 
     def dispatch_all(job_ids: list[int]) -> None:
@@ -120,8 +107,22 @@ def create_webhook_app(
     app.include_router(health_router())
     app.include_router(zendesk_webhook_router(settings, ledger, clock=clock, dispatch=dispatch_all))
     app.include_router(catalog_webhook_router(settings, ledger, clock=clock, dispatch=dispatch_all))
-    app.include_router(docs_router(app.title))
     app.add_middleware(SecurityHeaders)
+    return app
+
+
+def _new_app(title: str, description: str, pool: WorkerPool | None) -> FastAPI:
+    """A FastAPI app whose ``/docs`` is served offline (:mod:`imagematch.api.docs`: no CDN, under
+    the console's CSP) and whose lifetime runs ``pool``."""
+    app = FastAPI(
+        title=title,
+        version=__version__,
+        description=description,
+        lifespan=_pool_lifespan(pool),
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.include_router(docs_router(title))
     return app
 
 

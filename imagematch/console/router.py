@@ -61,6 +61,7 @@ def console_router(services: Services, *, dispatch: Callable[[list[int]], None])
     console re-queues, as the API's own retry routes do."""
     router = APIRouter(include_in_schema=False)
     _shell_routes(router, services)
+    _session_routes(router)
     _job_routes(router, services, dispatch)
     try_routes(router, services, dispatch, page)
     catalog_routes(router, services, page)
@@ -86,6 +87,21 @@ def _shell_routes(router: APIRouter, services: Services) -> None:
         return FileResponse(
             services.thumbnails.path(digest), media_type="image/webp", headers={"Cache-Control": LONG_CACHE}
         )
+
+    @router.get("/ui/health")
+    def health(request: Request) -> HTMLResponse:
+        return page(
+            request,
+            "health.html",
+            nav="health",
+            stats=data.service_stats(services),
+            activity=data.hourly_activity(services.ledger, services.clock()),
+            sweep=data.last_sweep(services),
+        )
+
+
+def _session_routes(router: APIRouter) -> None:
+    """Sign in (``/ui/login``, rate-limited per address) and sign out (revokes the session)."""
 
     @router.get("/ui/login")
     def login_form(request: Request, next: str = "/ui/jobs") -> HTMLResponse:
@@ -129,17 +145,6 @@ def _shell_routes(router: APIRouter, services: Services) -> None:
         response = RedirectResponse("/ui/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
-
-    @router.get("/ui/health")
-    def health(request: Request) -> HTMLResponse:
-        return page(
-            request,
-            "health.html",
-            nav="health",
-            stats=data.service_stats(services),
-            activity=data.hourly_activity(services.ledger, services.clock()),
-            sweep=data.last_sweep(services),
-        )
 
 
 def _safe_next(target: str) -> str:

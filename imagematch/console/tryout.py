@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fastapi import APIRouter, HTTPException, Request
@@ -28,7 +29,17 @@ class PageRenderer(Protocol):
     def __call__(self, request: Request, name: str, **context: Any) -> HTMLResponse: ...
 
 
-async def _read_try_form(request: Request, max_bytes: int) -> FormData:
+@dataclass(frozen=True)
+class TryForm:
+    """What the try page's form sent: a photo (with its file name) or a URL, and a category."""
+
+    photo: bytes | None
+    file_name: str | None
+    url: str
+    category: str
+
+
+async def _read_multipart(request: Request, max_bytes: int) -> FormData:
     """The try page's multipart form, CSRF checked before the body is read: the page's script
     sends the token as a header (checked first); the no-script form carries it as a field, so
     without a header the CSRF cookie must at least exist. The body is read through the capped
@@ -46,15 +57,19 @@ async def _read_try_form(request: Request, max_bytes: int) -> FormData:
     return form
 
 
-async def _upload(form: FormData, max_bytes: int) -> tuple[bytes | None, str | None]:
-    """The uploaded photo and its file name, or ``(None, None)`` when no file was chosen."""
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile) or not upload.filename:
-        return None, None
-    body = await upload.read(max_bytes + 1)
-    if len(body) > max_bytes:
-        raise PermanentError(f"the photo is larger than the limit of {max_bytes:,} bytes")
-    return body, upload.filename
+async def read_try_form(request: Request, max_bytes: int) -> TryForm:
+    """The try page's form (see :func:`_read_multipart`). Raises HTTPException: 403 (CSRF), 413
+    (the body, or the photo past ``max_bytes``), 422 (not a form)."""
+    form = await _read_multipart(request, max_bytes)
+    try:
+        upload, photo, name = form.get("file"), None, None
+        if isinstance(upload, UploadFile) and upload.filename:
+            photo, name = await upload.read(max_bytes + 1), upload.filename
+            if len(photo) > max_bytes:
+                raise HTTPException(413, f"the photo is larger than the limit of {max_bytes:,} bytes")
+        return TryForm(photo, name, _text(form, "url"), _text(form, "category"))
+    finally:
+        await form.close()
 
 
 def _text(form: FormData, name: str) -> str:
@@ -70,8 +85,6 @@ def _categories(services: Services) -> list[str]:
 def try_routes(
     router: APIRouter, services: Services, dispatch: Callable[[list[int]], None], page: PageRenderer
 ) -> None:
-    limits = services.limits
-
     def render(request: Request, *, status_code: int = 200, **context: Any) -> HTMLResponse:
         name = "_try_results.html" if request.headers.get(FRAGMENT_HEADER) else "try.html"
         context.setdefault("result", None)
@@ -80,33 +93,40 @@ def try_routes(
             request, name, nav="try", categories=_categories(services), status_code=status_code, **context
         )
 
-    @router.get("/ui/try")
-    def try_form(request: Request) -> HTMLResponse:
-        return render(request, category="")
-
-    @router.post("/ui/try")
-    async def try_photo(request: Request) -> HTMLResponse:
+    async def read_form(request: Request) -> TryForm | HTMLResponse:
+        """The form, or the page saying the photo is too large (other refusals are raised)."""
         try:
-            form = await _read_try_form(request, limits.max_bytes)
+            return await read_try_form(request, services.limits.max_bytes)
         except HTTPException as exc:
             if exc.status_code != 413:
                 raise
             return render(request, status_code=413, error=str(exc.detail), category="")
-        try:
-            body, _ = await _upload(form, limits.max_bytes)
-            url, category = _text(form, "url"), _text(form, "category")
-        except PermanentError as exc:
-            return render(request, status_code=413, error=str(exc), category="")
-        finally:
-            await form.close()
-        return await run_in_threadpool(match_now, request, body, url, category)
 
-    def match_now(request: Request, body: bytes | None, url: str, category: str) -> HTMLResponse:
+    @router.get("/ui/try")
+    def try_form(request: Request) -> HTMLResponse:
+        return render(request, category="")
+
+    _match_route(router, services, render, read_form)
+    _submit_route(router, services, dispatch, render, read_form)
+
+
+Render = Callable[..., HTMLResponse]
+FormReader = Callable[[Request], Awaitable[TryForm | HTMLResponse]]
+
+
+def _match_route(router: APIRouter, services: Services, render: Render, read_form: FormReader) -> None:
+    @router.post("/ui/try")
+    async def try_photo(request: Request) -> HTMLResponse:
+        form = await read_form(request)
+        return form if isinstance(form, HTMLResponse) else await run_in_threadpool(match_now, request, form)
+
+    def match_now(request: Request, form: TryForm) -> HTMLResponse:
+        url, category = form.url, form.category
         try:
-            if body is None and not url:
+            if form.photo is None and not url:
                 raise PermanentError("choose a photo, drop or paste one, or give its URL")
-            body = body if body is not None else services.fetcher.fetch(url)
-            image = limits.decode(body)
+            body = form.photo if form.photo is not None else services.fetcher.fetch(url)
+            image = services.limits.decode(body)
             photo = services.thumbnails.put(sha256_hex(body), image)
             result = services.match_photo(body, MatchRequest(category=category or None))
         except ImageMatchError as exc:
@@ -116,31 +136,27 @@ def try_routes(
         matches = [(m, data.reference_image(services, index, m) if index else None) for m in result.matches]
         return render(request, result=result, matches=matches, photo=photo, category=category, url=url)
 
+
+def _submit_route(
+    router: APIRouter,
+    services: Services,
+    dispatch: Callable[[list[int]], None],
+    render: Render,
+    read_form: FormReader,
+) -> None:
     @router.post("/ui/try/submit")
     async def submit_photo(request: Request) -> Response:
         """Persist the photo as a job (as ``POST /v1/images``) and show it in the jobs table."""
-        try:
-            form = await _read_try_form(request, limits.max_bytes)
-        except HTTPException as exc:
-            if exc.status_code != 413:
-                raise
-            return render(request, status_code=413, error=str(exc.detail), category="")
-        try:
-            body, name = await _upload(form, limits.max_bytes)
-            url = _text(form, "url")
-        except PermanentError as exc:
-            return render(request, status_code=413, error=str(exc), category="")
-        finally:
-            await form.close()
-        return await run_in_threadpool(submit_now, request, body, name, url)
+        form = await read_form(request)
+        return form if isinstance(form, HTMLResponse) else await run_in_threadpool(submit_now, request, form)
 
-    def submit_now(request: Request, body: bytes | None, name: str | None, url: str) -> Response:
-        if body is not None:
-            digest = services.blobs.put(body)
-            payload = MatchImagePayload(image=image_ref_for_blob(digest), file_name=name)
+    def submit_now(request: Request, form: TryForm) -> Response:
+        if form.photo is not None:
+            digest = services.blobs.put(form.photo)
+            payload = MatchImagePayload(image=image_ref_for_blob(digest), file_name=form.file_name)
             key = f"upload:{digest}"
-        elif url:
-            payload, key = MatchImagePayload(image=url), f"url:{sha256_hex(url.encode())}"
+        elif form.url:
+            payload, key = MatchImagePayload(image=form.url), f"url:{sha256_hex(form.url.encode())}"
         else:
             return render(request, status_code=422, error="choose a photo or give its URL first", category="")
         job, created = services.ledger.submit(new_job(payload, source="console", idempotency_key=key))

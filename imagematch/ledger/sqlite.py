@@ -4,8 +4,7 @@ Reads use one kept-open connection per thread; every write of the process goes t
 connection with group commit (:mod:`imagematch.ledger.group_commit`): writes arriving while a
 transaction commits share the next ``BEGIN IMMEDIATE`` transaction, which takes SQLite's single
 write lock up front — that is what makes :meth:`claim` exclusive between concurrent workers, also
-across processes — and one fsync. A write returns only once its transaction is committed.
-"""
+across processes — and one fsync. A write returns only once its transaction is committed."""
 
 from __future__ import annotations
 

@@ -73,7 +73,7 @@ def test_signed_webhooks_need_json_too(client: TestClient, outcomes: Outcomes) -
 
 
 def test_serve_refuses_unsigned_mode_off_loopback(settings: Settings, outcomes: Outcomes) -> None:
-    token = SecretStr("console:" + "k3Y" * 11)
+    token = SecretStr("console:Zq8vN2xR4mT7pL1sK9wB3cY6")
     for unsigned in ({"catalog_allow_unsigned": True}, {"zendesk_allow_unsigned": True}):
         risky = settings.model_copy(
             update={

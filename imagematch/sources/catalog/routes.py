@@ -20,7 +20,6 @@ from imagematch.sources.catalog.events import (
 )
 from imagematch.webhooks import (
     RETRY_LATER,
-    check_webhook_request,
     read_webhook_body,
     refuse_deep_json,
     require_webhook_secret,
@@ -45,9 +44,8 @@ def catalog_webhook_router(
         ``{"event": "product.deleted", "product_id": "…"}``. Headers: ``X-Imagematch-Timestamp``
         (unix seconds) and ``X-Imagematch-Signature: sha256=<hex HMAC-SHA256(secret,
         "<timestamp>." + body)>``. 202 with the new job; 200 with the existing one when the same
-        body was delivered before; 401 bad signature; 403 unsigned and not from a loopback Host or
-        same-site; 415 not ``application/json``; 422 malformed event; 503 no secret set.
-        """
+        body was delivered before; 401 bad signature; 403/415: see ``read_webhook_body``; 422
+        malformed event; 503 no secret set."""
         secret = require_webhook_secret(
             settings.catalog_webhook_secret,
             allow_unsigned=settings.catalog_allow_unsigned,
@@ -55,8 +53,7 @@ def catalog_webhook_router(
             secret_env="IMAGEMATCH_CATALOG_WEBHOOK_SECRET",
             unsigned_env="IMAGEMATCH_CATALOG_ALLOW_UNSIGNED",
         )
-        check_webhook_request(request, signed=secret is not None)
-        body = await read_webhook_body(request)
+        body = await read_webhook_body(request, signed=secret is not None)
         if secret is not None:
             try:
                 verify_catalog_signature(

@@ -22,7 +22,6 @@ from imagematch.sources.zendesk.webhook import (
 )
 from imagematch.webhooks import (
     RETRY_LATER,
-    check_webhook_request,
     read_webhook_body,
     refuse_deep_json,
     require_webhook_secret,
@@ -49,9 +48,8 @@ def zendesk_webhook_router(
     @router.post("/webhooks/zendesk", status_code=202, response_model=WebhookAccepted)
     async def zendesk_webhook(request: Request) -> JSONResponse:
         """A Zendesk ticket event. 202 when a scan of the ticket is queued; 200 when this very
-        delivery was accepted before; 401 bad or expired signature (nothing is stored); 422 no
-        ticket id in the body; 403 unsigned and not from a loopback Host or same-site; 415 not
-        ``application/json``; 503 no signing secret configured."""
+        delivery was accepted before; 401 bad or expired signature (nothing is stored); 403/415
+        see ``read_webhook_body``; 422 no ticket id in the body; 503 no signing secret configured."""
         secret = require_webhook_secret(
             settings.zendesk_webhook_secret,
             allow_unsigned=settings.zendesk_allow_unsigned,
@@ -59,8 +57,7 @@ def zendesk_webhook_router(
             secret_env="IMAGEMATCH_ZENDESK_WEBHOOK_SECRET to the webhook's signing secret",
             unsigned_env="IMAGEMATCH_ZENDESK_ALLOW_UNSIGNED",
         )
-        check_webhook_request(request, signed=secret is not None)
-        body = await read_webhook_body(request)
+        body = await read_webhook_body(request, signed=secret is not None)
         timestamp = request.headers.get(TIMESTAMP_HEADER)
         if secret is not None:
             try:
