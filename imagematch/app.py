@@ -13,13 +13,17 @@ import httpx
 
 from imagematch.addresses import AddressPolicy
 from imagematch.blobs import BlobStore
+from imagematch.calibration import Calibration
+from imagematch.calibration_labels import CalibrationRefit
 from imagematch.catalog_sync import LiveCatalog
 from imagematch.config import Settings
 from imagematch.embedder import Embedder, ModelNotLoaded, load_embedder
+from imagematch.feedback import Feedback
 from imagematch.fetch import ImageFetcher
 from imagematch.images import DecodeGate, ImageLimits
 from imagematch.index import IndexHandle, SnapshotStore
 from imagematch.job_kinds import JobKinds, JobKindSpec, MatchImagePayload
+from imagematch.learning import LearningLoop, LearnPayload
 from imagematch.ledger import Clock, Ledger, SweepReport, open_ledger_for, utcnow
 from imagematch.maintenance import record_sweep
 from imagematch.matches_webhook import MatchesWebhook
@@ -75,6 +79,9 @@ class Services:
     keep_blobs: list[Callable[[str], bool]] = field(default_factory=list)
     # Entity matches from stored photo vectors, re-matched on catalog changes (set by build_services).
     entities: EntityMatching = field(init=False)
+    # Labels on answers (POST /v1/jobs/{id}/feedback, the console, eval --learn-from).
+    feedback: Feedback = field(init=False)
+    learning: LearningLoop = field(init=False)  # labels → learned references (imagematch.learning)
 
     def use_catalog_updater(self, updater: CatalogUpdater) -> None:
         """Apply ``catalog_event`` jobs with ``updater`` (without one, workers skip them), then
@@ -202,6 +209,8 @@ def build_services(
     _register_entities(services)
     _register_core_kinds(services, catalog_updater)
     _register_zendesk(services)
+    _register_learning(services, vectors)
+    _register_calibration(services)
     for kind in (JobKind.MATCH_IMAGE, JobKind.ZENDESK_IMAGE):  # the photo kinds
         services.photos.on_complete(kind, services.entities.record_photo)
     return services
@@ -282,6 +291,50 @@ def _register_entities(services: Services) -> None:
             needs_embedder=False,
         )
     )
+
+
+def _register_learning(services: Services, vectors: PhotoVectorStore) -> None:
+    """Labels (:class:`Feedback`) and the ``learn`` kind that turns them into learned references:
+    it may embed a stored photo again (after a model switch) and edits the served index, so it
+    runs beside the model, like catalog events."""
+    services.learning = LearningLoop(
+        ledger=services.ledger,
+        index=services.index,
+        snapshots=services.snapshots,
+        photos=services.photos,
+        vectors=vectors,
+        blobs=services.blobs,
+        kinds=services.kinds,
+        entities=services.entities,
+        dispatch=services.dispatch,
+        clock=services.clock,
+        per_product=services.settings.learned_per_product,
+    )
+    services.kinds.register(
+        JobKindSpec(
+            kind=JobKind.LEARN,
+            payload=LearnPayload,
+            handler=services.learning.handle_learn,
+            needs_embedder=True,
+        )
+    )
+    services.feedback = Feedback(services.ledger, services.kinds, lambda: services.index.get().products)
+    services.feedback.on_change(services.learning.label_changed)
+    services.keep_blobs.append(services.learning.is_learned_reference)  # retention keeps their photos
+
+
+def _register_calibration(services: Services) -> None:
+    """The confidence fit answers carry: the operators' once they labelled enough answers, else
+    the one shipped for the model; refit as labels come in (:mod:`imagematch.calibration_labels`)."""
+    if isinstance(services.embedder, ModelNotLoaded):
+        return  # answers are made in the process that holds the model
+
+    def use(fit: Calibration | None) -> None:
+        services.matcher.calibration = fit
+
+    refit = CalibrationRefit(services.ledger, services.embedder.embedder_id, use, clock=services.clock)
+    refit.refit()
+    services.feedback.on_change(refit.label_changed)
 
 
 def _register_zendesk(services: Services) -> None:

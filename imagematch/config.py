@@ -204,6 +204,12 @@ class Settings(BaseSettings):
     session_hours: float = Field(
         12.0, gt=0, description="A console sign-in lasts this long (checked on the server; logout ends it)."
     )
+    learned_per_product: int = Field(
+        50,
+        ge=0,
+        description="Learned references kept per product (the most recent confirmed or corrected "
+        'photos; 0: labels teach nothing). README "Learning loop".',
+    )
     thumbnail_retention_days: float = Field(
         90.0,
         gt=0,
