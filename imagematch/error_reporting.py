@@ -15,13 +15,21 @@ from typing import Any, cast
 
 from imagematch.config import Settings
 from imagematch.log_context import current_fields
-from imagematch.logging_setup import REDACTED, Redactor, secret_values
+from imagematch.logging_setup import REDACTED, Redactor, configure_logging, secret_values
 from imagematch.models import ImageJob
 
-__all__ = ["init_error_reporting", "report_permanent_failure", "scrub_event"]
+__all__ = ["init_error_reporting", "observe_process", "report_permanent_failure", "scrub_event"]
 
 log = logging.getLogger(__name__)
 _DROPPED_HEADERS = frozenset({"authorization", "cookie", "x-zendesk-webhook-signature", "x-csrf-token"})
+
+
+def observe_process(settings: Settings, *, verbose: bool = False) -> None:
+    """What every entry point (CLI, ``serve``, each Modal container) calls once it has settings:
+    logging as configured, and error reports when ``SENTRY_DSN`` is set. (Here, not in
+    :mod:`imagematch.logging_setup`, which this module imports: no import cycle.)"""
+    configure_logging(settings, verbose=verbose)
+    init_error_reporting(settings)
 
 
 def init_error_reporting(settings: Settings, *, transport: Any = None) -> bool:

@@ -30,7 +30,6 @@ __all__ = [
     "ContextFilter",
     "Redactor",
     "configure_logging",
-    "observe_process",
     "secret_values",
     "wants_json",
 ]
@@ -165,15 +164,6 @@ def configure_logging(
     for name in _QUIET_LOGGERS:  # their INFO lines are per request: noise at our INFO level
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
     return handler
-
-
-def observe_process(settings: Settings, *, verbose: bool = False) -> None:
-    """What every entry point (CLI, ``serve``, each Modal container) calls once it has settings:
-    logging as configured, and error reports when ``SENTRY_DSN`` is set."""
-    from imagematch.error_reporting import init_error_reporting
-
-    configure_logging(settings, verbose=verbose)
-    init_error_reporting(settings)
 
 
 def _text_handler(stream: TextIO) -> logging.Handler:

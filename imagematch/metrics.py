@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,7 +39,7 @@ from imagematch.feedback_figures import FeedbackFigures, read_feedback_figures
 from imagematch.index import IndexHandle
 from imagematch.ledger import Clock, Ledger
 from imagematch.log_context import current_fields
-from imagematch.models import ErrorKind, JobKind, JobStatus
+from imagematch.models import ErrorKind, JobStatus
 
 __all__ = [
     "CONTENT_TYPE",
@@ -147,11 +147,14 @@ def _outcome(status: JobStatus, error_kind: ErrorKind | None) -> str:
 
 @dataclass(eq=False)  # a registry keys its collectors by identity
 class LedgerCollector(Collector):
-    """The figures that live in the ledger and the served index, read when scraped."""
+    """The figures that live in the ledger and the served index, read when scraped.
+    ``catalog_pending`` counts the catalog events not applied yet (the catalog source's
+    ``pending_catalog_jobs``: the core never names a source's kind); None: no such gauge."""
 
     ledger: Ledger
     index: IndexHandle
     clock: Clock
+    catalog_pending: Callable[[Ledger], int] | None = None
 
     def collect(self) -> Iterable[Metric]:
         yield from self._jobs()
@@ -182,12 +185,12 @@ class LedgerCollector(Collector):
         yield GaugeMetricFamily(
             "imagematch_oldest_pending_seconds", "How long the oldest pending job has waited (0: none).", wait
         )
-        pending = self.ledger.count_by_status(kind=JobKind.CATALOG_EVENT)
-        yield GaugeMetricFamily(
-            "imagematch_catalog_events_pending",
-            "Catalog events accepted and not applied yet (pending or processing).",
-            pending[JobStatus.PENDING] + pending[JobStatus.PROCESSING],
-        )
+        if self.catalog_pending is not None:
+            yield GaugeMetricFamily(
+                "imagematch_catalog_events_pending",
+                "Catalog events accepted and not applied yet (pending or processing).",
+                self.catalog_pending(self.ledger),
+            )
 
     def _index(self) -> Iterator[Metric]:
         loaded = GaugeMetricFamily("imagematch_index_loaded", "1 when this process serves an index.")

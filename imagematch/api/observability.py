@@ -23,6 +23,7 @@ from imagematch.metrics import (
     render_metrics,
 )
 from imagematch.metrics_ledger import LedgerSummedCollector
+from imagematch.sources.catalog import pending_catalog_jobs
 
 __all__ = ["REQUEST_ID_HEADER", "RequestObservation", "install_observability", "metrics_router"]
 
@@ -91,7 +92,7 @@ def install_observability(app: FastAPI, services: Services | None = None) -> Non
     ``services``, ``GET /metrics`` — with every process's instruments summed in the ledger when
     ``IMAGEMATCH_METRICS_VIA_LEDGER_SECONDS`` is set, else this machine's."""
     if services is not None:
-        collector = LedgerCollector(services.ledger, services.index, services.clock)
+        collector = LedgerCollector(services.ledger, services.index, services.clock, pending_catalog_jobs)
         via_ledger = services.settings.metrics_via_ledger_seconds > 0
         app.include_router(
             metrics_router(collector, LedgerSummedCollector(services.ledger) if via_ledger else None)

@@ -46,10 +46,10 @@ def configure_logging(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Logs as ``IMAGEMATCH_LOG_FORMAT`` says (text on a terminal, JSON otherwise), error reports
-    when ``SENTRY_DSN`` is set (:func:`imagematch.logging_setup.observe_process`)."""
+    when ``SENTRY_DSN`` is set (:func:`imagematch.error_reporting.observe_process`)."""
     from pydantic import ValidationError
 
-    from imagematch.logging_setup import observe_process
+    from imagematch.error_reporting import observe_process
 
     try:
         settings = load_settings()

@@ -15,22 +15,20 @@ from fastapi.testclient import TestClient
 
 from imagematch.app import Services
 from imagematch.logging_setup import configure_logging
-from imagematch.models import JobKind
+from imagematch.sources.zendesk import ZendeskImagePayload, ZendeskNotePayload, ZendeskTicketPayload
 from tests.conftest import FakeClock
 from tests.fake_zendesk import FakeZendesk
 from tests.integration.test_zendesk import (
     SECRET,
     TICKET,
-    client,
     deliver,
     make_services,
     photo,
     services,
     settle,
-    zendesk,
 )
 
-__all__ = ["client", "make_services", "services", "zendesk"]  # fixtures shared with test_zendesk
+__all__ = ["make_services", "services"]  # fixtures shared with test_zendesk
 
 
 @pytest.fixture
@@ -59,7 +57,7 @@ def test_json_logs_follow_one_photo_from_webhook_to_note(
     assert len(zendesk.notes(TICKET)) == 1
 
     jobs = {job.kind: job for job in services.ledger.list_jobs(limit=50)}
-    assert set(jobs) == {JobKind.ZENDESK_TICKET, JobKind.ZENDESK_IMAGE, JobKind.ZENDESK_NOTE}
+    assert set(jobs) == {ZendeskTicketPayload.KIND, ZendeskImagePayload.KIND, ZendeskNotePayload.KIND}
     assert {job.request_id for job in jobs.values()} == {"zd-delivery-42"}  # stored with each job
 
     lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
@@ -75,7 +73,7 @@ def test_json_logs_follow_one_photo_from_webhook_to_note(
     # In order: the webhook, then the scan, the attachment and the note.
     order = [lines.index(webhook[0])] + [
         min(i for i, line in enumerate(lines) if line.get("job_id") == jobs[kind].id)
-        for kind in (JobKind.ZENDESK_TICKET, JobKind.ZENDESK_IMAGE, JobKind.ZENDESK_NOTE)
+        for kind in (ZendeskTicketPayload.KIND, ZendeskImagePayload.KIND, ZendeskNotePayload.KIND)
     ]
     assert order == sorted(order)
 

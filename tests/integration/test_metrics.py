@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from imagematch.access import AccessControl, parse_tokens
+from imagematch.api.access import AccessControl, parse_tokens
 from imagematch.app import Services
 from imagematch.metrics import count_fetch_refusal
 from imagematch.models import ErrorKind, JobStatus, NewJob

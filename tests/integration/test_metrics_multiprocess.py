@@ -16,6 +16,7 @@ from imagematch.app import Services
 from imagematch.job_kinds import image_ref_for_blob
 from imagematch.metrics import LedgerCollector, render_metrics
 from imagematch.models import JobStatus, NewJob
+from imagematch.sources.catalog import pending_catalog_jobs
 from tests.conftest import PALETTE, REPO, image_bytes
 
 # One worker process: claim and run the job ids it is given (each id is given to one process).
@@ -67,7 +68,9 @@ def test_two_worker_processes_still_total_right(
     assert len({path.name.rsplit("_", 1)[1] for path in shared.glob("histogram_*.db")}) == 2  # two pids
 
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(shared))
-    text = render_metrics(LedgerCollector(services.ledger, services.index, services.clock)).decode()
+    text = render_metrics(
+        LedgerCollector(services.ledger, services.index, services.clock, pending_catalog_jobs)
+    ).decode()
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)

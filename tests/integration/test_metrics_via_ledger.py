@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from imagematch.access import AccessControl, parse_tokens
+from imagematch.api.access import AccessControl, parse_tokens
 from imagematch.app import Services, build_services
 from imagematch.job_kinds import image_ref_for_blob
 from imagematch.models import NewJob

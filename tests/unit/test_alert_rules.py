@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from imagematch.app import Services
 from imagematch.metrics import LedgerCollector, render_metrics
+from imagematch.sources.catalog import pending_catalog_jobs
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "docs" / "alerts.yml"
@@ -64,7 +65,8 @@ def test_the_five_alerts_each_link_a_runbook_section() -> None:
 
 
 def test_expressions_name_only_exported_metrics(services: Services) -> None:
-    collector = LedgerCollector(services.ledger, services.index, services.clock)  # an index is served
+    # An index is served.
+    collector = LedgerCollector(services.ledger, services.index, services.clock, pending_catalog_jobs)
     exported: set[str] = set()
     for family in text_string_to_metric_families(render_metrics(collector).decode()):
         suffixes = {"counter": ["_total"], "histogram": ["_count", "_sum", "_bucket"]}.get(family.type, [""])
