@@ -248,25 +248,29 @@ def wait_until(predicate: Callable[[], bool], seconds: float, *, step: float = 0
 
 
 @pytest.fixture
-def running_server() -> Iterator[Callable[..., RunningServer]]:
+def running_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     """Start ``imagematch serve`` (``args`` after ``serve``) with ``env`` on a free port and wait for
-    ``/healthz``; every server started is stopped at the end (a test may SIGKILL one itself)."""
+    ``/healthz``; every server started is stopped at the end (a test may SIGKILL one itself). Its
+    stderr goes to a file, not a pipe: nobody drains a pipe while it runs, and a full one (the
+    request log lines) would block the server."""
     started: list[RunningServer] = []
 
     def start(env: dict[str, str], args: Sequence[str] = (), *, port: int | None = None) -> RunningServer:
         port = port or free_port()
-        process = subprocess.Popen(
-            [*CLI, "serve", "--port", str(port), *args],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        log_path = tmp_path / f"serve-{len(started)}.log"
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(
+                [*CLI, "serve", "--port", str(port), *args],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+            )
         server = RunningServer(process, port)
         started.append(server)
 
         def healthy() -> bool:
             if process.poll() is not None:
-                stderr = process.stderr.read().decode() if process.stderr else ""
+                stderr = log_path.read_text(errors="replace")
                 pytest.fail(f"server exited: {stderr[-2000:]}")
             try:
                 return httpx.get(f"{server.base_url}/healthz", timeout=2).status_code == 200
