@@ -162,6 +162,17 @@ def interleave(pipeline: Slice, forward: Slice, seconds: float) -> tuple[float, 
     return done_p / spent_p, done_f / spent_f
 
 
+def cpu_stages(services: Any) -> dict[str, Callable[[Any], Any]]:
+    """A photo job's CPU stages before the forward pass, in order, as the worker runs them: each
+    takes the previous stage's image (decode takes the bytes)."""
+    return {
+        "decode": lambda data: services.photos.decode(PhotoBytes(data)),
+        "thumbnail": render_thumbnail,
+        "quality signals": measure_quality,
+        "preprocess": services.embedder._preprocess,
+    }
+
+
 def stage_costs(services: Any, photos: list[bytes], rounds: int) -> dict[str, float]:
     """Median ms of each compute stage of a batch-1 job, timed one stage at a time."""
     embedder = services.embedder

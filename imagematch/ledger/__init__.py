@@ -5,12 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imagematch.ledger.base import Clock, Ledger, SweepReport, utcnow
+from imagematch.ledger.base import Clock, JobAttempt, JobOutcome, Ledger, SweepReport, utcnow
 
 if TYPE_CHECKING:
     from imagematch.config import Settings
 
-__all__ = ["Clock", "JobAttempt", "Ledger", "SweepReport", "open_ledger", "open_ledger_for", "utcnow"]
+__all__ = [
+    "Clock",
+    "JobAttempt",
+    "JobOutcome",
+    "Ledger", "SweepReport", "open_ledger", "open_ledger_for", "utcnow"]
 
 
 def open_ledger(url: str, *, clock: Clock = utcnow) -> Ledger:

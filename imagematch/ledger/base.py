@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
-__all__ = ["Clock", "JobAttempt", "Ledger", "SweepReport", "utcnow"]
+__all__ = ["Clock", "JobAttempt", "JobOutcome", "Ledger", "SweepReport", "utcnow"]
 
 Clock = Callable[[], datetime]
 
@@ -52,6 +52,20 @@ class JobAttempt(BaseModel):
     error: str | None = None
     next_attempt_at: datetime | None = None
     finished_at: datetime
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """How a worker's attempt at one job ended, recorded by :meth:`Ledger.finish_many`:
+    ``complete`` with its prediction, ``failed`` with its error (and ``retry_at`` for a retry),
+    or ``skipped`` with its reason in ``error``."""
+
+    job_id: int
+    status: JobStatus
+    prediction: NewPrediction | None = None
+    error_kind: ErrorKind | None = None
+    error: str | None = None
+    retry_at: datetime | None = None
 
 
 class Ledger(Protocol):
@@ -94,6 +108,11 @@ class Ledger(Protocol):
         ``None`` if another worker has it, it is done, or it is not due yet."""
         ...
 
+    def claim_jobs(self, job_ids: list[int], worker_id: str, *, lease_seconds: float) -> list[ImageJob]:
+        """:meth:`claim_job` for each of ``job_ids`` (a batch of dispatched jobs), in one round
+        trip; returns those claimed, by id. The others are left alone."""
+        ...
+
     def heartbeat(self, job_id: int, worker_id: str, *, lease_seconds: float) -> bool:
         """Extend the lease; ``False`` if the worker no longer holds the job."""
         ...
@@ -118,6 +137,12 @@ class Ledger(Protocol):
 
     def skip(self, job_id: int, worker_id: str, *, reason: str) -> bool:
         """Mark skipped: the job's subject vanished, nothing to do."""
+        ...
+
+    def finish_many(self, worker_id: str, outcomes: list[JobOutcome]) -> list[bool]:
+        """Record each outcome as :meth:`complete`, :meth:`fail` or :meth:`skip` would, in one
+        round trip; each is independent of the others (one whose job ``worker_id`` no longer
+        holds is not recorded and gives ``False``). Answers in the order of ``outcomes``."""
         ...
 
     def requeue(self, job_id: int) -> ImageJob | None:

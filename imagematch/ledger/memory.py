@@ -9,7 +9,7 @@ import threading
 from datetime import datetime, timedelta
 
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
-from imagematch.ledger.base import Clock, JobAttempt, SweepReport, utcnow
+from imagematch.ledger.base import Clock, JobAttempt, JobOutcome, SweepReport, utcnow
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["MemoryLedger"]
@@ -144,6 +144,11 @@ class MemoryLedger:
                 locked_until=now + timedelta(seconds=lease_seconds),
             )
 
+    def claim_jobs(self, job_ids: list[int], worker_id: str, *, lease_seconds: float) -> list[ImageJob]:
+        with self._lock:
+            claimed = (self.claim_job(i, worker_id, lease_seconds=lease_seconds) for i in sorted(set(job_ids)))
+            return [job for job in claimed if job is not None]
+
     def heartbeat(self, job_id: int, worker_id: str, *, lease_seconds: float) -> bool:
         with self._lock:
             job = self._held(job_id, worker_id)
@@ -204,6 +209,18 @@ class MemoryLedger:
             if job:
                 self._finish(job, JobStatus.SKIPPED, None, reason)
             return job is not None
+
+    def finish_many(self, worker_id: str, outcomes: list[JobOutcome]) -> list[bool]:
+        with self._lock:
+            return [self._record(worker_id, outcome) for outcome in outcomes]
+
+    def _record(self, worker_id: str, o: JobOutcome) -> bool:
+        if o.status == JobStatus.COMPLETE:
+            return self.complete(o.job_id, worker_id, o.prediction)
+        if o.status == JobStatus.SKIPPED:
+            return self.skip(o.job_id, worker_id, reason=o.error or "")
+        kind = o.error_kind or ErrorKind.PERMANENT
+        return self.fail(o.job_id, worker_id, kind=kind, error=o.error or "", retry_at=o.retry_at)
 
     def _reset(self, job: ImageJob) -> ImageJob:
         return self._update(
