@@ -22,7 +22,10 @@ import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-DEV_QUERIES = (REPO.parent / "shared" / "bench" / "grocery" / "queries", REPO / "examples" / "grocery" / "queries")
+DEV_QUERIES = (
+    REPO.parent / "shared" / "bench" / "grocery" / "queries",
+    REPO / "examples" / "grocery" / "queries",
+)
 PHONE_SIZE = (4032, 3024)
 
 

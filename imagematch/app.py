@@ -6,7 +6,9 @@ are registered here: the core's own (``match_image``, ``catalog_event``) and eac
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import httpx
@@ -47,6 +49,12 @@ from imagematch.worker import Dispatch, Worker
 __all__ = ["Services", "build_services", "serving_model"]
 
 
+def _core_pool(name: str) -> ThreadPoolExecutor:
+    """A thread pool with one thread per core this process may use (a container's share)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return ThreadPoolExecutor(cores or 1, thread_name_prefix=name)
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -72,6 +80,9 @@ class Services:
     remote_matcher: Callable[[bytes, MatchRequest], MatchResult] | None = None
     # Entity matches from stored photo vectors, re-matched on catalog changes (set by build_services).
     entities: EntityMatching = field(init=False)
+    # The workers' CPU stages (load, decode, preprocess), one thread per core (threads start
+    # when first used).
+    prepare_pool: ThreadPoolExecutor = field(default_factory=lambda: _core_pool("prepare"))
 
     def use_catalog_updater(self, updater: CatalogUpdater) -> None:
         """Apply ``catalog_event`` jobs with ``updater`` (without one, workers skip them), then
@@ -113,6 +124,8 @@ class Services:
                 dispatcher(job_ids)
 
     def make_worker(self, worker_id: str | None = None) -> Worker:
+        """A worker taking ``IMAGEMATCH_BATCH`` jobs at a time, their CPU stages run in a pool
+        shared by this process's workers and sized to its cores."""
         return Worker(
             self.ledger,
             self.kinds,
@@ -120,6 +133,8 @@ class Services:
             worker_id=worker_id,
             lease_seconds=self.settings.lease_seconds,
             clock=self.clock,
+            batch_size=self.settings.jobs_per_batch(),
+            pool=self.prepare_pool,
         )
 
     def zendesk_client(self) -> ZendeskClient:
@@ -135,6 +150,7 @@ class Services:
         return report
 
     def close(self) -> None:
+        self.prepare_pool.shutdown(wait=True)
         self.http.close()
         self.ledger.close()
 

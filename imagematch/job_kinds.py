@@ -21,9 +21,11 @@ from imagematch.models import ImageJob, JobKind, NewJob, NewPrediction
 
 __all__ = [
     "BLOB_PREFIX",
+    "JobAnswer",
     "JobKindSpec",
     "JobKinds",
     "JobPayload",
+    "JobStages",
     "MatchImagePayload",
     "PhotoPayload",
     "image_ref_for_blob",
@@ -94,6 +96,21 @@ def new_job(
     )
 
 
+# One job's answer from a batch: its prediction (or None), or the exception that job ended with.
+JobAnswer = NewPrediction | None | Exception
+
+
+@dataclass(frozen=True)
+class JobStages(Generic[P]):
+    """How a kind's jobs run in batches (a worker's data-loader shape): ``prepare`` does one job's
+    CPU work (load, decode, preprocess; thread-safe, run in the worker's pool while the model runs
+    the previous batch; raises as a handler does), then ``finish`` takes a batch of prepared jobs
+    together (one forward pass) and answers each. Kinds with the same ``finish`` share batches."""
+
+    prepare: Callable[[ImageJob, P], Any]
+    finish: Callable[[list[tuple[ImageJob, P, Any]]], list[JobAnswer]]
+
+
 @dataclass(frozen=True)
 class JobKindSpec(Generic[P]):
     """One job kind: how to read its payload, what runs it, and whether that needs the model.
@@ -107,6 +124,7 @@ class JobKindSpec(Generic[P]):
     payload: Any
     handler: Callable[[ImageJob, P], NewPrediction | None]
     needs_embedder: bool
+    stages: JobStages[P] | None = None  # set when the kind's jobs can run in batches
 
     def parse(self, job: ImageJob) -> P:
         """The job's payload as its type; PermanentError if the stored payload does not fit."""

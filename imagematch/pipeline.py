@@ -16,15 +16,15 @@ from typing import Any, Protocol, TypeVar
 from PIL import Image
 
 from imagematch.blobs import BlobStore
-from imagematch.embedder import Embedder, Vectors
+from imagematch.embedder import Embedder, StagedEmbedder, Vectors
 from imagematch.errors import PermanentError, SubjectGoneError
 from imagematch.fetch import ImageFetcher
 from imagematch.images import ImageLimits, sha256_hex
 from imagematch.index import IndexHandle
-from imagematch.job_kinds import BLOB_PREFIX, JobKindSpec, PhotoPayload
+from imagematch.job_kinds import BLOB_PREFIX, JobAnswer, JobKindSpec, JobStages, PhotoPayload
 from imagematch.models import ImageJob, MatchResult, NewPrediction, Product
 from imagematch.photo_vectors import PhotoVectorStore
-from imagematch.quality import QualityBar, assess_quality, measure_quality
+from imagematch.quality import QualityBar, QualityReport, assess_quality, measure_quality
 
 __all__ = [
     "CompletionHook",
@@ -34,6 +34,7 @@ __all__ = [
     "PhotoHook",
     "PhotoLoader",
     "PhotoMatching",
+    "PreparedPhoto",
     "SkipPhoto",
     "StoredOrFetchedLoader",
 ]
@@ -57,6 +58,17 @@ class SkipPhoto:
     """A loader's answer: this photo is not to be matched, for ``reason`` (the job is skipped)."""
 
     reason: str
+
+
+@dataclass(frozen=True)
+class PreparedPhoto:
+    """A photo job's CPU work, done before the forward pass (:meth:`PhotoMatching.prepare_photo`):
+    the photo's digest, its quality verdict, the model's input and how long all that took."""
+
+    digest: str
+    quality: QualityReport
+    model_input: Any  # the embedder's prepared tensor (StagedEmbedder), else the decoded image
+    prepare_ms: float
 
 
 class PhotoLoader(Protocol[P_contra]):
@@ -202,6 +214,15 @@ class PhotoMatching:
         Raises SubjectGoneError (skipped by rule, photo gone, not an image), PermanentError and
         TransientError (from the loader, the decoder or a hook); the worker records the outcome.
         """
+        [answer] = self.finish_photos([(job, payload, self.prepare_photo(job, payload, loader))])
+        if isinstance(answer, Exception):
+            raise answer
+        assert answer is not None
+        return answer
+
+    def prepare_photo(self, job: ImageJob, payload: P, loader: PhotoLoader[P]) -> PreparedPhoto:
+        """The CPU part of :meth:`match_job` (load, decode, photo hooks, quality, the model's
+        preprocessing): thread-safe, so a worker runs a batch's photos side by side."""
         loaded = loader.load(payload)
         if isinstance(loaded, SkipPhoto):
             raise SubjectGoneError(loaded.reason)
@@ -210,30 +231,66 @@ class PhotoMatching:
         for photo_hook in self._photo_hooks:
             photo_hook(job, loaded.data, image)
         quality = assess_quality(measure_quality(image), self.quality_bar)  # cheap: numpy on ≤512 px
+        embedder = self.matcher.embedder
+        model_input = embedder.prepare(image) if isinstance(embedder, StagedEmbedder) else image
+        prepare_ms = (time.perf_counter() - started) * 1000
+        return PreparedPhoto(sha256_hex(loaded.data), quality, model_input, prepare_ms)
+
+    def finish_photos(self, batch: list[tuple[ImageJob, Any, Any]]) -> list[JobAnswer]:
+        """The rest of :meth:`match_job` for a batch of prepared photos: one forward pass, one
+        search, each photo's vector stored, each kind's hooks run. One answer per photo: its
+        prediction, or the exception its hooks raised (that job fails alone). Raises when no
+        photo can be matched (IndexNotBuiltError, EmbedderMismatchError, the model's errors).
+        A photo's ``latency_ms``: its own CPU work plus its share of the batch's embed+search."""
+        started = time.perf_counter()
         self.matcher.index.get()  # IndexNotBuiltError before the embedding work
-        vector = self.matcher.embedder.embed([image])
-        digest = sha256_hex(loaded.data)
+        embedder = self.matcher.embedder
+        inputs = [prepared.model_input for _, _, prepared in batch]
+        vectors = (
+            embedder.embed_prepared(inputs)
+            if isinstance(embedder, StagedEmbedder)
+            else embedder.embed(inputs)
+        )
         if self.vectors is not None:
-            self.vectors.put(self.matcher.embedder.embedder_id, digest, vector[0])
-        result = self.matcher.rank(vector, started=started)[0]
+            for (_, _, prepared), vector in zip(batch, vectors, strict=True):
+                self.vectors.put(embedder.embedder_id, prepared.digest, vector)
+        results = self.matcher.rank(vectors, started=started)
+        return [
+            self._predict(job, payload, prepared, result)
+            for (job, payload, prepared), result in zip(batch, results, strict=True)
+        ]
+
+    def _predict(
+        self, job: ImageJob, payload: PhotoPayload, prepared: PreparedPhoto, result: MatchResult
+    ) -> JobAnswer:
+        """The job's prediction once its kind's hooks ran, or the exception one of them raised."""
         prediction = NewPrediction(
-            **result.model_dump(),
+            **result.model_dump(exclude={"latency_ms"}),
+            latency_ms=round(result.latency_ms + prepared.prepare_ms, 2),
             source=job.source,
             file_name=payload.file_name,
             image_url=payload.image_url,
             references=payload.references(),
-            image_sha256=digest,
-            quality=quality,
+            image_sha256=prepared.digest,
+            quality=prepared.quality,
         )
-        for hook in self._hooks.get(job.kind, []):
-            hook(job, payload, prediction)
+        try:
+            for hook in self._hooks.get(job.kind, []):
+                hook(job, payload, prediction)
+        except Exception as exc:
+            return exc
         return prediction
 
     def kind(self, kind: str, payload: type[P], loader: PhotoLoader[P]) -> JobKindSpec[P]:
-        """The job kind whose photos come from ``loader``: it needs the embedder."""
+        """The job kind whose photos come from ``loader``: it needs the embedder, and its jobs
+        run in batches (prepared side by side, embedded in one forward pass)."""
         return JobKindSpec(
             kind=kind,
             payload=payload,
             handler=lambda job, parsed: self.match_job(job, parsed, loader),
             needs_embedder=True,
+            stages=JobStages(
+                prepare=lambda job, parsed: self.prepare_photo(job, parsed, loader),
+                finish=self.finish_photos,
+            ),
         )

@@ -14,7 +14,12 @@ __all__ = [
     "Clock",
     "JobAttempt",
     "JobOutcome",
-    "Ledger", "SweepReport", "open_ledger", "open_ledger_for", "utcnow"]
+    "Ledger",
+    "SweepReport",
+    "open_ledger",
+    "open_ledger_for",
+    "utcnow",
+]
 
 
 def open_ledger(url: str, *, clock: Clock = utcnow) -> Ledger:

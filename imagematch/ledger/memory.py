@@ -146,7 +146,9 @@ class MemoryLedger:
 
     def claim_jobs(self, job_ids: list[int], worker_id: str, *, lease_seconds: float) -> list[ImageJob]:
         with self._lock:
-            claimed = (self.claim_job(i, worker_id, lease_seconds=lease_seconds) for i in sorted(set(job_ids)))
+            claimed = (
+                self.claim_job(i, worker_id, lease_seconds=lease_seconds) for i in sorted(set(job_ids))
+            )
             return [job for job in claimed if job is not None]
 
     def heartbeat(self, job_id: int, worker_id: str, *, lease_seconds: float) -> bool:

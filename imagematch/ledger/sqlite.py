@@ -198,7 +198,9 @@ class SqliteLedger:
         params = {"worker_id": worker_id, "lease_seconds": lease_seconds, "now": self._now()}
 
         def write(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-            rows = (conn.execute(Q["claim_job"], {**params, "id": i}).fetchone() for i in sorted(set(job_ids)))
+            rows = (
+                conn.execute(Q["claim_job"], {**params, "id": i}).fetchone() for i in sorted(set(job_ids))
+            )
             return [row for row in rows if row is not None]
 
         return [_job(row) for row in self._write(write)]

@@ -423,14 +423,18 @@ def test_finish_many_records_each_outcome_independently(make_ledger: Callable[..
     ledger.claim("w", limit=5, lease_seconds=60)
     clock.advance(61)  # every lease expires: the sweep takes the jobs back, then ``lost`` goes to w2
     ledger.sweep(max_attempts=5, pending_grace_seconds=600)
-    assert len(ledger.claim_jobs([j.id for j in (done, failed, retried, skipped)], "w", lease_seconds=60)) == 4
+    assert (
+        len(ledger.claim_jobs([j.id for j in (done, failed, retried, skipped)], "w", lease_seconds=60)) == 4
+    )
     assert ledger.claim_job(lost.id, "w2", lease_seconds=60)
     retry_at = clock.now + timedelta(seconds=30)
     outcomes = [
         JobOutcome(lost.id, JobStatus.COMPLETE, _prediction()),
         JobOutcome(done.id, JobStatus.COMPLETE, _prediction()),
         JobOutcome(failed.id, JobStatus.FAILED, error_kind=ErrorKind.PERMANENT, error="not an image"),
-        JobOutcome(retried.id, JobStatus.FAILED, error_kind=ErrorKind.TRANSIENT, error="503", retry_at=retry_at),
+        JobOutcome(
+            retried.id, JobStatus.FAILED, error_kind=ErrorKind.TRANSIENT, error="503", retry_at=retry_at
+        ),
         JobOutcome(skipped.id, JobStatus.SKIPPED, error="ticket deleted"),
     ]
     assert ledger.finish_many("w", outcomes) == [False, True, True, True, True]
