@@ -45,8 +45,9 @@ def phone_jpegs(count: int, *, seed: int = 0) -> list[bytes]:
 
 
 def stage_ms(stages: dict[str, Callable[[Any], Any]], photos: list[bytes], rounds: int) -> dict[str, float]:
-    """Median ms per photo of each stage, run in order on each photo (each fed the previous
-    stage's image when it returns one), on one thread; the first round is a warm-up."""
+    """Median CPU ms per photo of each stage (this thread's CPU time, so other processes on a
+    shared machine slow it less than wall time), run in order on each photo (each fed the
+    previous stage's image when it returns one), on one thread; the first round is a warm-up."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     times: dict[str, list[float]] = {name: [] for name in stages}
@@ -55,10 +56,10 @@ def stage_ms(stages: dict[str, Callable[[Any], Any]], photos: list[bytes], round
             for data in photos:
                 value: Any = data
                 for name, stage in stages.items():
-                    started = time.perf_counter()
+                    started = time.thread_time()
                     result = stage(value)
                     if n:
-                        times[name].append(time.perf_counter() - started)
+                        times[name].append(time.thread_time() - started)
                     if isinstance(result, Image.Image):
                         value = result
     finally:
