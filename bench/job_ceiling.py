@@ -14,6 +14,7 @@ pool (``IMAGEMATCH_WORKERS`` threads, ``drain()`` each) runs them, timed, until 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import threading
@@ -69,8 +70,10 @@ def drain_together(drains: list[Callable[[], int]]) -> int:
     return sum(done)
 
 
-def jobs_per_second(data_dir: Path, database_url: str | None, seconds: float) -> tuple[float, int]:
-    """(jobs/s, workers) with the tiny embedder through the ledger at ``database_url``."""
+def jobs_per_second(data_dir: Path, database_url: str | None, seconds: float) -> tuple[float, float]:
+    """(jobs/s, this process's CPU ms per job) with the tiny embedder through the ledger at
+    ``database_url``. CPU ms per job is the steadier figure on a shared machine: it does not count
+    waiting for a core (a Postgres server's own CPU is not in it)."""
     settings = Settings(data_dir=data_dir, model="tiny", database_url=database_url)
     services = build_services(settings)
     publish_snapshot(data_dir, 1000, services.embedder.dim, services.embedder.embedder_id)
@@ -79,33 +82,34 @@ def jobs_per_second(data_dir: Path, database_url: str | None, seconds: float) ->
     photos = new_photos([p.read_bytes() for p in sorted(QUERIES.glob("*.jpg"))])
     workers = [services.make_worker() for _ in range(max(1, settings.workers))]
     keys = count()
-    done, spent, rounds = 0, 0.0, 0
+    done, spent, cpu, rounds = 0, 0.0, 0.0, 0
     while spent < seconds or rounds < 2:
         for _ in range(ROUND):
             payload = {"image": image_ref_for_blob(blobs.put(next(photos)))}
             services.ledger.submit(NewJob(source="bench", idempotency_key=f"c{next(keys)}", payload=payload))
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         ran = drain_together([w.drain for w in workers])
         if rounds:  # the first round warms up (imports, connections, the index)
             done, spent = done + ran, spent + time.perf_counter() - started
+            cpu += time.process_time() - cpu_started
         rounds += 1
     counts = services.ledger.count_by_status()
     services.close()
     assert sum(n for status, n in counts.items() if status.value != "complete") == 0, counts
-    return done / spent, len(workers)
+    return done / spent, cpu * 1000 / done
 
 
-def measure(ledgers: list[str], seconds: float) -> dict[str, float]:
-    """Jobs/s per ledger (``sqlite``, ``postgres``)."""
-    results: dict[str, float] = {}
+def measure(ledgers: list[str], seconds: float) -> dict[str, tuple[float, float]]:
+    """(jobs/s, CPU ms per job) per ledger (``sqlite``, ``postgres``)."""
+    results: dict[str, tuple[float, float]] = {}
     for ledger in ledgers:
         with tempfile.TemporaryDirectory(prefix=f"ceiling-{ledger}-") as tmp:
             root = Path(tmp)
             if ledger == "postgres":
                 with postgres_database(root) as url:
-                    results[ledger], _ = jobs_per_second(root / "data", url, seconds)
+                    results[ledger] = jobs_per_second(root / "data", url, seconds)
             else:
-                results[ledger], _ = jobs_per_second(root / "data", None, seconds)
+                results[ledger] = jobs_per_second(root / "data", None, seconds)
     return results
 
 
@@ -115,8 +119,8 @@ def main() -> None:
     parser.add_argument("--ledgers", nargs="+", default=["sqlite", "postgres"])
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    for ledger, rate in measure(args.ledgers, args.seconds).items():
-        print(f"ceiling {ledger}: {rate:.1f} jobs/s (load before {load:.1f}, after {os.getloadavg()[0]:.1f})")
+    results = measure(args.ledgers, args.seconds)
+    print(json.dumps({"load": [load, os.getloadavg()[0]], "results": results}))
 
 
 if __name__ == "__main__":
