@@ -89,6 +89,7 @@ image = (
             "IMAGEMATCH_MODEL_CACHE_DIR": MODEL_CACHE_DIR,
             "IMAGEMATCH_MODEL": MODEL,
             "IMAGEMATCH_BATCH_SIZE": "32",
+            "IMAGEMATCH_BATCH": "16",  # jobs per forward pass: the model is on a GPU here
             # Weights come from the Volume, never from the hub at start-up: a missing download
             # fails loudly instead of silently re-downloading into every new container.
             "HF_HUB_OFFLINE": "1",
@@ -363,7 +364,7 @@ def process_dispatched(services: Services, worker: Any, job_ids: list[int]) -> l
     reload_volume()  # uploads and snapshots committed since this container started
     with contextlib.suppress(ImageMatchError):  # no index yet: photo jobs fail and are retried
         services.index.refresh()
-    statuses = [worker.process_job_id(job_id) for job_id in job_ids]
+    statuses = worker.process_job_ids(job_ids)  # in batches of IMAGEMATCH_BATCH, one forward pass each
     commit_volume()  # catalog events write change-log files other containers must see
     return [status.value if status else None for status in statuses]
 

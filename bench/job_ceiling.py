@@ -70,11 +70,13 @@ def drain_together(drains: list[Callable[[], int]]) -> int:
     return sum(done)
 
 
-def jobs_per_second(data_dir: Path, database_url: str | None, seconds: float) -> tuple[float, float]:
+def jobs_per_second(
+    data_dir: Path, database_url: str | None, seconds: float, *, model: str = "tiny", device: str = "cpu"
+) -> tuple[float, float]:
     """(jobs/s, this process's CPU ms per job) with the tiny embedder through the ledger at
     ``database_url``. CPU ms per job is the steadier figure on a shared machine: it does not count
     waiting for a core (a Postgres server's own CPU is not in it)."""
-    settings = Settings(data_dir=data_dir, model="tiny", database_url=database_url)
+    settings = Settings(data_dir=data_dir, model=model, device=device, database_url=database_url)
     services = build_services(settings)
     publish_snapshot(data_dir, 1000, services.embedder.dim, services.embedder.embedder_id)
     services.index.refresh()
