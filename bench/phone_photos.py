@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -67,24 +69,34 @@ def stage_ms(stages: dict[str, Callable[[Any], Any]], photos: list[bytes], round
     return {name: statistics.median(values) * 1000 for name, values in times.items()}
 
 
-def main() -> None:
+def stage_ms_of(photos: list[bytes], rounds: int) -> dict[str, float]:
+    """:func:`stage_ms` of the worker's CPU stages (``pipeline_throughput.cpu_stages``) with
+    ``serve``'s default settings."""
+    from pipeline_throughput import cpu_stages
+
     from imagematch.app import build_services
     from imagematch.config import Settings
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--photos", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    photos = phone_jpegs(args.photos)
-    print(f"{len(photos)} photos, {statistics.mean(map(len, photos)) / 1e6:.1f} MB each on average")
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         services = build_services(Settings(data_dir=Path(tmp)))
-        from pipeline_throughput import cpu_stages
+        try:
+            return stage_ms(cpu_stages(services), photos, rounds)
+        finally:
+            services.close()
 
-        costs = stage_ms(cpu_stages(services), photos, args.rounds)
-        services.close()
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--photos", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print the stage costs as JSON only")
+    args = parser.parse_args()
+    photos = phone_jpegs(args.photos)
+    costs = stage_ms_of(photos, args.rounds)
+    if args.json:
+        print(json.dumps(costs))
+        return
+    print(f"{len(photos)} photos, {statistics.mean(map(len, photos)) / 1e6:.1f} MB each on average")
     for name, ms in costs.items():
         print(f"  {name}: {ms:.1f} ms")
     print(f"  total: {sum(costs.values()):.1f} ms")
