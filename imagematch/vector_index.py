@@ -38,7 +38,6 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "one_search_thread",
     "FLAT_MAX_FLOATS",
     "IndexKind",
     "NprobeChoice",
@@ -48,6 +47,7 @@ __all__ = [
     "index_kind_for",
     "ivf_nlist",
     "make_vector_index",
+    "one_search_thread",
     "probe_queries",
     "recall_at_k",
     "resized_vector_index",

@@ -51,13 +51,14 @@ def _error_summary(error: BaseException) -> str:
 
 @dataclass
 class _Work:
-    """One claimed job of a batch: its kind and payload, its CPU stage's future (a staged kind),
-    or the error that ended it before it ran."""
+    """One claimed job of a batch: its kind and payload, its CPU stage's answer (a staged kind:
+    the prepared input or the stage's exception, maybe still in the pool), or the error that
+    ended it before it ran."""
 
     job: ImageJob
     spec: JobKindSpec[Any] | None = None
     payload: Any = None
-    prepared: Future[Any] | None = None
+    prepared: Future[Any] | Any = None
     error: Exception | None = None
 
 
@@ -68,14 +69,12 @@ class _Batch:
     lease: LeaseKeeper | None = None
 
 
-def _run_now(stage: Callable[[], Any]) -> Future[Any]:
-    """``stage`` run in this thread, its outcome as a finished future."""
-    future: Future[Any] = Future()
+def _caught(call: Callable[[], Any]) -> Any:
+    """``call()``, or the exception it raised (a job's answer)."""
     try:
-        future.set_result(stage())
+        return call()
     except Exception as exc:
-        future.set_exception(exc)
-    return future
+        return exc
 
 
 class Worker:
@@ -192,7 +191,7 @@ class Worker:
             return _Work(job, error=exc)
         if spec.stages is not None:
             stage = partial(spec.stages.prepare, job, work.payload)
-            work.prepared = self._pool.submit(stage) if self._pool else _run_now(stage)
+            work.prepared = self._pool.submit(_caught, stage) if self._pool else _caught(stage)
         return work
 
     def _end(self, batch: _Batch) -> dict[int, JobStatus]:
@@ -202,26 +201,19 @@ class Worker:
         for work in batch.work:
             if work.error is not None or work.spec is None:
                 answers[work.job.id] = work.error
-            elif work.prepared is None:
-                answers[work.job.id] = self._run_handler(work)
-            elif (error := work.prepared.exception()) is not None:
-                answers[work.job.id] = error if isinstance(error, Exception) else RuntimeError(error)
+            elif work.spec.stages is None:
+                answers[work.job.id] = _caught(partial(work.spec.handler, work.job, work.payload))
             else:
-                assert work.spec.stages is not None
-                together.setdefault(work.spec.stages.finish, []).append((work, work.prepared.result()))
+                prepared = work.prepared.result() if isinstance(work.prepared, Future) else work.prepared
+                if isinstance(prepared, Exception):
+                    answers[work.job.id] = prepared
+                else:
+                    together.setdefault(work.spec.stages.finish, []).append((work, prepared))
         for finish, group in together.items():
             answers.update(self._finish_together(finish, group))
         if batch.lease is not None:
             batch.lease.stop()
         return self._record(batch, answers)
-
-    @staticmethod
-    def _run_handler(work: _Work) -> JobAnswer:
-        assert work.spec is not None
-        try:
-            return work.spec.handler(work.job, work.payload)
-        except Exception as exc:
-            return exc
 
     def _finish_together(
         self, finish: Callable[..., list[JobAnswer]], group: list[tuple[_Work, Any]]
