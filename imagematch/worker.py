@@ -51,9 +51,7 @@ def _error_summary(error: BaseException) -> str:
 
 @dataclass
 class _Work:
-    """One claimed job of a batch: its kind and payload, its CPU stage's answer (a staged kind:
-    the prepared input or the stage's exception, maybe still in the pool), or the error that
-    ended it before it ran."""
+    """A claimed job: kind, payload, CPU stage's answer (maybe in the pool), or its early error."""
 
     job: ImageJob
     spec: JobKindSpec[Any] | None = None
@@ -67,6 +65,11 @@ class _Batch:
     jobs: list[ImageJob]
     work: list[_Work] = field(default_factory=list)
     lease: LeaseKeeper | None = None
+
+    def release(self) -> None:
+        """Stop renewing the leases (idempotent): jobs left unrecorded go back by the sweep."""
+        if self.lease is not None:
+            self.lease.stop()
 
 
 def _caught(call: Callable[[], Any]) -> Any:
@@ -108,8 +111,7 @@ class Worker:
         self._pool = pool  # runs the jobs' CPU stages side by side (None: in the worker's thread)
 
     def run_once(self, *, limit: int | None = None) -> int:
-        """Claim up to ``limit`` (default ``batch_size``) due jobs and process them as one batch;
-        returns how many were claimed."""
+        """Claim up to ``limit`` (default ``batch_size``) due jobs, run them as one batch; how many."""
         jobs = self._claim(limit or self.batch_size)
         self._end(self._start(jobs))
         return len(jobs)
@@ -134,8 +136,7 @@ class Worker:
         return [statuses.get(job_id) for job_id in job_ids]
 
     def drain(self, *, max_jobs: int = 10_000, stop: threading.Event | None = None) -> int:
-        """Process due jobs until none is left (or ``max_jobs``, or ``stop`` is set); returns how
-        many ran."""
+        """Process due jobs until none is left, ``max_jobs`` ran or ``stop`` is set; how many ran."""
         claimed = 0
 
         def claim() -> list[ImageJob]:
@@ -159,15 +160,19 @@ class Worker:
         return self.ledger.claim(self.worker_id, limit=limit, lease_seconds=self.lease_seconds)
 
     def _run_batches(self, claim: Callable[[], list[ImageJob]]) -> dict[int, JobStatus]:
-        """Batches from ``claim`` until it has none; the next batch is claimed and its CPU stages
-        started before this one's forward pass, so loading overlaps the model (a data loader's
-        shape). Claimed again after a batch ends, for the jobs it created (e.g. a ticket's photos)."""
+        """Batches from ``claim`` until it has none; the next is claimed and its CPU stages started
+        before this one's forward pass (a data loader's shape), and again after, for the jobs a
+        batch created (e.g. a ticket's photos)."""
         statuses: dict[int, JobStatus] = {}
-        current = self._start(claim())
-        while current.jobs:
-            upcoming = self._start(claim())
-            statuses.update(self._end(current))
-            current = upcoming if upcoming.jobs else self._start(claim())
+        current = upcoming = self._start(claim())
+        try:
+            while current.jobs:
+                upcoming = self._start(claim())
+                statuses.update(self._end(current))
+                current = upcoming if upcoming.jobs else self._start(claim())
+        finally:  # the ledger failed: stop renewing what is claimed, the sweep takes it back
+            current.release()
+            upcoming.release()
         return statuses
 
     def _start(self, jobs: list[ImageJob]) -> _Batch:
@@ -198,28 +203,28 @@ class Worker:
         """Finish the batch (staged jobs together, by their kinds' ``finish``) and record it."""
         answers: dict[int, JobAnswer] = {}
         together: dict[Callable[..., list[JobAnswer]], list[tuple[_Work, Any]]] = {}
-        for work in batch.work:
-            if work.error is not None or work.spec is None:
-                answers[work.job.id] = work.error
-            elif work.spec.stages is None:
-                answers[work.job.id] = _caught(partial(work.spec.handler, work.job, work.payload))
-            else:
-                prepared = work.prepared.result() if isinstance(work.prepared, Future) else work.prepared
-                if isinstance(prepared, Exception):
-                    answers[work.job.id] = prepared
+        try:
+            for work in batch.work:
+                if work.error is not None or work.spec is None:
+                    answers[work.job.id] = work.error
+                elif work.spec.stages is None:
+                    answers[work.job.id] = _caught(partial(work.spec.handler, work.job, work.payload))
                 else:
-                    together.setdefault(work.spec.stages.finish, []).append((work, prepared))
-        for finish, group in together.items():
-            answers.update(self._finish_together(finish, group))
-        if batch.lease is not None:
-            batch.lease.stop()
+                    prepared = work.prepared.result() if isinstance(work.prepared, Future) else work.prepared
+                    if isinstance(prepared, Exception):
+                        answers[work.job.id] = prepared
+                    else:
+                        together.setdefault(work.spec.stages.finish, []).append((work, prepared))
+            for finish, group in together.items():
+                answers.update(self._finish_together(finish, group))
+        finally:
+            batch.release()
         return self._record(batch, answers)
 
     def _finish_together(
         self, finish: Callable[..., list[JobAnswer]], group: list[tuple[_Work, Any]]
     ) -> dict[int, JobAnswer]:
-        """One ``finish`` call for the group; if it fails as a whole, each job alone (so a job
-        that breaks the forward pass fails by itself)."""
+        """One ``finish`` for the group; if that fails as a whole, each job alone (fails by itself)."""
         try:
             answers = finish([(work.job, work.payload, prepared) for work, prepared in group])
         except Exception as exc:
@@ -231,8 +236,7 @@ class Worker:
         return {work.job.id: answer for (work, _), answer in zip(group, answers, strict=True)}
 
     def _record(self, batch: _Batch, answers: dict[int, JobAnswer]) -> dict[int, JobStatus]:
-        """Each job's outcome, recorded in one round trip; jobs whose lease was lost meanwhile
-        record nothing (``PROCESSING``: the job is another worker's now)."""
+        """Record each job's outcome in one round trip (a lost lease: nothing, ``PROCESSING``)."""
         statuses: dict[int, JobStatus] = {}
         outcomes: list[JobOutcome] = []
         for job in batch.jobs:
@@ -268,11 +272,10 @@ class Worker:
 class LeaseKeeper:
     """Renews the leases of a batch's jobs every third of their length from a background thread.
 
-    A failed renewal (the ledger briefly unreachable) is retried with backoff, not given up: a
-    lease must not lapse while its job runs, or the sweep hands it to a second worker. A job is
-    lost once the ledger says another worker holds it, and every job once no renewal succeeded
-    for a whole lease; the worker then records nothing for it (Python cannot stop a handler's
-    thread; handlers with outside effects, such as posting a note, confirm the lease first).
+    A failed renewal (the ledger briefly unreachable) is retried with backoff: a lease must not
+    lapse while its job runs, or the sweep hands it to a second worker. A job is lost once the
+    ledger says another worker holds it, and all once no renewal succeeded for a whole lease; the
+    worker then records nothing for them (handlers with outside effects confirm the lease first).
     """
 
     def __init__(
@@ -320,9 +323,7 @@ class LeaseKeeper:
                     self._lost.update(self._job_ids)
                     return
                 delay = min(interval, 0.5 * 2 ** (failures - 1))
-                log.warning(
-                    "jobs %s: lease renewal failed (%s); retrying in %.1f s", self._held(), exc, delay
-                )
+                log.warning("jobs %s: lease renewal failed (%s); retry in %.1f s", self._held(), exc, delay)
                 continue
             if not self._held():
                 return
