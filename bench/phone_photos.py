@@ -31,9 +31,15 @@ DEV_QUERIES = (
 PHONE_SIZE = (4032, 3024)
 
 
-def phone_jpegs(count: int, *, seed: int = 0) -> list[bytes]:
-    """``count`` 12 MP JPEGs made from the dev photos (deterministic)."""
-    folder = next(path for path in DEV_QUERIES if path.is_dir())
+def dev_queries() -> Path:
+    """The dev set's query photos (``../shared``), else the repository's examples."""
+    return next(path for path in DEV_QUERIES if path.is_dir())
+
+
+def phone_jpegs(count: int, *, seed: int = 0, folder: Path | None = None) -> list[bytes]:
+    """``count`` 12 MP JPEGs made from the photos in ``folder`` (default: :func:`dev_queries`),
+    deterministically."""
+    folder = folder or dev_queries()
     sources = sorted(folder.rglob("*.jpg"))[:count]
     rng = np.random.default_rng(seed)
     made = []
@@ -90,8 +96,9 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print the stage costs as JSON only")
+    parser.add_argument("--queries", type=Path, help="photos to make them from (default: the dev set)")
     args = parser.parse_args()
-    photos = phone_jpegs(args.photos)
+    photos = phone_jpegs(args.photos, folder=args.queries)
     costs = stage_ms_of(photos, args.rounds)
     if args.json:
         print(json.dumps(costs))

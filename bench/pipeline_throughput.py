@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -204,15 +205,23 @@ def stage_costs(services: Any, photos: list[bytes], rounds: int) -> dict[str, fl
 
 def measure_before(before: Path, ledgers: list[str], seconds: float, phone_count: int) -> dict[str, Any]:
     """The ceiling and phone-photo figures of the code in ``before`` (a checkout of an earlier
-    commit), measured by these bench scripts in a subprocess with that code on the path."""
-    env = {**os.environ, "PYTHONPATH": f"{before}:{REPO / 'bench'}", "HF_HUB_OFFLINE": "1"}
+    commit), measured by these bench scripts run from a copy inside it (they put their checkout
+    first on ``sys.path``), on the same photos, in a subprocess."""
+    scripts = before / ".bench-now"
+    shutil.rmtree(scripts, ignore_errors=True)
+    shutil.copytree(REPO / "bench", scripts, ignore=shutil.ignore_patterns("research", "*.json"))
+    env = {**os.environ, "PYTHONPATH": f"{before}:{scripts}", "HF_HUB_OFFLINE": "1"}
 
     def run(*argv: str) -> Any:
         out = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, check=True)
         return json.loads(out.stdout.strip().splitlines()[-1])
 
-    ceiling = run(str(REPO / "bench" / "job_ceiling.py"), "--seconds", str(seconds), "--ledgers", *ledgers)
-    phone = run(str(REPO / "bench" / "phone_photos.py"), "--photos", str(phone_count), "--json")
+    queries = ["--queries", str(phone_photos.dev_queries()), "--photos", str(phone_count), "--json"]
+    try:
+        ceiling = run(str(scripts / "job_ceiling.py"), "--seconds", str(seconds), "--ledgers", *ledgers)
+        phone = run(str(scripts / "phone_photos.py"), *queries)
+    finally:
+        shutil.rmtree(scripts, ignore_errors=True)
     return {"ceiling": ceiling["results"], "phone": phone}
 
 
@@ -328,10 +337,6 @@ def markdown(
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    main()
-
-
 def extra_markdown(
     ceiling: dict[str, tuple[float, float]],
     phone: dict[str, float],
@@ -378,3 +383,7 @@ def extra_markdown(
     ok = "met" if sum(phone.values()) <= 25 else "**missed**"
     lines.append(f"| **total** (goal ≤ 25 ms: {ok}) | {total_before:.1f} | {sum(phone.values()):.1f} |")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
