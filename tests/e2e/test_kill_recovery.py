@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -66,7 +67,9 @@ def test_sigkill_mid_way_loses_nothing_and_duplicates_nothing(tmp_path: Path) ->
     subprocess.run(
         [*CLI, "index", "build", "--catalog", str(SAMPLE_CATALOG)], env=env, check=True, timeout=300
     )
-    port = 8766
+    with socket.socket() as probe:  # a free port: other test runs may share the machine
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     photos = [p.read_bytes() for p in sorted((SAMPLE_QUERIES.parent / "queries").glob("*.jpg"))]
     photos += [image_bytes((n * 12, 255 - n * 12, 100), size=(320, 240)) for n in range(50 - len(photos))]
 
