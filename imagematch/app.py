@@ -6,7 +6,6 @@ are registered here: the core's own (``match_image``, ``catalog_event``) and eac
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,13 +14,17 @@ import httpx
 
 from imagematch.addresses import AddressPolicy
 from imagematch.blobs import BlobStore
+from imagematch.calibration import Calibration
+from imagematch.calibration_labels import CalibrationRefit
 from imagematch.catalog_sync import LiveCatalog
 from imagematch.config import Settings
 from imagematch.embedder import Embedder, ModelNotLoaded, load_embedder
+from imagematch.feedback import Feedback
 from imagematch.fetch import ImageFetcher
 from imagematch.images import DecodeGate, ImageLimits
 from imagematch.index import IndexHandle, SnapshotStore
 from imagematch.job_kinds import JobKinds, JobKindSpec, MatchImagePayload
+from imagematch.learning import LearningLoop, LearnPayload
 from imagematch.ledger import Clock, Ledger, SweepReport, open_ledger_for, utcnow
 from imagematch.maintenance import record_sweep
 from imagematch.matches_webhook import MatchesWebhook
@@ -30,6 +33,7 @@ from imagematch.photo_vectors import PhotoVectorStore
 from imagematch.pipeline import Matcher, PhotoBytes, PhotoMatching, StoredOrFetchedLoader
 from imagematch.rematch import EntityMatching, RematchOnCatalogChange, RematchPayload
 from imagematch.retry import RetryPolicy
+from imagematch.runtime import core_pool
 from imagematch.sources.catalog import CatalogEvent, CatalogEventHandler, CatalogUpdater
 from imagematch.sources.zendesk import (
     ZendeskAttachmentLoader,
@@ -47,12 +51,6 @@ from imagematch.thumbnails import ThumbnailStore
 from imagematch.worker import Dispatch, Worker
 
 __all__ = ["Services", "build_services", "serving_model"]
-
-
-def _core_pool(name: str) -> ThreadPoolExecutor:
-    """A thread pool with one thread per core this process may use (a container's share)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return ThreadPoolExecutor(cores or 1, thread_name_prefix=name)
 
 
 @dataclass
@@ -80,9 +78,12 @@ class Services:
     remote_matcher: Callable[[bytes, MatchRequest], MatchResult] | None = None
     # Entity matches from stored photo vectors, re-matched on catalog changes (set by build_services).
     entities: EntityMatching = field(init=False)
+    # Labels on answers (POST /v1/jobs/{id}/feedback, the console, eval --learn-from).
+    feedback: Feedback = field(init=False)
+    learning: LearningLoop = field(init=False)  # labels → learned references (imagematch.learning)
     # The workers' CPU stages (load, decode, preprocess), one thread per core (threads start
     # when first used).
-    prepare_pool: ThreadPoolExecutor = field(default_factory=lambda: _core_pool("prepare"))
+    prepare_pool: ThreadPoolExecutor = field(default_factory=lambda: core_pool("prepare"))
 
     def use_catalog_updater(self, updater: CatalogUpdater) -> None:
         """Apply ``catalog_event`` jobs with ``updater`` (without one, workers skip them), then
@@ -214,6 +215,8 @@ def build_services(
     _register_entities(services)
     _register_core_kinds(services, catalog_updater)
     _register_zendesk(services)
+    _register_learning(services, vectors)
+    _register_calibration(services)
     for kind in (JobKind.MATCH_IMAGE, JobKind.ZENDESK_IMAGE):  # the photo kinds
         services.photos.on_complete(kind, services.entities.record_photo)
     return services
@@ -294,6 +297,49 @@ def _register_entities(services: Services) -> None:
             needs_embedder=False,
         )
     )
+
+
+def _register_learning(services: Services, vectors: PhotoVectorStore) -> None:
+    """Labels (:class:`Feedback`) and the ``learn`` kind that turns them into learned references:
+    it may embed a stored photo again (after a model switch) and edits the served index, so it
+    runs beside the model, like catalog events."""
+    services.learning = LearningLoop(
+        ledger=services.ledger,
+        index=services.index,
+        snapshots=services.snapshots,
+        photos=services.photos,
+        vectors=vectors,
+        blobs=services.blobs,
+        kinds=services.kinds,
+        entities=services.entities,
+        dispatch=services.dispatch,
+        clock=services.clock,
+        per_product=services.settings.learned_per_product,
+    )
+    services.kinds.register(
+        JobKindSpec(
+            kind=JobKind.LEARN,
+            payload=LearnPayload,
+            handler=services.learning.handle_learn,
+            needs_embedder=True,
+        )
+    )
+    services.feedback = Feedback(services.ledger, services.kinds, lambda: services.index.get().products)
+    services.feedback.on_change(services.learning.label_changed)
+
+
+def _register_calibration(services: Services) -> None:
+    """The confidence fit answers carry: the operators' once they labelled enough answers, else
+    the one shipped for the model; refit as labels come in (:mod:`imagematch.calibration_labels`)."""
+    if isinstance(services.embedder, ModelNotLoaded):
+        return  # answers are made in the process that holds the model
+
+    def use(fit: Calibration | None) -> None:
+        services.matcher.calibration = fit
+
+    refit = CalibrationRefit(services.ledger, services.embedder.embedder_id, use, clock=services.clock)
+    refit.refit()
+    services.feedback.on_change(refit.label_changed)
 
 
 def _register_zendesk(services: Services) -> None:

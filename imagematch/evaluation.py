@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imagematch.calibration import Calibration, calibration_report
 from imagematch.embedder import Embedder
 from imagematch.index import ProductIndex
 from imagematch.pipeline import ImageLimits
@@ -37,6 +38,7 @@ class QueryOutcome:
     split: str | None
     rank: int
     top_score: float
+    confidence: float | None = None  # the calibrated probability that top-1 is right, if a fit exists
 
 
 def _recall(outcomes: list[QueryOutcome], k: int) -> float:
@@ -56,13 +58,24 @@ def _confidence(outcomes: list[QueryOutcome], threshold: float) -> dict[str, flo
     }
 
 
-def _metrics(outcomes: list[QueryOutcome]) -> dict[str, object]:
-    return {
+def _metrics(
+    outcomes: list[QueryOutcome], band_limits: tuple[float, float] | None = None
+) -> dict[str, object]:
+    out: dict[str, object] = {
         "n": len(outcomes),
         "recall@1": round(_recall(outcomes, 1), 4),
         "recall@5": round(_recall(outcomes, 5), 4),
         "mrr": round(_mrr(outcomes), 4),
     }
+    calibrated = [o for o in outcomes if o.confidence is not None]
+    if calibrated and band_limits:
+        out["calibration"] = calibration_report(
+            [o.confidence for o in calibrated if o.confidence is not None],
+            [o.rank == 1 for o in calibrated],
+            confident_at=band_limits[0],
+            no_match_below=band_limits[1],
+        )
+    return out
 
 
 @dataclass
@@ -70,6 +83,7 @@ class EvalReport:
     outcomes: list[QueryOutcome] = field(default_factory=list)
     elapsed_seconds: float = 0.0
     skipped: list[str] = field(default_factory=list)
+    band_limits: tuple[float, float] | None = None  # the fit's (confident_at, no_match_below), if any
 
     @property
     def n(self) -> int:
@@ -102,7 +116,7 @@ class EvalReport:
 
     def per_split(self) -> dict[str, dict[str, object]]:
         """Recall@1/@5, MRR and n for each split (empty when queries carry none)."""
-        return {split: _metrics(self.of_split(split)) for split in self.splits}
+        return {split: _metrics(self.of_split(split), self.band_limits) for split in self.splits}
 
     @property
     def per_category(self) -> dict[str, dict[str, float]]:
@@ -132,7 +146,7 @@ class EvalReport:
             for split, row in self.per_split().items()
         }
         return {
-            **_metrics(self.outcomes),
+            **_metrics(self.outcomes, self.band_limits),
             "images_per_second": round(self.images_per_second, 2),
             "skipped": len(self.skipped),
             "per_split": per_split,
@@ -164,9 +178,13 @@ def evaluate(
     limits: ImageLimits,
     batch_size: int = 16,
     progress: Callable[[int], None] | None = None,
+    calibration: Calibration | None = None,
 ) -> EvalReport:
-    """Rank every product for each query; unreadable queries are skipped and listed."""
-    report = EvalReport()
+    """Rank every product for each query; unreadable queries are skipped and listed. With a
+    ``calibration`` each outcome carries its confidence (and the summary its ECE)."""
+    report = EvalReport(
+        band_limits=(calibration.confident_at, calibration.no_match_below) if calibration else None
+    )
     started = time.perf_counter()
     depth = max(1, len(index.products))
     for start in range(0, len(queries), batch_size):
@@ -190,6 +208,7 @@ def evaluate(
                     split=query.split,
                     rank=rank,
                     top_score=ranking[0].score if ranking else float("-inf"),
+                    confidence=calibration.assess([m.score for m in ranking[:2]])[0] if calibration else None,
                 )
             )
         if progress:

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
+from imagematch.calibration import Band
 from imagematch.quality import QualityReport
 
 __all__ = [
@@ -59,6 +60,12 @@ class MatchResult(BaseModel):
     index_version: str
     latency_ms: float
     no_confident_match: bool = False
+    confidence: float | None = Field(
+        None,
+        description="Probability in [0, 1] that the top-1 is right (imagematch.calibration); "
+        "None when the model has no fit or the answer predates confidence.",
+    )
+    band: Band | None = Field(None, description="confident / check / no_match, from the confidence.")
 
 
 class MatchRequest(BaseModel):
@@ -124,6 +131,7 @@ class JobKind(StrEnum):
     ZENDESK_IMAGE = "zendesk_image"  # match one ticket attachment (fetched with Zendesk credentials)
     ZENDESK_NOTE = "zendesk_note"  # post one attachment's answer as an internal note, exactly once
     REMATCH = "rematch"  # recompute one entity's matches from stored photo vectors (catalog changed)
+    LEARN = "learn"  # recompute one product's learned references from its labels (imagematch.learning)
 
 
 class NewJob(BaseModel):
@@ -165,6 +173,8 @@ class NewPrediction(BaseModel):
     index_version: str
     latency_ms: float
     no_confident_match: bool = False
+    confidence: float | None = None  # see MatchResult; None on answers made before confidence
+    band: Band | None = None
     source: str = "api"
     file_name: str | None = None
     image_url: str | None = None

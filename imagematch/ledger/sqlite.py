@@ -23,6 +23,7 @@ from imagematch.errors import TransientError
 from imagematch.ledger.base import Clock, JobAttempt, JobOutcome, SweepReport, utcnow
 from imagematch.ledger.sql import load_queries
 from imagematch.ledger.sqlite_conn import SqliteWriter, open_connection
+from imagematch.ledger.sqlite_labels import LABELS_SCHEMA, SqliteLabels
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["SqliteLedger"]
@@ -80,7 +81,7 @@ def _prediction(row: sqlite3.Row) -> Prediction:
     return Prediction.model_validate(data)
 
 
-class SqliteLedger:
+class SqliteLedger(SqliteLabels):
     def __init__(self, path: Path, *, clock: Clock = utcnow, busy_timeout_s: float = 30.0) -> None:
         self.path = path
         self._clock = clock
@@ -123,10 +124,10 @@ class SqliteLedger:
                 conn.execute("PRAGMA foreign_keys = OFF")
                 conn.executescript(Q["scope_keys_by_kind"])
                 conn.execute("PRAGMA foreign_keys = ON")
-            conn.executescript(Q["schema"])
-            conn.executescript(Q["schema_entities"])
+            for schema in (Q["schema"], Q["schema_entities"], LABELS_SCHEMA):
+                conn.executescript(schema)
             columns = {row["name"] for row in conn.execute(Q["prediction_columns"])}
-            for column in ("quality", "image_sha256"):
+            for column in ("quality", "image_sha256", "confidence", "band"):
                 if column not in columns:
                     conn.execute(Q[f"add_prediction_{column}"])
 
@@ -198,10 +199,8 @@ class SqliteLedger:
         params = {"worker_id": worker_id, "lease_seconds": lease_seconds, "now": self._now()}
 
         def write(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-            rows = (
-                conn.execute(Q["claim_job"], {**params, "id": i}).fetchone() for i in sorted(set(job_ids))
-            )
-            return [row for row in rows if row is not None]
+            rows = (conn.execute(Q["claim_job"], {**params, "id": i}) for i in sorted(set(job_ids)))
+            return [row for cursor in rows if (row := cursor.fetchone()) is not None]
 
         return [_job(row) for row in self._write(write)]
 
@@ -240,10 +239,9 @@ class SqliteLedger:
         return self.finish_many(worker_id, [JobOutcome(job_id, JobStatus.SKIPPED, error=reason)])[0]
 
     def requeue(self, job_id: int) -> ImageJob | None:
-        def write(conn: sqlite3.Connection) -> sqlite3.Row | None:
+        def write(conn: sqlite3.Connection) -> Any:  # the job's row, or None
             conn.execute(Q["requeue"], {"id": job_id, "now": self._now()})
-            row: sqlite3.Row | None = conn.execute(Q["job_by_id"], {"id": job_id}).fetchone()
-            return row
+            return conn.execute(Q["job_by_id"], {"id": job_id}).fetchone()
 
         row = self._write(write)
         return _job(row) if row else None
