@@ -20,20 +20,17 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from imagematch.errors import SubjectGoneError
+from imagematch.dispatch import Dispatch
+from imagematch.errors import NoHandlerError, SubjectGoneError
 from imagematch.job_kinds import JobAnswer, JobKinds, JobKindSpec
-from imagematch.ledger import Clock, JobOutcome, Ledger, SweepReport, utcnow
+from imagematch.ledger import Clock, JobOutcome, Ledger, utcnow
 from imagematch.models import ImageJob, JobStatus
 from imagematch.retry import RetryPolicy
 
+# Dispatch is imagematch.dispatch's, re-exported for one release.
 __all__ = ["Dispatch", "LeaseKeeper", "Worker", "WorkerPool", "new_worker_id"]
 
 log = logging.getLogger(__name__)
-
-# "Dispatch": make workers look at these persisted jobs now (locally: wake the pool's threads; on
-# Modal: spawn a function call). Only ever a hint — the jobs are already in the ledger, and the
-# sweep finds any a lost dispatch missed.
-Dispatch = Callable[[list[int]], None]
 
 
 def new_worker_id() -> str:
@@ -190,7 +187,7 @@ class Worker:
         try:
             spec = self.kinds.get(job.kind)
             if spec is None:
-                raise SubjectGoneError(f"no handler for job kind {job.kind!r}")
+                raise NoHandlerError(f"no handler for job kind {job.kind!r}")
             work = _Work(job, spec, spec.parse(job))
         except Exception as exc:
             return _Work(job, error=exc)
@@ -345,7 +342,7 @@ class WorkerPool:
         *,
         size: int,
         poll_seconds: float,
-        sweep: Callable[[], SweepReport],
+        sweep: Callable[[], object],
         sweep_seconds: float = 30.0,
     ) -> None:
         self._make_worker = make_worker

@@ -1,7 +1,7 @@
 """The operator console: server-rendered pages under ``/ui`` (Jinja2 templates, a little vanilla JS).
 
 Pages read the ledger and the served index directly (the same objects the API uses); forms that
-change something (retry, try a photo) carry a CSRF token (:func:`imagematch.access.check_csrf_field`).
+change something (retry, try a photo) carry a CSRF token (:func:`imagematch.api.access.check_csrf_field`).
 Handlers are plain ``def`` functions: FastAPI runs them in its thread pool, as ledger calls block.
 """
 
@@ -17,13 +17,13 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from imagematch.access import AccessControl, check_csrf_field
+import imagematch.console.data as data
+from imagematch.api.access import AccessControl, check_csrf_field
 from imagematch.app import Services
-from imagematch.console import data
 from imagematch.console.catalog import catalog_routes
 from imagematch.console.tryout import try_routes
 from imagematch.models import JobKind, JobStatus
-from imagematch.sources.zendesk.jobs import note_job_key
+from imagematch.sources.zendesk.jobs import ZendeskImagePayload, ZendeskNotePayload, note_job_key
 
 __all__ = ["console_router", "templates"]
 
@@ -246,9 +246,9 @@ def _job_detail_routes(router: APIRouter, services: Services) -> None:
             ref = data.reference_image(services, index, match) if index else None
             matches.append((match, ref))
         note = None
-        if job.kind == JobKind.ZENDESK_IMAGE:
+        if job.kind == ZendeskImagePayload.KIND:
             key = note_job_key(str(job.payload.get("ticket_id")), str(job.payload.get("attachment_id")))
-            note = services.ledger.get_job_by_key(key, kind=JobKind.ZENDESK_NOTE)
+            note = services.ledger.get_job_by_key(key, kind=ZendeskNotePayload.KIND)
         return page(
             request,
             "job.html",
