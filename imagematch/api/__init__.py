@@ -19,6 +19,7 @@ from imagematch.access import AccessControl
 from imagematch.api.entities import entities_router
 from imagematch.api.jobs import jobs_router, submit_router
 from imagematch.api.match import match_router
+from imagematch.api.pictures import pictures_router
 from imagematch.api.stats import health_router, stats_router
 from imagematch.app import Services
 from imagematch.config import Settings
@@ -81,6 +82,7 @@ def create_app(
     app.include_router(submit_router(services))
     app.include_router(jobs_router(services))
     app.include_router(entities_router(services))
+    app.include_router(pictures_router(services))
     app.include_router(stats_router(services))
     app.include_router(console_router(services, dispatch=services.dispatch))
     (access or AccessControl.from_settings(settings)).install(app)
