@@ -50,6 +50,7 @@
   }
 
   function reasonOf(error) {
+    if (error instanceof Error) { return 'The app failed: ' + error.message; }
     var detail = error && error.responseJSON && error.responseJSON.detail;
     if (typeof detail === 'string') { return detail; }
     return 'imagematch answered ' + ((error && error.status) || 'nothing');
@@ -159,7 +160,8 @@
       sendFeedback(photo, 'not_in_catalog', null);
     } }));
     card.appendChild(actions);
-    card.appendChild(labelLine(photo));
+    var label = labelLine(photo);
+    if (label) { card.appendChild(label); }
   }
 
   function photoCard(photo) {
