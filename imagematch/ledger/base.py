@@ -19,6 +19,7 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
+from imagematch.labels import LabelStore
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["Clock", "JobAttempt", "Ledger", "SweepReport", "utcnow"]
@@ -54,8 +55,9 @@ class JobAttempt(BaseModel):
     finished_at: datetime
 
 
-class Ledger(Protocol):
-    """Jobs and predictions. All methods are safe to call from several threads and processes."""
+class Ledger(LabelStore, Protocol):
+    """Jobs, predictions and labels (:class:`~imagematch.labels.LabelStore`). All methods are
+    safe to call from several threads and processes."""
 
     def migrate(self) -> None:
         """Create or upgrade the schema (idempotent)."""
