@@ -8,15 +8,16 @@ or failed are not entity photos yet, so they are found among the newest in-fligh
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
 from imagematch.app import Services
+from imagematch.calibration import Band
 from imagematch.entities import EntityRef
 from imagematch.errors import ImageMatchError
 from imagematch.job_kinds import PhotoPayload
+from imagematch.labels import Label
 from imagematch.models import ImageJob, JobStatus, Prediction
 from imagematch.quality import QualityReport
 
@@ -46,9 +47,9 @@ class EntityPhotoOut(BaseModel):
     thumbnail: str | None = Field(None, description="API path of the photo's thumbnail, once it has one.")
     matches: list[PhotoMatchOut] = Field(default_factory=list, description="The photo's own top-3.")
     confidence: float | None = Field(None, description="Probability the photo's top-1 is right.")
-    band: str | None = Field(None, description="`confident`, `check` or `no_match`.")
+    band: Band | None = Field(None, description="`confident`, `check` or `no_match`.")
     no_confident_match: bool = False
-    label: dict[str, Any] | None = Field(None, description="The current feedback label, if any.")
+    label: Label | None = Field(None, description="The current feedback label, if any.")
 
 
 def entity_photos(services: Services, ref: EntityRef) -> list[EntityPhotoOut]:
@@ -90,7 +91,7 @@ def _photo(services: Services, job: ImageJob) -> EntityPhotoOut:
         error_kind=job.error_kind if job.status is JobStatus.FAILED else None,
         file_name=job.payload.get("file_name"),
         thumbnail=f"/v1/jobs/{job.id}/thumbnail" if services.thumbnails.job_photo(job.id) else None,
-        label=_label(services, job.id),
+        label=services.ledger.current_label(job.id),
     )
     if prediction is not None:
         _add_answer(photo, prediction)
@@ -101,9 +102,7 @@ def _add_answer(photo: EntityPhotoOut, prediction: Prediction) -> None:
     photo.quality = prediction.quality
     photo.low_quality = bool(prediction.quality and prediction.quality.low_quality)
     photo.no_confident_match = prediction.no_confident_match
-    # Confidence fields come with calibrated predictions; older ones have none.
-    photo.confidence = getattr(prediction, "confidence", None)
-    photo.band = getattr(prediction, "band", None)
+    photo.confidence, photo.band = prediction.confidence, prediction.band  # None on older answers
     photo.matches = [
         PhotoMatchOut(
             product_id=m.product_id,
@@ -114,11 +113,3 @@ def _add_answer(photo: EntityPhotoOut, prediction: Prediction) -> None:
         )
         for rank, m in enumerate(prediction.matches[:PHOTO_TOP], start=1)
     ]
-
-
-def _label(services: Services, job_id: int) -> dict[str, Any] | None:
-    current_label = getattr(services.ledger, "current_label", None)
-    if current_label is None:  # a ledger without feedback labels
-        return None
-    label = current_label(job_id)
-    return None if label is None else dict(label.model_dump(mode="json"))

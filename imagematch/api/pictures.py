@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from imagematch.app import Services
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
+from imagematch.index.learned import CATALOG
 from imagematch.index.product_index import IndexedImage
 
 __all__ = ["PictureFormat", "catalog_picture", "pictures_router"]
@@ -70,8 +71,10 @@ def _picture(path: Path, format: PictureFormat) -> Response:
 
 
 def is_catalog_image(image: IndexedImage) -> bool:
-    """Whether an indexed image came from the catalog (not a learned reference)."""
-    return not bool(getattr(image, "learned", False))
+    """Whether an indexed image came from the catalog (not a learned reference). The index's
+    ``product_vector_ids`` already names catalog images only; this is checked again here because
+    serving a customer's photo as a product's picture is the one mistake this route must not make."""
+    return image.origin == CATALOG
 
 
 def catalog_picture(services: Services, product_id: str) -> Path | None:

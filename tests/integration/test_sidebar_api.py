@@ -5,6 +5,7 @@ top-3, and the products' catalog pictures (never a learned reference)."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +18,6 @@ from pydantic import SecretStr
 from imagematch.access import AccessControl
 from imagematch.api import create_app
 from imagematch.app import Services
-from imagematch.index.product_index import IndexedImage
 from tests.conftest import ImageHost, image_bytes
 
 RED = (220, 30, 30)
@@ -73,6 +73,16 @@ def test_a_photo_in_flight_is_listed_then_completes_with_its_top_three(
     assert photo["quality"]["advice"] is not None
 
 
+def test_a_label_given_from_the_sidebar_shows_on_its_photo(client: TestClient, services: Services) -> None:
+    job_id = _submit(client, image_bytes(RED, mark=2, size=(80, 60)), "red.png", ticket="303")
+    services.make_worker().drain()
+    agent = {"name": "Ada Agent", "email": "ada@example.com"}
+    body = {"verdict": "confirmed", "product_id": "P-red", "comment": None, "agent": agent}
+    assert client.post(f"/v1/jobs/{job_id}/feedback", json=body).status_code == 201
+    label = _ticket(client, "303")["photos"][0]["label"]
+    assert (label["verdict"], label["product_id"], label["agent_name"]) == ("confirmed", "P-red", "Ada Agent")
+
+
 def test_a_failed_photo_says_why(client: TestClient, services: Services, image_host: ImageHost) -> None:
     response = client.post(
         "/v1/images",
@@ -113,11 +123,7 @@ def test_product_image_never_serves_a_learned_reference(client: TestClient, serv
     customer's photo."""
     index = services.index.get()
     for vid in index.product_vector_ids("P-red"):
-        image = index.images[vid]
-        learned = type("LearnedImage", (IndexedImage,), {"learned": True})
-        index.images[vid] = learned(
-            image.vector_id, image.product_id, image.image_id, image.uri, image.sha256
-        )
+        index.images[vid] = dataclasses.replace(index.images[vid], origin="learned")
     assert client.get("/v1/products/P-red/image").status_code == 404
 
 
