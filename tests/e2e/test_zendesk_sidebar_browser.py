@@ -11,6 +11,7 @@ The screenshot goes to ``tests/artifacts/``; with ``IMAGEMATCH_UPDATE_SCREENSHOT
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
 import os
@@ -283,12 +284,14 @@ def _pictures_loaded(driver: WebDriver) -> bool:
 def shoot(driver: WebDriver) -> None:
     """The whole sidebar at 340 px wide (its usual width in the agent workspace)."""
     ARTIFACTS.mkdir(exist_ok=True)
-    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-    metrics = {"width": 340, "height": height, "deviceScaleFactor": 1, "mobile": False}
+    metrics = {"width": 340, "height": 2000, "deviceScaleFactor": 1, "mobile": False}
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
-    target = ARTIFACTS / "zendesk-sidebar.png"
-    driver.save_screenshot(str(target))
+    height = int(driver.execute_script("return document.getElementById('app').scrollHeight")) + 8
+    clip = {"x": 0, "y": 0, "width": 340, "height": height, "scale": 1}
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "clip": clip})
     driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    target = ARTIFACTS / "zendesk-sidebar.png"
+    target.write_bytes(base64.b64decode(shot["data"]))
     if os.environ.get("IMAGEMATCH_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(target, REPO / "docs" / "zendesk-sidebar.png")
 

@@ -14,7 +14,7 @@
     complete: 'Complete', skipped: 'Skipped' };
 
   var client = ZAFClient.init();
-  var state = { apiUrl: '', ticketId: null, agent: null, timer: null, cards: {}, pictures: {} };
+  var state = { apiUrl: '', ticketId: null, agent: null, timer: null, cards: {}, pictures: {}, names: {} };
   var root = document.getElementById('app');
 
   function el(tag, attrs, children) {
@@ -69,11 +69,15 @@
     return img;
   }
 
-  function bandChip(band) {
-    return band ? el('span', { class: 'band ' + band, text: BAND_TEXT[band] || band }) : null;
+  function bandChip(band, confidence) {
+    if (!band) { return null; }
+    var sure = typeof confidence === 'number' ? ' ' + Math.round(confidence * 100) + '%' : '';
+    return el('span', { class: 'band ' + band, text: (BAND_TEXT[band] || band) + sure,
+      title: 'How likely the first product is right' });
   }
 
   function productRow(match, extra) {
+    state.names[match.product_id] = match.name || match.product_id;
     var what = el('span', { class: 'what' }, [
       el('span', { class: 'name', text: match.name || match.product_id, title: match.product_id }),
       el('span', { class: 'muted', text: extra })
@@ -127,7 +131,8 @@
     var label = photo.label;
     if (!label) { return null; }
     var what = label.verdict === 'not_in_catalog' ? 'Not in catalog'
-      : label.verdict === 'unusable' ? 'Photo unusable' : 'This one: ' + label.product_id;
+      : label.verdict === 'unusable' ? 'Photo unusable'
+        : 'This one: ' + (state.names[label.product_id] || label.product_id);
     var who = label.agent_name || label.agent_email || label.given_by || 'someone';
     return el('div', { class: 'label' }, [
       el('span', { text: what + ' (' + who + ') ' }),
@@ -141,7 +146,9 @@
     var list = el('ul', { class: 'products' });
     photo.matches.forEach(function (match, i) {
       var row = productRow(match, 'score ' + match.score.toFixed(2));
-      if (i === 0 && photo.band) { row.querySelector('.what').appendChild(bandChip(photo.band)); }
+      if (i === 0 && photo.band) {
+        row.querySelector('.what').appendChild(bandChip(photo.band, photo.confidence));
+      }
       row.appendChild(el('button', { text: 'This one', 'data-product': match.product_id,
         onclick: function () { choose(photo, match.product_id); } }));
       list.appendChild(row);
@@ -173,7 +180,9 @@
       el('div', { class: 'what' }, [el('span', { class: 'file', text: photo.file_name || 'Photo ' + photo.job_id }), chip])
     ]));
     if (status === 'failed') {
-      card.appendChild(el('p', { class: 'error', text: photo.error || 'The photo could not be matched.' }));
+      // The reason without the error's class name ("PermanentError: download … HTTP 404").
+      var reason = (photo.error || 'The photo could not be matched.').replace(/^[A-Za-z]+Error: /, '');
+      card.appendChild(el('p', { class: 'error', text: reason }));
       card.appendChild(el('button', { text: 'Retry', onclick: function (event) {
         event.target.disabled = true;
         api('POST', '/v1/jobs/' + photo.job_id + '/retry').then(load, showError);
