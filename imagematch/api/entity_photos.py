@@ -8,7 +8,7 @@ or failed are not entity photos yet, so they are found among the newest in-fligh
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from pydantic import BaseModel, Field
 
@@ -89,13 +89,20 @@ def _photo(services: Services, job: ImageJob) -> EntityPhotoOut:
         status=job.status,
         error=job.last_error if job.status is JobStatus.FAILED else None,
         error_kind=job.error_kind if job.status is JobStatus.FAILED else None,
-        file_name=job.payload.get("file_name"),
+        file_name=job.payload.get("file_name") or _url_file_name(job.payload.get("image")),
         thumbnail=f"/v1/jobs/{job.id}/thumbnail" if services.thumbnails.job_photo(job.id) else None,
         label=services.ledger.current_label(job.id),
     )
     if prediction is not None:
         _add_answer(photo, prediction)
     return photo
+
+
+def _url_file_name(image: object) -> str | None:
+    """The last path segment of a photo submitted by URL (uploads have their own file name)."""
+    if not isinstance(image, str) or not image.startswith(("http://", "https://")):
+        return None
+    return unquote(urlsplit(image).path.rsplit("/", 1)[-1]) or None
 
 
 def _add_answer(photo: EntityPhotoOut, prediction: Prediction) -> None:

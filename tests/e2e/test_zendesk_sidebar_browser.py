@@ -334,6 +334,15 @@ def test_the_sidebar_shows_a_tickets_photos_and_takes_a_confirmation(
     _wait(driver, lambda d: _card(d, slow).get_attribute("data-status") == "complete")
     assert len(_card(driver, slow).find_elements(By.CSS_SELECTOR, ".product")) == 3
     assert driver.execute_script("return window.__sameDocument") is True  # no reload
+
+    # Other…: the agent searches the catalog and picks the product.
+    _card(driver, slow).find_element(By.XPATH, ".//button[text()='Other…']").click()
+    _card(driver, slow).find_element(By.CSS_SELECTOR, ".search input").send_keys("Golden")
+    pick = ".search button[data-product='GS-000']"
+    _wait(driver, lambda d: _card(d, slow).find_elements(By.CSS_SELECTOR, pick))[0].click()
+    _wait(driver, lambda d: _card(d, slow).find_elements(By.CSS_SELECTOR, ".label"))
+    label = served.api.get(f"/v1/jobs/{slow}").json()["label"]
+    assert label["product_id"] == "GS-000" and label["verdict"] in ("confirmed", "corrected")
     invokes = driver.execute_script("return window.__zaf.invokes")
     assert any(call[0] == "resize" for call in invokes)
 

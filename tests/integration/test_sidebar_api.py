@@ -93,6 +93,7 @@ def test_a_failed_photo_says_why(client: TestClient, services: Services, image_h
     (photo,) = _ticket(client, "202")["photos"]
     assert photo["status"] == "failed" and photo["error_kind"] == "permanent"
     assert "404" in photo["error"] and photo["matches"] == [] and photo["thumbnail"] is None
+    assert photo["file_name"] == "missing.png"
 
 
 def test_thumbnail_as_webp_or_as_a_data_url(client: TestClient, services: Services) -> None:

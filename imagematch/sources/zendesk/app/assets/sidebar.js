@@ -114,7 +114,8 @@
           results.textContent = '';
           (data.products || []).forEach(function (product) {
             var row = productRow({ product_id: product.id, name: product.name }, product.category || '');
-            row.appendChild(el('button', { text: 'This one', onclick: function () { choose(photo, product.id); } }));
+            row.appendChild(el('button', { text: 'This one', 'data-product': product.id,
+              onclick: function () { choose(photo, product.id); } }));
             results.appendChild(row);
           });
           if (!results.children.length) { results.appendChild(el('li', { class: 'muted', text: 'No product found' })); }
