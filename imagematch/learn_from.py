@@ -7,10 +7,11 @@ labels and index changes.
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from imagematch.models import JobStatus
 __all__ = ["LearnFromReport", "fresh_services", "learn_from_labels"]
 
 GIVEN_BY = "eval-learn-from"
+EMBEDDING_CACHE = "embedding_cache.sqlite3"  # the name index_builder gives it in a data dir
 
 
 @dataclass
@@ -51,16 +53,26 @@ class LearnFromReport:
 @contextmanager
 def fresh_services(settings: Settings, *, embedder: Embedder | None = None) -> Iterator[Services]:
     """Services over a new temporary data dir with a SQLite ledger (never the configured
-    database) and no background workers, reusing ``embedder`` when given; removed afterwards."""
+    database) and no background workers, reusing ``embedder`` when given and a copy of the
+    configured data dir's embedding cache (the catalog is not embedded again); removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="imagematch-learn-") as tmp:
         fresh = settings.model_copy(
             update={"data_dir": Path(tmp), "database_url": None, "supabase_url": None, "workers": 0}
         )
+        _copy_sqlite(settings.data_dir / EMBEDDING_CACHE, Path(tmp) / EMBEDDING_CACHE)
         services = build_services(fresh, embedder=embedder)
         try:
             yield services
         finally:
             services.close()
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite file (its WAL included), if there is one."""
+    if not source.exists():
+        return
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
 
 
 def learn_from_labels(

@@ -24,7 +24,7 @@ import numpy as np
 
 from imagematch.blobs import BlobStore
 from imagematch.embedder import Vectors
-from imagematch.errors import ImageMatchError, SubjectGoneError
+from imagematch.errors import ImageMatchError, SubjectGoneError, TransientError
 from imagematch.index import CatalogChange, ChangeKind, IndexHandle, ProductIndex, SnapshotStore
 from imagematch.index.learned import LearnedReference, pack
 from imagematch.job_kinds import JobKinds, JobPayload, new_job
@@ -102,12 +102,17 @@ class LearningLoop:
     def handle_learn(self, job: ImageJob, payload: LearnPayload) -> None:
         """Recompute the product's learned set, log it, apply it here, re-match the entities it
         may change. Raises SubjectGoneError when a newer set is applied already; the index's
-        errors (IndexNotBuiltError, EmbedderMismatchError) and TransientError as they come."""
+        errors (IndexNotBuiltError, EmbedderMismatchError), and TransientError in a process whose
+        model was switched away from (a process started since applies it)."""
         index = self._index.get()
+        if self._index.waiting_for_model is not None:  # as for catalog events (LiveCatalog)
+            raise TransientError(
+                f"snapshot {self._index.waiting_for_model} needs another model; a newer process will learn"
+            )
         if job.id <= index.learned_sequences.get(payload.product_id, 0):
             raise SubjectGoneError(f"a newer learned set of {payload.product_id} is applied already")
         refs = self.learned_set(payload.product_id, index) if payload.product_id in index.products else ()
-        rows, vectors = pack(refs, self._photos.matcher.embedder.dim)
+        rows, vectors = pack(refs, index.dim)
         change = CatalogChange(
             sequence=job.id,
             kind=ChangeKind.LEARNED,

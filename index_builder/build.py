@@ -364,9 +364,14 @@ def rebuild_catalog_index(
         )
     if snapshots is None and point:  # the served index changed: every entity is re-matched
         services.entities.schedule_stale(reason="index rebuilt", index_version=index.served_version)
-        if services.photos.vectors is not None:  # nightly: stored vectors past their retention go
-            services.photos.vectors.prune(
-                older_than_days=services.settings.thumbnail_retention_days,
-                keep=services.learning.learned_digests(),  # learned references stay
-            )
+        _prune_photo_vectors(services)
     return index, report
+
+
+def _prune_photo_vectors(services: Services) -> None:
+    """Nightly: stored photo vectors past their retention go, but learned references' stay."""
+    if services.photos.vectors is not None:
+        services.photos.vectors.prune(
+            older_than_days=services.settings.thumbnail_retention_days,
+            keep=services.learning.learned_digests(),
+        )

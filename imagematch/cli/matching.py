@@ -62,20 +62,19 @@ def match(
         raise typer.Exit(code=1)
 
 
+_LEARN_FROM_HELP = (
+    "Labelled photos (lines like --queries) to learn from first, in a fresh data dir: each is "
+    "submitted as a job, labelled with its product_id, and becomes a learned reference."
+)
+
+
 def eval_(
     catalog: Annotated[Path, typer.Option(help="products.json of the catalog.", exists=True)],
     queries: Annotated[
         Path, typer.Option(help="queries.jsonl lines: image, product_id, split?", exists=True)
     ],
     limit: Annotated[int | None, typer.Option(help="Only the first N queries.")] = None,
-    learn_from: Annotated[
-        Path | None,
-        typer.Option(
-            help="Labelled photos (lines like --queries) to learn from first, in a fresh data dir: "
-            "each is submitted as a job, labelled with its product_id, and becomes a learned reference.",
-            exists=True,
-        ),
-    ] = None,
+    learn_from: Annotated[Path | None, typer.Option(help=_LEARN_FROM_HELP, exists=True)] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Product-level recall@1/@5, MRR and images/s on labelled photos, overall and per split.

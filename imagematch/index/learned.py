@@ -223,13 +223,18 @@ class LearnedReferences:
         self._product_keys[product_id] = key
         self._product_by_key[key] = product_id
 
-    def _face_image(self, product_id: str, vector_id: int, query: Vectors) -> int | None:
-        """The catalog image to name for a hit on ``vector_id``: itself when it is a catalog image,
-        else the product's catalog image closest to the query (``None``: it has none)."""
-        if self.is_catalog_image(vector_id):
-            return vector_id
+    def closest_catalog_image(self, product_id: str, query: Vectors) -> int | None:
+        """The product's catalog image closest to the (projected) query: the one a match names,
+        never a learned reference (``None``: the product has no catalog image)."""
         ids = [vid for vid in self._images_by_product.get(product_id, []) if self.is_catalog_image(vid)]
-        if not ids:
-            return None
+        if len(ids) <= 1:
+            return ids[0] if ids else None
         vectors = np.stack([self._image_vectors.reconstruct(int(vid)) for vid in ids])
         return ids[int(np.argmax(vectors @ query))]
+
+    def _face_image(self, product_id: str, vector_id: int, query: Vectors) -> int | None:
+        """The catalog image to name for a hit on ``vector_id`` (max scoring): itself when it is a
+        catalog image, else :meth:`closest_catalog_image`."""
+        return (
+            vector_id if self.is_catalog_image(vector_id) else self.closest_catalog_image(product_id, query)
+        )

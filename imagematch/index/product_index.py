@@ -84,7 +84,7 @@ def _images_from_meta(stored: dict[str, list[Any]] | list[dict[str, Any]]) -> It
         return
     origins = stored.get("origin") or [CATALOG] * len(stored["vector_id"])
     columns = zip(
-        stored["vector_id"], stored["product_id"], stored["uri"], stored["sha256"], origins, strict=True
+        *(stored[key] for key in ("vector_id", "product_id", "uri", "sha256")), origins, strict=True
     )
     for vector_id, product_id, uri, sha, origin in columns:
         yield IndexedImage(vector_id, product_id, f"{product_id}/{sha[:12]}", uri, sha, origin)
@@ -285,9 +285,8 @@ class ProductIndex(LearnedReferences):
         with self._lock:
             self.applied_changes.add(change.sequence)
             if change.kind is ChangeKind.LEARNED:
-                return self.set_learned(
-                    change.product_id, unpack(change.learned, change.vectors), sequence=change.sequence
-                )
+                refs = unpack(change.learned, change.vectors)
+                return self.set_learned(change.product_id, refs, sequence=change.sequence)
             if not self.events.record(change):
                 return False
             if change.kind is ChangeKind.DELETE:
@@ -344,7 +343,7 @@ class ProductIndex(LearnedReferences):
     ) -> list[Match]:
         hits = self._top_accepted(self._product_vectors, query, k, accept, self._product_by_key.__getitem__)
         return [
-            self._match(product_id, score, self._best_image(product_id, query))
+            self._match(product_id, score, self.closest_catalog_image(product_id, query))
             for product_id, score, _ in hits
         ]
 
@@ -391,13 +390,6 @@ class ProductIndex(LearnedReferences):
                 break
             fetch = min(total, fetch * 4)
         return [(product_id, score, hit) for product_id, (score, hit) in best.items()]
-
-    def _best_image(self, product_id: str, query: Vectors) -> int | None:
-        ids = self.product_vector_ids(product_id)  # a match names a catalog image, never a learned one
-        if len(ids) <= 1:
-            return ids[0] if ids else None
-        vectors = np.stack([self._image_vectors.reconstruct(vid) for vid in ids])
-        return ids[int(np.argmax(vectors @ query))]
 
     def _match(self, product_id: str, score: float, vector_id: int | None) -> Match:
         product = self.products[product_id]

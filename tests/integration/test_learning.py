@@ -80,19 +80,24 @@ def test_a_corrected_photo_teaches_its_product_until_retracted(
     restarted = build_services(settings)
     try:
         assert top1(restarted, near_identical) == "P-blue"
-        rebuild_catalog_index(restarted, str(catalog_file))  # the rebuild refits with it included
-        index = restarted.index.get()
-        assert index.learned_count == 1 and top1(restarted, near_identical) == "P-blue"
-        from_snapshot = build_services(settings)  # the change log was folded: read from the snapshot
-        assert top1(from_snapshot, near_identical) == "P-blue"
-        from_snapshot.close()
         with TestClient(create_app(restarted)) as again:
             assert again.delete(f"/v1/jobs/{job_id}/feedback").status_code == 200
-        restarted.make_worker().drain()
-        assert top1(restarted, near_identical) == "P-red"
-        assert restarted.index.get().learned_count == 0
-        digest = restarted.ledger.get_prediction(job_id).image_sha256 or ""  # type: ignore[union-attr]
-        assert not restarted.learning.is_learned_reference(digest)
+            restarted.make_worker().drain()
+            assert top1(restarted, near_identical) == "P-red" and restarted.index.get().learned_count == 0
+            digest = restarted.ledger.get_prediction(job_id).image_sha256 or ""  # type: ignore[union-attr]
+            assert not restarted.learning.is_learned_reference(digest)
+            label(again, job_id, "corrected", "P-blue")
+            restarted.make_worker().drain()
+            rebuild_catalog_index(restarted, str(catalog_file))  # refits the whitening with it
+            assert restarted.index.get().learned_count == 1 and top1(restarted, near_identical) == "P-blue"
+            from_snapshot = build_services(settings)  # the change log was folded: from the snapshot
+            assert top1(from_snapshot, near_identical) == "P-blue"
+            from_snapshot.close()
+            assert again.delete(f"/v1/jobs/{job_id}/feedback").status_code == 200
+            restarted.make_worker().drain()
+            assert restarted.index.get().learned_count == 0
+            rebuild_catalog_index(restarted, str(catalog_file))  # and the whitening forgets it
+            assert top1(restarted, near_identical) == "P-red"
     finally:
         restarted.close()
 
