@@ -19,7 +19,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "2026-11-30-new-shoots"))
 import lib  # noqa: E402
 
-from imagematch.calibration import LabelledRanking, expected_calibration_error, fit_calibration  # noqa: E402
+from imagematch.calibration import (  # noqa: E402
+    LabelledRanking,
+    calibration_report,
+    expected_calibration_error,
+    fit_calibration,
+)
 
 EMBEDDER_ID = "efficientnet-lite0@0.1.0/s288-crop/multilayer"  # load_embedder("efficientnet:lite0")
 CONFIDENT_AT = 0.99
@@ -52,6 +57,13 @@ def main() -> None:
         for t in (0.3, 0.4, 0.5):
             sel = conf < t
             print(f"  conf < {t}: share {sel.mean():.3f} top-1 right {right[sel].mean() if sel.any() else float('nan'):.3f}")
+    reports = {}
+    for name, idx in (("train", train), ("val", val)):
+        labelled = rows(scores, idx)
+        conf = [fit.confidence(r.top_score, r.top_score - r.margin) for r in labelled]
+        reports[name] = {"n": len(idx), "calibration": calibration_report(
+            conf, [r.correct for r in labelled], confident_at=fit.confident_at, no_match_below=fit.no_match_below)}
+    (HERE / "calibration_report.json").write_text(json.dumps(reports, indent=1) + "\n")
     print(json.dumps([fit.model_dump(mode="json")], indent=1))
 
 

@@ -175,6 +175,12 @@ GRID2 = [
     Recipe("blend w=0.3, refit, shrinkage 0.1", photo_weight=0.3, shrinkage=0.1),
 ]
 
+GRID3 = [
+    Recipe("blend w=0.3, refit with photos weighted 3", photo_weight=0.3, fit_weight=3.0),
+    Recipe("blend w=0.3, refit with photos weighted 10", photo_weight=0.3, fit_weight=10.0),
+    Recipe("blend w=0.3, residual refit weight 10", fit="residual", fit_weight=10.0, photo_weight=0.3),
+]
+
 GRID = [
     Recipe("naive: every photo counts like a catalog image, whitening refit"),
     Recipe("naive, live (no refit)", fit="catalog"),
@@ -188,10 +194,10 @@ GRID = [
 
 def main() -> None:
     mode = sys.argv[1] if len(sys.argv) > 1 else "cv"
-    if mode in ("cv", "cv2"):
+    if mode in ("cv", "cv2", "cv3"):
         if mode == "cv":
             print("| recipe | CV R@1 (train, 3 folds) | CV R@5 |\n|---|---|---|", flush=True)
-        for recipe in GRID if mode == "cv" else GRID2:
+        for recipe in {"cv": GRID, "cv2": GRID2, "cv3": GRID3}[mode]:
             m = cv(recipe)
             print(f"| {recipe.name} | {m['R@1']:.3f} | {m['R@5']:.3f} |", flush=True)
 
