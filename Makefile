@@ -6,14 +6,14 @@ SAMPLE  := examples/grocery
 # Tests and the demo never reach a model hub: all weights are local.
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test reliability lint bench clean
 
-# torch/torchvision are pinned to the pair our machines carry locally (DEVELOPERS.md); they are
-# installed first so nothing else pulls a different build.
-$(VENV)/.installed: pyproject.toml
+# requirements.lock holds every runtime pin, shared with the Modal image; torch/torchvision are
+# the pair our machines carry locally (DEVELOPERS.md). Installed first, so the package keeps them.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
@@ -28,9 +28,13 @@ demo: install
 test: install
 	$(PY) -m pytest
 
+# The reliability suite alone, rewriting the tracked RELIABILITY.md (`make test` never writes it).
+reliability: install
+	IMAGEMATCH_WRITE_RELIABILITY=1 $(PY) -m pytest tests/reliability
+
 lint: install
-	$(BIN)/ruff check imagematch index_builder tests bench modal_app.py
-	$(BIN)/ruff format --check imagematch index_builder tests bench modal_app.py
+	$(BIN)/ruff check imagematch index_builder tests bench modal_app.py modal_ops.py
+	$(BIN)/ruff format --check imagematch index_builder tests bench modal_app.py modal_ops.py
 	$(BIN)/mypy
 
 # Every script in bench/ (each bounded in time, 127.0.0.1 only), each rewriting its own section of

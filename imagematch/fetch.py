@@ -9,19 +9,30 @@ forbidden addresses are permanent.
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import urljoin, urlsplit
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
 from imagematch.addresses import AddressPolicy, Resolver, resolve_host
+from imagematch.config import redact_url
 from imagematch.errors import PermanentError, TransientError
 
-__all__ = ["ImageFetcher", "origin_of", "raise_for_http_status", "retry_after_seconds"]
+__all__ = [
+    "ImageFetcher",
+    "local_path",
+    "origin_of",
+    "raise_for_http_status",
+    "read_uri",
+    "retry_after_seconds",
+]
 
 MAX_REDIRECTS = 5
 
@@ -58,10 +69,15 @@ Origin = tuple[str, str, int]  # scheme, host, port: where credentials may go
 
 
 def origin_of(url: str) -> Origin:
-    """``(scheme, host, port)`` of ``url``, with the scheme's default port filled in."""
+    """``(scheme, host, port)`` of ``url``, with the scheme's default port filled in.
+    Raises PermanentError for a port out of range."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise PermanentError(f"bad port in {redact_url(url)[:200]!r}") from exc
+    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme, 0)
 
 
 @dataclass(frozen=True)
@@ -149,11 +165,11 @@ class ImageFetcher:
     def _hop(self, url: str) -> _Hop:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise PermanentError(f"only http(s) URLs are accepted, got {url[:200]!r}")
+            raise PermanentError(f"only http(s) URLs are accepted, got {redact_url(url)[:200]!r}")
         try:
             port = parts.port or _DEFAULT_PORTS[parts.scheme]
         except ValueError as exc:
-            raise PermanentError(f"bad port in {url[:200]!r}") from exc
+            raise PermanentError(f"bad port in {redact_url(url)[:200]!r}") from exc
         host = parts.hostname
         address = self._policy.choose(host, port, self._resolve(host, port))
         pinned = httpx.URL(url).copy_with(host=str(address))
@@ -207,3 +223,35 @@ class ImageFetcher:
 
 def _looks_like_image(content_type: str) -> bool:
     return not (content_type.startswith("text/") or content_type == "application/json")
+
+
+def local_path(uri: str) -> Path | None:
+    """The local file a path or ``file://`` URI names; ``None`` for any other scheme."""
+    parts = urlsplit(uri)
+    if parts.scheme == "file":
+        return Path(unquote(parts.path))
+    if parts.scheme == "":
+        return Path(uri)
+    return None
+
+
+def read_uri(uri: str, fetcher: ImageFetcher, *, max_bytes: int | None = None) -> bytes:
+    """Bytes of a local regular file (path or file:// URI) or of an http(s) URL through the safe
+    fetcher, at most ``max_bytes`` (default: the fetcher's image cap). Devices, FIFOs and
+    directories are refused. Raises PermanentError (missing, unreadable, too large, refused)."""
+    path = local_path(uri)
+    if path is None:
+        return fetcher.fetch(uri, max_bytes=max_bytes)
+    limit = max_bytes or fetcher.max_bytes
+    try:
+        with path.open("rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise PermanentError(f"not a regular file: {path}")
+            data = file.read(limit + 1)
+    except FileNotFoundError as exc:
+        raise PermanentError(f"file not found: {path}") from exc
+    except OSError as exc:
+        raise PermanentError(f"cannot read {path}: {exc}") from exc
+    if len(data) > limit:
+        raise PermanentError(f"{path} is larger than the limit of {limit:,} bytes")
+    return data

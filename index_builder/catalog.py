@@ -14,18 +14,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from pydantic import ValidationError
 
+from imagematch.config import redact_url
 from imagematch.errors import PermanentError
-from imagematch.fetch import ImageFetcher
+from imagematch.fetch import ImageFetcher, local_path, read_uri
 from imagematch.models import Product
 from index_builder.catalog_tables import CatalogTables, read_postgres_catalog, read_supabase_catalog
 
@@ -41,51 +39,21 @@ SUPABASE_SOURCE = "supabase:"
 class CatalogLoad:
     products: list[Product]
     problems: list[str] = field(default_factory=list)  # rows that could not be read, and why
+    refused_images: int = 0  # image references skipped (outside the catalog's location, not http…)
 
 
 CATALOG_TYPES = frozenset({"application/json", "text/json", "text/csv", "application/csv", "text/plain", ""})
 DEFAULT_MAX_CATALOG_BYTES = 50_000_000
 
 
-def _local_path(uri: str) -> Path | None:
-    parts = urlsplit(uri)
-    if parts.scheme == "file":
-        return Path(unquote(parts.path))
-    if parts.scheme == "":
-        return Path(uri)
-    return None
-
-
 def _is_catalog_type(content_type: str) -> bool:
     return content_type in CATALOG_TYPES or content_type.endswith("+json")
-
-
-def read_uri(uri: str, fetcher: ImageFetcher, *, max_bytes: int | None = None) -> bytes:
-    """Bytes of a local regular file (path or file:// URI) or of an http(s) URL through the safe
-    fetcher, at most ``max_bytes`` (default: the fetcher's image cap). Devices, FIFOs and
-    directories are refused. Raises PermanentError (missing, unreadable, too large, refused)."""
-    path = _local_path(uri)
-    if path is None:
-        return fetcher.fetch(uri, max_bytes=max_bytes)
-    limit = max_bytes or fetcher.max_bytes
-    try:
-        with path.open("rb") as file:
-            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-                raise PermanentError(f"not a regular file: {path}")
-            data = file.read(limit + 1)
-    except FileNotFoundError as exc:
-        raise PermanentError(f"file not found: {path}") from exc
-    except OSError as exc:
-        raise PermanentError(f"cannot read {path}: {exc}") from exc
-    if len(data) > limit:
-        raise PermanentError(f"{path} is larger than the limit of {limit:,} bytes")
-    return data
 
 
 def _read_catalog_document(source: str, fetcher: ImageFetcher, max_bytes: int) -> tuple[str, bool]:
     """The text of a JSON/CSV catalog and whether it is CSV (by extension or content type)."""
     is_csv = urlsplit(source).path.lower().endswith(".csv")
-    if _local_path(source) is not None:
+    if local_path(source) is not None:
         raw = read_uri(source, fetcher, max_bytes=max_bytes)
     else:
         seen: list[str] = []
@@ -99,7 +67,7 @@ def _read_catalog_document(source: str, fetcher: ImageFetcher, max_bytes: int) -
     try:
         return raw.decode("utf-8-sig"), is_csv
     except UnicodeDecodeError as exc:
-        raise PermanentError(f"catalog {source[:200]} is not UTF-8 text: {exc}") from exc
+        raise PermanentError(f"catalog {redact_url(source)[:200]} is not UTF-8 text: {exc}") from exc
 
 
 def _resolve(base: str, ref: str) -> str | None:
@@ -109,11 +77,11 @@ def _resolve(base: str, ref: str) -> str | None:
     scheme = urlsplit(ref).scheme
     if scheme in ("http", "https"):
         return ref
-    base_path = _local_path(base)
+    base_path = local_path(base)
     if base_path is None:  # a remote catalog: relative references stay on its server
         return urljoin(base, ref) if scheme == "" and not ref.startswith("/") else None
     root = base_path.resolve().parent
-    local = _local_path(ref) if scheme in ("", "file") else None
+    local = local_path(ref) if scheme in ("", "file") else None
     if local is None:
         return None
     resolved = (root / local).resolve()  # an absolute ``local`` replaces root; .. and links resolved
@@ -152,11 +120,11 @@ def load_catalog(source: str, fetcher: ImageFetcher, *, settings: Settings | Non
     try:
         rows: Any = _rows_from_csv(text) if is_csv else json.loads(text)
     except (json.JSONDecodeError, csv.Error) as exc:
-        raise PermanentError(f"cannot parse catalog {source}: {exc}") from exc
+        raise PermanentError(f"cannot parse catalog {redact_url(source)}: {exc}") from exc
     if isinstance(rows, dict):
         rows = rows.get("products", [])
     if not isinstance(rows, list):
-        raise PermanentError(f"catalog {source} must be a list of products")
+        raise PermanentError(f"catalog {redact_url(source)} must be a list of products")
     return _collect(
         rows, lambda n, _: f"row {n}", lambda product, found: _resolve_images(source, product, found)
     )
@@ -191,7 +159,9 @@ def _collect(
         except ValidationError as exc:
             load.problems.append(f"{where(n, row)}: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}")
             continue
+        listed = len(product.images)
         fix_images(product, load.problems)
+        load.refused_images += listed - len(product.images)
         if product.id in seen:
             load.problems.append(f"{where(n, row)}: duplicate product id {product.id!r}; the later row wins")
             load.products[seen[product.id]] = product

@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from imagematch.app import Services
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
+from imagematch.fetch import read_uri  # the catalog's own reader (paths, file://, http)
 from imagematch.index.learned import CATALOG
 from imagematch.index.product_index import IndexedImage
 
@@ -80,8 +81,6 @@ def is_catalog_image(image: IndexedImage) -> bool:
 def catalog_picture(services: Services, product_id: str) -> Path | None:
     """The thumbnail file of the product's first catalog image, written on first use from the
     catalog's own URI; ``None`` when the product is not served or no catalog image can be read."""
-    from index_builder.catalog import read_uri  # the catalog's own reader (paths, file://, http)
-
     try:
         index = services.index.get()
     except (IndexNotBuiltError, EmbedderMismatchError):
@@ -93,8 +92,7 @@ def catalog_picture(services: Services, product_id: str) -> Path | None:
             services.thumbnails.ensure_catalog(
                 [(image.uri, image.sha256)],
                 lambda uri: read_uri(uri, services.fetcher),
-                max_bytes=services.limits.max_bytes,
-                max_pixels=services.limits.max_pixels,
+                services.limits,
             )
         if services.thumbnails.has(image.sha256):
             return services.thumbnails.path(image.sha256)

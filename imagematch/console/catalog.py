@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
+import imagematch.console.data as data
 from imagematch.app import Services
-from imagematch.console import data
 
 if TYPE_CHECKING:
     from imagematch.console.tryout import PageRenderer
@@ -81,6 +81,7 @@ def catalog_routes(router: APIRouter, services: Services, page: PageRenderer) ->
             "product.html",
             nav="catalog",
             product=item,
+            product_page=data.web_link(item.metadata.get("url")),
             deleted_at=index.deleted.get(product_id),
             images=data.reference_images(services, index, product_id),
             matches=[

@@ -7,14 +7,16 @@ asked, and its cursor still continues exactly where the scan stopped.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
+from imagematch import operations
 from imagematch.app import Services
-from imagematch.errors import EmbedderMismatchError, ImageMatchError, IndexNotBuiltError
+from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
+from imagematch.fetch import read_uri
 from imagematch.index import IndexedImage, ProductIndex
 from imagematch.ledger import Ledger
 from imagematch.models import ImageJob, JobStatus, Match, Prediction
@@ -29,9 +31,19 @@ __all__ = [
     "recent_matches",
     "reference_image",
     "service_stats",
+    "web_link",
 ]
 
 MAX_SCAN = 2000  # ledger rows one console page may read while filtering
+
+
+def web_link(value: object) -> str | None:
+    """``value`` when it is an absolute http(s) URL, else None: a catalog's ``metadata.url`` is
+    only a link when it cannot run script (``javascript:``, ``data:``…) or point off-scheme.
+    (``urlsplit`` drops the tabs and newlines a browser would, before the scheme is read.)"""
+    text = str(value or "").strip()
+    parts = urlsplit(text)
+    return text if parts.scheme in ("http", "https") and parts.netloc else None
 
 
 @dataclass(frozen=True)
@@ -141,14 +153,11 @@ class ReferenceImage:
 
 
 def _ensure_thumbnail(services: Services, image: IndexedImage) -> str | None:
-    from index_builder.catalog import read_uri  # the catalog's own reader (paths, file://, http)
-
     if not services.thumbnails.has(image.sha256):
         services.thumbnails.ensure_catalog(
             [(image.uri, image.sha256)],
             lambda uri: read_uri(uri, services.fetcher),
-            max_bytes=services.limits.max_bytes,
-            max_pixels=services.limits.max_pixels,
+            services.limits,
         )
     return image.sha256 if services.thumbnails.has(image.sha256) else None
 
@@ -234,9 +243,5 @@ def recent_matches(
 
 
 def last_sweep(services: Services) -> dict[str, Any] | None:
-    """What the last sweep recorded (``Services.sweep`` writes ``sweep.json`` in the data dir)."""
-    try:
-        data: dict[str, Any] = json.loads((services.settings.data_dir / "sweep.json").read_text())
-    except (OSError, ValueError, ImageMatchError):
-        return None
-    return data
+    """What the last sweep recorded (see :func:`imagematch.operations.sweep`)."""
+    return operations.last_sweep(services.settings.data_dir)

@@ -29,6 +29,7 @@ class MemoryLedger(MemoryLabels):
         self._entity_photos: dict[tuple[EntityRef, int], EntityPhoto] = {}
         self._matches: dict[EntityRef, list[EntityMatch]] = {}
         self._attempts: dict[int, list[JobAttempt]] = {}  # by job id
+        self._revoked_sessions: dict[str, datetime] = {}  # session id → when it would expire
 
     def migrate(self) -> None:
         pass
@@ -370,3 +371,14 @@ class MemoryLedger(MemoryLabels):
     def count_stale_entities(self, index_version: str) -> int:
         with self._lock:
             return sum(1 for e in self._entities.values() if e.index_version != index_version)
+
+    def revoke_session(self, session_id: str, *, expires_at: datetime) -> None:
+        with self._lock:
+            now = self._clock()
+            self._revoked_sessions = {s: t for s, t in self._revoked_sessions.items() if t >= now}
+            self._revoked_sessions.setdefault(session_id, expires_at)
+
+    def session_revoked(self, session_id: str) -> bool:
+        with self._lock:
+            expires_at = self._revoked_sessions.get(session_id)
+            return expires_at is not None and expires_at >= self._clock()

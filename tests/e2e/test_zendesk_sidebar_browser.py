@@ -16,9 +16,7 @@ import http.server
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import threading
 import time
 import zipfile
@@ -31,7 +29,7 @@ import httpx
 import pytest
 
 from imagematch.sources.zendesk.app_package import package_app
-from tests.conftest import REPO, SAMPLE_CATALOG
+from tests.conftest import CLI, REPO, SAMPLE_CATALOG, free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -55,12 +53,6 @@ SLOW = "q-00022.jpg"  # served only once the test opens the gate: "processing" m
 ARTIFACTS = REPO / "tests" / "artifacts"
 DOUBLE = Path(__file__).with_name("zaf_double.js")
 AGENT = {"name": "Ada Agent", "email": "ada@example.com"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait(driver: WebDriver, condition: Callable[[WebDriver], Any], timeout: float = 60) -> Any:
@@ -211,14 +203,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "IMAGEMATCH_FETCH_TOTAL_SECONDS": "300",
         "HF_HUB_OFFLINE": "1",
     }
-    cli = [sys.executable, "-m", "imagematch.cli"]
     build = subprocess.run(
-        [*cli, "index", "build", "--catalog", str(SAMPLE_CATALOG)], env=env, capture_output=True, timeout=600
+        [*CLI, "index", "build", "--catalog", str(SAMPLE_CATALOG)], env=env, capture_output=True, timeout=600
     )
     assert build.returncode == 0, build.stderr[-2000:]
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
-        [*cli, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -240,7 +231,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 @pytest.fixture(scope="module")
-def zendesk(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZendeskStandIn]:
+def zendesk_ui(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZendeskStandIn]:
     root = tmp_path_factory.mktemp("app")
     package = package_app(root / "app.zip", api_url=served.base)
     with zipfile.ZipFile(package.path) as archive:
@@ -264,9 +255,9 @@ def driver() -> Iterator[WebDriver]:
     browser.quit()
 
 
-def _open(driver: WebDriver, zendesk: ZendeskStandIn) -> None:
+def _open(driver: WebDriver, zendesk_ui: ZendeskStandIn) -> None:
     driver.get(
-        f"{zendesk.base}/app/assets/iframe.html?origin=https%3A%2F%2Fexample.zendesk.com&app_guid=test"
+        f"{zendesk_ui.base}/app/assets/iframe.html?origin=https%3A%2F%2Fexample.zendesk.com&app_guid=test"
     )
 
 
@@ -297,7 +288,7 @@ def shoot(driver: WebDriver) -> None:
 
 
 def test_the_sidebar_shows_a_tickets_photos_and_takes_a_confirmation(
-    driver: WebDriver, served: Served, zendesk: ZendeskStandIn, photo_host: PhotoHost
+    driver: WebDriver, served: Served, zendesk_ui: ZendeskStandIn, photo_host: PhotoHost
 ) -> None:
     golden = served.submit("101", path=GOLDEN)
     served.wait_for(golden, "complete")
@@ -306,7 +297,7 @@ def test_the_sidebar_shows_a_tickets_photos_and_takes_a_confirmation(
     slow = served.submit("101", url=f"{photo_host.base}/slow/{SLOW}")
     served.wait_for(slow, "processing")
 
-    _open(driver, zendesk)
+    _open(driver, zendesk_ui)
     driver.execute_script("window.__sameDocument = true")
     _wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "section.photo")) == 3)
     card = _card(driver, golden)
@@ -347,26 +338,26 @@ def test_the_sidebar_shows_a_tickets_photos_and_takes_a_confirmation(
     assert any(call[0] == "resize" for call in invokes)
 
 
-def test_a_ticket_without_photos_says_so(driver: WebDriver, zendesk: ZendeskStandIn) -> None:
-    zendesk.config["ticket"] = "999"
+def test_a_ticket_without_photos_says_so(driver: WebDriver, zendesk_ui: ZendeskStandIn) -> None:
+    zendesk_ui.config["ticket"] = "999"
     try:
-        _open(driver, zendesk)
+        _open(driver, zendesk_ui)
         _wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, ".empty").text == "No photos on this ticket")
     finally:
-        zendesk.config["ticket"] = "101"
+        zendesk_ui.config["ticket"] = "101"
 
 
 def test_the_token_never_reaches_the_browser(
-    driver: WebDriver, served: Served, zendesk: ZendeskStandIn
+    driver: WebDriver, served: Served, zendesk_ui: ZendeskStandIn
 ) -> None:
-    _open(driver, zendesk)
+    _open(driver, zendesk_ui)
     _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "section.photo"))
     _wait(driver, _pictures_loaded)
     assert TOKEN not in driver.page_source
     assert TOKEN not in driver.execute_script("return document.documentElement.outerHTML")
     # Every call the app made went through client.request, secure, with the placeholder only.
-    assert zendesk.forwarded
-    for call in zendesk.forwarded:
+    assert zendesk_ui.forwarded
+    for call in zendesk_ui.forwarded:
         assert call["options"]["secure"] is True and call["authorization"] == PLACEHOLDER
     # And the browser itself never sent the token anywhere, nor called imagematch directly.
     sent = [json.loads(entry["message"])["message"] for entry in driver.get_log("performance")]

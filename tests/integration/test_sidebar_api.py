@@ -7,26 +7,18 @@ from __future__ import annotations
 import base64
 import dataclasses
 import io
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 from pydantic import SecretStr
 
-from imagematch.access import AccessControl
-from imagematch.api import create_app
+from imagematch.api.access import AccessControl
 from imagematch.app import Services
 from tests.conftest import ImageHost, image_bytes
 
 RED = (220, 30, 30)
-
-
-@pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services)) as client:
-        yield client
 
 
 def _submit(client: TestClient, data: bytes, name: str, ticket: str = "101") -> int:
@@ -128,11 +120,11 @@ def test_product_image_never_serves_a_learned_reference(client: TestClient, serv
     assert client.get("/v1/products/P-red/image").status_code == 404
 
 
-def test_new_routes_need_the_token(services: Services) -> None:
+def test_new_routes_need_the_token(services: Services, app_client: Callable[..., TestClient]) -> None:
     token = SecretStr("sidebar:sidebar-test-token-0123456789")  # a test fixture, not a credential
     access = AccessControl.from_settings(services.settings.model_copy(update={"api_token": token}))
-    with TestClient(create_app(services, access=access)) as client:
-        assert client.get("/v1/products/P-red/image").status_code == 401
-        assert client.get("/v1/jobs/1/thumbnail").status_code == 401
-        headers = {"Authorization": "Bearer sidebar-test-token-0123456789"}
-        assert client.get("/v1/products/P-red/image", headers=headers).status_code == 200
+    client = app_client(services, access=access)
+    assert client.get("/v1/products/P-red/image").status_code == 401
+    assert client.get("/v1/jobs/1/thumbnail").status_code == 401
+    headers = {"Authorization": "Bearer sidebar-test-token-0123456789"}
+    assert client.get("/v1/products/P-red/image", headers=headers).status_code == 200
