@@ -6,7 +6,7 @@ SAMPLE  := examples/grocery
 # Tests and the demo never reach a model hub: all weights are local.
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test reliability lint bench clean
 
 # requirements.lock holds every runtime pin, shared with the Modal image; torch/torchvision are
 # the pair our machines carry locally (DEVELOPERS.md). Installed first, so the package keeps them.
@@ -27,6 +27,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest
+
+# The reliability suite alone, rewriting the tracked RELIABILITY.md (`make test` never writes it).
+reliability: install
+	IMAGEMATCH_WRITE_RELIABILITY=1 $(PY) -m pytest tests/reliability
 
 lint: install
 	$(BIN)/ruff check imagematch index_builder tests bench modal_app.py modal_ops.py

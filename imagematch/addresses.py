@@ -3,8 +3,10 @@
 A host is resolved once; every address it resolves to must be public (or admitted by the
 ``IMAGEMATCH_FETCH_ALLOW_PRIVATE`` allowance), and the caller then connects to exactly the
 address that was checked, so a second DNS answer (rebinding) cannot point elsewhere. IPv6 forms
-that carry an IPv4 address (mapped ``::ffff:a.b.c.d``, compatible ``::a.b.c.d``, NAT64
-``64:ff9b::/96``, 6to4 ``2002::/16``, Teredo) are judged by the IPv4 address they carry.
+that carry an IPv4 address (mapped ``::ffff:a.b.c.d``, translated ``::ffff:0:a.b.c.d``,
+compatible ``::a.b.c.d``, NAT64 ``64:ff9b::/96``, 6to4 ``2002::/16``, Teredo) are judged by the
+IPv4 address they carry. Special-purpose prefixes are refused from our own table, not only by the
+running Python's ``is_global``.
 Public destinations are reachable on ports 80 and 443 only, plus the listed extra ports.
 """
 
@@ -26,6 +28,20 @@ _ALL = frozenset({"true", "1", "yes", "all", "*"})
 _NONE = frozenset({"", "false", "0", "no", "none"})
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _SIXTOFOUR = ipaddress.IPv6Network("2002::/16")
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # SIIT: ::ffff:0:a.b.c.d
+# Never public, whatever the running Python's ``is_global`` tables say (they differ by version:
+# 3.11 calls site-local fec0::/10 and local-use NAT64 64:ff9b:1::/48 global). IANA special-purpose
+# registries; the forms that wrap an IPv4 address are judged by it instead (``_embedded_ipv4``).
+_NOT_PUBLIC = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+        "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
+        "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+        "::/128", "::1/128", "64:ff9b:1::/48", "100::/64", "2001:db8::/32", "3fff::/20",
+        "5f00::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+    )
+)  # fmt: skip
 DEFAULT_PORTS = frozenset({80, 443})
 
 
@@ -42,6 +58,8 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
     """The IPv4 address an IPv6 address wraps, if it is one of the translation forms."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
+    if address in _IPV4_TRANSLATED:
+        return ipaddress.IPv4Address(address.packed[12:])
     if address.teredo is not None:
         return address.teredo[1]
     if address.sixtofour is not None or address in _SIXTOFOUR:
@@ -57,7 +75,13 @@ def is_public_address(address: IPAddress) -> bool:
     candidates: list[IPAddress] = [address]
     if isinstance(address, ipaddress.IPv6Address) and (inner := _embedded_ipv4(address)):
         candidates.append(inner)
-    return all(a.is_global and not a.is_multicast and not a.is_unspecified for a in candidates)
+    return all(
+        a.is_global
+        and not a.is_multicast
+        and not a.is_unspecified
+        and not any(a.version == n.version and a in n for n in _NOT_PUBLIC)
+        for a in candidates
+    )
 
 
 @dataclass(frozen=True)

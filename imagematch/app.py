@@ -65,6 +65,8 @@ class Services:
     catalog_updater: CatalogUpdater | None = None  # applies catalog webhook events (LiveCatalog)
     # Answers POST /v1/match in another process (on Modal: the GPU class); None: here.
     remote_matcher: Callable[[bytes, MatchRequest], MatchResult] | None = None
+    # Uploaded originals to keep whatever their age (imagematch.retention); empty by default.
+    keep_blobs: list[Callable[[str], bool]] = field(default_factory=list)
     # Entity matches from stored photo vectors, re-matched on catalog changes (set by build_services).
     entities: EntityMatching = field(init=False)
     # Labels on answers (POST /v1/jobs/{id}/feedback, the console, eval --learn-from).
@@ -275,6 +277,7 @@ def _register_learning(services: Services) -> None:
     )
     services.feedback = Feedback(services.ledger, services.kinds, lambda: services.index.get().products)
     services.feedback.on_change(services.learning.label_changed)
+    services.keep_blobs.append(services.learning.is_learned_reference)  # retention keeps their photos
 
 
 def _register_calibration(services: Services) -> None:

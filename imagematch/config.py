@@ -20,17 +20,27 @@ from imagematch.models import CatalogViews, ProductScoring, Whitening
 __all__ = ["DEFAULT_MODEL", "Settings", "redact_url"]
 
 DEFAULT_MODEL = "efficientnet:lite0"
-_URL_SECRETS = frozenset({"database_url", "catalog_source"})
-_PASSWORD_PARAM = re.compile(r"(?i)((?:password|passwd|pwd|key|token|secret)=)[^&\s]*")
+_URL_SECRETS = frozenset({"database_url", "catalog_source", "matches_webhook_url", "zendesk_base_url"})
+_PASSWORD_PARAM = re.compile(
+    r"(?i)((?:password|passwd|pwd|key|token|secret|sig|signature|code|auth|credential)=)[^&\s#]*"
+)
 _TABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"  # [schema.]name, nothing to quote
 
 
 def redact_url(url: str) -> str:
-    """``url`` with the password of its user info and secret-looking query values replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = f"{parts.username or ''}:***@{parts.netloc.rpartition('@')[2]}"
-        url = urlunsplit(parts._replace(netloc=netloc))
+    """``url`` fit for a message or log: the password of its user info replaced by *** (a user
+    name alone, which may be a token, too) and secret-looking query values by ***. The one
+    redaction every error message and ``repr`` uses."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+    except ValueError:  # not even a URL (bad brackets): hide whatever sits before an @
+        return _PASSWORD_PARAM.sub(r"\1***", re.sub(r"[^/@]*@", "***@", url))
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, has_password, _ = userinfo.partition(":")
+        shown = f"{user}:***" if has_password else "***"
+        url = urlunsplit(parts._replace(netloc=f"{shown}@{host}"))
     return _PASSWORD_PARAM.sub(r"\1***", url)
 
 
@@ -197,6 +207,9 @@ class Settings(BaseSettings):
         description="Token(s) every /v1 route and /ui page requires: `token`, or `name:token,name2:token2` "
         "(several valid at once, for rotation). Unset: only loopback clients are served.",
     )
+    session_hours: float = Field(
+        12.0, gt=0, description="A console sign-in lasts this long (checked on the server; logout ends it)."
+    )
     learned_per_product: int = Field(
         50,
         ge=0,
@@ -208,6 +221,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Query-photo thumbnails older than this are purged (`thumbnails purge`); stored "
         "photo vectors too (by the served index rebuild).",
+    )
+    upload_retention_days: float = Field(
+        30.0,
+        gt=0,
+        description="Uploaded originals (blobs/) older than this are purged once no job still to run "
+        "needs them (learned references are kept).",
     )
     public_url: str | None = Field(
         None, description="Where the console is reachable (https://…); Zendesk notes link to jobs there."

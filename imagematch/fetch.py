@@ -22,6 +22,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import httpx
 
 from imagematch.addresses import AddressPolicy, Resolver, resolve_host
+from imagematch.config import redact_url
 from imagematch.errors import PermanentError, TransientError
 
 __all__ = [
@@ -68,10 +69,15 @@ Origin = tuple[str, str, int]  # scheme, host, port: where credentials may go
 
 
 def origin_of(url: str) -> Origin:
-    """``(scheme, host, port)`` of ``url``, with the scheme's default port filled in."""
+    """``(scheme, host, port)`` of ``url``, with the scheme's default port filled in.
+    Raises PermanentError for a port out of range."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise PermanentError(f"bad port in {redact_url(url)[:200]!r}") from exc
+    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme, 0)
 
 
 @dataclass(frozen=True)
@@ -159,11 +165,11 @@ class ImageFetcher:
     def _hop(self, url: str) -> _Hop:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise PermanentError(f"only http(s) URLs are accepted, got {url[:200]!r}")
+            raise PermanentError(f"only http(s) URLs are accepted, got {redact_url(url)[:200]!r}")
         try:
             port = parts.port or _DEFAULT_PORTS[parts.scheme]
         except ValueError as exc:
-            raise PermanentError(f"bad port in {url[:200]!r}") from exc
+            raise PermanentError(f"bad port in {redact_url(url)[:200]!r}") from exc
         host = parts.hostname
         address = self._policy.choose(host, port, self._resolve(host, port))
         pinned = httpx.URL(url).copy_with(host=str(address))

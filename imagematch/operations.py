@@ -27,6 +27,7 @@ from imagematch.config import Settings
 from imagematch.dispatch import Dispatch
 from imagematch.ledger import Ledger
 from imagematch.models import ImageJob, JobStatus
+from imagematch.retention import purge_stored_photos_if_due
 
 if TYPE_CHECKING:
     from imagematch.app import Services
@@ -86,10 +87,12 @@ class SweepSummary:
         return ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items())
 
 
-def sweep(services: Services, dispatch: Dispatch | None = None) -> SweepSummary:
+def sweep(services: Services, dispatch: Dispatch | None = None, *, purge_due: bool = False) -> SweepSummary:
     """One sweep of the ledger; the stale pending jobs go to ``dispatch`` (default: the
     services' own dispatchers). Records the summary for the console (a failure to write is
-    logged, never raised). Idempotent and safe to run concurrently."""
+    logged, never raised). Idempotent and safe to run concurrently. ``purge_due``: also purge
+    thumbnails and uploaded originals past retention when the last purge is an hour old (a
+    process that holds the data dir: ``serve``, ``imagematch sweep``)."""
     report = services.ledger.sweep(
         max_attempts=services.policy.max_attempts,
         pending_grace_seconds=services.settings.pending_grace_seconds,
@@ -104,6 +107,8 @@ def sweep(services: Services, dispatch: Dispatch | None = None) -> SweepSummary:
     _record_sweep(services.settings.data_dir, summary)
     if report.due_pending:
         (dispatch or services.dispatch)(report.due_pending)
+    if purge_due:
+        purge_stored_photos_if_due(services)
     return summary
 
 

@@ -18,6 +18,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 __all__ = [
     "DEFAULT_MAX_JSON_DEPTH",
+    "MULTIPART_OVERHEAD_BYTES",
     "json_depth",
     "parse_json_capped",
     "read_body_capped",
@@ -27,6 +28,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_JSON_DEPTH = 32
+MULTIPART_OVERHEAD_BYTES = 64_000  # boundaries, part headers and the small text fields of a photo form
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(rb"[\[\]{}]")
 _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}

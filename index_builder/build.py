@@ -59,6 +59,7 @@ class BuildReport:
     failed_images: list[ImageProblem] = field(default_factory=list)
     products_without_images: dict[str, str] = field(default_factory=dict)  # id -> why
     catalog_problems: list[str] = field(default_factory=list)
+    refused_images: int = 0  # references the catalog listed that may not be read (see problems)
     version: str = ""
     seconds: float = 0.0
 
@@ -71,8 +72,13 @@ class BuildReport:
             "embedded": self.embedded,
             "cached": self.cached,
             "failed_images": len(self.failed_images),
+            "refused_images": self.refused_images,
             "products_without_images": sorted(self.products_without_images),
         }
+
+    def unusable_images(self) -> tuple[int, int]:
+        """``(refused or failed, listed)``: catalog image references that gave no vector, of all."""
+        return self.refused_images + len(self.failed_images), self.refused_images + self.images
 
 
 @dataclass(frozen=True)
@@ -316,6 +322,7 @@ def build_and_publish(
         learned=learned,
     )
     report.catalog_problems = catalog.problems
+    report.refused_images = catalog.refused_images
     index.continue_event_order(events)
     index.applied_changes, index.model = folded, model
     report.version = snapshots.publish(index, point=point)

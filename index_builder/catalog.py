@@ -21,6 +21,7 @@ from urllib.parse import urljoin, urlsplit
 
 from pydantic import ValidationError
 
+from imagematch.config import redact_url
 from imagematch.errors import PermanentError
 from imagematch.fetch import ImageFetcher, local_path, read_uri
 from imagematch.models import Product
@@ -38,6 +39,7 @@ SUPABASE_SOURCE = "supabase:"
 class CatalogLoad:
     products: list[Product]
     problems: list[str] = field(default_factory=list)  # rows that could not be read, and why
+    refused_images: int = 0  # image references skipped (outside the catalog's location, not http…)
 
 
 CATALOG_TYPES = frozenset({"application/json", "text/json", "text/csv", "application/csv", "text/plain", ""})
@@ -65,7 +67,7 @@ def _read_catalog_document(source: str, fetcher: ImageFetcher, max_bytes: int) -
     try:
         return raw.decode("utf-8-sig"), is_csv
     except UnicodeDecodeError as exc:
-        raise PermanentError(f"catalog {source[:200]} is not UTF-8 text: {exc}") from exc
+        raise PermanentError(f"catalog {redact_url(source)[:200]} is not UTF-8 text: {exc}") from exc
 
 
 def _resolve(base: str, ref: str) -> str | None:
@@ -118,11 +120,11 @@ def load_catalog(source: str, fetcher: ImageFetcher, *, settings: Settings | Non
     try:
         rows: Any = _rows_from_csv(text) if is_csv else json.loads(text)
     except (json.JSONDecodeError, csv.Error) as exc:
-        raise PermanentError(f"cannot parse catalog {source}: {exc}") from exc
+        raise PermanentError(f"cannot parse catalog {redact_url(source)}: {exc}") from exc
     if isinstance(rows, dict):
         rows = rows.get("products", [])
     if not isinstance(rows, list):
-        raise PermanentError(f"catalog {source} must be a list of products")
+        raise PermanentError(f"catalog {redact_url(source)} must be a list of products")
     return _collect(
         rows, lambda n, _: f"row {n}", lambda product, found: _resolve_images(source, product, found)
     )
@@ -157,7 +159,9 @@ def _collect(
         except ValidationError as exc:
             load.problems.append(f"{where(n, row)}: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}")
             continue
+        listed = len(product.images)
         fix_images(product, load.problems)
+        load.refused_images += listed - len(product.images)
         if product.id in seen:
             load.problems.append(f"{where(n, row)}: duplicate product id {product.id!r}; the later row wins")
             load.products[seen[product.id]] = product

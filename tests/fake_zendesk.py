@@ -254,6 +254,8 @@ class FakeZendesk:
             )
         if path == "/api/v2/incremental/tickets/cursor.json":
             return self._export(call.query)
+        if path == "/api/v2/users/me.json":
+            return _json(200, {"user": {"id": AGENT_ID, "email": self.email, "role": "agent"}})
         return _json(404, {"error": "InvalidEndpoint"})
 
     def _list_comments(self, ticket_id: int, query: dict[str, list[str]]) -> Response:

@@ -16,10 +16,13 @@ from fastapi.responses import JSONResponse
 
 from imagematch import __version__
 from imagematch.api.access import AccessControl
+from imagematch.api.docs import docs_router
 from imagematch.api.entities import entities_router
 from imagematch.api.feedback import feedback_router, products_router
+from imagematch.api.headers import SecurityHeaders
 from imagematch.api.jobs import jobs_router, submit_router
 from imagematch.api.match import match_router
+from imagematch.api.pictures import pictures_router
 from imagematch.api.stats import health_router, stats_router
 from imagematch.app import Services
 from imagematch.config import Settings
@@ -53,11 +56,8 @@ def create_app(
         services.add_dispatcher(pool.dispatch)
     if dispatch:
         services.add_dispatcher(dispatch)
-    app = FastAPI(
-        title="imagematch",
-        version=__version__,
-        description="Which catalog product is in this photo? Product-level top-k with scores.",
-        lifespan=_pool_lifespan(pool),
+    app = _new_app(
+        "imagematch", "Which catalog product is in this photo? Product-level top-k with scores.", pool
     )
 
     _answer_unavailable_with_503(app)
@@ -72,9 +72,11 @@ def create_app(
     app.include_router(feedback_router(services))
     app.include_router(products_router(services))
     app.include_router(entities_router(services))
+    app.include_router(pictures_router(services))
     app.include_router(stats_router(services))
     app.include_router(console_router(services, dispatch=services.dispatch))
-    (access or AccessControl.from_settings(settings)).install(app)
+    (access or AccessControl.from_settings(settings)).install(app, revocations=ledger, clock=clock)
+    app.add_middleware(SecurityHeaders)  # outermost: also on the access control's refusals
     return app
 
 
@@ -106,17 +108,28 @@ def create_webhook_app(
 ) -> FastAPI:
     """Only the signature-verified webhook routes and ``/healthz``: safe to expose without other
     authentication (on Modal: the ``webhooks`` endpoint). Needs no model or index."""
-    app = FastAPI(
-        title="imagematch webhooks",
-        version=__version__,
-        description="Signed webhooks in; each persists a job and answers 202.",
-        lifespan=_pool_lifespan(pool),
-    )
+    app = _new_app("imagematch webhooks", "Signed webhooks in; each persists a job and answers 202.", pool)
     dispatch_all = Dispatchers(d for d in (pool.dispatch if pool else None, dispatch) if d is not None)
 
     app.include_router(health_router())
     app.include_router(zendesk_webhook_router(settings, ledger, clock=clock, dispatch=dispatch_all))
     app.include_router(catalog_webhook_router(settings, ledger, clock=clock, dispatch=dispatch_all))
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+def _new_app(title: str, description: str, pool: WorkerPool | None) -> FastAPI:
+    """A FastAPI app whose ``/docs`` is served offline (:mod:`imagematch.api.docs`: no CDN, under
+    the console's CSP) and whose lifetime runs ``pool``."""
+    app = FastAPI(
+        title=title,
+        version=__version__,
+        description=description,
+        lifespan=_pool_lifespan(pool),
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.include_router(docs_router(title))
     return app
 
 

@@ -5,9 +5,11 @@
   without downtime. When set, every ``/v1/*`` route, ``/docs`` and every ``/ui`` page needs
   ``Authorization: Bearer <token>`` or the session cookie the login form sets. ``/healthz`` and
   the webhooks (which carry their own signatures) stay open.
-* The session cookie holds ``<name>.<HMAC of a fixed label under the token>``: never the token
-  itself, and it stops working the moment its token is removed. HttpOnly, SameSite=Strict, Secure
-  when served over https. Every comparison is constant-time.
+* The session cookie is a signed console session (:mod:`imagematch.sessions`): a random id and an
+  issued-at time under the token's HMAC, never the token itself. It ends when its token is
+  removed, ``IMAGEMATCH_SESSION_HOURS`` after login (on the server's clock), or at logout (revoked
+  in the ledger). HttpOnly, SameSite=Strict, Secure when served over https. Every comparison is
+  constant-time.
 * Cross-site requests: a state-changing request not authenticated by a bearer token must not come
   from another site (``Origin`` / ``Sec-Fetch-Site``) and, when it is authenticated by the cookie,
   must carry the CSRF token (double-submit cookie) as ``X-CSRF-Token`` or a ``csrf_token`` field
@@ -18,28 +20,34 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import ipaddress
 import json
 import secrets
 from dataclasses import dataclass, field
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imagematch.config import Settings
+from imagematch.guessing import GuessLimiter
+from imagematch.ledger.base import Clock, utcnow
+from imagematch.request_origin import is_loopback_host, is_same_site
+from imagematch.sessions import ConsoleSession, SessionRevocations, issue_session, read_session
 
 __all__ = [
+    "CONSOLE_CSP",
+    "CONSOLE_HEADERS",
     "CSRF_COOKIE",
     "SESSION_COOKIE",
     "AccessControl",
     "ApiToken",
     "check_csrf_field",
     "is_loopback_host",
+    "is_same_site",
     "parse_tokens",
     "principal_of",
 ]
@@ -47,16 +55,16 @@ __all__ = [
 SESSION_COOKIE = "imagematch_session"
 CSRF_COOKIE = "imagematch_csrf"
 CSRF_HEADER = "x-csrf-token"
-_SESSION_LABEL = b"imagematch-console-session-v1"
+MIN_TOKEN_LENGTH = 24
+MIN_DISTINCT_CHARACTERS = 8  # "aaaa…" or "abab…": visibly not random (openssl's have ~30)
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _OPEN_PATHS = ("/ui/login", "/ui/static/")  # reachable without a token (still Host- and CSRF-checked)
-SESSION_MAX_AGE = 12 * 3600
 # The console loads nothing from elsewhere and is never framed (its buttons cannot be clickjacked).
 CONSOLE_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 )
-_CONSOLE_HEADERS = (
+CONSOLE_HEADERS = (
     ("content-security-policy", CONSOLE_CSP),
     ("x-frame-options", "DENY"),
     ("referrer-policy", "same-origin"),
@@ -69,10 +77,6 @@ class ApiToken:
 
     name: str
     secret: str = field(repr=False)
-
-    def session_value(self) -> str:
-        digest = hmac.new(self.secret.encode(), _SESSION_LABEL, hashlib.sha256).hexdigest()
-        return f"{self.name}.{digest}"
 
 
 def parse_tokens(value: str) -> list[ApiToken]:
@@ -99,41 +103,29 @@ def parse_tokens(value: str) -> list[ApiToken]:
     for name, secret in pairs:
         if not name or not name.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"token name {name!r} must be letters, digits, - or _")
-        if len(secret) < 16:
-            raise ValueError(f"token {name!r} is too short: use at least 16 characters")
+        _refuse_weak_token(name, secret)
         tokens.append(ApiToken(name, secret))
     if len({t.name for t in tokens}) != len(tokens):
         raise ValueError("IMAGEMATCH_API_TOKEN names each token once")
     return tokens
 
 
-def is_loopback_host(host: str) -> bool:
-    """``localhost``, ``*.localhost``, 127.0.0.0/8 or ::1, with or without a port."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        host = host[1 : host.find("]")] if "]" in host else host
-    elif host.count(":") == 1:
-        host = host.partition(":")[0]
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _refuse_weak_token(name: str, secret: str) -> None:
+    """ValueError (naming the token, never showing it) for a token that is easy to guess."""
+    if len(secret) < MIN_TOKEN_LENGTH:
+        raise ValueError(
+            f"token {name!r} is too short: use at least {MIN_TOKEN_LENGTH} characters "
+            "(e.g. `openssl rand -base64 32`)"
+        )
+    if len(set(secret)) < MIN_DISTINCT_CHARACTERS:
+        raise ValueError(
+            f"token {name!r} repeats too few characters to be secret: generate one "
+            "(e.g. `openssl rand -base64 32`)"
+        )
 
 
 def _is_open(path: str) -> bool:
     return any(path == p or (p.endswith("/") and path.startswith(p)) for p in _OPEN_PATHS)
-
-
-def _same_site(request: Request) -> bool:
-    """False when the browser says the request comes from another site."""
-    if request.headers.get("sec-fetch-site") == "cross-site":
-        return False
-    origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin is None
-    return urlsplit(origin).netloc.lower() == request.headers.get("host", "").lower()
 
 
 def check_csrf_field(request: Request, value: object) -> None:
@@ -146,14 +138,24 @@ def check_csrf_field(request: Request, value: object) -> None:
 class AccessControl:
     """Who may call what (see the module docstring); installed with :meth:`install`."""
 
-    def __init__(self, tokens: list[ApiToken], *, loopback_hosts_only: bool = False) -> None:
+    def __init__(
+        self, tokens: list[ApiToken], *, loopback_hosts_only: bool = False, session_hours: float = 12.0
+    ) -> None:
         self.tokens = tokens
         self.loopback_hosts_only = loopback_hosts_only
+        self.session_seconds = session_hours * 3600
+        self.clock: Clock = utcnow
+        self.revocations: SessionRevocations | None = None  # the ledger, set by :meth:`install`
+        self.guesses = GuessLimiter()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, loopback_hosts_only: bool = False) -> AccessControl:
         raw = settings.api_token.get_secret_value() if settings.api_token else ""
-        return cls(parse_tokens(raw) if raw.strip() else [], loopback_hosts_only=loopback_hosts_only)
+        return cls(
+            parse_tokens(raw) if raw.strip() else [],
+            loopback_hosts_only=loopback_hosts_only,
+            session_hours=settings.session_hours,
+        )
 
     @property
     def enabled(self) -> bool:
@@ -167,23 +169,67 @@ class AccessControl:
                 found = token
         return found
 
-    def _session(self, request: Request) -> ApiToken | None:
+    def _read_session(self, request: Request) -> tuple[ApiToken, ConsoleSession] | None:
         cookie = request.cookies.get(SESSION_COOKIE, "")
-        found = None
-        for token in self.tokens:
-            if hmac.compare_digest(cookie.encode(), token.session_value().encode()):
-                found = token
+        if not cookie:
+            return None
+        return read_session(cookie, self.tokens, now=self.clock(), max_age_seconds=self.session_seconds)
+
+    async def _session(self, request: Request) -> ApiToken | None:
+        """The token of the request's console session: signed, unexpired and not revoked."""
+        found = self._read_session(request)
+        if found is None:
+            return None
+        token, session = found
+        if self.revocations is not None and await run_in_threadpool(
+            self.revocations.session_revoked, session.session_id
+        ):
+            return None
+        return token
+
+    def end_session(self, request: Request) -> None:
+        """Logout: revoke the request's session (for every instance, across restarts)."""
+        found = self._read_session(request)
+        if found is not None and self.revocations is not None:
+            session = found[1]
+            self.revocations.revoke_session(
+                session.session_id, expires_at=session.expires_at(self.session_seconds)
+            )
+
+    def _bearer(self, request: Request) -> ApiToken | Response | None:
+        """The bearer token's match, None without one, or a 429 while the client's address is
+        backing off from failed guesses (a wrong token counts as one)."""
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not value:
+            return None
+        refusal = self.guess_refusal(request)
+        if refusal is not None:
+            return JSONResponse(
+                {"detail": f"too many wrong tokens: try again in {refusal} s"},
+                status_code=429,
+                headers={"Retry-After": str(refusal)},
+            )
+        return self.record_guess(request, self.token_for(value.strip()))
+
+    def guess_refusal(self, request: Request) -> int | None:
+        """Seconds the request's client address must wait before presenting a token, or None."""
+        return self.guesses.retry_after(_client_address(request), self.clock())
+
+    def record_guess(self, request: Request, found: ApiToken | None) -> ApiToken | None:
+        """Count a presented token (sign-in or bearer) for its client address; returns ``found``."""
+        if found is None:
+            self.guesses.failed(_client_address(request), self.clock())
+        else:
+            self.guesses.succeeded(_client_address(request))
         return found
 
-    def _bearer(self, request: Request) -> ApiToken | None:
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        return self.token_for(value.strip()) if scheme.lower() == "bearer" and value else None
-
     def set_session(self, response: Response, request: Request, token: ApiToken) -> None:
+        """Start a new console session for ``token`` (a new random id at every login)."""
+        value, _ = issue_session(token, self.clock())
         response.set_cookie(
             SESSION_COOKIE,
-            token.session_value(),
-            max_age=SESSION_MAX_AGE,
+            value,
+            max_age=int(self.session_seconds),
             httponly=True,
             samesite="strict",
             secure=_is_https(request),
@@ -200,7 +246,9 @@ class AccessControl:
                 status_code=403,
             )
         bearer = self._bearer(request) if self.enabled else None
-        cookie = self._session(request) if self.enabled and bearer is None else None
+        if isinstance(bearer, Response):
+            return bearer
+        cookie = await self._session(request) if self.enabled and bearer is None else None
         who = bearer or cookie
         request.state.principal = who.name if who else None  # read with principal_of
         if self.enabled and bearer is None and cookie is None and not _is_open(path):
@@ -213,7 +261,7 @@ class AccessControl:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         if request.method not in _SAFE_METHODS and bearer is None:
-            if not _same_site(request):
+            if not is_same_site(request):
                 return JSONResponse({"detail": "cross-site request refused"}, status_code=403)
             if cookie is not None and not path.startswith("/ui/"):
                 # /v1 from the console's own scripts: they send the CSRF token as a header.
@@ -223,8 +271,13 @@ class AccessControl:
                     return JSONResponse({"detail": exc.detail}, status_code=403)
         return None
 
-    def install(self, app: FastAPI) -> None:
-        """Check every request; give each browser a CSRF cookie (``request.state.csrf_token``)."""
+    def install(
+        self, app: FastAPI, *, revocations: SessionRevocations | None = None, clock: Clock | None = None
+    ) -> None:
+        """Check every request; give each browser a CSRF cookie (``request.state.csrf_token``).
+        ``revocations`` (the ledger) records logouts; ``clock`` dates and expires sessions."""
+        self.revocations = revocations if revocations is not None else self.revocations
+        self.clock = clock or self.clock
         app.add_middleware(_AccessMiddleware, access=self)
 
 
@@ -251,9 +304,10 @@ class _AccessMiddleware:
         csrf = request.cookies.get(CSRF_COOKIE)
         request.state.csrf_token = csrf or secrets.token_urlsafe(24)
         request.state.access = self.access
-        extra = list(_CONSOLE_HEADERS) if path.startswith("/ui") else []
-        if csrf is None:
-            extra += _csrf_cookie_headers(request.state.csrf_token, secure=_is_https(request))
+        # (The console's CSP and nosniff come from imagematch.api.headers, on every response.)
+        extra = (
+            _csrf_cookie_headers(request.state.csrf_token, secure=_is_https(request)) if csrf is None else []
+        )
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start" and extra:
@@ -285,6 +339,11 @@ def _csrf_cookie_headers(value: str, *, secure: bool) -> list[tuple[str, str]]:
     carrier = Response()
     carrier.set_cookie(CSRF_COOKIE, value, httponly=True, samesite="strict", secure=secure, path="/")
     return [("set-cookie", v.decode("latin-1")) for k, v in carrier.raw_headers if k == b"set-cookie"]
+
+
+def _client_address(request: Request) -> str:
+    """The peer address (a proxy's forwarding headers are not trusted: anyone can send them)."""
+    return request.client.host if request.client else "unknown"
 
 
 def _is_https(request: Request) -> bool:

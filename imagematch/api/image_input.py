@@ -10,12 +10,16 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from starlette.datastructures import UploadFile
 
 from imagematch.entities import ENTITY_ID_PATTERN, ENTITY_TYPE_PATTERN
-from imagematch.request_limits import parse_json_capped, read_json_capped, read_multipart_capped
+from imagematch.request_limits import (
+    MULTIPART_OVERHEAD_BYTES,
+    parse_json_capped,
+    read_json_capped,
+    read_multipart_capped,
+)
 
 __all__ = ["IMAGE_BODY_DOC", "ImageInput", "parse_meta_filters", "read_image_input"]
 
 MAX_JSON_BYTES = 64_000  # a URL and a little metadata
-MULTIPART_OVERHEAD_BYTES = 64_000  # boundaries, part headers and the small text fields
 
 IMAGE_BODY_DOC = {
     "requestBody": {

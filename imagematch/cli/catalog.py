@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from imagematch.cli.terminal import JsonFlag, err, fail, load_settings
+from imagematch.config import redact_url
 from imagematch.errors import ImageMatchError
 
 __all__ = ["app"]
@@ -54,7 +55,7 @@ def _post(url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> 
     try:
         response = httpx.post(url, content=body, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
-        raise fail(f"cannot reach {url}: {exc}") from exc
+        raise fail(f"cannot reach {redact_url(url)}: {exc}") from exc
     try:
         answer: Any = response.json()
     except ValueError:

@@ -24,7 +24,8 @@ def print_build_report(report: BuildReport) -> None:
     table = Table(title=f"Index {report.version}", show_header=False)
     for label, value in [
         ("products", report.products),
-        ("images listed", report.images),
+        ("images listed", report.images + report.refused_images),
+        ("images refused (see below)", report.refused_images),
         ("embedded", report.embedded),
         ("from cache", report.cached),
         ("failed images", len(report.failed_images)),

@@ -52,7 +52,7 @@ def submit(
 def sweep(as_json: JsonFlag = False) -> None:
     """Re-queue due retries and jobs whose worker lease expired; report stale pending jobs."""
     with open_services(load_settings(), with_model=False) as services:
-        summary = operations.sweep(services)  # recorded for the console's health page
+        summary = operations.sweep(services, purge_due=True)  # recorded for the console's health page
     err.print(summary.describe())
     if as_json:
         print(json.dumps(summary.as_dict()))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from imagematch.cli.terminal import JsonFlag, err, load_settings, out, progress_bar
+from imagematch.cli.terminal import JsonFlag, err, fail, load_settings, out, progress_bar
 from imagematch.errors import ImageMatchError
 from imagematch.models import Match
 
@@ -99,6 +99,7 @@ def eval_(
             progress=lambda n: progress.advance(task, n),
             on_catalog=lambda total: progress.update(task, total=total),
         )
+        _refuse_unusable_catalog(report)
         query_task = progress.add_task("queries", total=len(labelled))
         result = evaluate(
             labelled,
@@ -110,6 +111,21 @@ def eval_(
             calibration=services.matcher.calibration,
         )
     _print_evaluation(services, index, report, result, as_json=as_json)
+
+
+def _refuse_unusable_catalog(report: BuildReport) -> None:
+    """Say how many catalog images were refused or failed, and why; exit 1 when none is usable
+    (recall on an empty index is no measurement)."""
+    from imagematch.cli.index import print_build_report
+
+    unusable, listed = report.unusable_images()
+    if unusable == 0:
+        return
+    print_build_report(report)  # each refusal with its reason
+    if unusable < listed:
+        err.print(f"[yellow]{unusable} of {listed} catalog images refused or failed[/yellow]")
+        return
+    raise fail(f"{unusable} of {listed} catalog images refused or failed: nothing to evaluate against")
 
 
 def _eval_after_learning(
@@ -130,6 +146,7 @@ def _eval_after_learning(
             progress=lambda n: progress.advance(task, n),
             on_catalog=lambda total: progress.update(task, total=total),
         )
+        _refuse_unusable_catalog(report)
         learn_task = progress.add_task("learning", total=len(to_learn))
         learned = learn_from_labels(fresh, to_learn, progress=lambda n: progress.advance(learn_task, n))
         index = fresh.index.get()

@@ -1,4 +1,4 @@
-"""``imagematch thumbnails``: the pictures the console shows."""
+"""``imagematch thumbnails``: the pictures the console shows (and the uploaded originals)."""
 
 from __future__ import annotations
 
@@ -20,17 +20,15 @@ def purge(
         typer.Option("--older-than", help="Days; default IMAGEMATCH_THUMBNAIL_RETENTION_DAYS (90)."),
     ] = None,
 ) -> None:
-    """Delete photo thumbnails older than the retention (the served catalog's are kept)."""
-    from imagematch.errors import IndexNotBuiltError
-    from imagematch.index import SnapshotStore
-    from imagematch.thumbnails import ThumbnailStore
+    """Delete photo thumbnails older than the retention (the served catalog's are kept), and
+    uploaded originals past IMAGEMATCH_UPLOAD_RETENTION_DAYS that no job still needs. Exits 1,
+    deleting no thumbnail, when the served index cannot be loaded (its images are unknown)."""
+    from imagematch.retention import purge_stored_photos_for
 
     settings = load_settings()
-    days = settings.thumbnail_retention_days if older_than is None else older_than
-    try:  # the served catalog's images, live updates included
-        index = SnapshotStore(settings.data_dir / "index").load(embedder_id=None)
-        keep = {image.sha256 for image in index.images.values()}
-    except IndexNotBuiltError:
-        keep = set()
-    removed = ThumbnailStore(settings.data_dir / "thumbnails").purge(older_than_days=days, keep=keep)
-    err.print(f"removed {removed} thumbnail files older than {days:g} days")
+    if older_than is not None:
+        settings = settings.model_copy(update={"thumbnail_retention_days": older_than})
+    report = purge_stored_photos_for(settings)
+    err.print(report.describe())
+    if report.thumbnails_refused:
+        raise typer.Exit(1)

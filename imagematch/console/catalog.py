@@ -81,6 +81,7 @@ def catalog_routes(router: APIRouter, services: Services, page: PageRenderer) ->
             "product.html",
             nav="catalog",
             product=item,
+            product_page=data.web_link(item.metadata.get("url")),
             deleted_at=index.deleted.get(product_id),
             images=data.reference_images(services, index, product_id),
             matches=[

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from imagematch import operations
 from imagematch.app import Services
@@ -30,9 +31,19 @@ __all__ = [
     "recent_matches",
     "reference_image",
     "service_stats",
+    "web_link",
 ]
 
 MAX_SCAN = 2000  # ledger rows one console page may read while filtering
+
+
+def web_link(value: object) -> str | None:
+    """``value`` when it is an absolute http(s) URL, else None: a catalog's ``metadata.url`` is
+    only a link when it cannot run script (``javascript:``, ``data:``…) or point off-scheme.
+    (``urlsplit`` drops the tabs and newlines a browser would, before the scheme is read.)"""
+    text = str(value or "").strip()
+    parts = urlsplit(text)
+    return text if parts.scheme in ("http", "https") and parts.netloc else None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 import imagematch.console.data as data
-from imagematch.api.access import AccessControl, check_csrf_field
+from imagematch.api.access import SESSION_COOKIE, AccessControl, check_csrf_field
 from imagematch.app import Services
 from imagematch.console.catalog import catalog_routes
 from imagematch.console.tryout import try_routes
@@ -61,6 +61,7 @@ def console_router(services: Services, *, dispatch: Callable[[list[int]], None])
     console re-queues, as the API's own retry routes do."""
     router = APIRouter(include_in_schema=False)
     _shell_routes(router, services)
+    _session_routes(router)
     _job_routes(router, services, dispatch)
     try_routes(router, services, dispatch, page)
     catalog_routes(router, services, page)
@@ -87,6 +88,21 @@ def _shell_routes(router: APIRouter, services: Services) -> None:
             services.thumbnails.path(digest), media_type="image/webp", headers={"Cache-Control": LONG_CACHE}
         )
 
+    @router.get("/ui/health")
+    def health(request: Request) -> HTMLResponse:
+        return page(
+            request,
+            "health.html",
+            nav="health",
+            stats=data.service_stats(services),
+            activity=data.hourly_activity(services.ledger, services.clock()),
+            sweep=data.last_sweep(services),
+        )
+
+
+def _session_routes(router: APIRouter) -> None:
+    """Sign in (``/ui/login``, rate-limited per address) and sign out (revokes the session)."""
+
     @router.get("/ui/login")
     def login_form(request: Request, next: str = "/ui/jobs") -> HTMLResponse:
         return page(request, "login.html", next=_safe_next(next), error=None)
@@ -96,7 +112,18 @@ def _shell_routes(router: APIRouter, services: Services) -> None:
         access: AccessControl | None = getattr(request.state, "access", None)
         if access is None or not access.enabled:
             return RedirectResponse(_safe_next(next), status_code=303)
-        found = access.token_for(token.strip())
+        wait = access.guess_refusal(request)
+        if wait is not None:
+            refused = page(
+                request,
+                "login.html",
+                next=_safe_next(next),
+                error=f"Too many wrong tokens from your address: try again in {wait} s.",
+                status_code=429,
+            )
+            refused.headers["Retry-After"] = str(wait)
+            return refused
+        found = access.record_guess(request, access.token_for(token.strip()))
         if found is None:
             return page(
                 request,
@@ -112,20 +139,12 @@ def _shell_routes(router: APIRouter, services: Services) -> None:
     @router.post("/ui/logout")
     def logout(request: Request, csrf_token: str = Form("")) -> RedirectResponse:
         check_csrf_field(request, csrf_token)
+        access: AccessControl | None = getattr(request.state, "access", None)
+        if access is not None:
+            access.end_session(request)  # the cookie stops working everywhere, not just here
         response = RedirectResponse("/ui/login", status_code=303)
-        response.delete_cookie("imagematch_session", path="/")
+        response.delete_cookie(SESSION_COOKIE, path="/")
         return response
-
-    @router.get("/ui/health")
-    def health(request: Request) -> HTMLResponse:
-        return page(
-            request,
-            "health.html",
-            nav="health",
-            stats=data.service_stats(services),
-            activity=data.hourly_activity(services.ledger, services.clock()),
-            sweep=data.last_sweep(services),
-        )
 
 
 def _safe_next(target: str) -> str:

@@ -21,6 +21,7 @@ from imagematch.config import Settings
 from imagematch.deploy.volume import VolumeSync
 from imagematch.dispatch import Dispatch
 from imagematch.errors import TransientError
+from imagematch.retention import purge_stored_photos
 from index_builder.fanout import EmbedChunk, ShardedExecutor, build_shards
 
 __all__ = ["MapChunks", "ReadCommitted", "fan_out_executor", "reindex"]
@@ -77,6 +78,7 @@ def reindex(
         executor = fan_out_executor(
             settings, services.model, map_chunks(services.model), read_committed, chunk_size=chunk_size
         )
+        log.info("retention: %s", purge_stored_photos(services).describe())  # thumbnails, uploads
         try:
             with services.snapshots.publishing(ttl_seconds=lock_seconds, wait_seconds=0):
                 volume.commit()  # the lock, seen by any other writer that reloads

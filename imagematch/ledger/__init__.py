@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from imagematch.config import redact_url
 from imagematch.ledger.base import Clock, JobAttempt, JobOutcome, Ledger, SweepReport, utcnow
 
 if TYPE_CHECKING:
@@ -41,7 +42,9 @@ def open_ledger(url: str, *, clock: Clock = utcnow) -> Ledger:
 
         ledger = MemoryLedger(clock=clock)
     else:
-        raise ValueError(f"unsupported ledger URL {url!r}: use sqlite:///path, postgresql://… or memory://")
+        raise ValueError(
+            f"unsupported ledger URL {redact_url(url)!r}: use sqlite:///path, postgresql://… or memory://"
+        )
     ledger.migrate()
     return ledger
 

@@ -222,4 +222,13 @@ class Ledger(LabelStore, Protocol):
         """Entities whose matches were not computed against ``index_version`` (or never)."""
         ...
 
+    def revoke_session(self, session_id: str, *, expires_at: datetime) -> None:
+        """End a console session (logout) for every instance, kept until ``expires_at`` (when the
+        session would have expired anyway); revocations already past it are dropped."""
+        ...
+
+    def session_revoked(self, session_id: str) -> bool:
+        """Whether the console session ``session_id`` was revoked (and is not yet past expiry)."""
+        ...
+
     def close(self) -> None: ...

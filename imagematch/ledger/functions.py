@@ -255,3 +255,9 @@ class FunctionLedger(FunctionLabels, ABC):
     def list_attempts(self, job_id: int) -> list[JobAttempt]:
         rows = self._select("image_job_attempts", where={"job_id": job_id})
         return [JobAttempt.model_validate(r) for r in sorted(rows, key=lambda r: int(r["id"]))]
+
+    def revoke_session(self, session_id: str, *, expires_at: datetime) -> None:
+        self._value("imagematch_revoke_session", {"p_session_id": session_id, "p_expires_at": expires_at})
+
+    def session_revoked(self, session_id: str) -> bool:
+        return bool(self._value("imagematch_session_revoked", {"p_session_id": session_id}))

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
 from imagematch.ledger.base import Clock, JobAttempt, JobOutcome, SweepReport, utcnow
 from imagematch.ledger.memory_labels import MemoryLabels
+from imagematch.ledger.memory_sessions import MemorySessionRevocations
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["MemoryLedger"]
@@ -18,7 +19,7 @@ __all__ = ["MemoryLedger"]
 _RETRYABLE = (JobStatus.FAILED, JobStatus.SKIPPED, JobStatus.COMPLETE)
 
 
-class MemoryLedger(MemoryLabels):
+class MemoryLedger(MemoryLabels, MemorySessionRevocations):
     def __init__(self, *, clock: Clock = utcnow) -> None:
         self._clock = clock
         self._lock = threading.RLock()
@@ -29,6 +30,7 @@ class MemoryLedger(MemoryLabels):
         self._entity_photos: dict[tuple[EntityRef, int], EntityPhoto] = {}
         self._matches: dict[EntityRef, list[EntityMatch]] = {}
         self._attempts: dict[int, list[JobAttempt]] = {}  # by job id
+        self._revoked_sessions: dict[str, datetime] = {}  # session id → when it would expire
 
     def migrate(self) -> None:
         pass

@@ -4,8 +4,7 @@ Reads use one kept-open connection per thread; every write of the process goes t
 connection with group commit (:mod:`imagematch.ledger.group_commit`): writes arriving while a
 transaction commits share the next ``BEGIN IMMEDIATE`` transaction, which takes SQLite's single
 write lock up front — that is what makes :meth:`claim` exclusive between concurrent workers, also
-across processes — and one fsync. A write returns only once its transaction is committed.
-"""
+across processes — and one fsync. A write returns only once its transaction is committed."""
 
 from __future__ import annotations
 
@@ -24,6 +23,7 @@ from imagematch.ledger.base import Clock, JobAttempt, JobOutcome, SweepReport, u
 from imagematch.ledger.sql import load_queries
 from imagematch.ledger.sqlite_conn import SqliteWriter, open_connection
 from imagematch.ledger.sqlite_labels import LABELS_SCHEMA, SqliteLabels
+from imagematch.ledger.sqlite_sessions import SqliteSessionRevocations
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["SqliteLedger"]
@@ -81,7 +81,7 @@ def _prediction(row: sqlite3.Row) -> Prediction:
     return Prediction.model_validate(data)
 
 
-class SqliteLedger(SqliteLabels):
+class SqliteLedger(SqliteLabels, SqliteSessionRevocations):
     def __init__(self, path: Path, *, clock: Clock = utcnow, busy_timeout_s: float = 30.0) -> None:
         self.path = path
         self._clock = clock

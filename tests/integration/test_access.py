@@ -168,5 +168,5 @@ def test_token_formats(value: str, names: list[str]) -> None:
 def test_a_bad_token_setting_is_explained_without_echoing_the_token() -> None:
     with pytest.raises(ValueError) as short:
         parse_tokens("a:tooshort")
-    assert "16 characters" in str(short.value) and "tooshort" not in str(short.value)
+    assert "24 characters" in str(short.value) and "tooshort" not in str(short.value)
     assert "old-token" not in repr(parse_tokens(OLD))

@@ -477,8 +477,13 @@ def test_zendesk_webhook_to_internal_note_routed_by_what_each_kind_needs(
         with TestClient(deploy.build_webhook_app(Settings(), route=modal_app.route)) as client:
             assert client.get("/healthz").status_code == 200
             assert client.get("/v1/jobs").status_code == 404  # only the webhook routes are public
-            assert client.post("/webhooks/zendesk", content=body).status_code == 401
-            headers = {SIGNATURE_HEADER: sign("whsec", timestamp, body), TIMESTAMP_HEADER: timestamp}
+            json_type = {"Content-Type": "application/json"}
+            assert client.post("/webhooks/zendesk", content=body, headers=json_type).status_code == 401
+            headers = {
+                SIGNATURE_HEADER: sign("whsec", timestamp, body),
+                TIMESTAMP_HEADER: timestamp,
+                **json_type,
+            }
             accepted = client.post("/webhooks/zendesk", content=body, headers=headers)
         assert accepted.status_code == 202, accepted.text
 

@@ -176,7 +176,8 @@ def test_bad_signatures_are_refused_with_no_side_effects(
         timestamp = (clock.now + shift).strftime("%Y-%m-%dT%H:%M:%SZ")
         headers = {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(SECRET, timestamp, raw)}
 
-    response = client.post("/webhooks/zendesk", content=raw, headers=headers)
+    json_body = {"Content-Type": "application/json"}  # (without it: 415 before any signature check)
+    response = client.post("/webhooks/zendesk", content=raw, headers={**json_body, **headers})
 
     assert response.status_code == 401, response.text
     assert "refused" in response.json()["detail"]
@@ -203,7 +204,7 @@ def test_without_a_secret_the_endpoint_refuses_unless_unsigned_is_allowed(
     assert refusing.ledger.list_jobs() == []
 
     trial = make_services(zendesk_webhook_secret=None, zendesk_allow_unsigned=True)
-    with TestClient(create_app(trial)) as client:
+    with TestClient(create_app(trial), base_url="http://127.0.0.1") as client:  # unsigned: loopback only
         assert client.post("/webhooks/zendesk", json={"ticket_id": 1}).status_code == 202
         clock.advance(1)
         again = client.post("/webhooks/zendesk", json={"ticket_id": 1})  # a new trial scans again

@@ -2,12 +2,14 @@
 
 Every test records what it observed with ``outcomes.record(area, case, outcome)``; at the end of
 the session the table is written to RELIABILITY.md (with the date and commit), the way the bench
-scripts write BENCHMARKS.md. The SSRF block is ON here: no fixture admits private addresses
-unless a test names the one it needs.
+scripts write BENCHMARKS.md — only when asked (``make reliability`` sets
+IMAGEMATCH_WRITE_RELIABILITY=1), so ``make test`` and partial runs leave the tracked file alone.
+The SSRF block is ON here: no fixture admits private addresses unless a test names the one it needs.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from tests.conftest import REPO
 ZENDESK_SECRET = "zendesk-webhook-secret-for-tests"  # test fixtures, not credentials
 CATALOG_SECRET = "catalog-webhook-secret-for-tests"
 REPORT = REPO / "RELIABILITY.md"
+WRITE_REPORT_ENV = "IMAGEMATCH_WRITE_RELIABILITY"
 AREAS = {"bad-input": "Bad input", "security": "Security", "faults": "Faults"}
 
 
@@ -55,12 +58,16 @@ def _commit() -> str:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if not _OUTCOMES.rows:
-        return
+    if _OUTCOMES.rows and os.environ.get(WRITE_REPORT_ENV) == "1":
+        _write_report(exitstatus)
+
+
+def _write_report(exitstatus: int) -> None:
     lines = [
         "# Reliability",
         "",
-        "Written by `tests/reliability/` (part of `make test`): each case → what the running service",
+        "Written by `make reliability` (runs `tests/reliability/`, also part of `make test`, which",
+        "does not write this file): each case → what the running service",
         "did. 127.0.0.1 only; the SSRF block is on unless a case names what it admits.",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit `{_commit()}`"

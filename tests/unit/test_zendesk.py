@@ -172,8 +172,9 @@ def test_client_classifies_failures(
 def test_a_note_marker_matches_its_own_attachment_only() -> None:
     from imagematch.sources.zendesk.notes import _mentions
 
-    note_for_123 = [{"html_body": "<p>Top products…</p><p>ref imagematch-note:123</p>"}]
-    assert not _mentions(note_for_123, note_marker("12"))
-    assert not _mentions([{"body": "ref imagematch-note:1234"}], note_marker("123"))
-    assert _mentions(note_for_123, note_marker("123"))
-    assert _mentions([{"plain_body": "ref imagematch-note:12"}], note_marker("12"))
+    ours = {"public": False, "author_id": 9}
+    note_for_123 = [{"html_body": "<p>Top products…</p><p>ref imagematch-note:123</p>", **ours}]
+    assert not _mentions(note_for_123, note_marker("12"), author_id=9)
+    assert not _mentions([{"body": "ref imagematch-note:1234", **ours}], note_marker("123"), author_id=9)
+    assert _mentions(note_for_123, note_marker("123"), author_id=9)
+    assert _mentions([{"plain_body": "ref imagematch-note:12", **ours}], note_marker("12"), author_id=9)

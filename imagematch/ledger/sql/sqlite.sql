@@ -68,6 +68,13 @@ BEGIN
     VALUES (NEW.id, OLD.attempts, OLD.worker_id, NEW.status, NEW.error_kind, NEW.last_error,
             NEW.next_attempt_at, NEW.updated_at);
 END;
+-- Console sessions ended by logout (issue 26), kept until they would have expired anyway.
+CREATE TABLE IF NOT EXISTS console_session_revocations (
+    session_id TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS console_session_revocations_expiry
+    ON console_session_revocations (expires_at);
 
 -- name: has_global_keys
 -- A ledger created before keys were scoped by kind: its column is UNIQUE on its own.
@@ -351,3 +358,10 @@ SELECT COUNT(*) AS n FROM entities
 WHERE index_version IS NULL OR index_version <> :index_version;
 -- name: list_attempts
 SELECT * FROM image_job_attempts WHERE job_id = :job_id ORDER BY id;
+-- name: prune_session_revocations
+DELETE FROM console_session_revocations WHERE expires_at < :now;
+-- name: revoke_session
+INSERT OR IGNORE INTO console_session_revocations (session_id, expires_at)
+VALUES (:session_id, :expires_at);
+-- name: session_revoked
+SELECT 1 FROM console_session_revocations WHERE session_id = :session_id AND expires_at >= :now;

@@ -91,6 +91,10 @@ class ProductChanged(_Event):
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ValueError(f"images must be http(s) URLs; got {url[:200]!r}")
+        page = product.metadata.get("url")
+        if page is not None and urlsplit(str(page).strip()).scheme not in ("http", "https"):
+            # The console links to it: a javascript: or data: URL would run in the operator's session.
+            raise ValueError(f"metadata.url must be an http(s) URL; got {str(page)[:200]!r}")
         return product
 
     @property

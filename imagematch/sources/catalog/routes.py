@@ -76,10 +76,12 @@ def catalog_webhook_router(
         ``{"event": "product.deleted", "product_id": "…"}``. Headers: ``X-Imagematch-Timestamp``
         (unix seconds) and ``X-Imagematch-Signature: sha256=<hex HMAC-SHA256(secret,
         "<timestamp>." + body)>``. 202 with the new job; 200 with the existing one when the same
-        body was delivered before; 401 bad signature; 422 malformed event; 503 no secret set.
-        """
-        body = await read_webhook_body(request)
-        _check_signature(settings, body, request, clock())
+        body was delivered before; 401 bad signature; 403/415: see ``read_webhook_body``; 422
+        malformed event; 503 no secret set."""
+        secret = _catalog_secret(settings)
+        body = await read_webhook_body(request, signed=secret is not None)
+        if secret is not None:
+            _check_signature(settings, secret, body, request, clock())
         refuse_deep_json(body)  # 422, not a parser's RecursionError (500)
         try:
             event, raw = parse_catalog_event(body)
@@ -98,18 +100,20 @@ def catalog_webhook_router(
     return router
 
 
-def _check_signature(settings: Settings, body: bytes, request: Request, now: datetime) -> None:
-    """Refuse (401) an event whose signature does not verify; 503 when no secret is set (unless
-    unsigned events are allowed)."""
-    secret = require_webhook_secret(
+def _catalog_secret(settings: Settings) -> str | None:
+    """The signing secret; ``None`` when unsigned events are allowed and no secret is set;
+    503 when neither."""
+    return require_webhook_secret(
         settings.catalog_webhook_secret,
         allow_unsigned=settings.catalog_allow_unsigned,
         what="catalog webhooks",
         secret_env="IMAGEMATCH_CATALOG_WEBHOOK_SECRET",
         unsigned_env="IMAGEMATCH_CATALOG_ALLOW_UNSIGNED",
     )
-    if secret is None:
-        return
+
+
+def _check_signature(settings: Settings, secret: str, body: bytes, request: Request, now: datetime) -> None:
+    """Refuse (401) an event whose signature does not verify."""
     try:
         verify_catalog_signature(
             secret,

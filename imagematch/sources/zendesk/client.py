@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from imagematch.config import Settings
+from imagematch.config import Settings, redact_url
 from imagematch.errors import PermanentError, SubjectGoneError, TransientError
 from imagematch.fetch import raise_for_http_status
 
@@ -81,7 +81,9 @@ class ZendeskClient:
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ZendeskNotConfiguredError(f"Zendesk base URL must be http(s)://host, got {base_url!r}")
+            raise ZendeskNotConfiguredError(
+                f"Zendesk base URL must be http(s)://host, got {redact_url(base_url)!r}"
+            )
         self._origin = (parts.scheme, parts.netloc.lower())
         self.host: str = parts.hostname
         self._authorization = authorization
@@ -157,6 +159,15 @@ class ZendeskClient:
             meta, links = page.get("meta") or {}, page.get("links") or {}
             url = links.get("next") if meta.get("has_more") and links.get("next") else None
             params = None  # the next link carries the cursor and the page size
+
+    def current_user_id(self) -> int:
+        """The id of the user these credentials act as (``GET /api/v2/users/me``): the author of
+        every note imagematch posts. TransientError when the answer names no user."""
+        user = self._request("GET", "/api/v2/users/me.json", what="the API user").get("user")
+        if not isinstance(user, dict) or not isinstance(user.get("id"), int) or user["id"] <= 0:
+            # An anonymous user (id null or 0) means the credentials were not accepted as a user.
+            raise TransientError("Zendesk the API user: answer names no signed-in user")
+        return int(user["id"])
 
     def get_ticket(self, ticket_id: str) -> dict[str, Any]:
         """The ticket (``updated_at`` is what a ``safe_update`` is checked against)."""

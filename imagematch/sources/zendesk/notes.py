@@ -8,8 +8,9 @@ Zendesk has no idempotency key for ticket updates, so "exactly once" is built fr
 2. **A marker in the note.** Every note ends with ``imagematch-note:{attachment}``. The job's
    ``processing`` state is recorded (claim) before the PUT and ``complete`` after it; a job run
    again after a crash between the two (lease expired, swept, re-claimed) or re-queued by hand
-   first lists the ticket's comments: the marker found means the note is there, so it completes
-   without posting.
+   first lists the ticket's comments: the marker found in a private comment by the API user
+   (``users/me``) means the note is there, so it completes without posting. A marker anyone else
+   writes (a customer's comment, a file name) does not count.
 3. **A conditional PUT.** The ticket's ``updated_at`` is read *before* the comments are searched,
    and the note is sent with ``safe_update`` + ``updated_stamp``: if anything (another worker that
    took over an expired lease, an agent) changed the ticket after that read, Zendesk answers 409
@@ -196,13 +197,16 @@ def render_note(
     return "".join(lines)
 
 
-def _mentions(comments: Iterable[dict[str, Any]], marker: str) -> bool:
-    """Whether a comment carries exactly ``marker``: ``imagematch-note:12`` is not found in a
-    note for attachment 123 (a marker ends where the id ends)."""
+def _mentions(comments: Iterable[dict[str, Any]], marker: str, *, author_id: int) -> bool:
+    """Whether one of our notes carries exactly ``marker``: ``imagematch-note:12`` is not found
+    in a note for attachment 123 (a marker ends where the id ends). Only private comments written
+    by ``author_id`` (the API user) count: a customer or another agent who writes the marker
+    (in a comment or a file name) cannot suppress the note."""
     exact = re.compile(rf"(?<![\w:-]){re.escape(marker)}(?![\w-])")
     return any(
         exact.search(str(comment.get(field) or ""))
         for comment in comments
+        if comment.get("public") is False and comment.get("author_id") == author_id
         for field in ("html_body", "plain_body", "body")
     )
 
@@ -233,6 +237,7 @@ class ZendeskNoteHandler:
         self._lease_seconds = lease_seconds
         self._links = links
         self._public_url = public_url.rstrip("/") if public_url else None
+        self._api_user_id: int | None = None
 
     def __call__(self, job: ImageJob, payload: ZendeskNotePayload) -> None:
         if not self._enabled:
@@ -252,10 +257,11 @@ class ZendeskNoteHandler:
             confidence=payload.confidence,
             band=payload.band,
         )
+        author_id = self._author_id(client)
         for _ in range(CONFLICT_ROUNDS):
             # Stamp first, then look: a note that lands after this read makes our PUT conflict.
             stamp = client.get_ticket(ticket_id).get("updated_at")
-            if _mentions(client.iter_comments(ticket_id), marker):
+            if _mentions(client.iter_comments(ticket_id), marker, author_id=author_id):
                 return None  # already posted (a run that crashed after its PUT, or another worker)
             self._confirm_lease(job)
             try:
@@ -264,6 +270,12 @@ class ZendeskNoteHandler:
                 continue  # the ticket changed since the read: look again before posting
             return None
         raise TransientError(f"ticket {ticket_id} kept changing while the note was posted; will retry")
+
+    def _author_id(self, client: ZendeskClient) -> int:
+        """The API user's id, asked once per handler (the credentials do not change under it)."""
+        if self._api_user_id is None:
+            self._api_user_id = client.current_user_id()
+        return self._api_user_id
 
     def _job_url(self, payload: ZendeskNotePayload) -> str | None:
         image_job = payload.image_job_id

@@ -45,11 +45,14 @@ def zendesk_webhook_router(
     @router.post("/webhooks/zendesk", status_code=202, response_model=WebhookAccepted)
     async def zendesk_webhook(request: Request) -> JSONResponse:
         """A Zendesk ticket event. 202 when a scan of the ticket is queued; 200 when this very
-        delivery was accepted before; 401 bad or expired signature (nothing is stored); 422 no
-        ticket id in the body; 503 no signing secret configured."""
-        body = await read_webhook_body(request)
+        delivery was accepted before; 401 bad or expired signature (nothing is stored); 403/415
+        see ``read_webhook_body``; 422 no ticket id in the body; 503 no signing secret configured."""
+        secret = _zendesk_secret(settings)
+        body = await read_webhook_body(request, signed=secret is not None)
         timestamp = request.headers.get(TIMESTAMP_HEADER)
-        _check_signature(settings, body, request.headers.get(SIGNATURE_HEADER), timestamp, clock())
+        if secret is not None:
+            signature = request.headers.get(SIGNATURE_HEADER)
+            _check_signature(settings, secret, body, signature, timestamp, clock())
         refuse_deep_json(body)  # 422, not a parser's RecursionError (500)
         try:
             # Unsigned (local trial) deliveries have no timestamp: each one counts as new.
@@ -77,20 +80,22 @@ def zendesk_webhook_router(
     return router
 
 
-def _check_signature(
-    settings: Settings, body: bytes, signature: str | None, timestamp: str | None, now: datetime
-) -> None:
-    """Refuse (401) a delivery whose signature does not verify; 503 when no secret is set (unless
-    unsigned deliveries are allowed)."""
-    secret = require_webhook_secret(
+def _zendesk_secret(settings: Settings) -> str | None:
+    """The signing secret; ``None`` when unsigned deliveries are allowed and no secret is set;
+    503 when neither."""
+    return require_webhook_secret(
         settings.zendesk_webhook_secret,
         allow_unsigned=settings.zendesk_allow_unsigned,
         what="Zendesk webhooks",
         secret_env="IMAGEMATCH_ZENDESK_WEBHOOK_SECRET to the webhook's signing secret",
         unsigned_env="IMAGEMATCH_ZENDESK_ALLOW_UNSIGNED",
     )
-    if secret is None:
-        return
+
+
+def _check_signature(
+    settings: Settings, secret: str, body: bytes, signature: str | None, timestamp: str | None, now: datetime
+) -> None:
+    """Refuse (401) a delivery whose signature does not verify."""
     try:
         verify_signature(
             secret=secret,
