@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from imagematch.app import Services
 from imagematch.console import data
-
-if TYPE_CHECKING:
-    from imagematch.console.tryout import PageRenderer
+from imagematch.console.pages import PageRenderer
 
 __all__ = ["catalog_routes"]
 
@@ -54,6 +52,8 @@ def catalog_routes(router: APIRouter, services: Services, page: PageRenderer) ->
                 candidates = [c for c in candidates if needle in f"{c['id']} {c['name']}".lower()]
             total = len(candidates)
             rows = candidates[offset : offset + PAGE_SIZE]
+            for row in rows:
+                row["thumb"] = data.product_thumbnail(services, index, row["id"]) if row["images"] else None
         return page(
             request,
             "catalog.html",
@@ -66,6 +66,7 @@ def catalog_routes(router: APIRouter, services: Services, page: PageRenderer) ->
             views=VIEWS,
             offset=offset,
             page_size=PAGE_SIZE,
+            now=services.clock(),
         )
 
     @router.get("/ui/catalog/{product_id:path}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from imagematch.access import check_csrf_field
 from imagematch.app import Services
 from imagematch.console import data
+from imagematch.console.pages import PageRenderer
 from imagematch.errors import ImageMatchError, PermanentError
 from imagematch.images import sha256_hex
 from imagematch.job_kinds import MatchImagePayload, image_ref_for_blob, new_job
@@ -19,10 +20,6 @@ from imagematch.models import MatchRequest
 __all__ = ["try_routes"]
 
 FRAGMENT_HEADER = "x-console-fragment"  # the page's script asks for the results panel only
-
-
-class PageRenderer(Protocol):
-    def __call__(self, request: Request, name: str, **context: Any) -> HTMLResponse: ...
 
 
 def _read_upload(upload: UploadFile | None, max_bytes: int) -> bytes | None:
@@ -103,6 +100,7 @@ def try_routes(
         else:
             return render(request, status_code=422, error="choose a photo or give its URL first", category="")
         job, created = services.ledger.submit(new_job(payload, source="console", idempotency_key=key))
-        if created:
-            dispatch([job.id])
+        if not created:  # the jobs page says so and scrolls to the existing row
+            return RedirectResponse(f"/ui/jobs?highlight={job.id}&duplicate=1#job-{job.id}", status_code=303)
+        dispatch([job.id])
         return RedirectResponse(f"/ui/jobs?highlight={job.id}", status_code=303)
