@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
-from imagematch.ledger.base import Clock, JobAttempt, SweepReport, utcnow
+from imagematch.ledger.base import Clock, JobAttempt, SweepReport, numbered_attempts, utcnow
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["FunctionLedger", "prediction_json"]
@@ -231,4 +231,5 @@ class FunctionLedger(ABC):
 
     def list_attempts(self, job_id: int) -> list[JobAttempt]:
         rows = self._select("image_job_attempts", where={"job_id": job_id})
-        return [JobAttempt.model_validate(r) for r in sorted(rows, key=lambda r: int(r["id"]))]
+        ordered = sorted(rows, key=lambda r: int(r["id"]))
+        return numbered_attempts([JobAttempt.model_validate(r) for r in ordered])
