@@ -54,6 +54,10 @@
       document.getElementById("selected-include-permanent").value = include && include.checked ? "true" : "false";
     });
   }
+  // Health chart on a narrow screen: show its right end (the current hour) first.
+  Array.prototype.forEach.call(document.querySelectorAll(".chart-wrap"), function (wrap) {
+    wrap.scrollLeft = wrap.scrollWidth;
+  });
   var highlighted = document.querySelector("tr.highlight");
   if (highlighted) highlighted.scrollIntoView({ block: "center" });
 
