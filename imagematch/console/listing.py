@@ -54,10 +54,10 @@ class JobFilter:
     def _matches_search(self, job: ImageJob, best_product: Callable[[int], str | None]) -> bool:
         needle = self.q.strip().lstrip("#").lower()
         entity = job_entity(job)
-        if needle.isdigit() and int(needle) == job.id:
-            return True
         if entity is not None and needle in (str(entity).lower(), entity.entity_id.lower()):
             return True
+        if needle.isdigit():  # a number names a job or an entity, never part of a hash
+            return int(needle) == job.id
         if needle in _searchable(job):
             return True
         return self.product_id is not None and best_product(job.id) == self.product_id
