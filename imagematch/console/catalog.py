@@ -53,7 +53,9 @@ def catalog_routes(router: APIRouter, services: Services, page: PageRenderer) ->
             total = len(candidates)
             rows = candidates[offset : offset + PAGE_SIZE]
             for row in rows:
-                row["thumb"] = data.product_thumbnail(services, index, row["id"]) if row["images"] else None
+                row["thumb"] = (
+                    data.product_thumbnail(services, index, str(row["id"])) if row["images"] else None
+                )
         return page(
             request,
             "catalog.html",
