@@ -41,6 +41,7 @@ __all__ = [
     "check_csrf_field",
     "is_loopback_host",
     "parse_tokens",
+    "principal_of",
 ]
 
 SESSION_COOKIE = "imagematch_session"
@@ -200,6 +201,8 @@ class AccessControl:
             )
         bearer = self._bearer(request) if self.enabled else None
         cookie = self._session(request) if self.enabled and bearer is None else None
+        who = bearer or cookie
+        request.state.principal = who.name if who else None  # read with principal_of
         if self.enabled and bearer is None and cookie is None and not _is_open(path):
             if path == "/" or path.startswith("/ui"):
                 target = path + (f"?{request.url.query}" if request.url.query else "")
@@ -263,6 +266,13 @@ class _AccessMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def principal_of(request: Request) -> str | None:
+    """The name of the token (or the console session's token) that authenticated ``request``;
+    ``None`` when the service runs without tokens."""
+    name = getattr(request.state, "principal", None)
+    return name if isinstance(name, str) else None
 
 
 def _passes_through(path: str) -> bool:

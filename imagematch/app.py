@@ -16,6 +16,7 @@ from imagematch.blobs import BlobStore
 from imagematch.catalog_sync import LiveCatalog
 from imagematch.config import Settings
 from imagematch.embedder import Embedder, ModelNotLoaded, load_embedder
+from imagematch.feedback import Feedback
 from imagematch.fetch import ImageFetcher
 from imagematch.images import DecodeGate, ImageLimits
 from imagematch.index import IndexHandle, SnapshotStore
@@ -72,6 +73,8 @@ class Services:
     remote_matcher: Callable[[bytes, MatchRequest], MatchResult] | None = None
     # Entity matches from stored photo vectors, re-matched on catalog changes (set by build_services).
     entities: EntityMatching = field(init=False)
+    # Labels on answers (POST /v1/jobs/{id}/feedback, the console, eval --learn-from).
+    feedback: Feedback = field(init=False)
 
     def use_catalog_updater(self, updater: CatalogUpdater) -> None:
         """Apply ``catalog_event`` jobs with ``updater`` (without one, workers skip them), then
@@ -198,6 +201,7 @@ def build_services(
     _register_entities(services)
     _register_core_kinds(services, catalog_updater)
     _register_zendesk(services)
+    services.feedback = Feedback(services.ledger, services.kinds, lambda: services.index.get().products)
     for kind in (JobKind.MATCH_IMAGE, JobKind.ZENDESK_IMAGE):  # the photo kinds
         services.photos.on_complete(kind, services.entities.record_photo)
     return services

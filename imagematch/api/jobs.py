@@ -65,7 +65,8 @@ def jobs_router(services: Services) -> APIRouter:
         job = await run_in_threadpool(ledger.get_job, job_id)
         if job is None:
             raise HTTPException(404, f"no job {job_id}")
-        return JobOut.of(job, await run_in_threadpool(ledger.get_prediction, job_id))
+        prediction = await run_in_threadpool(ledger.get_prediction, job_id)
+        return JobOut.of(job, prediction, await run_in_threadpool(ledger.current_label, job_id))
 
     @router.get("/v1/jobs", response_model=JobPage)
     async def list_jobs(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from imagematch.labels import Label
 from imagematch.models import ImageJob, JobStatus, Prediction
 
 __all__ = ["JobOut", "JobPage", "PredictionPage"]
@@ -22,9 +23,10 @@ class JobOut(BaseModel):
     created_at: str
     updated_at: str
     prediction: Prediction | None = None
+    label: Label | None = None  # the current label (imagematch.labels); history: GET /v1/feedback
 
     @classmethod
-    def of(cls, job: ImageJob, prediction: Prediction | None = None) -> JobOut:
+    def of(cls, job: ImageJob, prediction: Prediction | None = None, label: Label | None = None) -> JobOut:
         return cls(
             id=job.id,
             status=job.status,
@@ -38,6 +40,7 @@ class JobOut(BaseModel):
             created_at=job.created_at.isoformat(),
             updated_at=job.updated_at.isoformat(),
             prediction=prediction,
+            label=label,
         )
 
 

@@ -19,6 +19,7 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
+from imagematch.labels import LabelStore
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["Clock", "JobAttempt", "Ledger", "SweepReport", "utcnow"]
@@ -61,8 +62,9 @@ def numbered_attempts(attempts: list[JobAttempt]) -> list[JobAttempt]:
     return [a.model_copy(update={"attempt": n}) for n, a in enumerate(attempts, start=1)]
 
 
-class Ledger(Protocol):
-    """Jobs and predictions. All methods are safe to call from several threads and processes."""
+class Ledger(LabelStore, Protocol):
+    """Jobs, predictions and labels (:class:`~imagematch.labels.LabelStore`). All methods are
+    safe to call from several threads and processes."""
 
     def migrate(self) -> None:
         """Create or upgrade the schema (idempotent)."""

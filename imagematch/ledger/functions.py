@@ -12,6 +12,7 @@ from typing import Any
 
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
 from imagematch.ledger.base import Clock, JobAttempt, SweepReport, numbered_attempts, utcnow
+from imagematch.ledger.function_labels import FunctionLabels
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["FunctionLedger", "prediction_json"]
@@ -28,7 +29,7 @@ def prediction_json(prediction: NewPrediction) -> dict[str, Any]:
     }
 
 
-class FunctionLedger(ABC):
+class FunctionLedger(FunctionLabels, ABC):
     def __init__(self, *, clock: Clock = utcnow) -> None:
         self._clock = clock
 

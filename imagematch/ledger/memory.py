@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
 from imagematch.ledger.base import Clock, JobAttempt, SweepReport, numbered_attempts, utcnow
+from imagematch.ledger.memory_labels import MemoryLabels
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["MemoryLedger"]
@@ -17,7 +18,7 @@ __all__ = ["MemoryLedger"]
 _RETRYABLE = (JobStatus.FAILED, JobStatus.SKIPPED, JobStatus.COMPLETE)
 
 
-class MemoryLedger:
+class MemoryLedger(MemoryLabels):
     def __init__(self, *, clock: Clock = utcnow) -> None:
         self._clock = clock
         self._lock = threading.RLock()

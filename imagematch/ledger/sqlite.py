@@ -23,6 +23,7 @@ from imagematch.errors import TransientError
 from imagematch.ledger.base import Clock, JobAttempt, SweepReport, numbered_attempts, utcnow
 from imagematch.ledger.sql import load_queries
 from imagematch.ledger.sqlite_conn import SqliteWriter, open_connection
+from imagematch.ledger.sqlite_labels import LABELS_SCHEMA, SqliteLabels
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["SqliteLedger"]
@@ -65,7 +66,7 @@ def _prediction(row: sqlite3.Row) -> Prediction:
     return Prediction.model_validate(data)
 
 
-class SqliteLedger:
+class SqliteLedger(SqliteLabels):
     def __init__(self, path: Path, *, clock: Clock = utcnow, busy_timeout_s: float = 30.0) -> None:
         self.path = path
         self._clock = clock
@@ -108,8 +109,8 @@ class SqliteLedger:
                 conn.execute("PRAGMA foreign_keys = OFF")
                 conn.executescript(Q["scope_keys_by_kind"])
                 conn.execute("PRAGMA foreign_keys = ON")
-            conn.executescript(Q["schema"])
-            conn.executescript(Q["schema_entities"])
+            for schema in (Q["schema"], Q["schema_entities"], LABELS_SCHEMA):
+                conn.executescript(schema)
             columns = {row["name"] for row in conn.execute(Q["prediction_columns"])}
             for column in ("quality", "image_sha256"):
                 if column not in columns:
@@ -239,10 +240,9 @@ class SqliteLedger:
         )
 
     def requeue(self, job_id: int) -> ImageJob | None:
-        def write(conn: sqlite3.Connection) -> sqlite3.Row | None:
+        def write(conn: sqlite3.Connection) -> Any:  # the job's row, or None
             conn.execute(Q["requeue"], {"id": job_id, "now": self._now()})
-            row: sqlite3.Row | None = conn.execute(Q["job_by_id"], {"id": job_id}).fetchone()
-            return row
+            return conn.execute(Q["job_by_id"], {"id": job_id}).fetchone()
 
         row = self._write(write)
         return _job(row) if row else None
