@@ -166,3 +166,23 @@ def test_small_things_plurals_kind_labels_duplicates(client: TestClient, service
     page = client.get("/ui/jobs").text
     assert "Photo</span>" in page and "match image" not in page
     assert "min ago" in page or " s ago" in page
+
+
+def test_a_label_shows_on_the_job_page_and_leaves_the_review_queue(
+    client: TestClient, services: Services
+) -> None:
+    job = upload(client, image_bytes(PALETTE["red"]))
+    other = upload(client, image_bytes(PALETTE["blue"]))
+    services.make_worker().drain()
+    headers = {"X-CSRF-Token": csrf(client)}  # what label.js sends with the session cookie
+    body = {"verdict": "corrected", "product_id": "P-green", "comment": None}
+    assert client.post(f"/v1/jobs/{job}/feedback", json=body, headers=headers).status_code == 201
+    page = client.get(f"/ui/jobs/{job}").text
+    label = page.split('class="current-label"')[1].split("</p>")[0]
+    assert "hidden" not in label.split(">")[0] and "Corrected to" in label and "P-green" in label
+    assert "1 photo to review" in client.get("/ui/review").text
+    assert f'id="review-{other}"' in client.get("/ui/review").text
+    entity_free = client.get("/ui/review").text
+    assert f'id="review-{job}"' not in entity_free
+    assert client.delete(f"/v1/jobs/{job}/feedback", headers=headers).status_code in (200, 204)
+    assert "2 photos to review" in client.get("/ui/review").text

@@ -106,9 +106,11 @@
     if (target.classList.contains("pick")) {
       label(scope, target.getAttribute("data-verdict"), target.getAttribute("data-product"));
     } else if (target.classList.contains("picker-option")) {
-      var first = scope.querySelector(".pick[data-product]");
       var chosen = target.getAttribute("data-product");
-      var verdict = first && first.getAttribute("data-product") === chosen ? "confirmed" : "corrected";
+      var inAnswer = Array.prototype.some.call(scope.querySelectorAll(".pick[data-product]"), function (b) {
+        return b.getAttribute("data-product") === chosen;
+      });
+      var verdict = inAnswer ? "confirmed" : "corrected"; // "confirmed": one of our top-5 is right
       scope.querySelector(".picker").hidden = true;
       label(scope, verdict, chosen);
     } else if (target.classList.contains("other")) {
