@@ -46,7 +46,7 @@ def _upload(server: Server, photo: Path, entity: str | None = None) -> int:
 
 def _answered(driver: WebDriver, server: Server, ids: list[int]) -> None:
     for job in ids:
-        _wait(driver, lambda _: server.api.get(f"/v1/jobs/{job}").json()["status"] == "complete", 120)
+        _wait(driver, lambda _, job=job: server.api.get(f"/v1/jobs/{job}").json()["status"] == "complete", 120)
 
 
 def _label(server: Server, job: int) -> dict[str, object] | None:
@@ -157,12 +157,12 @@ def test_the_review_queue_triages_from_the_keyboard(
         body.send_keys("k")
         assert _current(console) == first
         body.send_keys("1")  # this one: the top-1 → confirmed, and the queue moves on
-        _wait(console, lambda d: _remaining(d) == start - 1 and _current(d) != first)
+        _wait(console, lambda d, n=start - 1, was=first: _remaining(d) == n and _current(d) != was)
         assert (_label(server, first) or {}).get("verdict") == "confirmed"
         assert f"{start - 1} photo" in console.find_element(By.ID, "remaining").text
         nxt = _current(console)
         body.send_keys("n")
-        _wait(console, lambda d: _remaining(d) == start - 2)
+        _wait(console, lambda d, n=start - 2: _remaining(d) == n)
         assert (_label(server, nxt) or {}).get("verdict") == "not_in_catalog"
         assert _no_sideways_scroll(console)
         if width == 1280:
@@ -170,7 +170,7 @@ def test_the_review_queue_triages_from_the_keyboard(
             _save(console, "console-review.png")
         target = _current(console)
         console.find_element(By.TAG_NAME, "body").send_keys(Keys.ENTER)
-        _wait(console, lambda d: d.current_url.endswith(f"/ui/jobs/{target}"))
+        _wait(console, lambda d, job=target: d.current_url.endswith(f"/ui/jobs/{job}"))
     console.set_window_size(1280, 900)
 
 
