@@ -46,7 +46,8 @@ def _upload(server: Server, photo: Path, entity: str | None = None) -> int:
 
 def _answered(driver: WebDriver, server: Server, ids: list[int]) -> None:
     for job in ids:
-        _wait(driver, lambda _, job=job: server.api.get(f"/v1/jobs/{job}").json()["status"] == "complete", 120)
+        done = lambda _, job=job: server.api.get(f"/v1/jobs/{job}").json()["status"] == "complete"  # noqa: E731
+        _wait(driver, done, 120)
 
 
 def _label(server: Server, job: int) -> dict[str, object] | None:
