@@ -21,6 +21,7 @@ from imagematch.fetch import ImageFetcher
 from imagematch.images import DecodeGate, ImageLimits
 from imagematch.index import IndexHandle, SnapshotStore
 from imagematch.job_kinds import JobKinds, JobKindSpec, MatchImagePayload
+from imagematch.learning import LearningLoop, LearnPayload
 from imagematch.ledger import Clock, Ledger, SweepReport, open_ledger_for, utcnow
 from imagematch.maintenance import record_sweep
 from imagematch.matches_webhook import MatchesWebhook
@@ -75,6 +76,7 @@ class Services:
     entities: EntityMatching = field(init=False)
     # Labels on answers (POST /v1/jobs/{id}/feedback, the console, eval --learn-from).
     feedback: Feedback = field(init=False)
+    learning: LearningLoop = field(init=False)  # labels → learned references (imagematch.learning)
 
     def use_catalog_updater(self, updater: CatalogUpdater) -> None:
         """Apply ``catalog_event`` jobs with ``updater`` (without one, workers skip them), then
@@ -201,7 +203,7 @@ def build_services(
     _register_entities(services)
     _register_core_kinds(services, catalog_updater)
     _register_zendesk(services)
-    services.feedback = Feedback(services.ledger, services.kinds, lambda: services.index.get().products)
+    _register_learning(services, vectors)
     for kind in (JobKind.MATCH_IMAGE, JobKind.ZENDESK_IMAGE):  # the photo kinds
         services.photos.on_complete(kind, services.entities.record_photo)
     return services
@@ -282,6 +284,35 @@ def _register_entities(services: Services) -> None:
             needs_embedder=False,
         )
     )
+
+
+def _register_learning(services: Services, vectors: PhotoVectorStore) -> None:
+    """Labels (:class:`Feedback`) and the ``learn`` kind that turns them into learned references:
+    it may embed a stored photo again (after a model switch) and edits the served index, so it
+    runs beside the model, like catalog events."""
+    services.learning = LearningLoop(
+        ledger=services.ledger,
+        index=services.index,
+        snapshots=services.snapshots,
+        photos=services.photos,
+        vectors=vectors,
+        blobs=services.blobs,
+        kinds=services.kinds,
+        entities=services.entities,
+        dispatch=services.dispatch,
+        clock=services.clock,
+        per_product=services.settings.learned_per_product,
+    )
+    services.kinds.register(
+        JobKindSpec(
+            kind=JobKind.LEARN,
+            payload=LearnPayload,
+            handler=services.learning.handle_learn,
+            needs_embedder=True,
+        )
+    )
+    services.feedback = Feedback(services.ledger, services.kinds, lambda: services.index.get().products)
+    services.feedback.on_change(services.learning.label_changed)
 
 
 def _register_zendesk(services: Services) -> None:

@@ -37,6 +37,9 @@ class BlobStore:
             os.replace(tmp, path)
         return digest
 
+    def has(self, digest: str) -> bool:
+        return self._path(digest).exists()
+
     def get(self, digest: str) -> bytes:
         """Raises :class:`SubjectGoneError` if the blob was deleted."""
         try:

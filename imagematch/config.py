@@ -191,6 +191,12 @@ class Settings(BaseSettings):
         description="Token(s) every /v1 route and /ui page requires: `token`, or `name:token,name2:token2` "
         "(several valid at once, for rotation). Unset: only loopback clients are served.",
     )
+    learned_per_product: int = Field(
+        50,
+        ge=0,
+        description="Learned references kept per product (the most recent confirmed or corrected "
+        'photos; 0: labels teach nothing). README "Learning loop".',
+    )
     thumbnail_retention_days: float = Field(
         90.0,
         gt=0,

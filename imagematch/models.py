@@ -124,6 +124,7 @@ class JobKind(StrEnum):
     ZENDESK_IMAGE = "zendesk_image"  # match one ticket attachment (fetched with Zendesk credentials)
     ZENDESK_NOTE = "zendesk_note"  # post one attachment's answer as an internal note, exactly once
     REMATCH = "rematch"  # recompute one entity's matches from stored photo vectors (catalog changed)
+    LEARN = "learn"  # recompute one product's learned references from its labels (imagematch.learning)
 
 
 class NewJob(BaseModel):

@@ -15,6 +15,7 @@ import hashlib
 import os
 import tempfile
 import time
+from collections.abc import Set
 from pathlib import Path
 
 import numpy as np
@@ -58,12 +59,13 @@ class PhotoVectorStore:
             return None
         return np.frombuffer(data, dtype="<f4").astype(np.float32)
 
-    def prune(self, *, older_than_days: float, now: float | None = None) -> int:
-        """Delete vectors written more than ``older_than_days`` ago; returns how many."""
+    def prune(self, *, older_than_days: float, now: float | None = None, keep: Set[str] = frozenset()) -> int:
+        """Delete vectors written more than ``older_than_days`` ago, but those of the photos in
+        ``keep`` (digests: e.g. learned references); returns how many."""
         cutoff = (time.time() if now is None else now) - older_than_days * 86_400
         removed = 0
         for path in self.root.glob("*/*/*.f32"):
-            if path.stat().st_mtime < cutoff:
+            if path.stem not in keep and path.stat().st_mtime < cutoff:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed

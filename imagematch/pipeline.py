@@ -177,6 +177,7 @@ class PhotoMatching:
         self.quality_bar = quality_bar or QualityBar()
         self._hooks: dict[str, list[CompletionHook]] = {}
         self._photo_hooks: list[PhotoHook] = []
+        self.loaders: dict[str, PhotoLoader[Any]] = {}  # by kind: where a labelled photo is read again
 
     def on_complete(self, kind: str, hook: CompletionHook) -> None:
         """Run ``hook`` after each photo of ``kind`` is matched (before its outcome is recorded)."""
@@ -231,6 +232,7 @@ class PhotoMatching:
 
     def kind(self, kind: str, payload: type[P], loader: PhotoLoader[P]) -> JobKindSpec[P]:
         """The job kind whose photos come from ``loader``: it needs the embedder."""
+        self.loaders[kind] = loader
         return JobKindSpec(
             kind=kind,
             payload=payload,

@@ -18,6 +18,7 @@ from imagematch.errors import ImageMatchError
 from imagematch.fetch import ImageFetcher
 from imagematch.images import sha256_hex
 from imagematch.index import ProductIndex, SnapshotStore
+from imagematch.index.learned import LearnedReference
 from imagematch.models import CatalogViews, Product, ProductScoring, Whitening
 from imagematch.pipeline import ImageLimits
 from imagematch.representation import Projection, fit_projection
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 Progress = Callable[[int], None]  # called with how many more images were handled
+LearnedSets = dict[str, tuple[LearnedReference, ...]]  # product id -> its learned references
 
 
 @dataclass(frozen=True)
@@ -108,10 +110,12 @@ def build_index(
     batch_size: int = 16,
     progress: Progress | None = None,
     executor: EmbeddingExecutor | None = None,
+    learned: LearnedSets | None = None,
 ) -> tuple[ProductIndex, BuildReport]:
     """Hash every product image, embed those the cache lacks through ``executor`` (default: this
     process, :class:`~index_builder.fanout.LocalExecutor`), fit the projection on the catalog's
-    whitening sample and return a fresh :class:`ProductIndex`."""
+    whitening sample and the ``learned`` references of its products, and return a fresh
+    :class:`ProductIndex` holding both."""
     recipe = recipe or CatalogRecipe()
     started = time.perf_counter()
     report = BuildReport(products=len(products))
@@ -141,13 +145,15 @@ def build_index(
             by_product[pid].append((uri, digest))
         else:
             report.failed_images.append(ImageProblem(pid, uri, failures.get(digest, "not embedded")))
+    learned = {pid: refs for pid, refs in (learned or {}).items() if pid in by_product}
     index = ProductIndex(
         embedder.embedder_id,
         embedder.dim,
-        projection=_fit(recipe, by_product, cached, level),
+        projection=_fit(recipe, by_product, cached, level, learned),
         scoring=recipe.scoring,
         catalog_views=recipe.views,
     )
+    index.learned = learned  # indexed with their products' catalog images by _fill
     _fill(index, products, by_product, cached, report, embedder.dim)
     report.seconds = time.perf_counter() - started
     return index, report
@@ -219,8 +225,10 @@ def _fit(
     by_product: dict[str, list[tuple[str, str]]],
     cached: dict[str, CachedImage],
     level: int,
+    learned: LearnedSets,
 ) -> Projection:
-    """The projection fitted on the view vectors of the catalog's whitening sample."""
+    """The projection fitted on the view vectors of the catalog's whitening sample, plus one row
+    per learned reference (real photos: the variation within a product a shoot brings)."""
     images = sorted(
         (digest, product_id)
         for product_id, pairs in by_product.items()
@@ -229,6 +237,9 @@ def _fit(
     )
     images = list(dict.fromkeys(images))
     rows = [cached[digest].views for digest, _ in images]
+    for product_id, refs in sorted(learned.items()):
+        images += [(ref.sha256, product_id) for ref in refs]
+        rows += [ref.vector.reshape(1, -1) for ref in refs]
     if not images:
         return Projection.identity()
     if recipe.whitening is Whitening.PRODUCT:
@@ -261,8 +272,10 @@ def build_and_publish(
     executor: EmbeddingExecutor | None = None,
     model: str | None = None,
     point: bool = True,
+    learned: LearnedSets | None = None,
 ) -> tuple[ProductIndex, BuildReport]:
-    """Load the catalog at ``source``, build its index and publish it as the new CURRENT snapshot.
+    """Load the catalog at ``source``, build its index (with the ``learned`` references of its
+    products) and publish it as the new CURRENT snapshot.
     Products no longer in the catalog lose their vectors. The catalog event order (the newest event
     per product, deletes included) carries over, so an event older than one applied before the
     rebuild — a retry in backoff, a manual retry, ``imagematch backfill --status all`` — is still
@@ -293,6 +306,7 @@ def build_and_publish(
         batch_size=batch_size,
         progress=progress,
         executor=executor,
+        learned=learned,
     )
     report.catalog_problems = catalog.problems
     index.continue_event_order(events)
@@ -333,18 +347,31 @@ def rebuild_catalog_index(
             executor=executor,
             model=services.model,
             point=point,
+            learned=services.learning.current_sets(services.embedder.embedder_id),
         )
     finally:
         cache.close()
     if snapshots is None:  # the served index: the console shows its reference images
         services.thumbnails.ensure_catalog(
-            [(image.uri, image.sha256) for image in index.images.values()],
+            [
+                (image.uri, image.sha256)
+                for image in index.images.values()
+                if index.is_catalog_image(image.vector_id)
+            ],
             lambda uri: read_uri(uri, services.fetcher),
             max_bytes=services.limits.max_bytes,
             max_pixels=services.limits.max_pixels,
         )
     if snapshots is None and point:  # the served index changed: every entity is re-matched
         services.entities.schedule_stale(reason="index rebuilt", index_version=index.served_version)
-        if services.photos.vectors is not None:  # nightly: stored vectors past their retention go
-            services.photos.vectors.prune(older_than_days=services.settings.thumbnail_retention_days)
+        _prune_photo_vectors(services)
     return index, report
+
+
+def _prune_photo_vectors(services: Services) -> None:
+    """Nightly: stored photo vectors past their retention go, but learned references' stay."""
+    if services.photos.vectors is not None:
+        services.photos.vectors.prune(
+            older_than_days=services.settings.thumbnail_retention_days,
+            keep=services.learning.learned_digests(),
+        )

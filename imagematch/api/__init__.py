@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from imagematch import __version__
 from imagematch.access import AccessControl
 from imagematch.api.entities import entities_router
-from imagematch.api.feedback import feedback_router
+from imagematch.api.feedback import feedback_router, products_router
 from imagematch.api.jobs import jobs_router, submit_router
 from imagematch.api.match import match_router
 from imagematch.api.stats import health_router, stats_router
@@ -82,6 +82,7 @@ def create_app(
     app.include_router(submit_router(services))
     app.include_router(jobs_router(services))
     app.include_router(feedback_router(services))
+    app.include_router(products_router(services))
     app.include_router(entities_router(services))
     app.include_router(stats_router(services))
     app.include_router(console_router(services, dispatch=services.dispatch))

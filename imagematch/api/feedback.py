@@ -21,7 +21,7 @@ from imagematch.feedback import FeedbackIn, JobWithoutPhotoError, UnknownJobErro
 from imagematch.labels import Label, Verdict
 from imagematch.ledger import Ledger
 
-__all__ = ["feedback_router", "given_by"]
+__all__ = ["feedback_router", "given_by", "products_router"]
 
 _EXPORT_PAGE = 1000
 
@@ -89,6 +89,13 @@ def feedback_router(services: Services) -> APIRouter:
         media = "text/csv" if format == "csv" else "application/x-ndjson"
         headers = {"Content-Disposition": f'attachment; filename="labels.{format}"'}
         return StreamingResponse(body, media_type=media, headers=headers)
+
+    return router
+
+
+def products_router(services: Services) -> APIRouter:
+    """``GET /v1/products``: the catalog search a label's product is picked with."""
+    router = APIRouter(tags=["feedback"])
 
     @router.get("/v1/products", response_model=ProductList)
     async def find_products(

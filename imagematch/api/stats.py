@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from imagematch import __version__
 from imagematch.app import Services
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
+from imagematch.feedback_stats import feedback_stats
 from imagematch.sources.catalog import pending_catalog_jobs
 
 __all__ = ["health_router", "stats_router"]
@@ -31,7 +32,8 @@ def stats_router(services: Services) -> APIRouter:
     @router.get("/v1/stats")
     async def stats() -> dict[str, Any]:
         """Job counts by status; the index's version, size, recipe and freshness (the last live
-        catalog event applied and its age), products without images and deleted-but-not-purged."""
+        catalog event applied and its age), products without images and deleted-but-not-purged;
+        ``feedback``: accuracy measured by the labels (7 and 30 days, per source and category)."""
         return await run_in_threadpool(collect_stats, services)
 
     return router
@@ -50,6 +52,10 @@ def collect_stats(services: Services) -> dict[str, Any]:
         out["index"] = index.stats(services.clock())
         # Entities whose matches were computed against an older index (or never): re-matches due.
         out["entities"] = {"stale": services.ledger.count_stale_entities(index.served_version)}
+        learned: int | None = index.learned_count
     except (IndexNotBuiltError, EmbedderMismatchError) as exc:
         out["index"] = {"version": None, "error": str(exc)}
+        learned = None
+    # What the labels say about our answers (imagematch.feedback_stats; the health page shows it).
+    out["feedback"] = feedback_stats(services.ledger, services.clock(), learned_references=learned)
     return out

@@ -62,15 +62,23 @@ def match(
         raise typer.Exit(code=1)
 
 
+_LEARN_FROM_HELP = (
+    "Labelled photos (lines like --queries) to learn from first, in a fresh data dir: each is "
+    "submitted as a job, labelled with its product_id, and becomes a learned reference."
+)
+
+
 def eval_(
     catalog: Annotated[Path, typer.Option(help="products.json of the catalog.", exists=True)],
     queries: Annotated[
         Path, typer.Option(help="queries.jsonl lines: image, product_id, split?", exists=True)
     ],
     limit: Annotated[int | None, typer.Option(help="Only the first N queries.")] = None,
+    learn_from: Annotated[Path | None, typer.Option(help=_LEARN_FROM_HELP, exists=True)] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Product-level recall@1/@5, MRR and images/s on labelled photos, overall and per split."""
+    """Product-level recall@1/@5, MRR and images/s on labelled photos, overall and per split.
+    With ``--learn-from``, after learning from those labelled photos the way production does."""
     from imagematch.app import build_services
     from imagematch.evaluation import evaluate, load_queries
     from imagematch.images import sha256_hex
@@ -78,6 +86,9 @@ def eval_(
     from index_builder import rebuild_catalog_index
 
     services = build_services(load_settings())
+    if learn_from is not None:
+        _eval_after_learning(services, catalog, queries, learn_from, limit=limit, as_json=as_json)
+        return
     data_dir = services.settings.data_dir
     # Each catalog gets its own index under data/eval/, so evaluating never replaces the served one.
     snapshots = SnapshotStore(data_dir / "eval" / sha256_hex(str(catalog.resolve()).encode())[:12], keep=2)
@@ -103,8 +114,48 @@ def eval_(
     _print_evaluation(services, index, report, result, as_json=as_json)
 
 
+def _eval_after_learning(
+    services: Services, catalog: Path, queries: Path, labels: Path, *, limit: int | None, as_json: bool
+) -> None:
+    """``eval --learn-from``: build the catalog in a fresh data dir, learn from ``labels`` through
+    the feedback path (:mod:`imagematch.learn_from`), then evaluate ``queries`` on the result."""
+    from imagematch.evaluation import evaluate, load_queries
+    from imagematch.learn_from import fresh_services, learn_from_labels
+    from index_builder import rebuild_catalog_index
+
+    labelled, to_learn = load_queries(queries)[:limit], load_queries(labels)
+    with fresh_services(services.settings, embedder=services.embedder) as fresh, progress_bar() as progress:
+        task = progress.add_task("catalog", total=None)
+        _, report = rebuild_catalog_index(
+            fresh,
+            str(catalog.resolve()),
+            progress=lambda n: progress.advance(task, n),
+            on_catalog=lambda total: progress.update(task, total=total),
+        )
+        learn_task = progress.add_task("learning", total=len(to_learn))
+        learned = learn_from_labels(fresh, to_learn, progress=lambda n: progress.advance(learn_task, n))
+        index = fresh.index.get()
+        query_task = progress.add_task("queries", total=len(labelled))
+        result = evaluate(
+            labelled,
+            embedder=fresh.embedder,
+            index=index,
+            limits=fresh.limits,
+            batch_size=fresh.settings.batch_size,
+            progress=lambda n: progress.advance(query_task, n),
+        )
+    err.print(f"learned from {learned.labelled} labelled photos: " + json.dumps(learned.summary()))
+    _print_evaluation(services, index, report, result, as_json=as_json, extra={"learned": learned.summary()})
+
+
 def _print_evaluation(
-    services: Services, index: ProductIndex, report: BuildReport, result: EvalReport, *, as_json: bool
+    services: Services,
+    index: ProductIndex,
+    report: BuildReport,
+    result: EvalReport,
+    *,
+    as_json: bool,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     recipe = ", ".join(f"{key}={value}" for key, value in index.recipe.items())
     table = Table(title=f"{services.embedder.embedder_id} ({recipe}) on {len(index.products)} products")
@@ -127,7 +178,8 @@ def _print_evaluation(
     if report.failed_images:
         err.print(f"[yellow]{len(report.failed_images)} catalog images failed[/yellow]")
     if as_json:
-        print(json.dumps({**result.summary(), "embedder": services.embedder.embedder_id, **index.recipe}))
+        summary = {**result.summary(), "embedder": services.embedder.embedder_id, **index.recipe}
+        print(json.dumps({**summary, **(extra or {})}))
 
 
 def _category_table(result: EvalReport) -> Table:

@@ -11,11 +11,11 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,7 @@ __all__ = ["CatalogChange", "ChangeKind", "ChangeLog"]
 class ChangeKind(StrEnum):
     UPSERT = "upsert"
     DELETE = "delete"
+    LEARNED = "learned"  # the product's whole set of learned references (imagematch.index.learned)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class CatalogChange:
 
     ``sequence`` orders events (the ledger id of the job that carried it: arrival order); for an
     upsert, ``vectors`` are the embedder's image vectors (before the projection), one row per image.
+    For ``learned``, ``learned`` holds each reference's provenance, one per row of ``vectors``.
     """
 
     sequence: int
@@ -48,6 +50,7 @@ class CatalogChange:
     product: Product | None = None
     images: tuple[tuple[str, str], ...] = ()
     vectors: Vectors | None = None
+    learned: list[dict[str, Any]] = field(default_factory=list)
 
 
 class ChangeLog:
@@ -78,6 +81,7 @@ class ChangeLog:
             "at": change.at.isoformat(),
             "product": change.product.model_dump() if change.product else None,
             "images": [list(image) for image in change.images],
+            "learned": change.learned,
         }
         fd, tmp = tempfile.mkstemp(prefix=".change-", suffix=".npz", dir=self.directory)
         with os.fdopen(fd, "wb") as file:
@@ -105,7 +109,8 @@ class ChangeLog:
             at=datetime.fromisoformat(meta["at"]),
             product=Product.model_validate(meta["product"]) if meta["product"] else None,
             images=tuple((uri, sha) for uri, sha in meta["images"]),
-            vectors=vectors if meta["kind"] == ChangeKind.UPSERT else None,
+            vectors=vectors if meta["kind"] != ChangeKind.DELETE else None,
+            learned=meta.get("learned") or [],
         )
 
     def replay(self, index: ProductIndex) -> int:

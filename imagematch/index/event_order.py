@@ -30,7 +30,10 @@ class EventOrder:
         return sequence <= self.sequences.get(product_id, 0)
 
     def record(self, change: CatalogChange) -> bool:
-        """Record ``change`` unless it is stale; returns whether it was recorded."""
+        """Record ``change`` unless it is stale; returns whether it was recorded. A change of
+        learned references is not a catalog event: it is never recorded."""
+        if change.kind is ChangeKind.LEARNED:
+            return False
         if self.is_stale(change.product_id, change.sequence):
             return False
         self.sequences[change.product_id] = change.sequence

@@ -32,6 +32,7 @@ from imagematch.embedder.base import Vectors, l2_normalise
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
 from imagematch.index.change_log import CatalogChange, ChangeKind
 from imagematch.index.event_order import EventOrder
+from imagematch.index.learned import CATALOG, LearnedReferences, read_learned, unpack, write_learned
 from imagematch.models import CatalogViews, Match, Product, ProductScoring
 from imagematch.representation import Projection
 from imagematch.runtime import gc_paused
@@ -49,13 +50,15 @@ SNAPSHOT_FORMAT = 3  # 1: image vectors only; 2: + projection and centroids; 3: 
 
 @dataclass(frozen=True, slots=True)  # slots: a million of these are held in memory
 class IndexedImage:
-    """A catalog image that has a vector in the index."""
+    """An image that has a vector in the index: a catalog image, or a learned reference
+    (``origin`` ``"learned"``: a customer's photo, never shown as the product's picture)."""
 
     vector_id: int
     product_id: str
     image_id: str
     uri: str
     sha256: str
+    origin: str = CATALOG
 
 
 _PRODUCTS = TypeAdapter(list[Product])  # validates a snapshot's products in one call
@@ -70,6 +73,7 @@ def _image_columns(images: Iterable[IndexedImage]) -> dict[str, list[Any]]:
         "product_id": [image.product_id for image in rows],
         "uri": [image.uri for image in rows],
         "sha256": [image.sha256 for image in rows],
+        "origin": [image.origin for image in rows],
     }
 
 
@@ -78,12 +82,15 @@ def _images_from_meta(stored: dict[str, list[Any]] | list[dict[str, Any]]) -> It
     if isinstance(stored, list):
         yield from (IndexedImage(**row) for row in stored)
         return
-    columns = zip(stored["vector_id"], stored["product_id"], stored["uri"], stored["sha256"], strict=True)
-    for vector_id, product_id, uri, sha in columns:
-        yield IndexedImage(vector_id, product_id, f"{product_id}/{sha[:12]}", uri, sha)
+    origins = stored.get("origin") or [CATALOG] * len(stored["vector_id"])
+    columns = zip(
+        *(stored[key] for key in ("vector_id", "product_id", "uri", "sha256")), origins, strict=True
+    )
+    for vector_id, product_id, uri, sha, origin in columns:
+        yield IndexedImage(vector_id, product_id, f"{product_id}/{sha[:12]}", uri, sha, origin)
 
 
-class ProductIndex:
+class ProductIndex(LearnedReferences):
     """Catalog image and product vectors plus the products they belong to. Not thread-safe for writes.
 
     ``catalog_views`` records how the catalog images were embedded, so later updates (a product
@@ -121,6 +128,8 @@ class ProductIndex:
         # change-log entries this state includes.
         self.events = EventOrder()
         self.applied_changes: set[int] = set()
+        self.learned = {}  # product id -> its learned references (imagematch.index.learned)
+        self.learned_sequences = {}  # product id -> sequence of the learned set applied
         self._lock = threading.RLock()  # live updates and searches share the index
 
     @property
@@ -179,6 +188,7 @@ class ProductIndex:
                 "recipe": self.recipe,
                 "products": len(self.products),
                 "vectors": self.vector_count,
+                "learned_references": self.learned_count,
                 "vector_index": {
                     "images": index_description(self._image_vectors),
                     "products": index_description(self._product_vectors),
@@ -196,7 +206,8 @@ class ProductIndex:
             }
 
     def product_vector_ids(self, product_id: str) -> list[int]:
-        return list(self._images_by_product.get(product_id, []))
+        """The product's catalog images (its learned references are not its pictures)."""
+        return [vid for vid in self._images_by_product.get(product_id, []) if self.is_catalog_image(vid)]
 
     def upsert_product(self, product: Product, images: Sequence[tuple[str, str]], vectors: Vectors) -> None:
         """Replace ``product`` and all its vectors. ``images`` are ``(uri, sha256)`` per row of
@@ -212,6 +223,10 @@ class ProductIndex:
             self._upsert(product, images, vectors)
 
     def _upsert(self, product: Product, images: Sequence[tuple[str, str]], vectors: Vectors) -> None:
+        self._upsert_catalog(product, images, vectors)
+        self._add_learned_vectors(product.id)  # a catalog change keeps the learned references
+
+    def _upsert_catalog(self, product: Product, images: Sequence[tuple[str, str]], vectors: Vectors) -> None:
         self.remove_product(product.id)
         self.events.deleted.pop(product.id, None)
         self.products[product.id] = product
@@ -269,10 +284,14 @@ class ProductIndex:
         whether it changed anything. Applying the same change twice is harmless."""
         with self._lock:
             self.applied_changes.add(change.sequence)
+            if change.kind is ChangeKind.LEARNED:
+                refs = unpack(change.learned, change.vectors)
+                return self.set_learned(change.product_id, refs, sequence=change.sequence)
             if not self.events.record(change):
                 return False
             if change.kind is ChangeKind.DELETE:
                 self._remove(change.product_id)
+                self.learned.pop(change.product_id, None)
             else:
                 assert change.product is not None and change.vectors is not None
                 self._upsert(change.product, change.images, change.vectors)
@@ -324,7 +343,7 @@ class ProductIndex:
     ) -> list[Match]:
         hits = self._top_accepted(self._product_vectors, query, k, accept, self._product_by_key.__getitem__)
         return [
-            self._match(product_id, score, self._best_image(product_id, query))
+            self._match(product_id, score, self.closest_catalog_image(product_id, query))
             for product_id, score, _ in hits
         ]
 
@@ -335,7 +354,10 @@ class ProductIndex:
         hits = self._top_accepted(
             self._image_vectors, query, k, accept, lambda vid: self.images[vid].product_id
         )
-        return [self._match(product_id, score, vid) for product_id, score, vid in hits]
+        return [
+            self._match(product_id, score, self._face_image(product_id, vid, query))
+            for product_id, score, vid in hits
+        ]
 
     def _top_accepted(
         self,
@@ -369,22 +391,15 @@ class ProductIndex:
             fetch = min(total, fetch * 4)
         return [(product_id, score, hit) for product_id, (score, hit) in best.items()]
 
-    def _best_image(self, product_id: str, query: Vectors) -> int:
-        ids = self._images_by_product[product_id]
-        if len(ids) == 1:
-            return ids[0]
-        vectors = np.stack([self._image_vectors.reconstruct(vid) for vid in ids])
-        return ids[int(np.argmax(vectors @ query))]
-
-    def _match(self, product_id: str, score: float, vector_id: int) -> Match:
+    def _match(self, product_id: str, score: float, vector_id: int | None) -> Match:
         product = self.products[product_id]
-        image = self.images[vector_id]
+        image_id = self.images[vector_id].image_id if vector_id is not None else ""
         return Match(
             product_id=product_id,
             name=product.name,
             category=product.category,
             score=round(min(1.0, float(score)), 6),  # float16 storage can round a perfect match past 1
-            image_id=image.image_id,
+            image_id=image_id,
         )
 
     # -- persistence ---------------------------------------------------------------------------
@@ -413,6 +428,7 @@ class ProductIndex:
             "images": _image_columns(self.images.values()),
             "applied_changes": sorted(self.applied_changes),
             **self.events.to_meta(),
+            **write_learned(directory, self.learned, self.learned_sequences, self.dim),
         }
         (directory / "meta.json").write_text(json.dumps(meta, ensure_ascii=False))
 
@@ -462,4 +478,5 @@ class ProductIndex:
             index._images_by_product.setdefault(image.product_id, []).append(image.vector_id)
         index.events = EventOrder.from_meta(meta)
         index.applied_changes = set(meta["applied_changes"])
+        index.learned, index.learned_sequences = read_learned(directory, meta)
         return index

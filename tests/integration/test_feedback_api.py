@@ -138,3 +138,20 @@ def test_product_search_by_id_or_name(client: TestClient) -> None:
     assert [p["id"] for p in client.get("/v1/products?q=ye").json()["products"]] == ["P-yellow"]
     assert len(client.get("/v1/products?limit=2").json()["products"]) == 2
     assert client.get("/v1/products?q=zebra").json() == {"products": []}
+
+
+def test_stats_measure_agreement_from_the_labels(client: TestClient, services: Services) -> None:
+    red, green, blue = (_matched_job(client, services, c) for c in ("red", "green", "blue"))
+    client.post(f"/v1/jobs/{red}/feedback", json={"verdict": "confirmed", "product_id": "P-red"})
+    client.post(f"/v1/jobs/{green}/feedback", json={"verdict": "corrected", "product_id": "P-blue"})
+    client.post(f"/v1/jobs/{blue}/feedback", json={"verdict": "not_in_catalog"})
+    feedback = client.get("/v1/stats").json()["feedback"]
+    week = feedback["7d"]
+    assert (week["labelled"], week["named_product"], week["top1_agreement"]) == (3, 2, 0.5)
+    assert week["top5_agreement"] == 1.0 and week["not_in_catalog_share"] == round(1 / 3, 4)
+    assert week["by_source"]["api"]["labelled"] == 3
+    assert week["by_category"]["colour"]["top1_agreement"] == 0.5
+    assert feedback["30d"]["labelled"] == 3 and len(feedback["weekly"]) == 12
+    assert feedback["weekly"][-1]["labelled"] == 3
+    services.make_worker().drain()  # the learn jobs
+    assert client.get("/v1/stats").json()["feedback"]["learned_references"] == 2

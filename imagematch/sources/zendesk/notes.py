@@ -141,7 +141,8 @@ def render_note(
     """The note's HTML: the top products (name linked to the product page when known, a small
     picture of the closest reference image when public, id/SKU, score as %), "no confident match"
     when the best is below ``min_score``, what to ask the customer for when the photo was flagged
-    low quality, a link to the job in the console, and the marker line. Everything from the
+    low quality, a link to the job in the console ("Confirm or correct": its labels teach the
+    index), and the marker line. Everything from the
     catalog or the ticket is HTML-escaped."""
     name = html.escape(file_name or f"attachment {attachment_id}")
     lines = [f"<p><strong>imagematch</strong>: catalog products matching <strong>{name}</strong></p>"]
@@ -158,7 +159,10 @@ def render_note(
             "<ol>" + "".join(_item(m, links(m) if links else MatchLinks()) for m in matches) + "</ol>"
         )
     if job_url:
-        lines.append(f'<p><a href="{html.escape(job_url)}">Open this photo in imagematch</a></p>')
+        # The console's job page: "This one", "Another product…", … (labels teach the index).
+        lines.append(
+            f'<p><a href="{html.escape(job_url)}">Confirm or correct</a> this answer in imagematch</p>'
+        )
     lines.append(f"<p>ref {note_marker(attachment_id)}</p>")
     return "".join(lines)
 
