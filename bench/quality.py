@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import markdown_sections  # bench/ is on sys.path when run as a script
+import quality_calibration
+import quality_learning
 
 REPO = Path(__file__).resolve().parents[1]
 GROCERY = REPO.parent / "shared" / "bench" / "grocery"
@@ -141,6 +143,9 @@ def render(results: dict[str, dict[str, object]], model: str | None) -> list[str
     default = results.get("default")
     if default:
         lines += _default_details(default)
+        lines += quality_calibration.calibration_lines(default)
+    if not model:
+        lines += quality_learning.learning_lines(saved_learning())
     lines += [
         "",
         "### What carries over to another model (`--model`)",
@@ -202,6 +207,23 @@ def merge_results(new: dict[str, dict[str, object]], model: str | None) -> dict[
     return {name: table[name] for name in VARIANTS if name in table}
 
 
+def saved_learning() -> dict[str, object]:
+    saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    learning: dict[str, object] = saved.get("learning", {})
+    return learning
+
+
+def measure_learning(dataset: Path, data_dir: Path, *, curve: bool) -> None:
+    """Run the learning row (and curve) and fold it into RESULTS."""
+    result = quality_learning.learning_results(dataset, data_dir, curve=curve)
+    saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    result["learned"]["measured"] = f"{datetime.now(UTC):%Y-%m-%d}"
+    saved["learning"] = {**saved.get("learning", {}), **result}
+    RESULTS.write_text(json.dumps(saved, indent=1, sort_keys=True) + "\n")
+    val = result["learned"]
+    print(f"learned: val R@1 {val['recall@1']}  R@5 {val['recall@5']}  {val['images_per_second']} img/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="+", choices=list(VARIANTS), help="run only these variants")
@@ -218,6 +240,12 @@ def main() -> None:
         "--dataset", type=Path, default=GROCERY, help="the grocery set (catalog/, queries.jsonl)"
     )
     parser.add_argument("--render", action="store_true", help="only rewrite BENCHMARKS.md from saved results")
+    parser.add_argument(
+        "--learning",
+        choices=["none", "row", "curve"],
+        help="learning from the train labels (issue 23): its row, or the row and the learning curve "
+        "(default: curve on a full run, none with --only)",
+    )
     args = parser.parse_args()
     if args.render:
         write_section(render(merge_results({}, args.model), args.model), args.model)
@@ -236,8 +264,16 @@ def main() -> None:
             val = _split(result, "val")
             print(f"{name}: val R@1 {val.get('recall@1')}  R@5 {val.get('recall@5')}  all R@1 "
                   f"{result['recall@1']}  {result['images_per_second']} img/s", flush=True)  # fmt: skip
+    learning = args.learning or ("none" if args.only or args.model or args.limit else "curve")
+    if learning != "none":
+        with tempfile.TemporaryDirectory() as tmp:
+            measure_learning(args.dataset, args.data_dir or Path(tmp), curve=learning == "curve")
     if args.limit is None:
         results = merge_results(results, args.model)
+        if "default" in results and not args.model:
+            quality_calibration.draw_reliability(
+                results["default"].get("per_split") or {}, REPO / quality_calibration.DIAGRAM
+            )
     write_section(render(results, args.model), args.model)
     print(f"wrote {REPO / 'BENCHMARKS.md'}")
 

@@ -13,6 +13,8 @@ import httpx
 
 from imagematch.addresses import AddressPolicy
 from imagematch.blobs import BlobStore
+from imagematch.calibration import Calibration
+from imagematch.calibration_labels import CalibrationRefit
 from imagematch.catalog_sync import LiveCatalog
 from imagematch.config import Settings
 from imagematch.embedder import Embedder, ModelNotLoaded, load_embedder
@@ -204,6 +206,7 @@ def build_services(
     _register_core_kinds(services, catalog_updater)
     _register_zendesk(services)
     _register_learning(services, vectors)
+    _register_calibration(services)
     for kind in (JobKind.MATCH_IMAGE, JobKind.ZENDESK_IMAGE):  # the photo kinds
         services.photos.on_complete(kind, services.entities.record_photo)
     return services
@@ -313,6 +316,20 @@ def _register_learning(services: Services, vectors: PhotoVectorStore) -> None:
     )
     services.feedback = Feedback(services.ledger, services.kinds, lambda: services.index.get().products)
     services.feedback.on_change(services.learning.label_changed)
+
+
+def _register_calibration(services: Services) -> None:
+    """The confidence fit answers carry: the operators' once they labelled enough answers, else
+    the one shipped for the model; refit as labels come in (:mod:`imagematch.calibration_labels`)."""
+    if isinstance(services.embedder, ModelNotLoaded):
+        return  # answers are made in the process that holds the model
+
+    def use(fit: Calibration | None) -> None:
+        services.matcher.calibration = fit
+
+    refit = CalibrationRefit(services.ledger, services.embedder.embedder_id, use, clock=services.clock)
+    refit.refit()
+    services.feedback.on_change(refit.label_changed)
 
 
 def _register_zendesk(services: Services) -> None:

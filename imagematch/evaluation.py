@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imagematch.calibration import Calibration, calibration_report
 from imagematch.embedder import Embedder
 from imagematch.index import ProductIndex
 from imagematch.pipeline import ImageLimits
@@ -37,6 +38,7 @@ class QueryOutcome:
     split: str | None
     rank: int
     top_score: float
+    confidence: float | None = None  # the calibrated probability that top-1 is right, if a fit exists
 
 
 def _recall(outcomes: list[QueryOutcome], k: int) -> float:
@@ -57,12 +59,18 @@ def _confidence(outcomes: list[QueryOutcome], threshold: float) -> dict[str, flo
 
 
 def _metrics(outcomes: list[QueryOutcome]) -> dict[str, object]:
-    return {
+    out: dict[str, object] = {
         "n": len(outcomes),
         "recall@1": round(_recall(outcomes, 1), 4),
         "recall@5": round(_recall(outcomes, 5), 4),
         "mrr": round(_mrr(outcomes), 4),
     }
+    calibrated = [o for o in outcomes if o.confidence is not None]
+    if calibrated:
+        out["calibration"] = calibration_report(
+            [o.confidence for o in calibrated if o.confidence is not None], [o.rank == 1 for o in calibrated]
+        )
+    return out
 
 
 @dataclass
@@ -164,8 +172,10 @@ def evaluate(
     limits: ImageLimits,
     batch_size: int = 16,
     progress: Callable[[int], None] | None = None,
+    calibration: Calibration | None = None,
 ) -> EvalReport:
-    """Rank every product for each query; unreadable queries are skipped and listed."""
+    """Rank every product for each query; unreadable queries are skipped and listed. With a
+    ``calibration`` each outcome carries its confidence (and the summary its ECE)."""
     report = EvalReport()
     started = time.perf_counter()
     depth = max(1, len(index.products))
@@ -190,6 +200,7 @@ def evaluate(
                     split=query.split,
                     rank=rank,
                     top_score=ranking[0].score if ranking else float("-inf"),
+                    confidence=calibration.assess([m.score for m in ranking[:2]])[0] if calibration else None,
                 )
             )
         if progress:

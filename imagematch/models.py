@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
+from imagematch.calibration import Band
 from imagematch.quality import QualityReport
 
 __all__ = [
@@ -59,6 +60,12 @@ class MatchResult(BaseModel):
     index_version: str
     latency_ms: float
     no_confident_match: bool = False
+    confidence: float | None = Field(
+        None,
+        description="Probability in [0, 1] that the top-1 is right (imagematch.calibration); "
+        "None when the model has no fit or the answer predates confidence.",
+    )
+    band: Band | None = Field(None, description="confident / check / no_match, from the confidence.")
 
 
 class MatchRequest(BaseModel):
@@ -166,6 +173,8 @@ class NewPrediction(BaseModel):
     index_version: str
     latency_ms: float
     no_confident_match: bool = False
+    confidence: float | None = None  # see MatchResult; None on answers made before confidence
+    band: Band | None = None
     source: str = "api"
     file_name: str | None = None
     image_url: str | None = None

@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 from PIL import Image
 
 from imagematch.blobs import BlobStore
+from imagematch.calibration import Band, Calibration, band_without_fit
 from imagematch.embedder import Embedder, Vectors
 from imagematch.errors import PermanentError, SubjectGoneError
 from imagematch.fetch import ImageFetcher
@@ -79,12 +80,20 @@ class Matcher:
     """Embeds query images and ranks catalog products for them."""
 
     def __init__(
-        self, embedder: Embedder, index: IndexHandle, *, top_k: int = 5, min_score: float = 0.0
+        self,
+        embedder: Embedder,
+        index: IndexHandle,
+        *,
+        top_k: int = 5,
+        min_score: float = 0.0,
+        calibration: Calibration | None = None,
     ) -> None:
         self.embedder = embedder
         self.index = index
         self.top_k = top_k
         self.min_score = min_score
+        # The confidence fit in use (imagematch.calibration); None: bands from min_score alone.
+        self.calibration = calibration
 
     def match_images(
         self,
@@ -120,19 +129,34 @@ class Matcher:
         started = time.perf_counter() if started is None else started
         index = self.index.get()
         made_by = embedder_id or self.embedder.embedder_id
-        rankings = index.search(vectors, top_k or self.top_k, embedder_id=made_by, accept=accept)
+        depth = top_k or self.top_k
+        # At least two products: the confidence reads the top-1 − top-2 margin.
+        rankings = index.search(vectors, max(depth, 2), embedder_id=made_by, accept=accept)
         latency_ms = (time.perf_counter() - started) * 1000 / max(1, len(vectors))
-        threshold = self.min_score if min_score is None else min_score
-        return [
-            MatchResult(
-                matches=matches,
-                embedder_id=index.embedder_id,
-                index_version=index.served_version,
-                latency_ms=round(latency_ms, 2),
-                no_confident_match=not matches or matches[0].score < threshold,
+        results = []
+        for matches in rankings:
+            confidence, band = self.assess([m.score for m in matches], min_score)
+            results.append(
+                MatchResult(
+                    matches=matches[:depth],
+                    embedder_id=index.embedder_id,
+                    index_version=index.served_version,
+                    latency_ms=round(latency_ms, 2),
+                    no_confident_match=band is Band.NO_MATCH,
+                    confidence=confidence,
+                    band=band,
+                )
             )
-            for matches in rankings
-        ]
+        return results
+
+    def assess(self, scores: Sequence[float], min_score: float | None = None) -> tuple[float | None, Band]:
+        """Confidence and band of a ranking (scores best first). The fit decides when there is
+        one; the raw floor (``min_score``, default IMAGEMATCH_MIN_SCORE) can only lower the band."""
+        floor = band_without_fit(scores, self.min_score if min_score is None else min_score)
+        if self.calibration is None:
+            return None, floor
+        confidence, band = self.calibration.assess(scores)
+        return confidence, Band.NO_MATCH if floor is Band.NO_MATCH else band
 
     def match_image(
         self,

@@ -46,6 +46,8 @@ def collect_stats(services: Services) -> dict[str, Any]:
         "embedder": services.embedder.embedder_id,
         "jobs": {str(k): v for k, v in counts.items()},
         "pending_catalog_jobs": pending_catalog_jobs(services.ledger),  # accepted, not applied yet
+        # Which confidence fit answers carry (imagematch.calibration); None: the model has none.
+        "calibration": calibration.describe() if (calibration := services.matcher.calibration) else None,
     }
     try:
         index = services.index.get()

@@ -110,6 +110,7 @@ def eval_(
             limits=services.limits,
             batch_size=services.settings.batch_size,
             progress=lambda n: progress.advance(query_task, n),
+            calibration=services.matcher.calibration,
         )
     _print_evaluation(services, index, report, result, as_json=as_json)
 

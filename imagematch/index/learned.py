@@ -21,7 +21,8 @@ from typing import Any
 import faiss
 import numpy as np
 
-from imagematch.embedder.base import Vectors, l2_normalise
+from imagematch.embedder.base import Vectors
+from imagematch.index.scoring import blended_prototype
 from imagematch.representation import Projection
 
 __all__ = [
@@ -42,15 +43,9 @@ LEARNED = "learned"  # … of a learned reference
 
 def product_prototype(catalog: Vectors, learned: Vectors) -> Vectors:
     """The product's vector for centroid scoring, from its projected catalog image vectors and
-    learned reference vectors (either may have no rows; not both). Today a learned reference
-    counts like a catalog image: the normalised mean of all rows. Change it here only."""
-    rows = (
-        np.concatenate([catalog, learned])
-        if len(catalog) and len(learned)
-        else (catalog if len(catalog) else learned)
-    )
-    prototype: Vectors = l2_normalise(rows.mean(axis=0, keepdims=True))
-    return prototype
+    learned reference vectors (either may have no rows; not both): the blend of
+    :mod:`imagematch.index.scoring`, where how a learned reference counts is decided."""
+    return blended_prototype(catalog, learned)
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ class SqliteLedger(SqliteLabels):
             for schema in (Q["schema"], Q["schema_entities"], LABELS_SCHEMA):
                 conn.executescript(schema)
             columns = {row["name"] for row in conn.execute(Q["prediction_columns"])}
-            for column in ("quality", "image_sha256"):
+            for column in ("quality", "image_sha256", "confidence", "band"):
                 if column not in columns:
                     conn.execute(Q[f"add_prediction_{column}"])
 

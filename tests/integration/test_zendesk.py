@@ -327,12 +327,12 @@ def test_note_lists_the_top_products_and_flags_low_confidence(
     settle(services, clock)
     [note] = zendesk.notes(TICKET)
     html = note["html_body"]
-    assert "lamp &lt;1&gt;.png" in html and "No confident match" in html
+    assert "lamp &lt;1&gt;.png" in html and "<strong>No match</strong>" in html
     assert "Yellow — ID/SKU P-yellow — " in html and html.count("<li>") == 4  # the 4-product catalog
     # The test photos are 64×48 px: flagged, and the note says what to ask the customer for.
     assert "Low quality photo" in html and "Ask the customer for a closer photo" in html
     [prediction] = services.ledger.list_predictions(ticket_id="7")
-    assert f"{prediction.matches[0].score:.1%}" in html
+    assert f"{prediction.matches[0].score:.3f}" in html
 
 
 def test_note_links_each_product_and_the_job_in_the_console_once(

@@ -24,8 +24,8 @@ def test_products_link_to_their_page_and_show_their_public_picture() -> None:
         job_url="https://im.example/ui/jobs/5",
     )
     assert '<img src="https://cdn.example/sku-1.jpg" alt="" width="64" height="64"> ' in html
-    assert '<a href="https://shop.example/p/SKU-1">Oat milk</a> — ID/SKU SKU-1 — 80.0%' in html
-    assert "<li>Soy milk — ID/SKU SKU-2 — 50.0%</li>" in html
+    assert '<a href="https://shop.example/p/SKU-1">Oat milk</a> — ID/SKU SKU-1 — score 0.800' in html
+    assert "<li>Soy milk — ID/SKU SKU-2 — score 0.500</li>" in html
     assert '<a href="https://im.example/ui/jobs/5">Confirm or correct</a>' in html
     assert html.endswith("<p>ref imagematch-note:99</p>")
 

@@ -100,10 +100,10 @@ def test_attachment_plans(attachment: dict[str, Any], action: str, reason: str |
 def test_note_html_escapes_and_marks() -> None:
     matches = [Match(product_id="P<1>", name="Mug & Co", score=0.873, image_id="i")]
     html = render_note(attachment_id="55", file_name="a<b>.png", matches=matches, min_score=0.5)
-    assert "a&lt;b&gt;.png" in html and "Mug &amp; Co — ID/SKU P&lt;1&gt; — 87.3%" in html
+    assert "a&lt;b&gt;.png" in html and "Mug &amp; Co — ID/SKU P&lt;1&gt; — score 0.873" in html
     assert "No confident match" not in html and html.endswith("<p>ref imagematch-note:55</p>")
     empty = render_note(attachment_id="55", file_name=None, matches=[], min_score=0.5)
-    assert "No confident match" in empty and "no products in the index" in empty
+    assert "No match" in empty and "no products in the index" in empty
 
 
 def _settings(tmp_path: Path, **zendesk: Any) -> Settings:

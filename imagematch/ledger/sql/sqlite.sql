@@ -156,16 +156,17 @@ WHERE id = :id AND status = 'processing' AND worker_id = :worker_id;
 -- name: insert_prediction
 INSERT INTO image_prediction_log (job_id, source, ticket_id, comment_id, attachment_id, file_name,
     image_url, matches, best_product_id, best_score, no_confident_match, embedder_id,
-    index_version, latency_ms, quality, image_sha256, created_at)
+    index_version, latency_ms, quality, image_sha256, confidence, band, created_at)
 VALUES (:job_id, :source, :ticket_id, :comment_id, :attachment_id, :file_name, :image_url,
     :matches, :best_product_id, :best_score, :no_confident_match, :embedder_id, :index_version,
-    :latency_ms, :quality, :image_sha256, :now)
+    :latency_ms, :quality, :image_sha256, :confidence, :band, :now)
 ON CONFLICT (job_id) DO UPDATE SET
     matches = excluded.matches, best_product_id = excluded.best_product_id,
     best_score = excluded.best_score, no_confident_match = excluded.no_confident_match,
     embedder_id = excluded.embedder_id, index_version = excluded.index_version,
     latency_ms = excluded.latency_ms, quality = excluded.quality,
-    image_sha256 = excluded.image_sha256, created_at = excluded.created_at;
+    image_sha256 = excluded.image_sha256, confidence = excluded.confidence,
+    band = excluded.band, created_at = excluded.created_at;
 
 -- name: requeue
 UPDATE image_jobs
@@ -272,6 +273,12 @@ ALTER TABLE image_prediction_log ADD COLUMN quality TEXT;
 
 -- name: add_prediction_image_sha256
 ALTER TABLE image_prediction_log ADD COLUMN image_sha256 TEXT;
+
+-- name: add_prediction_confidence
+ALTER TABLE image_prediction_log ADD COLUMN confidence REAL;
+
+-- name: add_prediction_band
+ALTER TABLE image_prediction_log ADD COLUMN band TEXT;
 
 -- name: upsert_entity
 INSERT INTO entities (entity_type, entity_id, created_at, updated_at)

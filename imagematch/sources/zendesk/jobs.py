@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
+from imagematch.calibration import Band
 from imagematch.entities import EntityRef
 from imagematch.job_kinds import JobPayload, PhotoPayload, new_job
 from imagematch.models import JobKind, Match, NewJob
@@ -86,6 +87,9 @@ class ZendeskNotePayload(JobPayload):
     # The quality tier flagged the photo: why, and what to ask the customer for.
     quality_reasons: list[str] = Field(default_factory=list)
     quality_advice: list[str] = Field(default_factory=list)
+    # The answer's calibrated confidence and band (None on notes queued before confidence).
+    confidence: float | None = None
+    band: Band | None = None
 
 
 def ticket_job(ticket_id: str, delivery_id: str, *, metadata: dict[str, Any] | None = None) -> NewJob:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from imagematch.calibration import Band
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError, SubjectGoneError, TransientError
 from imagematch.index import IndexHandle
 from imagematch.job_kinds import new_job
@@ -60,6 +61,8 @@ def note_job_for(image_job_id: int, image: ZendeskImagePayload, prediction: NewP
         image_job_id=image_job_id,
         matches=prediction.matches,
         index_version=prediction.index_version,
+        confidence=prediction.confidence,
+        band=prediction.band,
         **_quality_fields(prediction),
     )
     return new_job(note, source=SOURCE, idempotency_key=note_job_key(image.ticket_id, image.attachment_id))
@@ -124,7 +127,28 @@ def _item(match: Match, links: MatchLinks) -> str:
         if links.image_url
         else ""
     )
-    return f"<li>{picture}{name} — ID/SKU {html.escape(match.product_id)} — {match.score:.1%}</li>"
+    return f"<li>{picture}{name} — ID/SKU {html.escape(match.product_id)} — score {match.score:.3f}</li>"
+
+
+BAND_WORDS = {Band.CONFIDENT: "Confident", Band.CHECK: "Check", Band.NO_MATCH: "No match"}
+
+
+def _verdict(best: float | None, min_score: float, band: Band | None, confidence: float | None) -> str:
+    """The note's answer line: the band in words with its confidence. A note queued before
+    confidence existed (no band) says only whether the best raw score clears ``min_score``."""
+    if best is None:
+        return "<p><strong>No match</strong> (no products in the index).</p>"
+    if band is None:
+        below = best < min_score
+        return (
+            f"<p><strong>No confident match</strong> (best score {best:.3f} < {min_score:.3f}).</p>"
+            if below
+            else ""
+        )
+    if best < min_score:
+        band = Band.NO_MATCH
+    sure = "" if confidence is None else f": {confidence:.0%} likely that the first product is right"
+    return f"<p><strong>{BAND_WORDS[band]}</strong>{sure} (best score {best:.3f}).</p>"
 
 
 def render_note(
@@ -137,10 +161,13 @@ def render_note(
     job_url: str | None = None,
     quality_reasons: list[str] | None = None,
     quality_advice: list[str] | None = None,
+    confidence: float | None = None,
+    band: Band | None = None,
 ) -> str:
     """The note's HTML: the top products (name linked to the product page when known, a small
-    picture of the closest reference image when public, id/SKU, score as %), "no confident match"
-    when the best is below ``min_score``, what to ask the customer for when the photo was flagged
+    picture of the closest reference image when public, id/SKU, raw score), the answer's band
+    (Confident / Check / No match) with its confidence (no match also when the best raw score is
+    below ``min_score``), what to ask the customer for when the photo was flagged
     low quality, a link to the job in the console ("Confirm or correct": its labels teach the
     index), and the marker line. Everything from the
     catalog or the ticket is HTML-escaped."""
@@ -150,10 +177,7 @@ def render_note(
         reasons = html.escape("; ".join(quality_reasons))
         ask = html.escape("; ".join(quality_advice or []))
         lines.append(f"<p><strong>Low quality photo</strong> ({reasons}). Ask the customer for {ask}.</p>")
-    best = matches[0].score if matches else None
-    if best is None or best < min_score:
-        detail = "no products in the index" if best is None else f"best score {best:.1%} < {min_score:.0%}"
-        lines.append(f"<p><strong>No confident match</strong> ({detail}).</p>")
+    lines.append(_verdict(matches[0].score if matches else None, min_score, band, confidence))
     if matches:
         lines.append(
             "<ol>" + "".join(_item(m, links(m) if links else MatchLinks()) for m in matches) + "</ol>"
@@ -220,6 +244,8 @@ class ZendeskNoteHandler:
             job_url=self._job_url(payload),
             quality_reasons=payload.quality_reasons,
             quality_advice=payload.quality_advice,
+            confidence=payload.confidence,
+            band=payload.band,
         )
         for _ in range(CONFLICT_ROUNDS):
             # Stamp first, then look: a note that lands after this read makes our PUT conflict.
