@@ -186,3 +186,17 @@ def test_a_label_shows_on_the_job_page_and_leaves_the_review_queue(
     assert f'id="review-{job}"' not in entity_free
     assert client.delete(f"/v1/jobs/{job}/feedback", headers=headers).status_code in (200, 204)
     assert "2 photos to review" in client.get("/ui/review").text
+
+
+def test_health_shows_the_label_figures_and_the_fit_in_use(client: TestClient, services: Services) -> None:
+    job = upload(client, image_bytes(PALETTE["red"]))
+    services.make_worker().drain()
+    headers = {"X-CSRF-Token": csrf(client)}
+    body = {"verdict": "confirmed", "product_id": "P-red", "comment": None}
+    assert client.post(f"/v1/jobs/{job}/feedback", json=body, headers=headers).status_code == 201
+    page = client.get("/ui/health").text
+    feedback = page.split('id="feedback"')[1].split("</section>")[0]
+    assert "Last 7 days" in feedback and "Last 30 days" in feedback and "100%" in feedback
+    assert "Per source" in feedback and "Weekly top-1 agreement" in feedback
+    assert "learned reference" in feedback
+    assert "Confidence fit in use" in page
