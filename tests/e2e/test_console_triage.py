@@ -67,6 +67,7 @@ def ticket(driver: WebDriver, server: Server) -> Iterator[list[int]]:
 def _save(driver: WebDriver, name: str, width: int = 1280) -> None:
     if os.environ.get("IMAGEMATCH_UPDATE_SCREENSHOT"):
         driver.set_window_size(width, 900)
+        driver.execute_script("window.scrollTo(0, 0); document.activeElement.blur()")
         driver.save_screenshot(str(REPO / "docs" / name))
         driver.set_window_size(1280, 900)
 
@@ -163,7 +164,7 @@ def test_the_review_queue_triages_from_the_keyboard(
         assert f"{start - 1} photo" in console.find_element(By.ID, "remaining").text
         nxt = _current(console)
         body.send_keys("n")
-        _wait(console, lambda d, n=start - 2: _remaining(d) == n)
+        _wait(console, lambda d, n=start - 2, was=nxt: _remaining(d) == n and _current(d) != was)
         assert (_label(server, nxt) or {}).get("verdict") == "not_in_catalog"
         assert _no_sideways_scroll(console)
         if width == 1280:
