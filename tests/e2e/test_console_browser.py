@@ -209,7 +209,8 @@ def _row(driver: WebDriver, job_id: int) -> dict[str, str]:
     found: dict[str, str] = driver.execute_script(
         "const r = document.getElementById(arguments[0]);"
         "return r ? {status: r.querySelector('.badge').textContent.trim().toLowerCase(),"
-        "            error: r.querySelector('td.error').textContent.trim()} : {status: '', error: ''};",
+        "            error: (r.querySelector('.error-summary') || {textContent: ''}).textContent.trim()}"
+        "       : {status: '', error: ''};",
         f"job-{job_id}",
     )
     return found
@@ -232,11 +233,16 @@ def test_a_broken_file_fails_with_its_reason_and_retry_runs_it_again(
     assert "not a decodable image" in _row(console, job_id)["error"]
     before = server.api.get(f"/v1/jobs/{job_id}").json()
     shoot(console, "jobs")
-    console.find_element(By.CSS_SELECTOR, f"#job-{job_id} button").click()
+    # A permanent failure: no plain Retry in the row, only behind the job page's warning.
+    assert not console.find_elements(By.CSS_SELECTOR, f"#job-{job_id} .actions button")
+    console.find_element(By.CSS_SELECTOR, f"#job-{job_id} .actions a").click()
+    _wait(console, lambda d: d.find_elements(By.CSS_SELECTOR, "details.retry-anyway"))
+    console.find_element(By.CSS_SELECTOR, "details.retry-anyway summary").click()
+    assert "fail again" in console.find_element(By.CSS_SELECTOR, "details.retry-anyway .alert").text
+    console.find_element(By.CSS_SELECTOR, "details.retry-anyway button").click()
     _wait(
         console, lambda d: server.api.get(f"/v1/jobs/{job_id}").json()["updated_at"] != before["updated_at"]
     )
-    _wait(console, lambda d: _row(d, job_id)["status"] in {"pending", "processing", "failed"})
     _wait(console, lambda d: server.api.get(f"/v1/jobs/{job_id}").json()["status"] == "failed")
     console.get(f"{server.base}/ui/jobs/{job_id}")
     assert "not a decodable image" in console.find_element(By.CSS_SELECTOR, ".error-text").text
@@ -253,8 +259,10 @@ def test_health_shows_the_figures_of_v1_stats(console: WebDriver, server: Server
     for status, count in stats["jobs"].items():
         assert shown(f"jobs.{status}").startswith(str(count))
     assert shown("pending_catalog_jobs").startswith(str(stats["pending_catalog_jobs"]))
-    for key in ("version", "products", "vectors", "embedder", "built_at"):
+    for key in ("version", "products", "vectors", "embedder"):
         assert shown(f"index.{key}") == str(stats["index"][key])
+    built = console.find_element(By.CSS_SELECTOR, "[data-stat='index.built_at'] time")
+    assert shown("index.built_at").endswith("ago") and built.get_attribute("datetime")  # ISO in the tooltip
     assert console.find_elements(By.CSS_SELECTOR, "svg.chart rect.bar-ok")
     shoot(console, "health")
     console.get(f"{server.base}/ui/catalog/GS-000")
