@@ -39,7 +39,6 @@ def _categories(services: Services) -> list[str]:
 def try_routes(
     router: APIRouter, services: Services, dispatch: Callable[[list[int]], None], page: PageRenderer
 ) -> None:
-    limits = services.limits
 
     def render(request: Request, *, status_code: int = 200, **context: Any) -> HTMLResponse:
         name = "_try_results.html" if request.headers.get(FRAGMENT_HEADER) else "try.html"
@@ -48,6 +47,16 @@ def try_routes(
         return page(
             request, name, nav="try", categories=_categories(services), status_code=status_code, **context
         )
+
+    _match_routes(router, services, render)
+    _submit_route(router, services, dispatch, render)
+
+
+Render = Callable[..., HTMLResponse]
+
+
+def _match_routes(router: APIRouter, services: Services, render: Render) -> None:
+    limits = services.limits
 
     @router.get("/ui/try")
     def try_form(request: Request) -> HTMLResponse:
@@ -77,6 +86,10 @@ def try_routes(
         matches = [(m, data.reference_image(services, index, m) if index else None) for m in result.matches]
         return render(request, result=result, matches=matches, photo=photo, category=category, url=url)
 
+
+def _submit_route(
+    router: APIRouter, services: Services, dispatch: Callable[[list[int]], None], render: Render
+) -> None:
     @router.post("/ui/try/submit")
     def submit_photo(
         request: Request,
@@ -87,7 +100,7 @@ def try_routes(
         """Persist the photo as a job (as ``POST /v1/images``) and show it in the jobs table."""
         check_csrf_field(request, csrf_token)
         try:
-            body = _read_upload(file, limits.max_bytes)
+            body = _read_upload(file, services.limits.max_bytes)
         except PermanentError as exc:
             return render(request, status_code=413, error=str(exc), category="")
         if body is not None:
