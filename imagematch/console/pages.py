@@ -41,6 +41,7 @@ KIND_LABELS: dict[str, str] = {
     JobKind.ZENDESK_IMAGE: "Ticket photo",
     JobKind.ZENDESK_NOTE: "Ticket note",
     JobKind.REMATCH: "Re-match",
+    JobKind.LEARN: "Learned references",
 }
 
 # The confidence bands of issue #24 (``MatchResult.band``): words people read, and a colour class.
