@@ -1,8 +1,7 @@
-# ruff: noqa: F811  (the server/driver/console fixtures are imported from test_console_browser.py)
 """The console of issues #23 and #24 in headless Chromium at 1280 px and 390 px: the review queue's
 keyboard triage, labelling (This one / Another product… / Undo) on a job page, the search box, the
-entity page, bulk retry and the phone layout. Same server and browser fixtures as
-``test_console_browser.py`` (a real ``imagematch serve`` behind a token, the sample catalog).
+entity page, bulk retry and the phone layout. The server and browser are the session's
+(``tests/e2e/conftest.py``: a real ``imagematch serve`` behind a token, the sample catalog).
 
 With ``IMAGEMATCH_UPDATE_SCREENSHOT=1`` the job page, the review queue and the entity page are
 written to ``docs/``.
@@ -15,20 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import REPO
+from tests.e2e.conftest import CHROMEDRIVER, CHROMIUM, QUERY, Server, _wait, shoot
+
+if not (CHROMIUM and CHROMEDRIVER):
+    pytest.skip("Chromium not installed: browser tests skipped", allow_module_level=True)
+pytest.importorskip("selenium.webdriver", reason="selenium not installed")
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
-
-from tests.conftest import REPO
-from tests.e2e.test_console_browser import (  # noqa: F401 (fixtures)
-    QUERY,
-    Server,
-    _wait,
-    console,
-    driver,
-    server,
-    shoot,
-)
 
 pytestmark = pytest.mark.slow
 QUERIES = sorted(QUERY.parent.glob("q-*.jpg"))
