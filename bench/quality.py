@@ -1,6 +1,9 @@
 """Retrieval-quality benchmark: runs `imagematch eval` on the shared grocery set for every pipeline
 variant below and writes the results into BENCHMARKS.md (between the `quality` markers; other
 sections of the file are kept). Usage: `make bench`, or `python bench/quality.py [--only default]`.
+A full run also learns from the dev set's labelled train photos (`imagematch eval --learn-from`,
+`bench/quality_learning.py`): the "default + learned" row and the learning curve (`--learning`).
+The default's calibrated confidence (ECE, bands) is drawn as `docs/reliability.png`.
 
 Each variant is the product pipeline with different settings (environment variables), so the
 table measures exactly what `imagematch eval` ships. Catalog embeddings are cached per

@@ -58,7 +58,9 @@ def _confidence(outcomes: list[QueryOutcome], threshold: float) -> dict[str, flo
     }
 
 
-def _metrics(outcomes: list[QueryOutcome]) -> dict[str, object]:
+def _metrics(
+    outcomes: list[QueryOutcome], band_limits: tuple[float, float] | None = None
+) -> dict[str, object]:
     out: dict[str, object] = {
         "n": len(outcomes),
         "recall@1": round(_recall(outcomes, 1), 4),
@@ -66,9 +68,12 @@ def _metrics(outcomes: list[QueryOutcome]) -> dict[str, object]:
         "mrr": round(_mrr(outcomes), 4),
     }
     calibrated = [o for o in outcomes if o.confidence is not None]
-    if calibrated:
+    if calibrated and band_limits:
         out["calibration"] = calibration_report(
-            [o.confidence for o in calibrated if o.confidence is not None], [o.rank == 1 for o in calibrated]
+            [o.confidence for o in calibrated if o.confidence is not None],
+            [o.rank == 1 for o in calibrated],
+            confident_at=band_limits[0],
+            no_match_below=band_limits[1],
         )
     return out
 
@@ -78,6 +83,7 @@ class EvalReport:
     outcomes: list[QueryOutcome] = field(default_factory=list)
     elapsed_seconds: float = 0.0
     skipped: list[str] = field(default_factory=list)
+    band_limits: tuple[float, float] | None = None  # the fit's (confident_at, no_match_below), if any
 
     @property
     def n(self) -> int:
@@ -110,7 +116,7 @@ class EvalReport:
 
     def per_split(self) -> dict[str, dict[str, object]]:
         """Recall@1/@5, MRR and n for each split (empty when queries carry none)."""
-        return {split: _metrics(self.of_split(split)) for split in self.splits}
+        return {split: _metrics(self.of_split(split), self.band_limits) for split in self.splits}
 
     @property
     def per_category(self) -> dict[str, dict[str, float]]:
@@ -140,7 +146,7 @@ class EvalReport:
             for split, row in self.per_split().items()
         }
         return {
-            **_metrics(self.outcomes),
+            **_metrics(self.outcomes, self.band_limits),
             "images_per_second": round(self.images_per_second, 2),
             "skipped": len(self.skipped),
             "per_split": per_split,
@@ -176,7 +182,9 @@ def evaluate(
 ) -> EvalReport:
     """Rank every product for each query; unreadable queries are skipped and listed. With a
     ``calibration`` each outcome carries its confidence (and the summary its ECE)."""
-    report = EvalReport()
+    report = EvalReport(
+        band_limits=(calibration.confident_at, calibration.no_match_below) if calibration else None
+    )
     started = time.perf_counter()
     depth = max(1, len(index.products))
     for start in range(0, len(queries), batch_size):

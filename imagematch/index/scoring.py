@@ -25,7 +25,7 @@ from imagematch.embedder.base import Vectors, l2_normalise
 
 __all__ = ["LEARNED_WEIGHT", "blended_prototype"]
 
-LEARNED_WEIGHT = 0.5  # share of the learned prototype in a product's vector (see the docstring)
+LEARNED_WEIGHT = 0.3  # share of the learned prototype in a product's vector (see the docstring)
 
 
 def blended_prototype(

@@ -45,6 +45,8 @@ class Recipe:
     scoring: str = "centroid"  # "centroid" | "two" (catalog centroid + photo centroid, max) |
     #                            "knn" (centroid score + knn_weight · best photo score)
     knn_weight: float = 0.0
+    center: str = "shared"  # "shared": one mean for all (the product); "domain": queries and learned
+    #                         photos centred on the learned photos' mean, catalog images on the catalog's
 
 
 def _scatter(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -56,7 +58,19 @@ def _scatter(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return s
 
 
+_PROJECTIONS: dict[tuple, object] = {}
+
+
 def projection(recipe: Recipe, refs: np.ndarray):
+    """The whitening for ``recipe`` with photos ``refs`` learned (memoised: the fit is the slow part)."""
+    key = ("catalog", recipe.shrinkage) if recipe.fit == "catalog" or len(refs) == 0 else (
+        recipe.fit, recipe.fit_weight, recipe.shrinkage, refs.tobytes())
+    if key not in _PROJECTIONS:
+        _PROJECTIONS[key] = _projection(recipe, refs)
+    return _PROJECTIONS[key]
+
+
+def _projection(recipe: Recipe, refs: np.ndarray):
     views = CATALOG.reshape(-1, CATALOG.shape[-1])
     groups = np.repeat(lib.IMAGE_PRODUCT, CATALOG.shape[1])
     photos, photo_groups = QUERIES[refs], lib.LABELS[refs]
@@ -86,12 +100,17 @@ def projection(recipe: Recipe, refs: np.ndarray):
 def scores(recipe: Recipe, refs: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """(len(queries), products) scores with the photos ``refs`` (indices into QUERIES) learned."""
     proj = projection(recipe, refs)
-    images = proj.apply(CAT_IMAGES)
-    q = proj.apply(QUERIES[queries])
+    if recipe.center == "domain" and len(refs):
+        photo_proj = replace(proj, mean=QUERIES[refs].mean(0))
+        cat_proj = replace(proj, mean=CATALOG.reshape(-1, CATALOG.shape[-1]).mean(0))
+    else:
+        photo_proj = cat_proj = proj
+    images = cat_proj.apply(CAT_IMAGES)
+    q = photo_proj.apply(QUERIES[queries])
     cat_cent = lib.l2n(np.stack([images[lib.IMAGE_PRODUCT == p].mean(0) for p in range(N_PRODUCTS)]))
     if len(refs) == 0:
         return q @ cat_cent.T
-    photos = proj.apply(QUERIES[refs])
+    photos = photo_proj.apply(QUERIES[refs])
     pl = lib.LABELS[refs]
     has = np.array([(pl == p).any() for p in range(N_PRODUCTS)])
     photo_sum = np.stack([photos[pl == p].sum(0) if has[p] else np.zeros(photos.shape[1]) for p in range(N_PRODUCTS)])
@@ -145,3 +164,43 @@ def cv(recipe: Recipe, k: int = 3) -> dict[str, float]:
 
 def val(recipe: Recipe, refs: np.ndarray = TRAIN_IDX) -> np.ndarray:
     return _full(scores(recipe, refs, lib.VAL_IDX), lib.VAL_IDX)
+
+
+GRID2 = [
+    Recipe("blend w=0.3, residual refit weight 1", fit="residual", photo_weight=0.3),
+    Recipe("blend w=0.3, residual refit weight 3", fit="residual", fit_weight=3.0, photo_weight=0.3),
+    Recipe("blend w=0.3, live, domain centring", fit="catalog", photo_weight=0.3, center="domain"),
+    Recipe("blend w=0.5, live, domain centring", fit="catalog", photo_weight=0.5, center="domain"),
+    Recipe("blend w=0.3, refit, domain centring", photo_weight=0.3, center="domain"),
+    Recipe("blend w=0.3, refit, shrinkage 0.1", photo_weight=0.3, shrinkage=0.1),
+]
+
+GRID3 = [
+    Recipe("blend w=0.3, refit with photos weighted 3", photo_weight=0.3, fit_weight=3.0),
+    Recipe("blend w=0.3, refit with photos weighted 10", photo_weight=0.3, fit_weight=10.0),
+    Recipe("blend w=0.3, residual refit weight 10", fit="residual", fit_weight=10.0, photo_weight=0.3),
+]
+
+GRID = [
+    Recipe("naive: every photo counts like a catalog image, whitening refit"),
+    Recipe("naive, live (no refit)", fit="catalog"),
+    *[Recipe(f"blend w={w}, live (no refit)", fit="catalog", photo_weight=w) for w in (0.3, 0.5, 0.6, 0.7, 0.85)],
+    *[Recipe(f"blend w={w}, whitening refit", photo_weight=w) for w in (0.3, 0.5, 0.7, 0.85)],
+    Recipe("blend w=0.5, residual refit (photo − catalog centroid), weight 1", fit="residual", photo_weight=0.5),
+    Recipe("two prototypes (max of catalog and learned), live", fit="catalog", scoring="two"),
+    Recipe("naive + 0.5·best learned photo (kNN), live", fit="catalog", scoring="knn", knn_weight=0.5),
+]
+
+
+def main() -> None:
+    mode = sys.argv[1] if len(sys.argv) > 1 else "cv"
+    if mode in ("cv", "cv2", "cv3"):
+        if mode == "cv":
+            print("| recipe | CV R@1 (train, 3 folds) | CV R@5 |\n|---|---|---|", flush=True)
+        for recipe in {"cv": GRID, "cv2": GRID2, "cv3": GRID3}[mode]:
+            m = cv(recipe)
+            print(f"| {recipe.name} | {m['R@1']:.3f} | {m['R@5']:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

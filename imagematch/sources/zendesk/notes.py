@@ -167,9 +167,9 @@ def render_note(
     """The note's HTML: the top products (name linked to the product page when known, a small
     picture of the closest reference image when public, id/SKU, raw score), the answer's band
     (Confident / Check / No match) with its confidence (no match also when the best raw score is
-    below ``min_score``), what to ask the customer for when the photo was flagged
-    low quality, a link to the job in the console ("Confirm or correct": its labels teach the
-    index), and the marker line. Everything from the
+    below ``min_score``), what to ask the customer for when the photo was flagged low quality, a
+    link to the job in the console ("Confirm or correct": its labels teach the index), and the
+    marker line. Everything from the
     catalog or the ticket is HTML-escaped."""
     name = html.escape(file_name or f"attachment {attachment_id}")
     lines = [f"<p><strong>imagematch</strong>: catalog products matching <strong>{name}</strong></p>"]

@@ -43,3 +43,27 @@ begin
     end if;
     return true;
 end $$;
+
+-- create or replace drops the search_path the hardening migration set: set it again (and, as
+-- there, only the owner and the service role may execute it).
+do $$
+declare
+    v_fn regprocedure;
+    v_role text;
+begin
+    for v_fn in
+        select p.oid::regprocedure from pg_proc p
+        where p.pronamespace = current_schema()::regnamespace and p.proname = 'imagematch_finish'
+    loop
+        execute format('alter function %s set search_path = %I, pg_temp', v_fn, current_schema());
+        execute format('revoke execute on function %s from public', v_fn);
+        foreach v_role in array array['anon', 'authenticated'] loop
+            if exists (select 1 from pg_roles where rolname = v_role) then
+                execute format('revoke execute on function %s from %I', v_fn, v_role);
+            end if;
+        end loop;
+        if exists (select 1 from pg_roles where rolname = 'service_role') then
+            execute format('grant execute on function %s to service_role', v_fn);
+        end if;
+    end loop;
+end $$;
