@@ -23,12 +23,16 @@ MAX_SCAN = 1000  # latest answers the queue looks through
 BATCH = 40  # items one page carries
 
 
-def _certainty(prediction: Prediction) -> float:
-    """What orders the queue: the calibrated confidence, else the raw top-1 score."""
-    confidence = getattr(prediction, "confidence", None)
-    if isinstance(confidence, int | float):
-        return float(confidence)
-    return prediction.best_score if prediction.best_score is not None else 0.0
+BAND_ORDER = {"no_match": 0, "check": 1, "confident": 2}
+
+
+def _certainty(prediction: Prediction) -> tuple[int, float]:
+    """What orders the queue: the band (no match first; the raw-score floor can lower a band
+    without lowering the confidence), then the calibrated confidence, else the raw top-1 score."""
+    band = BAND_ORDER.get(str(prediction.band), 1) if prediction.band else 1
+    if prediction.confidence is not None:
+        return band, prediction.confidence
+    return band, prediction.best_score if prediction.best_score is not None else 0.0
 
 
 def unlabelled(services: Services, *, max_scan: int = MAX_SCAN) -> list[Prediction]:
