@@ -8,12 +8,12 @@ export HF_HUB_OFFLINE := 1
 
 .PHONY: install demo test lint bench clean
 
-# torch/torchvision are pinned to the pair our machines carry locally (DEVELOPERS.md); they are
-# installed first so nothing else pulls a different build.
-$(VENV)/.installed: pyproject.toml
+# requirements.lock holds every runtime pin, shared with the Modal image; torch/torchvision are
+# the pair our machines carry locally (DEVELOPERS.md). Installed first, so the package keeps them.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
@@ -29,8 +29,8 @@ test: install
 	$(PY) -m pytest
 
 lint: install
-	$(BIN)/ruff check imagematch index_builder tests bench modal_app.py
-	$(BIN)/ruff format --check imagematch index_builder tests bench modal_app.py
+	$(BIN)/ruff check imagematch index_builder tests bench modal_app.py modal_ops.py
+	$(BIN)/ruff format --check imagematch index_builder tests bench modal_app.py modal_ops.py
 	$(BIN)/mypy
 
 # Every script in bench/ (each bounded in time, 127.0.0.1 only), each rewriting its own section of

@@ -1,7 +1,8 @@
 """The composition root: :func:`build_services` wires every collaborator from :class:`Settings`.
 
 The CLI, the HTTP API and the Modal app all start here, so they run the same code paths. Job kinds
-are registered here: the core's own (``match_image``, ``catalog_event``) and each source's.
+are registered here: the core's own (``match_image``, ``rematch``), then each source's, by the
+source itself (:func:`imagematch.sources.register_sources`).
 """
 
 from __future__ import annotations
@@ -15,40 +16,28 @@ from imagematch.addresses import AddressPolicy
 from imagematch.blobs import BlobStore
 from imagematch.calibration import Calibration
 from imagematch.calibration_labels import CalibrationRefit
-from imagematch.catalog_sync import LiveCatalog
+from imagematch.catalog_sync import CatalogUpdater
 from imagematch.config import Settings
+from imagematch.dispatch import Dispatch, Dispatchers
 from imagematch.embedder import Embedder, ModelNotLoaded, load_embedder
 from imagematch.feedback import Feedback
 from imagematch.fetch import ImageFetcher
-from imagematch.images import DecodeGate, ImageLimits
+from imagematch.images import DecodeGate, ImageLimits, sha256_hex
 from imagematch.index import IndexHandle, SnapshotStore
 from imagematch.job_kinds import JobKinds, JobKindSpec, MatchImagePayload
 from imagematch.learning import LearningLoop, LearnPayload
-from imagematch.ledger import Clock, Ledger, SweepReport, open_ledger_for, utcnow
-from imagematch.maintenance import record_sweep
+from imagematch.ledger import Clock, Ledger, open_ledger_for, utcnow
 from imagematch.matches_webhook import MatchesWebhook
 from imagematch.models import JobKind, MatchRequest, MatchResult
 from imagematch.photo_vectors import PhotoVectorStore
-from imagematch.pipeline import Matcher, PhotoBytes, PhotoMatching, StoredOrFetchedLoader
-from imagematch.rematch import EntityMatching, RematchOnCatalogChange, RematchPayload
+from imagematch.pipeline import Matcher, PhotoMatch, PhotoMatching, StoredOrFetchedLoader
+from imagematch.rematch import EntityMatching, RematchPayload
 from imagematch.retry import RetryPolicy
-from imagematch.sources.catalog import CatalogEvent, CatalogEventHandler, CatalogUpdater
-from imagematch.sources.zendesk import (
-    ZendeskAttachmentLoader,
-    ZendeskClient,
-    ZendeskImagePayload,
-    ZendeskNoteFollowUp,
-    ZendeskNoteHandler,
-    ZendeskNotePayload,
-    ZendeskTicketHandler,
-    ZendeskTicketPayload,
-    zendesk_client_for,
-)
-from imagematch.sources.zendesk.notes import catalog_links
+from imagematch.sources import register_sources
 from imagematch.thumbnails import ThumbnailStore
-from imagematch.worker import Dispatch, Worker
+from imagematch.worker import Worker
 
-__all__ = ["Services", "build_services", "serving_model"]
+__all__ = ["Services", "build_services", "image_limits", "serving_model"]
 
 
 @dataclass
@@ -68,9 +57,9 @@ class Services:
     clock: Clock
     thumbnails: ThumbnailStore  # the console's pictures of photos and catalog images
     kinds: JobKinds = field(default_factory=JobKinds)
-    # Told the ids of jobs just persisted, to run them now (see worker.Dispatch): the Modal spawn,
-    # the local worker pool. Add one with add_dispatcher().
-    dispatchers: list[Dispatch] = field(default_factory=list)
+    # Told the ids of jobs just persisted, to run them now (see imagematch.dispatch): the Modal
+    # spawn, the local worker pool. Add one with add_dispatcher().
+    dispatchers: Dispatchers = field(default_factory=Dispatchers)
     catalog_updater: CatalogUpdater | None = None  # applies catalog webhook events (LiveCatalog)
     # Answers POST /v1/match in another process (on Modal: the GPU class); None: here.
     remote_matcher: Callable[[bytes, MatchRequest], MatchResult] | None = None
@@ -80,44 +69,29 @@ class Services:
     feedback: Feedback = field(init=False)
     learning: LearningLoop = field(init=False)  # labels → learned references (imagematch.learning)
 
-    def use_catalog_updater(self, updater: CatalogUpdater) -> None:
-        """Apply ``catalog_event`` jobs with ``updater`` (without one, workers skip them), then
-        re-match the entities each change can alter."""
-        self.catalog_updater = updater
-        self.kinds.register(
-            JobKindSpec(
-                kind=JobKind.CATALOG_EVENT,
-                payload=CatalogEvent,
-                handler=CatalogEventHandler(RematchOnCatalogChange(updater, self.entities, self.matcher)),
-                # Upserts embed; deletes do not, but both edit the served index in the process that
-                # holds it, in event order, so the whole kind runs beside the model.
-                needs_embedder=True,
-            )
-        )
-
     @property
     def limits(self) -> ImageLimits:
         return self.photos.limits
 
-    def match_photo(self, data: bytes, request: MatchRequest) -> MatchResult:
-        """Match one photo now (``POST /v1/match``): decode it under the limits, embed, search —
-        here, or in the process that holds the model when ``remote_matcher`` is set.
+    def match_bytes(self, data: bytes, request: MatchRequest) -> PhotoMatch:
+        """Match one photo now (:meth:`PhotoMatching.match_bytes`) — here, or in the process
+        that holds the model when ``remote_matcher`` is set (then ``image`` is ``None``).
         Raises PermanentError (not an image, too large) and the index's errors."""
         if self.remote_matcher is not None:
-            return self.remote_matcher(data, request)
-        image = self.photos.decode(PhotoBytes(data))
-        return self.matcher.match_image(
-            image, top_k=request.top_k, min_score=request.min_score, accept=request.product_filter()
-        )
+            return PhotoMatch(self.remote_matcher(data, request), None, None, sha256_hex(data))
+        return self.photos.match_bytes(data, request)
+
+    def match_photo(self, data: bytes, request: MatchRequest) -> MatchResult:
+        """The ranking of :meth:`match_bytes` (``POST /v1/match``)."""
+        return self.match_bytes(data, request).result
 
     def add_dispatcher(self, dispatcher: Dispatch) -> None:
-        self.dispatchers.append(dispatcher)
+        self.dispatchers.add(dispatcher)
 
     def dispatch(self, job_ids: list[int]) -> None:
-        """Make workers look at these persisted jobs now (a hint: the sweep catches a lost one)."""
-        if job_ids:
-            for dispatcher in self.dispatchers:
-                dispatcher(job_ids)
+        """Make workers look at these persisted jobs now (a hint: the sweep catches a lost one,
+        and a dispatch that fails is logged, never raised)."""
+        self.dispatchers(job_ids)
 
     def make_worker(self, worker_id: str | None = None) -> Worker:
         return Worker(
@@ -128,18 +102,6 @@ class Services:
             lease_seconds=self.settings.lease_seconds,
             clock=self.clock,
         )
-
-    def zendesk_client(self) -> ZendeskClient:
-        """The Zendesk client; raises ZendeskNotConfiguredError (permanent) naming what is missing."""
-        return zendesk_client_for(self.settings, self.http)
-
-    def sweep(self) -> SweepReport:
-        report = self.ledger.sweep(
-            max_attempts=self.policy.max_attempts,
-            pending_grace_seconds=self.settings.pending_grace_seconds,
-        )
-        record_sweep(self.settings.data_dir, report, self.clock())
-        return report
 
     def close(self) -> None:
         self.http.close()
@@ -160,25 +122,22 @@ def build_services(
     model: str | None = None,
 ) -> Services:
     """Wire everything from ``settings``; pass collaborators in to replace the defaults (tests).
-    Catalog events are applied by a :class:`LiveCatalog` unless ``catalog_updater`` is given;
-    ``dispatch`` (e.g. a Modal spawn) is told the ids of jobs that handlers create.
-    ``with_model=False`` loads no model: for processes that run only the kinds that need none,
-    and read the index without searching it (on Modal: the web and CPU containers). ``model``
-    overrides ``settings.model`` (see :func:`serving_model`)."""
+    Catalog events are applied by a LiveCatalog unless ``catalog_updater`` is given; ``dispatch``
+    (e.g. a Modal spawn) is told the ids of jobs that handlers create. ``with_model=False`` loads
+    no model (on Modal: the web and CPU containers); ``model`` overrides ``settings.model``."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if model and model != settings.model:
         settings = settings.model_copy(update={"model": model})
     if embedder is None:
         embedder = (embedder_factory or _default_embedder)(settings) if with_model else None
-    if embedder is None:
-        embedder = ModelNotLoaded(settings.model)
+    embedder = embedder or ModelNotLoaded(settings.model)
     ledger = ledger or open_ledger_for(settings, clock=clock)
     http = http or httpx.Client(timeout=settings.fetch_timeout_seconds)
     fetcher = _fetcher(settings, http)
     snapshots = SnapshotStore(settings.data_dir / "index")
     index = IndexHandle(snapshots, None if isinstance(embedder, ModelNotLoaded) else embedder.embedder_id)
     matcher = Matcher(embedder, index, top_k=settings.top_k, min_score=settings.min_score)
-    limits = _limits(settings)
+    limits = image_limits(settings)
     vectors = PhotoVectorStore(settings.data_dir / "photo_vectors")
     services = Services(
         settings=settings,
@@ -192,24 +151,38 @@ def build_services(
         matcher=matcher,
         photos=PhotoMatching(matcher, limits, vectors=vectors),
         model=settings.model,
-        policy=RetryPolicy(
-            max_attempts=settings.max_attempts,
-            base_seconds=settings.retry_base_seconds,
-            cap_seconds=settings.retry_max_seconds,
-        ),
+        policy=_retry_policy(settings),
         clock=clock,
         thumbnails=ThumbnailStore(settings.data_dir / "thumbnails"),
-        dispatchers=[dispatch] if dispatch else [],
+        dispatchers=Dispatchers([dispatch] if dispatch else []),
     )
+    _register_kinds(services, catalog_updater)
+    return services
+
+
+def _register_kinds(services: Services, catalog_updater: CatalogUpdater | None) -> None:
+    """The core's kinds (``match_image``, ``rematch``), each source's, then the hooks every photo
+    kind shares: the console's thumbnail and the photo's entity."""
     services.photos.on_photo(services.thumbnails.record_job_photo)
     _register_entities(services)
-    _register_core_kinds(services, catalog_updater)
-    _register_zendesk(services)
-    _register_learning(services, vectors)
+    services.kinds.register(
+        services.photos.kind(
+            JobKind.MATCH_IMAGE, MatchImagePayload, StoredOrFetchedLoader(services.blobs, services.fetcher)
+        )
+    )
+    register_sources(services, catalog_updater=catalog_updater)
+    _register_learning(services)
     _register_calibration(services)
-    for kind in (JobKind.MATCH_IMAGE, JobKind.ZENDESK_IMAGE):  # the photo kinds
+    for kind in services.kinds.photo_kinds():  # every photo adds to its entity, whatever its source
         services.photos.on_complete(kind, services.entities.record_photo)
-    return services
+
+
+def _retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.max_attempts,
+        base_seconds=settings.retry_base_seconds,
+        cap_seconds=settings.retry_max_seconds,
+    )
 
 
 def _fetcher(settings: Settings, http: httpx.Client) -> ImageFetcher:
@@ -221,7 +194,7 @@ def _fetcher(settings: Settings, http: httpx.Client) -> ImageFetcher:
     )
 
 
-def _limits(settings: Settings) -> ImageLimits:
+def image_limits(settings: Settings) -> ImageLimits:
     """The decode limits, with one decode gate for every decode in this process."""
     return ImageLimits(
         settings.max_image_bytes,
@@ -236,31 +209,6 @@ def serving_model(settings: Settings) -> str:
     switch takes effect as processes start, with no moment where the model and the index differ),
     or ``IMAGEMATCH_MODEL`` when no snapshot records one. Builds use ``IMAGEMATCH_MODEL``."""
     return SnapshotStore(settings.data_dir / "index").current_model() or settings.model
-
-
-def _register_core_kinds(services: Services, catalog_updater: CatalogUpdater | None) -> None:
-    """``match_image`` (uploads and URLs) and ``catalog_event`` (applied by a LiveCatalog unless
-    an updater is given)."""
-    settings = services.settings
-    services.kinds.register(
-        services.photos.kind(
-            JobKind.MATCH_IMAGE, MatchImagePayload, StoredOrFetchedLoader(services.blobs, services.fetcher)
-        )
-    )
-    services.use_catalog_updater(
-        catalog_updater
-        or LiveCatalog(
-            index=services.index,
-            snapshots=services.snapshots,
-            embedder=services.embedder,
-            fetcher=services.fetcher,
-            limits=services.limits,
-            clock=services.clock,
-            catalog_views=settings.catalog_views,
-            scoring=settings.product_scoring,
-            thumbnails=services.thumbnails,
-        )
-    )
 
 
 def _register_entities(services: Services) -> None:
@@ -289,10 +237,11 @@ def _register_entities(services: Services) -> None:
     )
 
 
-def _register_learning(services: Services, vectors: PhotoVectorStore) -> None:
+def _register_learning(services: Services) -> None:
     """Labels (:class:`Feedback`) and the ``learn`` kind that turns them into learned references:
     it may embed a stored photo again (after a model switch) and edits the served index, so it
     runs beside the model, like catalog events."""
+    vectors = services.photos.vectors or PhotoVectorStore(services.settings.data_dir / "photo_vectors")
     services.learning = LearningLoop(
         ledger=services.ledger,
         index=services.index,
@@ -330,52 +279,6 @@ def _register_calibration(services: Services) -> None:
     refit = CalibrationRefit(services.ledger, services.embedder.embedder_id, use, clock=services.clock)
     refit.refit()
     services.feedback.on_change(refit.label_changed)
-
-
-def _register_zendesk(services: Services) -> None:
-    """Zendesk's kinds: the ticket scan, its attachments (a photo kind with a note hook), notes."""
-    settings, ledger = services.settings, services.ledger
-    services.kinds.register(
-        JobKindSpec(
-            kind=JobKind.ZENDESK_TICKET,
-            payload=ZendeskTicketPayload,
-            handler=ZendeskTicketHandler(
-                services.zendesk_client,
-                ledger,
-                max_bytes=settings.max_image_bytes,
-                dispatch=services.dispatch,
-            ),
-            needs_embedder=False,
-        )
-    )
-    services.kinds.register(
-        services.photos.kind(
-            JobKind.ZENDESK_IMAGE,
-            ZendeskImagePayload,
-            ZendeskAttachmentLoader(services.zendesk_client, services.fetcher),
-        )
-    )
-    if settings.zendesk_post_notes:
-        services.photos.on_complete(
-            JobKind.ZENDESK_IMAGE, ZendeskNoteFollowUp(ledger, dispatch=services.dispatch)
-        )
-    note_min_score = settings.zendesk_note_min_score
-    services.kinds.register(
-        JobKindSpec(
-            kind=JobKind.ZENDESK_NOTE,
-            payload=ZendeskNotePayload,
-            handler=ZendeskNoteHandler(
-                services.zendesk_client,
-                ledger,
-                enabled=settings.zendesk_post_notes,
-                min_score=settings.min_score if note_min_score is None else note_min_score,
-                lease_seconds=settings.lease_seconds,
-                links=catalog_links(services.index, settings.product_url_template),
-                public_url=settings.public_url,
-            ),
-            needs_embedder=False,
-        )
-    )
 
 
 def _default_embedder(settings: Settings) -> Embedder:

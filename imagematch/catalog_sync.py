@@ -18,6 +18,7 @@ stays deleted.
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 import numpy as np
 
@@ -38,9 +39,24 @@ from imagematch.pipeline import ImageLimits
 from imagematch.representation import embed_catalog_images, image_vector
 from imagematch.thumbnails import ThumbnailStore
 
-__all__ = ["LiveCatalog"]
+__all__ = ["CatalogUpdater", "LiveCatalog"]
 
 log = logging.getLogger(__name__)
+
+
+class CatalogUpdater(Protocol):
+    """Applies catalog events to the live index. ``sequence`` grows with the order events arrived
+    in (it is the job id), so an implementation must ignore an event older than the one it has
+    already applied for that product: events may be processed in any order and more than once."""
+
+    def upsert_product(self, product: Product, *, sequence: int) -> None:
+        """Fetch the product's images, embed them, replace its vectors and persist.
+        Raises TransientError (retry later) or PermanentError (give up)."""
+        ...
+
+    def delete_product(self, product_id: str, *, sequence: int) -> bool:
+        """Soft-delete the product; ``False`` if it is unknown."""
+        ...
 
 
 class LiveCatalog:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 __all__ = [
     "EmbedderMismatchError",
+    "FeatureDisabledError",
     "ImageMatchError",
     "IndexNotBuiltError",
+    "NoHandlerError",
     "PermanentError",
+    "ServiceUnavailableError",
     "SubjectGoneError",
     "TransientError",
 ]
@@ -41,3 +44,16 @@ class IndexNotBuiltError(ImageMatchError):
 
 class EmbedderMismatchError(ImageMatchError):
     """An index snapshot was built by a different embedder than the one asked to search it."""
+
+
+class ServiceUnavailableError(TransientError):
+    """A service this process relies on to answer (on Modal: the GPU matcher) timed out or failed:
+    the caller should retry (HTTP 503 with ``Retry-After``), unlike a bad upstream URL (502)."""
+
+
+class NoHandlerError(SubjectGoneError):
+    """No handler is registered for a job's kind in this process (the job is skipped)."""
+
+
+class FeatureDisabledError(SubjectGoneError):
+    """The job's work is switched off by a setting (e.g. Zendesk notes): the job is skipped."""

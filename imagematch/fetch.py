@@ -9,19 +9,29 @@ forbidden addresses are permanent.
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import urljoin, urlsplit
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
 from imagematch.addresses import AddressPolicy, Resolver, resolve_host
 from imagematch.errors import PermanentError, TransientError
 
-__all__ = ["ImageFetcher", "origin_of", "raise_for_http_status", "retry_after_seconds"]
+__all__ = [
+    "ImageFetcher",
+    "local_path",
+    "origin_of",
+    "raise_for_http_status",
+    "read_uri",
+    "retry_after_seconds",
+]
 
 MAX_REDIRECTS = 5
 
@@ -207,3 +217,35 @@ class ImageFetcher:
 
 def _looks_like_image(content_type: str) -> bool:
     return not (content_type.startswith("text/") or content_type == "application/json")
+
+
+def local_path(uri: str) -> Path | None:
+    """The local file a path or ``file://`` URI names; ``None`` for any other scheme."""
+    parts = urlsplit(uri)
+    if parts.scheme == "file":
+        return Path(unquote(parts.path))
+    if parts.scheme == "":
+        return Path(uri)
+    return None
+
+
+def read_uri(uri: str, fetcher: ImageFetcher, *, max_bytes: int | None = None) -> bytes:
+    """Bytes of a local regular file (path or file:// URI) or of an http(s) URL through the safe
+    fetcher, at most ``max_bytes`` (default: the fetcher's image cap). Devices, FIFOs and
+    directories are refused. Raises PermanentError (missing, unreadable, too large, refused)."""
+    path = local_path(uri)
+    if path is None:
+        return fetcher.fetch(uri, max_bytes=max_bytes)
+    limit = max_bytes or fetcher.max_bytes
+    try:
+        with path.open("rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise PermanentError(f"not a regular file: {path}")
+            data = file.read(limit + 1)
+    except FileNotFoundError as exc:
+        raise PermanentError(f"file not found: {path}") from exc
+    except OSError as exc:
+        raise PermanentError(f"cannot read {path}: {exc}") from exc
+    if len(data) > limit:
+        raise PermanentError(f"{path} is larger than the limit of {limit:,} bytes")
+    return data

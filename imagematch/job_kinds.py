@@ -107,6 +107,7 @@ class JobKindSpec(Generic[P]):
     payload: Any
     handler: Callable[[ImageJob, P], NewPrediction | None]
     needs_embedder: bool
+    photo: bool = False  # a photo kind (its jobs match one photo: PhotoMatching.kind)
 
     def parse(self, job: ImageJob) -> P:
         """The job's payload as its type; PermanentError if the stored payload does not fit."""
@@ -130,7 +131,35 @@ class JobKinds:
             self.register(spec)
 
     def register(self, spec: JobKindSpec[Any]) -> None:
+        """Add ``spec``. Raises ValueError if its kind is registered already: two sources (or
+        one wired twice) must not silently replace each other's handler."""
+        if spec.kind in self._specs:
+            raise ValueError(f"job kind {spec.kind!r} is registered already")
+        self._specs[spec.kind] = spec
+
+    def replace(self, spec: JobKindSpec[Any]) -> None:
+        """Swap the handler of a registered kind on purpose (tests, a wrapper around a source's
+        handler). Raises KeyError for a kind not registered."""
+        if spec.kind not in self._specs:
+            raise KeyError(spec.kind)
         self._specs[spec.kind] = spec
 
     def get(self, kind: str) -> JobKindSpec[Any] | None:
         return self._specs.get(kind)
+
+    def needs_embedder(self, kind: str) -> bool | None:
+        """Whether jobs of ``kind`` need the embedder; ``None`` for a kind not registered."""
+        spec = self._specs.get(kind)
+        return None if spec is None else spec.needs_embedder
+
+    def names(self) -> list[str]:
+        """Every registered kind, by name (the console's kind filter)."""
+        return sorted(self._specs)
+
+    def photo_kinds(self) -> list[str]:
+        """The kinds whose jobs match one photo, by name (derived, never a hand-kept list)."""
+        return sorted(kind for kind, spec in self._specs.items() if spec.photo)
+
+    def embedding_kinds(self) -> list[str]:
+        """The kinds that need the embedder (the photo kinds and catalog events), by name."""
+        return sorted(kind for kind, spec in self._specs.items() if spec.needs_embedder)

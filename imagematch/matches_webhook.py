@@ -1,7 +1,7 @@
 """The optional signed callback when an entity's top match changes (``IMAGEMATCH_MATCHES_WEBHOOK_URL``).
 
 Signed like the catalog webhook (``X-Imagematch-Timestamp`` and an HMAC-SHA256 signature of
-timestamp and body, :func:`~imagematch.sources.catalog.sign_catalog_event`) with
+timestamp and body, :func:`~imagematch.signing.signed_headers`) with
 ``IMAGEMATCH_MATCHES_WEBHOOK_SECRET``. Delivery is at least once: the callback is sent before the
 new matches are stored, so a failed send leaves the entity to be re-matched (and sent) again; a
 receiver dedups on ``event_id``.
@@ -16,7 +16,7 @@ import httpx
 from imagematch.entities import EntityMatch, EntityRef
 from imagematch.errors import TransientError
 from imagematch.ledger import Clock
-from imagematch.sources.catalog import sign_catalog_event
+from imagematch.signing import signed_headers
 
 __all__ = ["CallbackFailedError", "MatchesWebhook"]
 
@@ -51,7 +51,7 @@ class MatchesWebhook:
                 ],
             }
         ).encode()
-        headers = sign_catalog_event(self._secret, int(self._clock().timestamp()), body)
+        headers = signed_headers(self._secret, int(self._clock().timestamp()), body)
         try:
             response = self._http.post(self._url, content=body, headers=headers)
         except httpx.HTTPError as exc:

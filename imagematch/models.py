@@ -123,13 +123,10 @@ class ErrorKind(StrEnum):
 
 
 class JobKind(StrEnum):
-    """What a job does; the worker routes each kind to its handler."""
+    """The core's own job kinds (their payloads' ``KIND``). A source's kinds are named only by
+    its payloads' ``KIND`` (e.g. ``ZendeskImagePayload.KIND``): the core never names them."""
 
     MATCH_IMAGE = "match_image"
-    CATALOG_EVENT = "catalog_event"  # a product created, updated or deleted (catalog webhook)
-    ZENDESK_TICKET = "zendesk_ticket"  # scan a ticket's comments, one zendesk_image job per attachment
-    ZENDESK_IMAGE = "zendesk_image"  # match one ticket attachment (fetched with Zendesk credentials)
-    ZENDESK_NOTE = "zendesk_note"  # post one attachment's answer as an internal note, exactly once
     REMATCH = "rematch"  # recompute one entity's matches from stored photo vectors (catalog changed)
     LEARN = "learn"  # recompute one product's learned references from its labels (imagematch.learning)
 

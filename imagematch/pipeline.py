@@ -23,9 +23,9 @@ from imagematch.fetch import ImageFetcher
 from imagematch.images import ImageLimits, sha256_hex
 from imagematch.index import IndexHandle
 from imagematch.job_kinds import BLOB_PREFIX, JobKindSpec, PhotoPayload
-from imagematch.models import ImageJob, MatchResult, NewPrediction, Product
+from imagematch.models import ImageJob, MatchRequest, MatchResult, NewPrediction, Product
 from imagematch.photo_vectors import PhotoVectorStore
-from imagematch.quality import QualityBar, assess_quality, measure_quality
+from imagematch.quality import QualityBar, QualityReport, assess_quality, measure_quality
 
 __all__ = [
     "CompletionHook",
@@ -34,7 +34,9 @@ __all__ = [
     "PhotoBytes",
     "PhotoHook",
     "PhotoLoader",
+    "PhotoMatch",
     "PhotoMatching",
+    "PredictionAdditions",
     "SkipPhoto",
     "StoredOrFetchedLoader",
 ]
@@ -54,6 +56,17 @@ class PhotoBytes:
 
 
 @dataclass(frozen=True)
+class PhotoMatch:
+    """What :meth:`PhotoMatching.match_bytes` found: the ranking, the decoded photo (``None`` when
+    it was matched in another process), its quality verdict and the SHA-256 of its bytes."""
+
+    result: MatchResult
+    image: Image.Image | None
+    quality: QualityReport | None
+    digest: str
+
+
+@dataclass(frozen=True)
 class SkipPhoto:
     """A loader's answer: this photo is not to be matched, for ``reason`` (the job is skipped)."""
 
@@ -67,9 +80,14 @@ class PhotoLoader(Protocol[P_contra]):
     def load(self, payload: P_contra) -> PhotoBytes | SkipPhoto: ...
 
 
+# What a completion hook adds to the prediction: field name → value (e.g. {"quality": …}).
+PredictionAdditions = dict[str, Any]
+
 # Runs after a photo is matched and before the job's outcome is recorded, so follow-up work it
 # persists (e.g. a note job) is durable first. It must be idempotent: a crash re-runs the job.
-CompletionHook = Callable[[ImageJob, Any, NewPrediction], None]
+# Every hook of a kind sees the same prediction (a copy of its own) and returns what it adds, so
+# registration order cannot change what a hook sees; two hooks adding one field is a bug.
+CompletionHook = Callable[[ImageJob, Any, NewPrediction], PredictionAdditions | None]
 
 # Told every job's photo once decoded (its source bytes and the image), whatever the kind: the
 # console keeps a thumbnail, so it never downloads the photo again. Must not raise.
@@ -108,10 +126,23 @@ class Matcher:
         Raises IndexNotBuiltError if no index exists and EmbedderMismatchError if it was built by
         another model. ``latency_ms`` is the batch's embed+search time divided per image.
         """
-        started = time.perf_counter()
+        return self.match_with_vectors(images, top_k=top_k, min_score=min_score, accept=accept)[1]
+
+    def match_with_vectors(
+        self,
+        images: Sequence[Image.Image],
+        *,
+        top_k: int | None = None,
+        min_score: float | None = None,
+        accept: Callable[[Product], bool] | None = None,
+        started: float | None = None,
+    ) -> tuple[Vectors, list[MatchResult]]:
+        """:meth:`match_images`, with the query vectors too (a photo job stores its vector)."""
+        started = time.perf_counter() if started is None else started
         self.index.get()  # IndexNotBuiltError before the embedding work, not after
         vectors = self.embedder.embed(images)
-        return self.rank(vectors, top_k=top_k, min_score=min_score, accept=accept, started=started)
+        results = self.rank(vectors, top_k=top_k, min_score=min_score, accept=accept, started=started)
+        return vectors, results
 
     def rank(
         self,
@@ -221,6 +252,24 @@ class PhotoMatching:
                 raise SubjectGoneError(f"not an image ({photo.unverified_type}): {exc}") from exc
             raise
 
+    def match_bytes(self, data: bytes, request: MatchRequest | None = None) -> PhotoMatch:
+        """Match these bytes now: the one synchronous entry point (``POST /v1/match``, the
+        console's try page, ``imagematch match``, Modal's ``match``). Decodes once under the
+        limits, assesses quality, embeds and searches with the request's depth, threshold and
+        filters. Raises PermanentError (not an image, too large) and the index's errors."""
+        request = request or MatchRequest()
+        started = time.perf_counter()
+        image = self.decode(PhotoBytes(data))
+        quality = assess_quality(measure_quality(image), self.quality_bar)
+        _, [result] = self.matcher.match_with_vectors(
+            [image],
+            top_k=request.top_k,
+            min_score=request.min_score,
+            accept=request.product_filter(),
+            started=started,
+        )
+        return PhotoMatch(result, image, quality, sha256_hex(data))
+
     def match_job(self, job: ImageJob, payload: P, loader: PhotoLoader[P]) -> NewPrediction:
         """Load, decode and match the job's photo, run the kind's hooks, return the prediction.
 
@@ -235,12 +284,10 @@ class PhotoMatching:
         for photo_hook in self._photo_hooks:
             photo_hook(job, loaded.data, image)
         quality = assess_quality(measure_quality(image), self.quality_bar)  # cheap: numpy on ≤512 px
-        self.matcher.index.get()  # IndexNotBuiltError before the embedding work
-        vector = self.matcher.embedder.embed([image])
+        vector, [result] = self.matcher.match_with_vectors([image], started=started)
         digest = sha256_hex(loaded.data)
         if self.vectors is not None:
             self.vectors.put(self.matcher.embedder.embedder_id, digest, vector[0])
-        result = self.matcher.rank(vector, started=started)[0]
         prediction = NewPrediction(
             **result.model_dump(),
             source=job.source,
@@ -250,9 +297,17 @@ class PhotoMatching:
             image_sha256=digest,
             quality=quality,
         )
+        return self._complete(job, payload, prediction)
+
+    def _complete(self, job: ImageJob, payload: Any, prediction: NewPrediction) -> NewPrediction:
+        """Run the kind's completion hooks, each on its own copy; merge what they add."""
+        additions: PredictionAdditions = {}
         for hook in self._hooks.get(job.kind, []):
-            hook(job, payload, prediction)
-        return prediction
+            added = hook(job, payload, prediction.model_copy(deep=True)) or {}
+            if clash := additions.keys() & added.keys():
+                raise ValueError(f"two completion hooks of {job.kind!r} add {sorted(clash)}")
+            additions.update(added)
+        return prediction.model_copy(update=additions) if additions else prediction
 
     def kind(self, kind: str, payload: type[P], loader: PhotoLoader[P]) -> JobKindSpec[P]:
         """The job kind whose photos come from ``loader``: it needs the embedder."""
@@ -262,4 +317,5 @@ class PhotoMatching:
             payload=payload,
             handler=lambda job, parsed: self.match_job(job, parsed, loader),
             needs_embedder=True,
+            photo=True,
         )

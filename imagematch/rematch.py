@@ -27,6 +27,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from imagematch.catalog_sync import CatalogUpdater
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef, aggregate_matches
 from imagematch.errors import IndexNotBuiltError, SubjectGoneError, TransientError
 from imagematch.job_kinds import JobPayload, PhotoPayload, new_job
@@ -34,9 +35,8 @@ from imagematch.ledger import Ledger
 from imagematch.matches_webhook import CallbackFailedError, MatchesWebhook
 from imagematch.models import ImageJob, JobKind, NewPrediction, Product
 from imagematch.photo_vectors import PhotoVectorStore
-from imagematch.pipeline import Matcher
+from imagematch.pipeline import Matcher, PredictionAdditions
 from imagematch.quality import QualityBar, find_duplicate
-from imagematch.sources.catalog import CatalogUpdater
 
 __all__ = [
     "EntityMatching",
@@ -98,19 +98,21 @@ class EntityMatching:
         self._webhook = webhook  # told when an entity's top match changes
 
     # The completion hook of every photo kind.
-    def record_photo(self, job: ImageJob, payload: PhotoPayload, prediction: NewPrediction) -> None:
-        """Add the photo to its entity (if it has one), note a near-duplicate of an earlier photo
-        of the entity in its quality report, and re-match the entity. Idempotent."""
+    def record_photo(
+        self, job: ImageJob, payload: PhotoPayload, prediction: NewPrediction
+    ) -> PredictionAdditions | None:
+        """Add the photo to its entity (if it has one), re-match the entity, and return the
+        prediction's quality report noting a near-duplicate of an earlier photo of the entity
+        (the one quality signal that needs the entity's other photos). Idempotent."""
         entity = payload.entity()
         if entity is None or prediction.image_sha256 is None:
-            return
+            return None
         quality = prediction.quality
-        if quality is not None:  # the one quality signal that needs the entity's other photos
+        if quality is not None:
             earlier = {f"job {p.job_id}": p.phash for p in self._ledger.entity_photos(entity) if p.phash}
             earlier.pop(f"job {job.id}", None)
-            quality.duplicate_of = find_duplicate(
-                quality.signals.phash, earlier, max_distance=self._duplicate_distance
-            )
+            duplicate = find_duplicate(quality.signals.phash, earlier, max_distance=self._duplicate_distance)
+            quality = quality.model_copy(update={"duplicate_of": duplicate})
         self._ledger.add_entity_photo(
             EntityPhoto(
                 **entity.model_dump(),
@@ -128,6 +130,7 @@ class EntityMatching:
             state = self._ledger.get_entity(entity)
             if state is not None:
                 self.schedule([state], reason="matches webhook failed")
+        return {"quality": quality} if quality is not None else None
 
     def rematch(self, entity: EntityRef, *, at_least: str | None = None) -> list[EntityMatch]:
         """Recompute the entity's matches from its stored photo vectors (none re-embedded) and

@@ -26,7 +26,7 @@ from pathlib import Path
 from PIL import Image
 
 from imagematch.errors import ImageMatchError
-from imagematch.images import decode_image, sha256_hex
+from imagematch.images import ImageLimits, sha256_hex
 from imagematch.models import ImageJob
 
 __all__ = ["THUMBNAIL_PX", "ThumbnailStore"]
@@ -82,12 +82,12 @@ class ThumbnailStore:
             _write_atomic(path, render_thumbnail(image))
         return digest
 
-    def put_bytes(self, data: bytes, *, max_bytes: int, max_pixels: int) -> str:
-        """Decode ``data`` and write its thumbnail; returns the digest. Raises PermanentError for
-        something that is not an image."""
+    def put_bytes(self, data: bytes, limits: ImageLimits) -> str:
+        """Decode ``data`` under ``limits`` and write its thumbnail; returns the digest. Raises
+        PermanentError for something that is not an image."""
         digest = sha256_hex(data)
         if not self.has(digest):
-            self.put(digest, decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels))
+            self.put(digest, limits.decode(data))
         return digest
 
     def record_job_photo(self, job: ImageJob, data: bytes, image: Image.Image) -> None:
@@ -111,9 +111,7 @@ class ThumbnailStore:
         self,
         images: Iterable[tuple[str, str]],
         read_bytes: Callable[[str], bytes],
-        *,
-        max_bytes: int,
-        max_pixels: int,
+        limits: ImageLimits,
     ) -> int:
         """Thumbnails for catalog images given as ``(uri, sha256)`` that have none yet; returns how
         many were written. An image that can no longer be read is logged and skipped."""
@@ -123,7 +121,7 @@ class ThumbnailStore:
                 continue
             try:
                 data = read_bytes(uri)
-                self.put(digest, decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels))
+                self.put(digest, limits.decode(data))
             except (ImageMatchError, OSError) as exc:
                 log.warning("no thumbnail for %s: %s", uri, exc)
                 continue

@@ -17,20 +17,17 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from imagematch.errors import SubjectGoneError
+from imagematch.dispatch import Dispatch
+from imagematch.errors import NoHandlerError, SubjectGoneError
 from imagematch.job_kinds import JobKinds
-from imagematch.ledger import Clock, Ledger, SweepReport, utcnow
+from imagematch.ledger import Clock, Ledger, utcnow
 from imagematch.models import ImageJob, JobStatus
 from imagematch.retry import RetryPolicy
 
+# Dispatch is imagematch.dispatch's, re-exported for one release.
 __all__ = ["Dispatch", "LeaseKeeper", "Worker", "WorkerPool", "new_worker_id"]
 
 log = logging.getLogger(__name__)
-
-# "Dispatch": make workers look at these persisted jobs now (locally: wake the pool's threads; on
-# Modal: spawn a function call). Only ever a hint — the jobs are already in the ledger, and the
-# sweep finds any a lost dispatch missed.
-Dispatch = Callable[[list[int]], None]
 
 
 def new_worker_id() -> str:
@@ -93,7 +90,7 @@ class Worker:
         spec = self.kinds.get(job.kind)
         try:
             if spec is None:
-                raise SubjectGoneError(f"no handler for job kind {job.kind!r}")
+                raise NoHandlerError(f"no handler for job kind {job.kind!r}")
             with self._lease(job) as lease:
                 prediction = spec.run(job)
             if lease.lost.is_set():
@@ -197,7 +194,7 @@ class WorkerPool:
         *,
         size: int,
         poll_seconds: float,
-        sweep: Callable[[], SweepReport],
+        sweep: Callable[[], object],
         sweep_seconds: float = 30.0,
     ) -> None:
         self._make_worker = make_worker

@@ -139,12 +139,7 @@ def build_index(
     failures = _embed_and_cache(missing, executor, cache, cache_key, level, cached, progress)
     report.embedded = len({t.digest for t in missing} - failures.keys())
     report.cached = sum(1 for _, _, digest in images if digest in was_cached)
-    by_product: dict[str, list[tuple[str, str]]] = {p.id: [] for p in products}
-    for pid, uri, digest in images:
-        if digest in cached:
-            by_product[pid].append((uri, digest))
-        else:
-            report.failed_images.append(ImageProblem(pid, uri, failures.get(digest, "not embedded")))
+    by_product = _by_product(products, images, cached, failures, report)
     learned = {pid: refs for pid, refs in (learned or {}).items() if pid in by_product}
     index = ProductIndex(
         embedder.embedder_id,
@@ -178,6 +173,23 @@ def _embed_and_cache(
 
     _, failures = embed_missing(missing, executor, on_result=keep)
     return failures
+
+
+def _by_product(
+    products: Sequence[Product],
+    images: list[tuple[str, str, str]],
+    cached: dict[str, CachedImage],
+    failures: dict[str, str],
+    report: BuildReport,
+) -> dict[str, list[tuple[str, str]]]:
+    """Each product's embedded images ``(uri, digest)``; the others go to the report."""
+    by_product: dict[str, list[tuple[str, str]]] = {p.id: [] for p in products}
+    for pid, uri, digest in images:
+        if digest in cached:
+            by_product[pid].append((uri, digest))
+        else:
+            report.failed_images.append(ImageProblem(pid, uri, failures.get(digest, "not embedded")))
+    return by_product
 
 
 def _hash_images(
@@ -275,27 +287,22 @@ def build_and_publish(
     learned: LearnedSets | None = None,
 ) -> tuple[ProductIndex, BuildReport]:
     """Load the catalog at ``source``, build its index (with the ``learned`` references of its
-    products) and publish it as the new CURRENT snapshot.
-    Products no longer in the catalog lose their vectors. The catalog event order (the newest event
-    per product, deletes included) carries over, so an event older than one applied before the
-    rebuild — a retry in backoff, a manual retry, ``imagematch backfill --status all`` — is still
-    skipped after it.
-
-    ``settings`` locate database sources (``supabase:``, custom table names). ``on_catalog`` is
-    told how many images the catalog lists before embedding starts (for a
-    progress bar). ``model`` (the spec of ``embedder``) is recorded in the snapshot, so serving
-    processes load the model their snapshot needs. ``point=False`` publishes a candidate without
-    serving it (see :mod:`index_builder.model_switch`). Raises PermanentError if the catalog
-    itself cannot be read.
+    products) and publish it as the new CURRENT snapshot
+    (``point=False``: a candidate nothing serves, see :mod:`index_builder.model_switch`).
+    Products no longer in the catalog lose their vectors; the catalog event order carries over, so
+    an event older than one applied before the rebuild is still skipped after it. ``settings``
+    locate database sources; ``on_catalog`` is told how many images the catalog lists; ``model``
+    (the spec of ``embedder``) is recorded in the snapshot. Raises PermanentError if the catalog
+    cannot be read, ChunksFailedError if chunks of the embedding failed outright (nothing is
+    published), PublishBusyError if another writer holds the publish lock.
     """
-    # The catalog source is the truth: live changes logged before it is read are folded into
-    # (superseded by) the new snapshot; those arriving during the build are replayed on top of it.
+    # Live changes logged before the catalog is read are folded into the new snapshot (the catalog
+    # is the truth); those arriving during the build are replayed on top of it.
     changes = snapshots.changes(embedder.embedder_id)
     folded = set(changes.sequences())
     events = snapshots.event_order(embedder.embedder_id, folding=folded)
     catalog = load_catalog(source, fetcher, settings=settings)
-    if on_catalog:
-        on_catalog(sum(len(p.images) for p in catalog.products))
+    (on_catalog or (lambda _: None))(sum(len(p.images) for p in catalog.products))
     index, report = build_index(
         catalog.products,
         embedder=embedder,
@@ -310,8 +317,7 @@ def build_and_publish(
     )
     report.catalog_problems = catalog.problems
     index.continue_event_order(events)
-    index.applied_changes = folded
-    index.model = model
+    index.applied_changes, index.model = folded, model
     report.version = snapshots.publish(index, point=point)
     changes.replay(index)
     return index, report
@@ -359,8 +365,7 @@ def rebuild_catalog_index(
                 if index.is_catalog_image(image.vector_id)
             ],
             lambda uri: read_uri(uri, services.fetcher),
-            max_bytes=services.limits.max_bytes,
-            max_pixels=services.limits.max_pixels,
+            services.limits,
         )
     if snapshots is None and point:  # the served index changed: every entity is re-matched
         services.entities.schedule_stale(reason="index rebuilt", index_version=index.served_version)

@@ -14,18 +14,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from pydantic import ValidationError
 
 from imagematch.errors import PermanentError
-from imagematch.fetch import ImageFetcher
+from imagematch.fetch import ImageFetcher, local_path, read_uri
 from imagematch.models import Product
 from index_builder.catalog_tables import CatalogTables, read_postgres_catalog, read_supabase_catalog
 
@@ -47,45 +44,14 @@ CATALOG_TYPES = frozenset({"application/json", "text/json", "text/csv", "applica
 DEFAULT_MAX_CATALOG_BYTES = 50_000_000
 
 
-def _local_path(uri: str) -> Path | None:
-    parts = urlsplit(uri)
-    if parts.scheme == "file":
-        return Path(unquote(parts.path))
-    if parts.scheme == "":
-        return Path(uri)
-    return None
-
-
 def _is_catalog_type(content_type: str) -> bool:
     return content_type in CATALOG_TYPES or content_type.endswith("+json")
-
-
-def read_uri(uri: str, fetcher: ImageFetcher, *, max_bytes: int | None = None) -> bytes:
-    """Bytes of a local regular file (path or file:// URI) or of an http(s) URL through the safe
-    fetcher, at most ``max_bytes`` (default: the fetcher's image cap). Devices, FIFOs and
-    directories are refused. Raises PermanentError (missing, unreadable, too large, refused)."""
-    path = _local_path(uri)
-    if path is None:
-        return fetcher.fetch(uri, max_bytes=max_bytes)
-    limit = max_bytes or fetcher.max_bytes
-    try:
-        with path.open("rb") as file:
-            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-                raise PermanentError(f"not a regular file: {path}")
-            data = file.read(limit + 1)
-    except FileNotFoundError as exc:
-        raise PermanentError(f"file not found: {path}") from exc
-    except OSError as exc:
-        raise PermanentError(f"cannot read {path}: {exc}") from exc
-    if len(data) > limit:
-        raise PermanentError(f"{path} is larger than the limit of {limit:,} bytes")
-    return data
 
 
 def _read_catalog_document(source: str, fetcher: ImageFetcher, max_bytes: int) -> tuple[str, bool]:
     """The text of a JSON/CSV catalog and whether it is CSV (by extension or content type)."""
     is_csv = urlsplit(source).path.lower().endswith(".csv")
-    if _local_path(source) is not None:
+    if local_path(source) is not None:
         raw = read_uri(source, fetcher, max_bytes=max_bytes)
     else:
         seen: list[str] = []
@@ -109,11 +75,11 @@ def _resolve(base: str, ref: str) -> str | None:
     scheme = urlsplit(ref).scheme
     if scheme in ("http", "https"):
         return ref
-    base_path = _local_path(base)
+    base_path = local_path(base)
     if base_path is None:  # a remote catalog: relative references stay on its server
         return urljoin(base, ref) if scheme == "" and not ref.startswith("/") else None
     root = base_path.resolve().parent
-    local = _local_path(ref) if scheme in ("", "file") else None
+    local = local_path(ref) if scheme in ("", "file") else None
     if local is None:
         return None
     resolved = (root / local).resolve()  # an absolute ``local`` replaces root; .. and links resolved

@@ -4,14 +4,16 @@ batched loop), or spread over many containers (Modal ``.map`` over GPU workers i
 The coordinator (:func:`embed_missing`) cuts the missing images into chunks with stable ids, hands
 them to an :class:`EmbeddingExecutor`, and accepts results in any order and more than once (a
 duplicate is ignored). A chunk that fails is retried, up to ``attempts`` rounds; images of a chunk
-that never succeeded are reported as failed, never silently dropped. One writer — the build —
-then fits the whitening and publishes the snapshot, as a local build does, so the snapshot is the
-same whichever executor embedded the images.
+that never succeeded fail the build (:class:`ChunksFailedError`): nothing is published, and the
+chunks that did finish are already in the cache for the next try. One writer — the build — fits
+the whitening and publishes the snapshot, as a local build does, so the snapshot is the same
+whichever executor embedded the images.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -32,17 +34,34 @@ from imagematch.representation import embed_catalog_images
 __all__ = [
     "ChunkResult",
     "ChunkShards",
+    "ChunksFailedError",
     "EmbedChunk",
     "EmbeddingExecutor",
     "ImageTask",
     "LocalExecutor",
     "ShardedExecutor",
+    "build_shards",
     "embed_chunk",
     "embed_missing",
     "make_chunks",
 ]
 
 log = logging.getLogger(__name__)
+
+
+class ChunksFailedError(ImageMatchError):
+    """Chunks of a build's embedding failed outright (a lost worker, a Volume that could not be
+    read): the build publishes nothing. ``reasons``: the last errors seen, for the operator."""
+
+    def __init__(self, failed: int, total: int, images: int, reasons: list[str]) -> None:
+        shown = "; ".join(dict.fromkeys(reasons)) or "no answer from the workers"
+        super().__init__(
+            f"{failed} of {total} embedding chunks ({images} images) failed after every retry: "
+            f"{shown[:1000]}. Nothing was published; the served snapshot is unchanged."
+        )
+        self.failed = failed
+        self.total = total
+        self.reasons = reasons
 
 
 @dataclass(frozen=True)
@@ -161,14 +180,17 @@ def embed_missing(
     attempts: int = 3,
     on_result: Callable[[ChunkResult], None] | None = None,
 ) -> tuple[dict[str, Vectors], dict[str, str]]:
-    """Embed ``tasks`` through ``executor``: ``(views by digest, failures by digest)``.
+    """Embed ``tasks`` through ``executor``: ``(views by digest, failures by digest)``, where a
+    failure is one image's (unreadable, not an image).
 
     ``on_result`` sees each chunk's result once, as it arrives (the build caches it at once, so a
-    crash later loses no finished chunk). Chunks still missing after ``attempts`` rounds are
-    reported as failures of each of their images."""
-    pending = {chunk.chunk_id: chunk for chunk in make_chunks(tasks, executor.chunk_size)}
+    crash later loses no finished chunk). Raises :class:`ChunksFailedError` when chunks are still
+    missing after ``attempts`` rounds."""
+    chunks = make_chunks(tasks, executor.chunk_size)
+    pending = {chunk.chunk_id: chunk for chunk in chunks}
     views: dict[str, Vectors] = {}
     failures: dict[str, str] = {}
+    reasons: list[str] = []
     for round_number in range(1, attempts + 1):
         if not pending:
             break
@@ -182,21 +204,28 @@ def embed_missing(
                     on_result(result)
         except Exception as exc:  # the executor itself broke mid-round: retry what is missing
             log.warning("embedding round %d stopped: %s", round_number, exc)
+            reasons.append(f"{type(exc).__name__}: {exc}")
+        reasons.extend(getattr(executor, "errors", ()))
         if pending:
             log.warning("round %d: %d chunks missing; retrying", round_number, len(pending))
-    for chunk in pending.values():
-        for task in chunk.tasks:
-            failures[task.digest] = f"not embedded: chunk {chunk.chunk_id} failed {attempts} times"
+    if pending:
+        images = sum(len(chunk.tasks) for chunk in pending.values())
+        raise ChunksFailedError(len(pending), len(chunks), images, reasons[-5:])
     return views, failures
 
 
 class ChunkShards:
     """Chunk results as files (``<chunk id>.npz``) in a directory every worker can write (on
     Modal: the Volume), so a finished chunk survives the build that asked for it. Each file is
-    written once, atomically; the build removes them after it publishes."""
+    written once, atomically; the build removes them after it publishes.
 
-    def __init__(self, directory: Path) -> None:
+    ``read_committed`` reads a shard's bytes as the other workers committed them (on Modal:
+    ``Volume.read_file``), ``None`` if absent; default: the local file. Reading that way needs no
+    Volume reload, which fails while the build holds files open (its embedding cache)."""
+
+    def __init__(self, directory: Path, read_committed: Callable[[Path], bytes | None] | None = None) -> None:
         self.directory = directory
+        self._read_committed = read_committed or _read_local
 
     def write(self, result: ChunkResult) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -208,10 +237,10 @@ class ChunkShards:
         os.replace(partial, self.directory / f"{result.chunk_id}.npz")
 
     def read(self, chunk_id: str) -> ChunkResult | None:
-        path = self.directory / f"{chunk_id}.npz"
-        if not path.exists():
+        raw = self._read_committed(self.directory / f"{chunk_id}.npz")
+        if raw is None:
             return None
-        with np.load(path) as data:
+        with np.load(io.BytesIO(raw)) as data:
             views = {k[2:]: data[k].astype(np.float32) for k in data.files if k.startswith("v_")}
             failures = json.loads(data["failures"].tobytes().decode())
         return ChunkResult(chunk_id, views, failures)
@@ -221,20 +250,35 @@ class ChunkShards:
             path.unlink(missing_ok=True)
 
 
+def build_shards(
+    data_dir: Path, model: str, read_committed: Callable[[Path], bytes | None] | None = None
+) -> ChunkShards:
+    """Where a build's chunk results wait for the build to read them (one folder per model)."""
+    folder = hashlib.sha256(model.encode()).hexdigest()[:16]
+    return ChunkShards(data_dir / "build_shards" / folder, read_committed)
+
+
+def _read_local(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
 @dataclass
 class ShardedExecutor:
     """Fans chunks out through ``map_chunks`` (e.g. Modal's ``.map`` over GPU containers, each
     writing its chunk's shard and answering its id, or an exception) and reads the shards back.
     Chunks whose shard already exists (a build that stopped half-way) are not embedded again.
-    ``before_read`` runs before shards are read (on Modal: reload the Volume)."""
+    ``errors``: what the workers answered for chunks that failed (the build reports them)."""
 
     shards: ChunkShards
     map_chunks: Callable[[list[EmbedChunk]], Iterable[str | BaseException]]
     chunk_size: int = 256
-    before_read: Callable[[], None] = lambda: None
+    errors: list[str] = field(default_factory=list)
 
     def run(self, chunks: Sequence[EmbedChunk]) -> Iterator[ChunkResult]:
-        self.before_read()
+        self.errors.clear()
         todo = []
         for chunk in chunks:
             done = self.shards.read(chunk.chunk_id)
@@ -245,8 +289,10 @@ class ShardedExecutor:
         for answer in self.map_chunks(todo):
             if isinstance(answer, BaseException):
                 log.warning("a chunk failed on its worker: %s", answer)
+                self.errors.append(f"{type(answer).__name__}: {answer}")
                 continue
-            self.before_read()
             result = self.shards.read(answer)
-            if result is not None:
-                yield result
+            if result is None:
+                self.errors.append(f"chunk {answer}: its shard is not in the committed Volume")
+                continue
+            yield result

@@ -1,16 +1,26 @@
-"""Shared fixtures: settings in a temp data dir, synthetic images, a small synthetic catalog."""
+"""Shared fixtures, written once: settings in a temp data dir, synthetic images, a small synthetic
+catalog, the app client factory (``app_client``, ``client``), a served process on a free port
+(``running_server``), the fake Zendesk (``zendesk``), and ledger counts read from a SQLite file."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
-from collections.abc import Iterator
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -21,6 +31,7 @@ from imagematch.config import Settings
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_CATALOG = REPO / "examples" / "grocery" / "catalog" / "products.json"
 SAMPLE_QUERIES = REPO / "examples" / "grocery" / "queries.jsonl"
+CLI = [sys.executable, "-m", "imagematch.cli"]
 
 # Distinct colour layouts the tiny embedder tells apart.
 PALETTE = {
@@ -169,3 +180,126 @@ def image_host() -> Iterator[ImageHost]:
     host = ImageHost()
     yield host
     host.close()
+
+
+# ## The app, in-process and served
+
+
+@pytest.fixture
+def app_client() -> Iterator[Callable[..., TestClient]]:
+    """Make a started TestClient over ``create_app(services, **app_options)``; closed at the end.
+    ``client_options`` go to TestClient (e.g. ``follow_redirects=False``)."""
+    from imagematch.api import create_app
+
+    opened: list[TestClient] = []
+
+    def make(
+        services: Services, client_options: dict[str, object] | None = None, **app_options: object
+    ) -> TestClient:
+        client = TestClient(create_app(services, **app_options), **(client_options or {}))  # type: ignore[arg-type]
+        opened.append(client.__enter__())
+        return client
+
+    yield make
+    for client in reversed(opened):
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(services: Services, app_client: Callable[..., TestClient]) -> TestClient:
+    """The API over ``services`` (most tests need nothing else)."""
+    return app_client(services)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (never a fixed one: tests run side by side)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self, sig: int = signal.SIGINT) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def wait_until(predicate: Callable[[], bool], seconds: float, *, step: float = 0.05) -> bool:
+    """Poll ``predicate`` until it holds or ``seconds`` pass; whether it held."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+@pytest.fixture
+def running_server() -> Iterator[Callable[..., RunningServer]]:
+    """Start ``imagematch serve`` (``args`` after ``serve``) with ``env`` on a free port and wait for
+    ``/healthz``; every server started is stopped at the end (a test may SIGKILL one itself)."""
+    started: list[RunningServer] = []
+
+    def start(env: dict[str, str], args: Sequence[str] = (), *, port: int | None = None) -> RunningServer:
+        port = port or free_port()
+        process = subprocess.Popen(
+            [*CLI, "serve", "--port", str(port), *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        server = RunningServer(process, port)
+        started.append(server)
+
+        def healthy() -> bool:
+            if process.poll() is not None:
+                stderr = process.stderr.read().decode() if process.stderr else ""
+                pytest.fail(f"server exited: {stderr[-2000:]}")
+            try:
+                return httpx.get(f"{server.base_url}/healthz", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        if not wait_until(healthy, 90, step=0.2):
+            server.stop(signal.SIGKILL)
+            pytest.fail("server did not become healthy in 90 s")
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+# ## Shared fakes and readers
+
+
+@pytest.fixture
+def zendesk() -> Iterator[object]:
+    """A fake Zendesk on 127.0.0.1 (tests.fake_zendesk.FakeZendesk)."""
+    from tests.fake_zendesk import fake_zendesk
+
+    with fake_zendesk() as fake:
+        yield fake
+
+
+def job_counts(db: Path) -> tuple[int, int, int]:
+    """(complete jobs, predictions, jobs with a prediction) in a SQLite ledger file."""
+    with sqlite3.connect(db) as conn:
+        complete = conn.execute("select count(*) from image_jobs where status = 'complete'").fetchone()[0]
+        predictions, distinct = conn.execute(
+            "select count(*), count(distinct job_id) from image_prediction_log"
+        ).fetchone()
+    return int(complete), int(predictions), int(distinct)

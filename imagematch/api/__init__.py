@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from imagematch import __version__
-from imagematch.access import AccessControl
+from imagematch.api.access import AccessControl
 from imagematch.api.entities import entities_router
 from imagematch.api.feedback import feedback_router, products_router
 from imagematch.api.jobs import jobs_router, submit_router
@@ -24,12 +24,13 @@ from imagematch.api.stats import health_router, stats_router
 from imagematch.app import Services
 from imagematch.config import Settings
 from imagematch.console import console_router
+from imagematch.dispatch import Dispatch, Dispatchers
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError, TransientError
 from imagematch.ledger import Clock, Ledger, utcnow
 from imagematch.sources.catalog.routes import catalog_webhook_router
 from imagematch.sources.zendesk.routes import zendesk_webhook_router
 from imagematch.webhooks import RETRY_LATER
-from imagematch.worker import Dispatch, WorkerPool
+from imagematch.worker import WorkerPool
 
 __all__ = ["create_app", "create_webhook_app"]
 
@@ -59,20 +60,7 @@ def create_app(
         lifespan=_pool_lifespan(pool),
     )
 
-    @app.exception_handler(IndexNotBuiltError)
-    async def _no_index(_: Request, exc: IndexNotBuiltError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503)
-
-    @app.exception_handler(EmbedderMismatchError)
-    async def _mismatch(_: Request, exc: EmbedderMismatchError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503)
-
-    @app.exception_handler(TransientError)
-    async def _unavailable(_: Request, exc: TransientError) -> JSONResponse:
-        # The ledger (or another dependency) is briefly unreachable: the caller retries; nothing
-        # was accepted, so nothing is lost.
-        return JSONResponse({"detail": str(exc)}, status_code=503, headers=RETRY_LATER)
-
+    _answer_unavailable_with_503(app)
     settings, ledger, clock = services.settings, services.ledger, services.clock
     # Webhooks first: routes are matched in order, and a burst of webhooks is the hot path.
     app.include_router(zendesk_webhook_router(settings, ledger, clock=clock, dispatch=services.dispatch))
@@ -88,6 +76,24 @@ def create_app(
     app.include_router(console_router(services, dispatch=services.dispatch))
     (access or AccessControl.from_settings(settings)).install(app)
     return app
+
+
+def _answer_unavailable_with_503(app: FastAPI) -> None:
+    """No index, an index of another model, a dependency briefly down: 503, never a 500."""
+
+    @app.exception_handler(IndexNotBuiltError)
+    async def _no_index(_: Request, exc: IndexNotBuiltError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(EmbedderMismatchError)
+    async def _mismatch(_: Request, exc: EmbedderMismatchError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(TransientError)
+    async def _unavailable(_: Request, exc: TransientError) -> JSONResponse:
+        # The ledger (or another dependency) is briefly unreachable: the caller retries; nothing
+        # was accepted, so nothing is lost.
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers=RETRY_LATER)
 
 
 def create_webhook_app(
@@ -106,11 +112,7 @@ def create_webhook_app(
         description="Signed webhooks in; each persists a job and answers 202.",
         lifespan=_pool_lifespan(pool),
     )
-    dispatchers = [d for d in (pool.dispatch if pool else None, dispatch) if d is not None]
-
-    def dispatch_all(job_ids: list[int]) -> None:
-        for dispatcher in dispatchers:
-            dispatcher(job_ids)
+    dispatch_all = Dispatchers(d for d in (pool.dispatch if pool else None, dispatch) if d is not None)
 
     app.include_router(health_router())
     app.include_router(zendesk_webhook_router(settings, ledger, clock=clock, dispatch=dispatch_all))

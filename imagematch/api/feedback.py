@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
-from imagematch.access import principal_of
+from imagematch.api.access import principal_of
 from imagematch.app import Services
 from imagematch.catalog_search import search_products
 from imagematch.feedback import FeedbackIn, JobWithoutPhotoError, UnknownJobError, UnknownProductError

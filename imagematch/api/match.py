@@ -7,7 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from imagematch.api.image_input import IMAGE_BODY_DOC, parse_meta_filters, read_image_input
 from imagematch.app import Services
-from imagematch.errors import PermanentError, TransientError
+from imagematch.errors import PermanentError, ServiceUnavailableError, TransientError
 from imagematch.models import MatchRequest, MatchResult
 
 __all__ = ["match_router"]
@@ -45,6 +45,9 @@ def match_router(services: Services) -> APIRouter:
             result: MatchResult = await run_in_threadpool(work)
         except PermanentError as exc:
             raise HTTPException(422, str(exc)) from exc
+        except ServiceUnavailableError as exc:
+            retry_after = str(round(exc.retry_after or 5))
+            raise HTTPException(503, str(exc), headers={"Retry-After": retry_after}) from exc
         except TransientError as exc:
             raise HTTPException(502, str(exc)) from exc
         return result

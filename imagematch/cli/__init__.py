@@ -3,7 +3,7 @@ is one JSON object, so scripts can ``tail -n1``.
 
 One module per command group: :mod:`~imagematch.cli.matching` (match, eval),
 :mod:`~imagematch.cli.serving` (serve, worker), :mod:`~imagematch.cli.jobs` (submit, sweep,
-backfill, jobs …), :mod:`~imagematch.cli.index`, :mod:`~imagematch.cli.db`,
+requeue, jobs …), :mod:`~imagematch.cli.index`, :mod:`~imagematch.cli.db`,
 :mod:`~imagematch.cli.catalog`, :mod:`~imagematch.cli.entities` (rematch) and
 :mod:`~imagematch.cli.zendesk`; what they share is in :mod:`~imagematch.cli.terminal`. ``main`` is
 the ``imagematch`` console script.
@@ -29,7 +29,8 @@ app.command()(serving.serve)
 app.command()(serving.worker)
 app.command()(jobs.submit)
 app.command()(jobs.sweep)
-app.command()(jobs.backfill)
+app.command()(jobs.requeue)
+app.command("backfill", hidden=True)(jobs.requeue)  # the old name, for one release
 app.command()(entities.rematch)
 app.add_typer(index.app, name="index")
 app.add_typer(jobs.app, name="jobs")

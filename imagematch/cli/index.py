@@ -53,18 +53,16 @@ def index_build(
     as_json: JsonFlag = False,
 ) -> None:
     """Embed the catalog's images (only new ones: a cache keeps the rest) and publish a snapshot."""
-    from imagematch.app import build_services
-    from index_builder import rebuild_catalog_index
+    from imagematch.operations import open_services, rebuild
 
     settings = load_settings()
     catalog = catalog or settings.catalog_source
     if not catalog:
         raise fail("give --catalog or set IMAGEMATCH_CATALOG_SOURCE")
-    services = build_services(settings)
-    with progress_bar() as progress:
+    with open_services(settings) as services, progress_bar() as progress:
         task = progress.add_task("embedding catalog images", total=None)
         try:
-            _, report = rebuild_catalog_index(
+            report = rebuild(
                 services,
                 catalog,
                 progress=lambda n: progress.advance(task, n),
@@ -99,16 +97,15 @@ def index_switch_model(
 ) -> None:
     """Build the catalog with another model beside the served snapshot, check it, and serve it only
     if the check passes (processes holding the old model keep serving until they restart)."""
-    from imagematch.app import build_services
-    from index_builder.model_switch import switch_model
+    from imagematch.operations import open_services, switch_model
 
     settings = load_settings()
     catalog = catalog or settings.catalog_source
     if not catalog:
         raise fail("give --catalog or set IMAGEMATCH_CATALOG_SOURCE")
-    new = build_services(settings, model=model)
     try:
-        report = switch_model(new, catalog, queries=queries, floor=floor)
+        with open_services(settings, model=model) as new:
+            report = switch_model(new, catalog, queries=queries, floor=floor)
     except ImageMatchError as exc:
         raise fail(str(exc)) from exc
     print_build_report(report.build)

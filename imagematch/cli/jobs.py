@@ -1,22 +1,22 @@
-"""Ledger jobs from the terminal: ``submit``, ``sweep``, ``backfill`` and ``imagematch jobs …``."""
+"""Ledger jobs from the terminal: ``submit``, ``sweep``, ``requeue`` and ``imagematch jobs …``."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from imagematch import operations
 from imagematch.cli.terminal import JsonFlag, err, fail, load_settings, out, progress_bar
-from imagematch.ledger import open_ledger_for, utcnow
-from imagematch.maintenance import record_sweep
+from imagematch.ledger import open_ledger_for
 from imagematch.models import JobStatus, NewJob
-from imagematch.requeue import RequeueScope
+from imagematch.operations import RequeueScope, open_services
 
-__all__ = ["app", "backfill", "submit", "sweep"]
+__all__ = ["app", "requeue", "submit", "sweep"]
 
 app = typer.Typer(help="Inspect and retry jobs in the ledger.", no_args_is_help=True)
 
@@ -51,54 +51,42 @@ def submit(
 
 def sweep(as_json: JsonFlag = False) -> None:
     """Re-queue due retries and jobs whose worker lease expired; report stale pending jobs."""
-
-    settings = load_settings()
-    ledger = open_ledger_for(settings)
-    report = ledger.sweep(
-        max_attempts=settings.max_attempts,
-        pending_grace_seconds=settings.pending_grace_seconds,
-    )
-    record_sweep(settings.data_dir, report, utcnow())  # shown on the console's health page
-    summary = {
-        "retries_due": report.retries_due,
-        "leases_expired": report.leases_expired,
-        "gave_up": report.gave_up,
-        "pending_waiting": len(report.due_pending),
-    }
-    err.print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.items()))
+    with open_services(load_settings(), with_model=False) as services:
+        summary = operations.sweep(services)  # recorded for the console's health page
+    err.print(summary.describe())
     if as_json:
-        print(json.dumps(summary))
+        print(json.dumps(summary.as_dict()))
 
 
-def backfill(
+def requeue(
     source: Annotated[str | None, typer.Option(help="Only jobs from this source (api, cli, …).")] = None,
     since: Annotated[
         datetime | None, typer.Option(help="Only jobs created on/after this date (YYYY-MM-DD).")
     ] = None,
-    status: Annotated[
+    scope: Annotated[
         RequeueScope, typer.Option(help="missing: failed+skipped; failed; all: reprocess everything.")
     ] = RequeueScope.MISSING,
+    status: Annotated[RequeueScope | None, typer.Option(hidden=True, help="Old name of --scope.")] = None,
     limit: Annotated[int | None, typer.Option(help="At most this many jobs.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be queued.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Queue again every image that has no successful prediction (idempotent)."""
-    from imagematch.requeue import find_jobs_to_requeue, requeue_jobs
-
-    ledger = open_ledger_for(load_settings())
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
-    jobs = list(find_jobs_to_requeue(ledger, scope=status, source=source, since=since, limit=limit))
-    with progress_bar() as progress:
-        task = progress.add_task("dry run" if dry_run else "re-queuing", total=len(jobs))
-        report = requeue_jobs(
-            ledger, iter(jobs), dry_run=dry_run, progress=lambda n: progress.advance(task, n)
+    """Queue again every job that has no successful prediction (idempotent)."""
+    with open_services(load_settings(), with_model=False) as services, progress_bar() as progress:
+        task = progress.add_task("dry run" if dry_run else "re-queuing", total=limit)
+        summary = operations.requeue(
+            services.ledger,
+            services.dispatch,
+            scope=status or scope,
+            source=source,
+            since=since,
+            limit=limit,
+            dry_run=dry_run,
+            progress=lambda n: progress.advance(task, n),
         )
-    verb = "would re-queue" if dry_run else "re-queued"
-    found = ", ".join(f"{n} {s}" for s, n in report.by_status.items()) or "nothing"
-    err.print(f"found {found}; {verb} {report.matched if dry_run else report.requeued}")
+    err.print(summary.describe())
     if as_json:
-        print(json.dumps({"matched": report.matched, "requeued": report.requeued, "dry_run": dry_run}))
+        print(json.dumps(summary.as_dict()))
 
 
 @app.command("list")

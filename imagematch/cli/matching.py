@@ -38,17 +38,14 @@ def match(
 ) -> None:
     """Show the top products for each image."""
     from imagematch.app import build_services, serving_model
-    from imagematch.images import decode_image
+    from imagematch.models import MatchRequest
 
     settings = load_settings()
     services = build_services(settings, model=serving_model(settings))
     results: dict[str, Any] = {}
     for path in images:
         try:
-            image = decode_image(
-                path.read_bytes(), max_bytes=services.limits.max_bytes, max_pixels=services.limits.max_pixels
-            )
-            result = services.matcher.match_image(image, top_k=top_k)
+            result = services.photos.match_bytes(path.read_bytes(), MatchRequest(top_k=top_k)).result
         except ImageMatchError as exc:
             err.print(f"[red]{path}:[/red] {exc}")
             results[str(path)] = {"error": str(exc)}

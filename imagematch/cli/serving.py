@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from imagematch.access import AccessControl, is_loopback_host
+from imagematch.api.access import AccessControl, is_loopback_host
 from imagematch.cli.terminal import err, load_settings
 from imagematch.config import Settings
 
@@ -44,6 +44,7 @@ def serve(
 
     from imagematch.api import create_app
     from imagematch.app import build_services, serving_model
+    from imagematch.operations import sweep
     from imagematch.runtime import freeze_startup_objects
     from imagematch.worker import WorkerPool
 
@@ -54,7 +55,7 @@ def serve(
         services.make_worker,
         size=services.settings.workers if workers is None else workers,
         poll_seconds=services.settings.poll_seconds,
-        sweep=services.sweep,
+        sweep=lambda: sweep(services),
         sweep_seconds=services.settings.sweep_seconds,
     )
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -71,12 +72,13 @@ def worker(
     import threading
 
     from imagematch.app import build_services, serving_model
+    from imagematch.operations import sweep
     from imagematch.worker import WorkerPool
 
     settings = load_settings()
     services = build_services(settings, model=serving_model(settings))
     if once:
-        services.sweep()
+        sweep(services)
         done = services.make_worker().drain()
         err.print(f"processed {done} jobs")
         return
@@ -84,7 +86,7 @@ def worker(
         services.make_worker,
         size=max(1, services.settings.workers),
         poll_seconds=services.settings.poll_seconds,
-        sweep=services.sweep,
+        sweep=lambda: sweep(services),
         sweep_seconds=services.settings.sweep_seconds,
     )
     pool.start()

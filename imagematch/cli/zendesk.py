@@ -14,11 +14,11 @@ from imagematch.ledger import open_ledger_for
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Zendesk tickets: backfill photos that were never matched.", no_args_is_help=True)
+app = typer.Typer(help="Zendesk tickets: scan for photos that were never matched.", no_args_is_help=True)
 
 
-@app.command("backfill")
-def zendesk_backfill(
+@app.command("scan")
+def zendesk_scan(
     since: Annotated[datetime, typer.Option(help="Tickets updated on/after this date (YYYY-MM-DD, UTC).")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be queued.")] = False,
     limit: Annotated[int | None, typer.Option(help="Scan at most this many tickets.")] = None,
@@ -61,3 +61,6 @@ def zendesk_backfill(
     )
     if as_json:
         print(json.dumps(report.summary()))
+
+
+app.command("backfill", hidden=True)(zendesk_scan)  # the old name, for one release

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
+import imagematch.console.data as data
 from imagematch.app import Services
-from imagematch.console import data
 from imagematch.console.pages import PageRenderer
 from imagematch.index import ProductIndex
 

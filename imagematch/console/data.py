@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from imagematch import operations
 from imagematch.app import Services
 from imagematch.console.listing import JobFilter, job_entity, scan_jobs
 from imagematch.entities import EntityRef
-from imagematch.errors import EmbedderMismatchError, ImageMatchError, IndexNotBuiltError
+from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
+from imagematch.fetch import read_uri
 from imagematch.index import IndexedImage, ProductIndex
 from imagematch.ledger import Ledger
 from imagematch.models import ErrorKind, ImageJob, JobStatus, Match, Prediction
@@ -124,14 +125,11 @@ class ReferenceImage:
 
 
 def _ensure_thumbnail(services: Services, image: IndexedImage) -> str | None:
-    from index_builder.catalog import read_uri  # the catalog's own reader (paths, file://, http)
-
     if not services.thumbnails.has(image.sha256):
         services.thumbnails.ensure_catalog(
             [(image.uri, image.sha256)],
             lambda uri: read_uri(uri, services.fetcher),
-            max_bytes=services.limits.max_bytes,
-            max_pixels=services.limits.max_pixels,
+            services.limits,
         )
     return image.sha256 if services.thumbnails.has(image.sha256) else None
 
@@ -225,9 +223,5 @@ def recent_matches(
 
 
 def last_sweep(services: Services) -> dict[str, Any] | None:
-    """What the last sweep recorded (``Services.sweep`` writes ``sweep.json`` in the data dir)."""
-    try:
-        data: dict[str, Any] = json.loads((services.settings.data_dir / "sweep.json").read_text())
-    except (OSError, ValueError, ImageMatchError):
-        return None
-    return data
+    """What the last sweep recorded (see :func:`imagematch.operations.sweep`)."""
+    return operations.last_sweep(services.settings.data_dir)

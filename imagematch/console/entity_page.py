@@ -6,16 +6,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse
 
+import imagematch.console.data as data
 from imagematch.app import Services
-from imagematch.console import data
 from imagematch.console.listing import JobFilter, find_jobs
 from imagematch.console.pages import page
 from imagematch.entities import ENTITY_ID_PATTERN, ENTITY_TYPE_PATTERN, EntityRef
-from imagematch.models import JobKind
 
 __all__ = ["entity_routes"]
 
-PHOTO_KINDS = {JobKind.MATCH_IMAGE, JobKind.ZENDESK_IMAGE}
 MAX_PHOTOS = 100
 
 
@@ -29,7 +27,8 @@ def entity_routes(router: APIRouter, services: Services) -> None:
         ref = EntityRef(entity_type=entity_type, entity_id=entity_id)
         ledger = services.ledger
         jobs, _ = find_jobs(ledger, JobFilter(entity=ref), limit=MAX_PHOTOS * 2, before_id=None)
-        photos = [data.job_row(services, j, with_label=True) for j in jobs if j.kind in PHOTO_KINDS]
+        photo_kinds = set(services.kinds.photo_kinds())
+        photos = [data.job_row(services, j, with_label=True) for j in jobs if j.kind in photo_kinds]
         state = ledger.get_entity(ref)
         if state is None and not jobs:
             return page(request, "not_found.html", nav="jobs", what=f"entity {ref}", status_code=404)
@@ -42,7 +41,7 @@ def entity_routes(router: APIRouter, services: Services) -> None:
             ref=ref,
             state=state,
             photos=photos[:MAX_PHOTOS],
-            others=[j for j in jobs if j.kind not in PHOTO_KINDS],
+            others=[j for j in jobs if j.kind not in photo_kinds],
             matches=ledger.entity_matches(ref) if state else [],
             stale=bool(state and served and state.index_version != served),
             served_version=served,

@@ -8,11 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+import imagematch.console.data as data
 from imagematch.app import Services
-from imagematch.console import data
 from imagematch.console.pages import page
-from imagematch.models import ImageJob, JobKind
-from imagematch.sources.zendesk.jobs import note_job_key
+from imagematch.models import ImageJob
+from imagematch.sources.zendesk.jobs import ZendeskImagePayload, ZendeskNotePayload, note_job_key
 
 __all__ = ["job_page_routes", "top_matches"]
 
@@ -25,10 +25,10 @@ def top_matches(services: Services, row: data.JobRow) -> list[tuple[Any, data.Re
 
 
 def _note(services: Services, job: ImageJob) -> ImageJob | None:
-    if job.kind != JobKind.ZENDESK_IMAGE:
+    if job.kind != ZendeskImagePayload.KIND:
         return None
     key = note_job_key(str(job.payload.get("ticket_id")), str(job.payload.get("attachment_id")))
-    return services.ledger.get_job_by_key(key, kind=JobKind.ZENDESK_NOTE)
+    return services.ledger.get_job_by_key(key, kind=ZendeskNotePayload.KIND)
 
 
 def job_page_routes(router: APIRouter, services: Services) -> None:

@@ -15,12 +15,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from imagematch.access import check_csrf_field
+import imagematch.console.data as data
+from imagematch.api.access import check_csrf_field
 from imagematch.app import Services
-from imagematch.console import data
 from imagematch.console.listing import MAX_SCAN, JobFilter, find_jobs, parse_filter
 from imagematch.console.pages import error_page, page, safe_next, templates
-from imagematch.models import ErrorKind, ImageJob, JobKind, JobStatus
+from imagematch.models import ErrorKind, ImageJob, JobStatus
 
 __all__ = ["job_list_routes", "retry_routes"]
 
@@ -35,7 +35,7 @@ def request_filter(services: Services, params: dict[str, str]) -> JobFilter:
     """The filter named by ``params``; ValueError (with the reason) on a bad value."""
     index = data.served_index(services)
     products = set(index.products) if index else set()
-    return parse_filter(params, kinds={str(k) for k in JobKind}, product_ids=products)
+    return parse_filter(params, kinds=set(services.kinds.names()), product_ids=products)
 
 
 def _return_to(request: Request) -> str:
@@ -60,7 +60,7 @@ def job_list_routes(router: APIRouter, services: Services) -> None:
             rows=[data.job_row(services, job) for job in found],
             flt=flt,
             statuses=list(JobStatus),
-            kinds=list(JobKind),
+            kinds=services.kinds.names(),
             next_url=f"/ui/jobs?{urlencode({**query, 'cursor': next_cursor})}" if next_cursor else None,
             first_url=f"/ui/jobs?{urlencode(query)}" if cursor else None,
             csv_url=f"/ui/jobs.csv?{urlencode(query)}",

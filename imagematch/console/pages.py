@@ -15,8 +15,10 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
-from imagematch.access import AccessControl
+from imagematch.api.access import AccessControl
 from imagematch.models import JobKind
+from imagematch.sources.catalog.events import CATALOG_EVENT_KIND
+from imagematch.sources.zendesk.jobs import ZendeskImagePayload, ZendeskNotePayload, ZendeskTicketPayload
 
 __all__ = [
     "BANDS",
@@ -36,10 +38,10 @@ templates = Jinja2Templates(directory=HERE / "templates")
 # One label per job kind, used in every list, filter and page.
 KIND_LABELS: dict[str, str] = {
     JobKind.MATCH_IMAGE: "Photo",
-    JobKind.CATALOG_EVENT: "Catalog event",
-    JobKind.ZENDESK_TICKET: "Ticket scan",
-    JobKind.ZENDESK_IMAGE: "Ticket photo",
-    JobKind.ZENDESK_NOTE: "Ticket note",
+    CATALOG_EVENT_KIND: "Catalog event",
+    ZendeskTicketPayload.KIND: "Ticket scan",
+    ZendeskImagePayload.KIND: "Ticket photo",
+    ZendeskNotePayload.KIND: "Ticket note",
     JobKind.REMATCH: "Re-match",
     JobKind.LEARN: "Learned references",
 }

@@ -11,8 +11,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+import imagematch.console.data as data
 from imagematch.app import Services
-from imagematch.console import data
 from imagematch.console.job_page import top_matches
 from imagematch.console.pages import page
 from imagematch.models import Prediction

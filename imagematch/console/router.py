@@ -1,7 +1,7 @@
 """The operator console: server-rendered pages under ``/ui`` (Jinja2 templates, a little vanilla JS).
 
 Pages read the ledger and the served index directly (the same objects the API uses); forms that
-change something (retry, try a photo) carry a CSRF token (:func:`imagematch.access.check_csrf_field`);
+change something (retry, try a photo) carry a CSRF token (:func:`imagematch.api.access.check_csrf_field`);
 the label buttons call ``/v1/jobs/{id}/feedback`` with the session cookie and ``X-CSRF-Token``.
 Handlers are plain ``def`` functions: FastAPI runs them in its thread pool, as ledger calls block.
 One module per page: jobs.py, job_page.py, entity_page.py, review.py, tryout.py, catalog.py.
@@ -15,9 +15,9 @@ from pathlib import Path
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from imagematch.access import SESSION_COOKIE, AccessControl, check_csrf_field
+import imagematch.console.data as data
+from imagematch.api.access import SESSION_COOKIE, AccessControl, check_csrf_field
 from imagematch.app import Services
-from imagematch.console import data
 from imagematch.console.catalog import catalog_routes
 from imagematch.console.entity_page import entity_routes
 from imagematch.console.job_page import job_page_routes

@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from imagematch.access import check_csrf_field
+import imagematch.console.data as data
+from imagematch.api.access import check_csrf_field
 from imagematch.app import Services
-from imagematch.console import data
 from imagematch.console.pages import PageRenderer
 from imagematch.errors import ImageMatchError, PermanentError
 from imagematch.images import sha256_hex
@@ -76,9 +76,13 @@ def _match_routes(router: APIRouter, services: Services, render: Render) -> None
             if body is None and not url.strip():
                 raise PermanentError("choose a photo, drop or paste one, or give its URL")
             body = body if body is not None else services.fetcher.fetch(url.strip())
-            image = limits.decode(body)
-            photo = services.thumbnails.put(sha256_hex(body), image)
-            result = services.match_photo(body, MatchRequest(category=category or None))
+            found = services.match_bytes(body, MatchRequest(category=category or None))
+            result = found.result
+            photo = (  # matched in another process (Modal's web): its thumbnail is decoded here
+                services.thumbnails.put(found.digest, found.image)
+                if found.image is not None
+                else services.thumbnails.put_bytes(body, limits)
+            )
         except ImageMatchError as exc:
             status = 422 if isinstance(exc, PermanentError) else 502
             return render(request, status_code=status, error=str(exc), category=category, url=url)

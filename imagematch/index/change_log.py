@@ -15,15 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from imagematch.embedder.base import Vectors
 from imagematch.models import Product
-
-if TYPE_CHECKING:
-    from imagematch.index.product_index import ProductIndex
 
 __all__ = ["CatalogChange", "ChangeKind", "ChangeLog"]
 
@@ -51,6 +48,15 @@ class CatalogChange:
     images: tuple[tuple[str, str], ...] = ()
     vectors: Vectors | None = None
     learned: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ChangeTarget(Protocol):
+    """What a change log is replayed into (a :class:`~imagematch.index.ProductIndex`); a protocol,
+    so this module and the index do not import each other."""
+
+    applied_changes: set[int]
+
+    def apply(self, change: CatalogChange) -> object: ...
 
 
 class ChangeLog:
@@ -113,7 +119,7 @@ class ChangeLog:
             learned=meta.get("learned") or [],
         )
 
-    def replay(self, index: ProductIndex) -> int:
+    def replay(self, index: ChangeTarget) -> int:
         """Apply the entries ``index`` does not include yet, in order; returns how many."""
         applied = 0
         for sequence in self.sequences():

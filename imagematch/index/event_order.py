@@ -45,6 +45,17 @@ class EventOrder:
             self.last_change = (change.sequence, change.at)
         return True
 
+    def describe_last_change(self, now: datetime) -> dict[str, Any] | None:
+        """The newest event applied, for ``GET /v1/stats``: its sequence, when, and how long ago."""
+        if self.last_change is None:
+            return None
+        sequence, at = self.last_change
+        return {
+            "sequence": sequence,
+            "applied_at": at.isoformat(),
+            "age_seconds": round((now - at).total_seconds(), 1),
+        }
+
     def to_meta(self) -> dict[str, Any]:
         """The JSON-able form kept in a snapshot's ``meta.json``."""
         last = self.last_change

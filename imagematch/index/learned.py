@@ -13,16 +13,23 @@ A catalog upsert of the product keeps its learned references; a catalog delete d
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
 
 from imagematch.embedder.base import Vectors
+from imagematch.index.learned_files import (
+    CATALOG,
+    LEARNED,
+    LearnedReference,
+    pack,
+    read_learned,
+    unpack,
+    write_learned,
+)
 from imagematch.index.scoring import blended_prototype
+from imagematch.index.snapshot_files import IndexedImage
 from imagematch.representation import Projection
 
 __all__ = [
@@ -37,96 +44,12 @@ __all__ = [
     "write_learned",
 ]
 
-CATALOG = "catalog"  # IndexedImage.origin of a catalog image
-LEARNED = "learned"  # … of a learned reference
-
 
 def product_prototype(catalog: Vectors, learned: Vectors) -> Vectors:
     """The product's vector for centroid scoring, from its projected catalog image vectors and
     learned reference vectors (either may have no rows; not both): the blend of
     :mod:`imagematch.index.scoring`, where how a learned reference counts is decided."""
     return blended_prototype(catalog, learned)
-
-
-@dataclass(frozen=True)
-class LearnedReference:
-    """One learned reference and its provenance: the photo's job and digest, the label that made
-    it one, who gave that label and when. ``vector`` is the embedder's (before the projection)."""
-
-    job_id: int
-    label_id: int
-    given_by: str
-    labelled_at: datetime
-    sha256: str
-    vector: Vectors
-
-    @property
-    def uri(self) -> str:
-        """Where it came from (never a picture URL: a customer's photo is not shown as the product's)."""
-        return f"learned:job/{self.job_id}"
-
-    def provenance(self) -> dict[str, Any]:
-        return {
-            "job_id": self.job_id,
-            "label_id": self.label_id,
-            "given_by": self.given_by,
-            "labelled_at": self.labelled_at.isoformat(),
-            "sha256": self.sha256,
-        }
-
-    @classmethod
-    def from_provenance(cls, row: dict[str, Any], vector: Vectors) -> LearnedReference:
-        return cls(
-            job_id=int(row["job_id"]),
-            label_id=int(row["label_id"]),
-            given_by=str(row["given_by"]),
-            labelled_at=datetime.fromisoformat(row["labelled_at"]),
-            sha256=str(row["sha256"]),
-            vector=np.asarray(vector, dtype=np.float32),
-        )
-
-
-def pack(refs: tuple[LearnedReference, ...], dim: int) -> tuple[list[dict[str, Any]], Vectors]:
-    """Provenance rows and stacked vectors (for a change-log entry or a snapshot)."""
-    vectors = np.stack([r.vector for r in refs]) if refs else np.zeros((0, dim), np.float32)
-    return [r.provenance() for r in refs], vectors.astype(np.float32)
-
-
-def unpack(rows: list[dict[str, Any]], vectors: Vectors | None) -> tuple[LearnedReference, ...]:
-    if vectors is None:
-        return ()
-    return tuple(LearnedReference.from_provenance(row, vectors[n]) for n, row in enumerate(rows))
-
-
-def write_learned(
-    directory: Path, learned: dict[str, tuple[LearnedReference, ...]], sequences: dict[str, int], dim: int
-) -> dict[str, Any]:
-    """Write the learned references' vectors to ``learned.npz`` (one array, products in order);
-    returns what ``meta.json`` keeps of them: provenance per product and the sets' sequences."""
-    rows: dict[str, list[dict[str, Any]]] = {}
-    vectors = []
-    for product_id, refs in learned.items():
-        rows[product_id], stacked = pack(refs, dim)
-        vectors.append(stacked)
-    matrix = np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)
-    np.save(directory / "learned.npy", matrix)
-    return {"learned": rows, "learned_sequences": sequences}
-
-
-def read_learned(
-    directory: Path, meta: dict[str, Any]
-) -> tuple[dict[str, tuple[LearnedReference, ...]], dict[str, int]]:
-    """What :func:`write_learned` wrote (nothing, for a snapshot written before learning)."""
-    rows: dict[str, list[dict[str, Any]]] = meta.get("learned") or {}
-    sequences = {pid: int(seq) for pid, seq in (meta.get("learned_sequences") or {}).items()}
-    if not rows:
-        return {}, sequences
-    matrix = np.load(directory / "learned.npy")
-    learned, start = {}, 0
-    for product_id, provenance in rows.items():
-        learned[product_id] = unpack(provenance, matrix[start : start + len(provenance)])
-        start += len(provenance)
-    return learned, sequences
 
 
 class LearnedReferences:
@@ -185,8 +108,6 @@ class LearnedReferences:
 
     def _add_learned_vectors(self, product_id: str) -> None:
         """Index the product's learned references (after its catalog images were (re)indexed)."""
-        from imagematch.index.product_index import IndexedImage  # the mixin's host module
-
         refs = self.learned.get(product_id, ())
         if not refs:
             return

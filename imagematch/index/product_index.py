@@ -7,32 +7,35 @@ Two FAISS indexes are kept, both keyed by integer ids:
 * one vector per catalog *image* — it names the reference image that matched best and, with
   ``scoring="max"``, ranks products by their best image;
 * one vector per *product*, the normalised mean of its image vectors — ``scoring="centroid"`` (the
-  default) ranks products by it: one vector per product summarises all its pictures, which beats
-  the best single picture once the catalog is whitened (see ``BENCHMARKS.md``).
+  default) ranks products by it, which beats the best single picture once the catalog is whitened.
 
-A :class:`ProductIndex` reads and writes one snapshot directory; :mod:`imagematch.index.snapshots`
-decides which directory that is.
+The index and its snapshot files share one :class:`SnapshotState` (:mod:`~imagematch.index.snapshot_files`
+reads and writes it); :mod:`imagematch.index.snapshots` decides which directory.
 """
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
-from pydantic import TypeAdapter
 
 from imagematch.embedder.base import Vectors, l2_normalise
-from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
+from imagematch.errors import EmbedderMismatchError
 from imagematch.index.change_log import CatalogChange, ChangeKind
 from imagematch.index.event_order import EventOrder
-from imagematch.index.learned import CATALOG, LearnedReferences, read_learned, unpack, write_learned
+from imagematch.index.learned import LearnedReferences, unpack
+from imagematch.index.snapshot_files import (
+    SNAPSHOT_FORMAT,
+    IndexedImage,
+    SnapshotState,
+    read_snapshot,
+    write_snapshot,
+)
 from imagematch.models import CatalogViews, Match, Product, ProductScoring
 from imagematch.representation import Projection
 from imagematch.runtime import gc_paused
@@ -43,51 +46,7 @@ from imagematch.vector_index import (
     resized_vector_index,
 )
 
-__all__ = ["SNAPSHOT_FORMAT", "IndexedImage", "ProductIndex"]
-
-SNAPSHOT_FORMAT = 3  # 1: image vectors only; 2: + projection and centroids; 3: + live changes
-
-
-@dataclass(frozen=True, slots=True)  # slots: a million of these are held in memory
-class IndexedImage:
-    """An image that has a vector in the index: a catalog image, or a learned reference
-    (``origin`` ``"learned"``: a customer's photo, never shown as the product's picture)."""
-
-    vector_id: int
-    product_id: str
-    image_id: str
-    uri: str
-    sha256: str
-    origin: str = CATALOG
-
-
-_PRODUCTS = TypeAdapter(list[Product])  # validates a snapshot's products in one call
-
-
-def _image_columns(images: Iterable[IndexedImage]) -> dict[str, list[Any]]:
-    """Images as columns for ``meta.json`` (a million rows parse several times faster than as
-    objects); the image id is derived from the product and hash, so it is not stored."""
-    rows = list(images)
-    return {
-        "vector_id": [image.vector_id for image in rows],
-        "product_id": [image.product_id for image in rows],
-        "uri": [image.uri for image in rows],
-        "sha256": [image.sha256 for image in rows],
-        "origin": [image.origin for image in rows],
-    }
-
-
-def _images_from_meta(stored: dict[str, list[Any]] | list[dict[str, Any]]) -> Iterator[IndexedImage]:
-    """The images of ``meta.json``: columns, or one object per image (snapshots written before)."""
-    if isinstance(stored, list):
-        yield from (IndexedImage(**row) for row in stored)
-        return
-    origins = stored.get("origin") or [CATALOG] * len(stored["vector_id"])
-    columns = zip(
-        *(stored[key] for key in ("vector_id", "product_id", "uri", "sha256")), origins, strict=True
-    )
-    for vector_id, product_id, uri, sha, origin in columns:
-        yield IndexedImage(vector_id, product_id, f"{product_id}/{sha[:12]}", uri, sha, origin)
+__all__ = ["SNAPSHOT_FORMAT", "IndexedImage", "ProductIndex"]  # the first two: snapshot_files
 
 
 class ProductIndex(LearnedReferences):
@@ -180,7 +139,6 @@ class ProductIndex(LearnedReferences):
         """Size, freshness and health of the index (``GET /v1/stats``)."""
         with self._lock:
             without_images = sorted(pid for pid in self.products if pid not in self._images_by_product)
-            last = self.events.last_change
             return {
                 "version": self.version,
                 "built_at": self.built_at.isoformat(),
@@ -196,13 +154,7 @@ class ProductIndex(LearnedReferences):
                 "products_without_images": len(without_images),
                 "products_without_images_sample": without_images[:20],
                 "deleted_not_purged": len(self.deleted),
-                "last_catalog_event": None
-                if last is None
-                else {
-                    "sequence": last[0],
-                    "applied_at": last[1].isoformat(),
-                    "age_seconds": round((now - last[1]).total_seconds(), 1),
-                },
+                "last_catalog_event": self.events.describe_last_change(now),
             }
 
     def product_vector_ids(self, product_id: str) -> list[int]:
@@ -402,81 +354,59 @@ class ProductIndex(LearnedReferences):
             image_id=image_id,
         )
 
-    # -- persistence ---------------------------------------------------------------------------
+    # -- persistence: the state a snapshot directory holds (imagematch.index.snapshot_files) ------
+
+    def snapshot_state(self) -> SnapshotState:  # shared, not copied: write it at once
+        return SnapshotState(
+            embedder_id=self.embedder_id,
+            dim=self.dim,
+            projection=self.projection,
+            scoring=self.scoring,
+            catalog_views=self.catalog_views,
+            version=self.version,
+            built_at=self.built_at,
+            model=self.model,
+            next_id=self._next_id,
+            next_product_key=self._next_product_key,
+            image_vectors=self._image_vectors,
+            product_vectors=self._product_vectors,
+            products=self.products,
+            product_keys=self._product_keys,
+            images=self.images,
+            events=self.events,
+            applied_changes=self.applied_changes,
+            learned=self.learned,
+            learned_sequences=self.learned_sequences,
+        )
+
+    @classmethod
+    def from_state(cls, state: SnapshotState) -> ProductIndex:
+        index = cls(
+            state.embedder_id,
+            state.dim,
+            projection=state.projection,
+            scoring=state.scoring,
+            catalog_views=state.catalog_views,
+            version=state.version,
+        )
+        index.built_at, index.model = state.built_at, state.model
+        index._next_id, index._next_product_key = state.next_id, state.next_product_key
+        index._image_vectors, index._product_vectors = state.image_vectors, state.product_vectors
+        index.products, index.images = state.products, state.images
+        index._product_keys = state.product_keys
+        index._product_by_key = {key: pid for pid, key in state.product_keys.items()}
+        for image in state.images.values():
+            index._images_by_product.setdefault(image.product_id, []).append(image.vector_id)
+        index.events, index.applied_changes = state.events, state.applied_changes
+        index.learned, index.learned_sequences = state.learned, state.learned_sequences
+        return index
 
     def write_to(self, directory: Path) -> None:
         with self._lock:
-            self._write_to(directory)
-
-    def _write_to(self, directory: Path) -> None:
-        faiss.write_index(self._image_vectors, str(directory / "images.faiss"))
-        faiss.write_index(self._product_vectors, str(directory / "products.faiss"))
-        self.projection.save(directory / "projection.npz")
-        meta: dict[str, Any] = {
-            "format": SNAPSHOT_FORMAT,
-            "version": self.version,
-            "embedder_id": self.embedder_id,
-            "model": self.model,
-            "dim": self.dim,
-            "scoring": self.scoring.value,
-            "catalog_views": self.catalog_views.value,
-            "built_at": self.built_at.isoformat(),
-            "next_id": self._next_id,
-            "next_product_key": self._next_product_key,
-            "products": [p.model_dump() for p in self.products.values()],
-            "product_keys": self._product_keys,
-            "images": _image_columns(self.images.values()),
-            "applied_changes": sorted(self.applied_changes),
-            **self.events.to_meta(),
-            **write_learned(directory, self.learned, self.learned_sequences, self.dim),
-        }
-        (directory / "meta.json").write_text(json.dumps(meta, ensure_ascii=False))
-
-    @staticmethod
-    def read_model(directory: Path) -> str | None:
-        """Only the model spec a snapshot directory was built with (``None`` if not recorded)."""
-        model = json.loads((directory / "meta.json").read_text()).get("model")
-        return str(model) if model else None
-
-    @staticmethod
-    def read_event_order(directory: Path) -> EventOrder:
-        """Only the catalog event order of a snapshot directory (no vectors are read)."""
-        return EventOrder.from_meta(json.loads((directory / "meta.json").read_text()))
+            write_snapshot(self.snapshot_state(), directory)
 
     @classmethod
     def read_from(cls, directory: Path) -> ProductIndex:
         """Load a snapshot directory. Raises :class:`IndexNotBuiltError` for an older format."""
         with gc_paused():
-            return cls._read_from(directory)
-
-    @classmethod
-    def _read_from(cls, directory: Path) -> ProductIndex:
-        meta = json.loads((directory / "meta.json").read_text())
-        if meta.get("format") != SNAPSHOT_FORMAT:
-            raise IndexNotBuiltError(
-                f"snapshot {directory.name} has an older format: rebuild it with `imagematch index build`"
-            )
-        index = cls(
-            meta["embedder_id"],
-            int(meta["dim"]),
-            projection=Projection.load(directory / "projection.npz"),
-            scoring=ProductScoring(meta["scoring"]),
-            catalog_views=CatalogViews(meta["catalog_views"]),
-            version=meta["version"],
-        )
-        index.built_at = datetime.fromisoformat(meta["built_at"])
-        index.model = meta.get("model")
-        index._next_id = int(meta["next_id"])
-        index._next_product_key = int(meta["next_product_key"])
-        index._image_vectors = faiss.read_index(str(directory / "images.faiss"))
-        index._product_vectors = faiss.read_index(str(directory / "products.faiss"))
-        index.products = {p.id: p for p in _PRODUCTS.validate_python(meta["products"])}
-        index._product_keys = {pid: int(key) for pid, key in meta["product_keys"].items()}
-        index._product_by_key = {key: pid for pid, key in index._product_keys.items()}
-        for image in _images_from_meta(meta["images"]):
-            index.images[image.vector_id] = image
-            index._images_by_product.setdefault(image.product_id, []).append(image.vector_id)
-        index.events = EventOrder.from_meta(meta)
-        index.applied_changes = set(meta["applied_changes"])
-        index.learned, index.learned_sequences = read_learned(directory, meta)
-        return index
+            return cls.from_state(read_snapshot(directory))

@@ -12,13 +12,17 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
 from imagematch.index.change_log import ChangeLog
 from imagematch.index.event_order import EventOrder
 from imagematch.index.product_index import ProductIndex
+from imagematch.index.publish_lock import PublishLock, new_holder_id
+from imagematch.index.snapshot_files import read_snapshot_event_order, read_snapshot_model
 
 __all__ = ["POINTER_NAME", "SnapshotStore"]
 
@@ -30,9 +34,30 @@ class SnapshotStore:
     """Versioned snapshot directories under ``root`` with an atomically replaced pointer, plus the
     :class:`ChangeLog` of live catalog events applied on top of the current one."""
 
-    def __init__(self, root: Path, *, keep: int = 5) -> None:
+    def __init__(self, root: Path, *, keep: int = 5, lock: PublishLock | None = None) -> None:
         self.root = root
         self.keep = keep
+        self.lock = lock or PublishLock(root)
+        self._holder = new_holder_id()
+        self._held = 0  # how deep this store holds the lock (publishing() nests)
+        self._held_guard = threading.RLock()
+
+    @contextmanager
+    def publishing(self, *, ttl_seconds: float = 600.0, wait_seconds: float = 60.0) -> Iterator[None]:
+        """Hold the publish lock (see :mod:`~imagematch.index.publish_lock`) for a block that
+        publishes or moves CURRENT; nests. Raises PublishBusyError when another writer holds it
+        past ``wait_seconds``. :meth:`publish` and :meth:`point_at` take it by themselves; a
+        caller whose lock must be seen elsewhere first (a Volume commit) takes it earlier."""
+        with self._held_guard:
+            if not self._held:
+                self.lock.acquire(self._holder, ttl_seconds=ttl_seconds, wait_seconds=wait_seconds)
+            self._held += 1
+            try:
+                yield
+            finally:
+                self._held -= 1
+                if not self._held:
+                    self.lock.release(self._holder)
 
     def changes(self, embedder_id: str) -> ChangeLog:
         """The log of live catalog events applied to ``embedder_id``'s snapshots."""
@@ -62,6 +87,13 @@ class SnapshotStore:
         leaves either no new version or a complete one.
         """
         self.root.mkdir(parents=True, exist_ok=True)
+        with self.publishing():
+            version = self._write_version(index)
+            if point:
+                self.point_at(version, folded=index)
+        return version
+
+    def _write_version(self, index: ProductIndex) -> str:
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
         try:
             while True:
@@ -76,26 +108,25 @@ class SnapshotStore:
                     continue
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        if point:
-            self.point_at(version, folded=index)
         return version
 
     def point_at(self, version: str, *, folded: ProductIndex | None = None) -> None:
         """Serve ``version`` from now on (atomic); prune old versions. ``folded``: the index just
         written there, whose applied change-log entries are folded into it and can go."""
-        tmp = self.root / f".{POINTER_NAME}.{os.getpid()}.tmp"
-        tmp.write_text(version + "\n")
-        os.replace(tmp, self.pointer)
-        self._prune()
-        if folded is not None:
-            self.changes(folded.embedder_id).discard(folded.applied_changes)
+        with self.publishing():
+            tmp = self.root / f".{POINTER_NAME}.{os.getpid()}.tmp"
+            tmp.write_text(version + "\n")
+            os.replace(tmp, self.pointer)
+            self._prune()
+            if folded is not None:
+                self.changes(folded.embedder_id).discard(folded.applied_changes)
 
     def current_model(self) -> str | None:
         """The model spec (``IMAGEMATCH_MODEL``) the CURRENT snapshot was built with, if recorded."""
         version = self.current_version()
         if version is None or not (self.root / version / "meta.json").exists():
             return None
-        return ProductIndex.read_model(self.root / version)
+        return read_snapshot_model(self.root / version)
 
     def event_order(self, embedder_id: str, *, folding: Iterable[int] = ()) -> EventOrder:
         """The catalog event order of the CURRENT snapshot with the change-log entries ``folding``
@@ -104,7 +135,7 @@ class SnapshotStore:
         version = self.current_version()
         order = EventOrder()
         if version is not None and (self.root / version / "meta.json").exists():
-            order = ProductIndex.read_event_order(self.root / version)
+            order = read_snapshot_event_order(self.root / version)
         for sequence in sorted(folding):
             change = self.changes(embedder_id).read(sequence)
             if change is not None:  # else folded into a snapshot meanwhile: already in its order

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import SAMPLE_CATALOG, SAMPLE_QUERIES
+from tests.conftest import SAMPLE_CATALOG, SAMPLE_QUERIES, RunningServer, wait_until
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "imagematch.cli"]
@@ -69,52 +67,24 @@ def test_eval_json_last_line(data_dir: Path) -> None:
     assert summary["recall@5"] >= 0.5  # 15 products: far above chance (0.33) on real weights
 
 
-def test_serve_answers_and_processes_jobs(data_dir: Path) -> None:
-    port = 8765
+def test_serve_answers_and_processes_jobs(
+    data_dir: Path, running_server: Callable[..., RunningServer]
+) -> None:
     env = {**os.environ, "IMAGEMATCH_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
-    server = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port), "--workers", "1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        _wait_healthy(base, server)
-        photo = (SAMPLE_QUERIES.parent / "queries" / "q-00001.jpg").read_bytes()
-        matched = httpx.post(f"{base}/v1/match", files={"file": ("q.jpg", photo, "image/jpeg")}, timeout=60)
-        assert matched.status_code == 200 and len(matched.json()["matches"]) == 5
-        job = httpx.post(
-            f"{base}/v1/images", files={"file": ("q.jpg", photo, "image/jpeg")}, timeout=60
-        ).json()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            status = httpx.get(f"{base}/v1/jobs/{job['id']}", timeout=10).json()
-            if status["status"] == "complete":
-                break
-            time.sleep(0.2)
-        assert status["status"] == "complete" and status["prediction"]["matches"]
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
+    base = running_server(env, ["--workers", "1"]).base_url  # a free port, never a fixed one
+    photo = (SAMPLE_QUERIES.parent / "queries" / "q-00001.jpg").read_bytes()
+    matched = httpx.post(f"{base}/v1/match", files={"file": ("q.jpg", photo, "image/jpeg")}, timeout=60)
+    assert matched.status_code == 200 and len(matched.json()["matches"]) == 5
+    job = httpx.post(f"{base}/v1/images", files={"file": ("q.jpg", photo, "image/jpeg")}, timeout=60).json()
 
+    def complete() -> bool:
+        return bool(httpx.get(f"{base}/v1/jobs/{job['id']}", timeout=10).json()["status"] == "complete")
 
-def _wait_healthy(base: str, server: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"server exited: {server.stderr.read() if server.stderr else ''}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.3)
-    pytest.fail("server did not become healthy in 90 s")
+    assert wait_until(complete, 60, step=0.2)
+    assert httpx.get(f"{base}/v1/jobs/{job['id']}", timeout=10).json()["prediction"]["matches"]
 
 
 def test_help_lists_every_command() -> None:
     result = subprocess.run([*CLI, "--help"], capture_output=True, text=True, timeout=60, check=True)
     for command in ("index", "match", "eval", "serve", "worker", "submit", "sweep", "jobs"):
         assert command in result.stdout
-    assert shutil.which("imagematch") or True  # the console script is installed by `make install`

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from imagematch.access import AccessControl, parse_tokens
 from imagematch.api import create_app
+from imagematch.api.access import AccessControl, parse_tokens
 from imagematch.app import Services
 from imagematch.cli import app as cli_app
 from tests.conftest import PALETTE, image_bytes

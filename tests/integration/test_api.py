@@ -17,12 +17,6 @@ from tests.conftest import PALETTE, image_bytes
 
 
 @pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services)) as client:
-        yield client
-
-
-@pytest.fixture
 def image_server() -> Iterator[str]:
     """A real HTTP server on 127.0.0.1 serving /blue.png, /page.html and /missing (404)."""
 

@@ -7,13 +7,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from imagematch.app import Services
 from imagematch.index import ProductIndex, SnapshotStore
 from index_builder import rebuild_catalog_index
 from index_builder.cache import EmbeddingCache, fit_sample_level, in_fit_sample
 from index_builder.catalog import read_uri
-from index_builder.fanout import ChunkResult, EmbedChunk, embed_chunk
+from index_builder.fanout import ChunkResult, ChunksFailedError, EmbedChunk, embed_chunk
 
 
 class ShuffledFlakyExecutor:
@@ -73,7 +74,7 @@ def test_fanned_out_build_equals_the_local_build(
     assert ranking(fanned_index, probes) == ranking(local_index, probes)
 
 
-def test_a_chunk_that_never_succeeds_reports_its_images(
+def test_a_build_whose_chunks_fail_outright_publishes_nothing(
     services: Services, catalog_file: Path, tmp_path: Path
 ) -> None:
     class Down:
@@ -84,12 +85,10 @@ def test_a_chunk_that_never_succeeds_reports_its_images(
             yield  # pragma: no cover
 
     services.settings.data_dir = tmp_path / "fresh-cache"
-    index, report = rebuild_catalog_index(
-        services, str(catalog_file), snapshots=SnapshotStore(tmp_path / "s"), executor=Down()
-    )
-    assert report.embedded == 0 and len(report.failed_images) == 8
-    assert all("failed 3 times" in problem.reason for problem in report.failed_images)
-    assert index.vector_count == 0
+    store = SnapshotStore(tmp_path / "s")
+    with pytest.raises(ChunksFailedError, match=r"2 of 2 embedding chunks \(8 images\).*no containers"):
+        rebuild_catalog_index(services, str(catalog_file), snapshots=store, executor=Down())
+    assert store.current_version() is None and store.versions() == []  # nothing published
 
 
 def test_the_cache_keeps_views_only_for_the_whitening_sample(tmp_path: Path) -> None:

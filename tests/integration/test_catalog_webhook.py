@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from imagematch import operations
 from imagematch.api import create_app, create_webhook_app
 from imagematch.app import Services, build_services
 from imagematch.config import Settings
@@ -61,9 +62,8 @@ def signed_services(settings: Settings, clock: FakeClock, catalog: FakeCatalog) 
 
 
 @pytest.fixture
-def client(signed_services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(signed_services)) as client:
-        yield client
+def client(signed_services: Services, app_client: Callable[..., TestClient]) -> TestClient:
+    return app_client(signed_services)
 
 
 def _event(product_id: str = "P1", **product: Any) -> dict[str, Any]:
@@ -179,7 +179,7 @@ def test_updater_errors_go_through_the_retry_policy(
     assert failed["error_kind"] == "transient" and failed["next_attempt_at"]
     assert client.get("/v1/stats").json()["pending_catalog_jobs"] == 0  # failed, waiting to retry
     clock.advance(3600)
-    signed_services.sweep()
+    operations.sweep(signed_services)
     assert signed_services.make_worker().drain() == 1 and "P1" in catalog.products
 
 

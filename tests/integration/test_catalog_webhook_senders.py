@@ -21,7 +21,7 @@ from imagematch.api import create_webhook_app
 from imagematch.app import Services, build_services
 from imagematch.cli import app as cli
 from imagematch.config import Settings
-from imagematch.models import JobKind
+from imagematch.sources.catalog import CATALOG_EVENT_KIND
 
 SECRET = "sender-secret-for-tests"  # a test fixture, not a credential
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -60,7 +60,7 @@ def server_url(webhook_services: Services) -> Iterator[str]:
 
 
 def _catalog_jobs(services: Services) -> list[str]:
-    return [j.payload["event_id"] for j in services.ledger.list_jobs() if j.kind == JobKind.CATALOG_EVENT]
+    return [j.payload["event_id"] for j in services.ledger.list_jobs() if j.kind == CATALOG_EVENT_KIND]
 
 
 def test_the_readme_python_example_is_accepted(

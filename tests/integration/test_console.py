@@ -4,23 +4,24 @@ the same pages in Chromium)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
-from imagematch.api import create_app
+from imagematch import operations
 from imagematch.app import Services
 from imagematch.models import JobKind, JobStatus, NewJob
+from imagematch.sources.catalog import CATALOG_EVENT_KIND
 from tests.conftest import PALETTE, image_bytes
 
 
 @pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services), follow_redirects=False) as client:
-        client.get("/ui/jobs")  # a browser's first visit: it gets its CSRF cookie
-        yield client
+def client(services: Services, app_client: Callable[..., TestClient]) -> TestClient:
+    client = app_client(services, client_options={"follow_redirects": False})
+    client.get("/ui/jobs")  # a browser's first visit: it gets its CSRF cookie
+    return client
 
 
 def csrf(client: TestClient) -> str:
@@ -84,7 +85,7 @@ def test_a_broken_upload_fails_with_its_reason_and_retry_requeues_it(
 
 def test_retry_all_failed_only_touches_the_filtered_jobs(client: TestClient, services: Services) -> None:
     image_job = submit(client, b"broken one", "a.txt")
-    event, _ = services.ledger.submit(NewJob(kind=JobKind.CATALOG_EVENT, idempotency_key="ev", payload={}))
+    event, _ = services.ledger.submit(NewJob(kind=CATALOG_EVENT_KIND, idempotency_key="ev", payload={}))
     services.make_worker().drain()
     assert {services.ledger.get_job(i).status for i in (image_job, event.id)} == {JobStatus.FAILED}  # type: ignore[union-attr]
     form = {"csrf_token": csrf(client), "kind": JobKind.MATCH_IMAGE}
@@ -143,7 +144,7 @@ def test_catalog_search_product_page_and_health(client: TestClient, services: Se
     product = client.get("/ui/catalog/P-blue").text
     assert product.count("/ui/thumbs/") == 3 and f"/ui/jobs/{job_id}" in product  # 2 references + 1 photo
     assert client.get("/ui/catalog/nope").status_code == 404
-    services.sweep()
+    operations.sweep(services)
     health = client.get("/ui/health").text
     stats = client.get("/v1/stats").json()
     assert f'data-stat="index.version">{stats["index"]["version"]}<' in health

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from pydantic import SecretStr
 
+from imagematch import operations
 from imagematch.api import create_app
 from imagematch.app import Services, build_services
 from imagematch.config import Settings
@@ -260,7 +261,7 @@ def test_a_signed_callback_when_the_top_match_changes(
             receiver.fail = False
             for _ in range(5):
                 clock.advance(3600)  # past any retry delay
-                services.sweep()
+                operations.sweep(services)
                 worker.drain()
             assert receiver.events[-1]["previous_top_product_id"] == "P-live"
             assert max(job.attempts for job in services.ledger.list_jobs(source="rematch")) >= 2

@@ -11,10 +11,11 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from imagematch.access import AccessControl, ApiToken
 from imagematch.api import create_app
+from imagematch.api.access import AccessControl, ApiToken
 from imagematch.app import Services
-from imagematch.models import JobKind, NewJob
+from imagematch.models import NewJob
+from imagematch.sources.zendesk import ZendeskTicketPayload
 from tests.conftest import PALETTE, image_bytes
 
 TOKEN = "alice-token-0123456789"
@@ -99,7 +100,10 @@ def test_unknown_jobs_and_jobs_without_a_photo(client: TestClient, services: Ser
     assert client.delete("/v1/jobs/999/feedback").status_code == 404
     scan, _ = services.ledger.submit(
         NewJob(
-            kind=JobKind.ZENDESK_TICKET, source="zendesk", idempotency_key="t-1", payload={"ticket_id": "1"}
+            kind=ZendeskTicketPayload.KIND,
+            source="zendesk",
+            idempotency_key="t-1",
+            payload={"ticket_id": "1"},
         )
     )
     refused = client.post(f"/v1/jobs/{scan.id}/feedback", json=body)

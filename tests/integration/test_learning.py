@@ -18,6 +18,7 @@ from imagematch.app import Services, build_services
 from imagematch.config import Settings
 from imagematch.console.data import reference_images
 from imagematch.models import MatchRequest, Product
+from imagematch.operations import sweep
 from imagematch.worker import WorkerPool
 from index_builder import rebuild_catalog_index
 from tests.conftest import PALETTE
@@ -159,7 +160,7 @@ def test_a_learned_reference_is_embedded_again_from_its_stored_photo(
 
 
 def test_a_serving_process_applies_a_label_within_seconds(services: Services) -> None:
-    pool = WorkerPool(services.make_worker, size=1, poll_seconds=0.05, sweep=services.sweep)
+    pool = WorkerPool(services.make_worker, size=1, poll_seconds=0.05, sweep=lambda: sweep(services))
     near_identical = two_colour("red", "blue", mark=1)
     with TestClient(create_app(services, pool=pool)) as client:
         job_id = int(

@@ -16,6 +16,8 @@ from imagematch.ledger import Ledger, open_ledger
 from imagematch.ledger.supabase import SupabaseLedger
 from imagematch.models import ErrorKind, JobKind, JobStatus, Match, NewJob, NewPrediction
 from imagematch.quality import QualitySignals, assess_quality
+from imagematch.sources.catalog import CATALOG_EVENT_KIND
+from imagematch.sources.zendesk import ZendeskNotePayload
 from tests.conftest import FakeClock
 from tests.postgrest_standin import serve_postgrest
 
@@ -80,16 +82,18 @@ def test_idempotency_keys_are_scoped_by_kind(make_ledger: Callable[..., Ledger])
     key = "zendesk-note:7:42"
     upload, _ = ledger.submit(NewJob(source="api", idempotency_key=key, payload={"image": "blob:x"}))
     note, created = ledger.submit(
-        NewJob(kind=JobKind.ZENDESK_NOTE, source="zendesk", idempotency_key=key, payload={"ticket_id": "7"})
+        NewJob(
+            kind=ZendeskNotePayload.KIND, source="zendesk", idempotency_key=key, payload={"ticket_id": "7"}
+        )
     )
-    assert created and note.id != upload.id and note.kind == JobKind.ZENDESK_NOTE
+    assert created and note.id != upload.id and note.kind == ZendeskNotePayload.KIND
     again, created_again = ledger.submit(
-        NewJob(kind=JobKind.ZENDESK_NOTE, source="zendesk", idempotency_key=key, payload={})
+        NewJob(kind=ZendeskNotePayload.KIND, source="zendesk", idempotency_key=key, payload={})
     )
     assert not created_again and again.id == note.id
-    assert ledger.get_job_by_key(key, kind=JobKind.ZENDESK_NOTE) == ledger.get_job(note.id)
+    assert ledger.get_job_by_key(key, kind=ZendeskNotePayload.KIND) == ledger.get_job(note.id)
     assert ledger.get_job_by_key(key, kind=JobKind.MATCH_IMAGE) == ledger.get_job(upload.id)
-    assert ledger.get_job_by_key(key, kind=JobKind.CATALOG_EVENT) is None
+    assert ledger.get_job_by_key(key, kind=CATALOG_EVENT_KIND) is None
 
 
 def test_complete_records_one_prediction(make_ledger: Callable[..., Ledger]) -> None:

@@ -1,8 +1,10 @@
 """The Modal wiring, offline: no token, no network, no GPU.
 
 Configuration is read back from the Modal objects (``Function.info()``); the classes' enter hooks
-and methods run in-process through Modal's own ``.local()``; the deployed API runs under a
-TestClient with dispatch going straight to ``EmbeddingWorker.process_jobs`` instead of a spawn.
+and methods run in-process through Modal's own ``.local()``; the deployed API
+(``imagematch.deploy``) runs under a TestClient with dispatch going straight to
+``EmbeddingWorker.process_jobs`` instead of a spawn. The Volume's rules are held by
+``test_modal_volume.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +23,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from imagematch import deploy
 from imagematch.app import Services
 from imagematch.config import Settings
+from imagematch.deploy import VolumeSync
+from imagematch.dispatch import RoutedDispatch
 from imagematch.images import decode_image
 from imagematch.job_kinds import image_ref_for_blob
 from imagematch.models import ErrorKind, ImageJob, MatchResult, NewJob
@@ -32,6 +36,7 @@ from tests.conftest import PALETTE, REPO, image_bytes
 modal = pytest.importorskip("modal")
 
 import modal_app  # noqa: E402  (after the importorskip)
+import modal_ops  # noqa: E402
 
 # `.local()` warns that a function with Volumes runs without them: that is the point here.
 pytestmark = pytest.mark.filterwarnings("ignore:.*will not have access to the mounted Volume")
@@ -112,20 +117,22 @@ def _definition_args(function: Any) -> dict[str, Any]:
 def test_gpu_classes_configuration() -> None:
     matcher = modal_app.EmbeddingWorker().match.info()
     embedder = modal_app.ImageEmbedder().embed.info()
-    for info in (matcher, embedder):
+    builder = modal_app.CatalogEmbedder().embed_catalog_chunk.info()
+    for info in (matcher, embedder, builder):
         assert info.gpus == [("L4", 1)]
         assert set(info.volumes) == {"/data"}
         assert info.volumes["/data"].name == "imagematch-data"
         assert info.secrets == ["modal.Secret.from_name('imagematch')"]
-    assert sorted(matcher.method_names or []) == ["embed_catalog_chunk", "match", "process_jobs"]
+    assert sorted(matcher.method_names or []) == ["match", "process_jobs"]
     assert matcher.timeout == 10 * 60
     assert embedder.batching_info is not None
     assert (embedder.batching_info.max_batch_size, embedder.batching_info.wait_ms) == (32, 50)
-    for cls in (modal_app.EmbeddingWorker, modal_app.ImageEmbedder):
+    caps = {modal_app.EmbeddingWorker: 10, modal_app.ImageEmbedder: 10, modal_app.CatalogEmbedder: 6}
+    for cls, cap in caps.items():  # a build has its own cap: it never takes the match GPUs
         args = _definition_args(cls._get_class_service_function())
         assert args["enable_memory_snapshot"] is True
         assert args["autoscaler_settings"].scaledown_window == 5 * 60
-        assert args["autoscaler_settings"].max_containers == 10
+        assert args["autoscaler_settings"].max_containers == cap
     cpu = modal_app.CpuWorker().process_jobs.info()  # the kinds that need no model: no GPU
     assert cpu.gpus == [] and cpu.secrets == ["modal.Secret.from_name('imagematch')"]
 
@@ -146,7 +153,7 @@ def test_web_schedules_and_weights_configuration() -> None:
 
     sweep = modal_app.sweep.info()
     assert sweep.schedule == "Cron('*/5 * * * *', UTC)"
-    assert sweep.volumes == {} and sweep.gpus == []  # the sweep only talks to the ledger
+    assert set(sweep.volumes) == {"/data"} and sweep.gpus == []  # records its run for the console
     for function in (modal_app.web, modal_app.sweep):  # imports restored from a snapshot
         assert _definition_args(function)["enable_memory_snapshot"] is True
     assert _definition_args(modal_app.web)["autoscaler_settings"].scaledown_window == 5 * 60
@@ -160,18 +167,18 @@ def test_web_schedules_and_weights_configuration() -> None:
     assert set(weights.volumes) == {"/data"} and weights.schedule is None
 
 
-def test_image_pins_every_runtime_dependency() -> None:
-    def name(requirement: str) -> str:
-        for stop in "=<>[ ;":
-            requirement = requirement.split(stop)[0]
-        return requirement.lower().replace("_", "-")
-
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    pinned = {name(r): r for r in modal_app.PYTHON_PACKAGES}
-    assert {name(r) for r in project["dependencies"]} <= set(pinned)
-    assert all("==" in r for r in pinned.values())
-    assert pinned["torch"] == "torch==2.14.1" and pinned["torchvision"] == "torchvision==0.29.1"
+def test_image_installs_the_one_lock_file() -> None:
+    assert modal_app.REQUIREMENTS == REPO / "requirements.lock"
     assert modal_app.MODEL == "open_clip:ViT-B-16/datacomp_xl_s13b_b90k"
+    assert modal_ops.APP_NAME == modal_app.APP_NAME and modal_ops.app.name != modal_app.APP_NAME
+
+
+def test_operator_entrypoints_bring_no_second_schedule() -> None:
+    # `modal run modal_ops.py` starts a temporary copy of modal_ops.app: it must define nothing
+    # that runs on its own (a second nightly reindex would be a second writer of CURRENT).
+    defined = [v for v in vars(modal_ops).values() if isinstance(v, modal.Function | modal.Cls)]
+    assert defined == []
+    assert not hasattr(modal_app, "main")  # no local entrypoint in the deployed app
 
 
 def test_local_sources_ship_the_ledger_sql() -> None:
@@ -198,10 +205,10 @@ def test_modal_refuses_a_ledger_containers_cannot_share(
 ) -> None:
     settings = Settings(data_dir=tmp_path, **overrides)
     if ok:
-        modal_app.require_shared_ledger(settings)
+        deploy.require_shared_ledger(settings)
     else:
         with pytest.raises(RuntimeError, match="IMAGEMATCH_DATABASE_URL"):
-            modal_app.require_shared_ledger(settings)
+            deploy.require_shared_ledger(settings)
 
 
 # ## The GPU classes, run in-process with `.local()`
@@ -251,7 +258,8 @@ def test_process_jobs_serves_a_snapshot_published_after_start(
     catalog = json.loads(catalog_file.read_text())
     catalog.append({"id": "P-new", "name": "New", "category": "colour", "images": catalog[0]["images"][:1]})
     catalog_file.write_text(json.dumps(catalog))
-    summary = modal_app.rebuild_index(Settings(), str(catalog_file))  # what `reindex` runs
+    summary = modal_app.reindex.local(str(catalog_file))
+    assert summary is not None
     assert (summary["version"], summary["products"], summary["embedded"]) == ("v000002", 5, 0)
 
     second = blob_job(services, "b", "blue")
@@ -270,7 +278,8 @@ def test_submit_dispatches_to_the_gpu_class_and_the_job_completes(matcher: Any, 
         dispatched.append(job_ids)
         assert matcher.process_jobs.local(job_ids) == ["complete"] * len(job_ids)
 
-    with TestClient(modal_app.build_web_app(modal_env, dispatch)) as client:
+    web = deploy.build_web_app(modal_env, route=lambda _: dispatch, match=modal_app.match_on_gpu)
+    with TestClient(web) as client:
         files = {"file": ("photo.png", png("blue", mark=2), "image/png")}
         created = client.post("/v1/images", files=files)
         assert created.status_code == 202, created.text
@@ -292,7 +301,8 @@ def test_web_container_loads_no_model_and_match_is_answered_by_the_gpu_class(
         asked.append(request.model_dump())
         return MatchResult.model_validate(matcher.match.local(data, request.model_dump()))
 
-    with TestClient(modal_app.build_web_app(modal_env, lambda ids: None, match=on_gpu)) as client:
+    web = deploy.build_web_app(modal_env, route=lambda _: lambda ids: None, match=on_gpu)
+    with TestClient(web) as client:
         files = {"file": ("photo.png", png("yellow"), "image/png")}
         answer = client.post("/v1/match", files=files, params={"top_k": 2, "category": "colour"})
         stats = client.get("/v1/stats").json()
@@ -309,9 +319,16 @@ def test_sweep_dispatches_stale_pending_jobs(
     monkeypatch.setenv("IMAGEMATCH_PENDING_GRACE_SECONDS", "0")  # its nudge was lost long ago
     results: list[list[str | None]] = []
 
-    summary = modal_app.run_sweep(Settings(), lambda ids: results.append(matcher.process_jobs.local(ids)))
+    summary = deploy.sweep_and_record(
+        Settings(), VolumeSync(None), lambda _: lambda ids: results.append(matcher.process_jobs.local(ids))
+    )
 
-    assert summary == {"retries_due": 0, "leases_expired": 0, "gave_up": 0, "dispatched": 1}
+    assert {k: v for k, v in summary.items() if k != "at"} == {
+        "retries_due": 0,
+        "leases_expired": 0,
+        "gave_up": 0,
+        "stale_pending": 1,
+    }
     assert results == [["complete"]]
     assert services.ledger.get_job(job.id).status == "complete"  # type: ignore[union-attr]
 
@@ -319,21 +336,24 @@ def test_sweep_dispatches_stale_pending_jobs(
 def test_reindex_fans_embedding_out_to_the_gpu_class_through_shards(
     matcher: Any, modal_env: Settings, catalog_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    builder = modal_app.CatalogEmbedder()
+
     def map_chunks_locally(chunks: list[Any]) -> list[Any]:  # stands in for map_chunks_on_gpus
-        return [matcher.embed_catalog_chunk.local(chunk.to_json()) for chunk in chunks]
+        return [builder.embed_catalog_chunk.local(chunk.to_json()) for chunk in chunks]
 
     monkeypatch.setenv("IMAGEMATCH_DATA_DIR", str(modal_env.data_dir / "fresh"))  # nothing cached
-    executor = modal_app.fan_out_executor(Settings(), "tiny", map_chunks_locally)
-    summary = modal_app.rebuild_index(Settings(), str(catalog_file), executor)
+    monkeypatch.setattr(modal_app, "map_chunks_on_gpus", lambda model: map_chunks_locally)
+    summary = modal_app.reindex.local(str(catalog_file))
+    assert summary is not None
     assert (summary["products"], summary["embedded"], summary["failed_images"]) == (4, 8, 0)
     assert list((modal_env.data_dir / "fresh" / "build_shards").rglob("*.npz")) == []  # folded, removed
 
 
 def test_reindex_without_a_catalog_source_skips(
-    modal_env: Settings, capsys: pytest.CaptureFixture[str]
+    modal_env: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert modal_app.reindex.local() is None
-    assert "IMAGEMATCH_CATALOG_SOURCE is not set" in capsys.readouterr().out
+    assert "IMAGEMATCH_CATALOG_SOURCE is not set" in caplog.text
 
 
 def test_reindex_from_the_configured_source(
@@ -364,11 +384,11 @@ def test_backfill_requeues_and_dispatches_jobs_without_an_answer(matcher: Any, s
     def dispatch(ids: list[int]) -> None:
         results.append(matcher.process_jobs.local(ids))
 
-    dry = modal_app.backfill_jobs(Settings(), dispatch, since="2020-01-01", dry_run=True)
+    dry = deploy.requeue_and_dispatch(Settings(), lambda _: dispatch, since="2020-01-01", dry_run=True)
     assert (dry["matched"], dry["requeued"], dry["dispatched"], results) == (1, 0, 0, [])
-    assert "would re-queue" in modal_app.describe_requeue(dry)
+    assert "would re-queue" in modal_ops.describe_requeue(dry)
 
-    done = modal_app.backfill_jobs(Settings(), dispatch, scope="failed")
+    done = deploy.requeue_and_dispatch(Settings(), lambda _: dispatch, scope="failed")
     assert done == {
         "dry_run": False,
         "matched": 1,
@@ -379,31 +399,32 @@ def test_backfill_requeues_and_dispatches_jobs_without_an_answer(matcher: Any, s
     assert results == [["complete"]]
     assert services.ledger.get_job(failed.id).status == "complete"  # type: ignore[union-attr]
     assert services.ledger.get_job(untouched.id).status == "pending"  # type: ignore[union-attr]
-    assert "re-queued 1, dispatched 1" in modal_app.describe_requeue(done)
+    assert "re-queued 1, dispatched 1" in modal_ops.describe_requeue(done)
 
 
-def test_backfill_function_dry_run_runs_offline(modal_env: Settings) -> None:
-    summary = modal_app.backfill.local(dry_run=True)  # nothing to dispatch: no Modal call
+def test_requeue_function_dry_run_runs_offline(modal_env: Settings) -> None:
+    summary = modal_app.requeue.local(dry_run=True)  # nothing to dispatch: no Modal call
     assert summary["matched"] == 0 and summary["dispatched"] == 0
 
 
 def test_entrypoint_options_and_dry_run(capsys: pytest.CaptureFixture[str]) -> None:
     # `modal run` builds its CLI options from the evaluated type hints.
-    hints = typing.get_type_hints(modal_app.main.info.raw_f)
+    hints = typing.get_type_hints(modal_ops.main.info.raw_f)
     assert hints == {
-        "source": str,
-        "since": str,
-        "dry_run": bool,
         "rebuild": bool,
-        "status": str,
-        "limit": int,
         "catalog": str,
         "switch_model": str,
+        "scope": str,
+        "status": str,
+        "source": str,
+        "since": str,
+        "limit": int,
+        "dry_run": bool,
         "return": type(None),
     }
-    modal_app.main(rebuild=True, catalog="https://example.com/catalog.json", dry_run=True)
+    modal_ops.main(rebuild=True, catalog="https://example.com/catalog.json", dry_run=True)
     assert "would rebuild the index from https://example.com/catalog.json" in capsys.readouterr().out
-    modal_app.main(rebuild=True, switch_model="open_clip:ViT-L-14/x", dry_run=True)
+    modal_ops.main(rebuild=True, switch_model="open_clip:ViT-L-14/x", dry_run=True)
     assert "would rebuild a open_clip:ViT-L-14/x candidate" in capsys.readouterr().out
 
 
@@ -439,14 +460,21 @@ def test_zendesk_webhook_to_internal_note_routed_by_what_each_kind_needs(
         }.items():
             monkeypatch.setenv(name, value)
         queue: list[tuple[list[int], bool]] = []  # stands in for the spawns of every container
-        monkeypatch.setattr(
-            modal_app, "spawn_jobs", lambda ids, needs_model: queue.append((ids, needs_model))
-        )
+
+        def route(services: Services, volume: object = None) -> RoutedDispatch:
+            return RoutedDispatch(
+                services.ledger,
+                services.kinds,
+                to_embedder=lambda ids: queue.append((ids, True)),
+                to_cpu=lambda ids: queue.append((ids, False)),
+            )
+
+        monkeypatch.setattr(modal_app, "route", route)
         zendesk.add_comment(7, zendesk.attachment(png("yellow", mark=2), "photo.png"))
         body = json.dumps({"ticket_id": 7}).encode()
         timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-        with TestClient(modal_app.build_webhook_app(Settings())) as client:
+        with TestClient(deploy.build_webhook_app(Settings(), route=modal_app.route)) as client:
             assert client.get("/healthz").status_code == 200
             assert client.get("/v1/jobs").status_code == 404  # only the webhook routes are public
             assert client.post("/webhooks/zendesk", content=body).status_code == 401

@@ -1,4 +1,4 @@
-"""`imagematch backfill` (`imagematch.requeue`) re-queues what has no successful prediction,
+"""`imagematch requeue` (`imagematch.operations.requeue`) re-queues what has no successful prediction,
 idempotently; `all` reprocesses."""
 
 from __future__ import annotations
@@ -12,8 +12,12 @@ from imagematch.app import Services
 from imagematch.cli import app
 from imagematch.job_kinds import image_ref_for_blob
 from imagematch.models import JobStatus, NewJob
-from imagematch.requeue import RequeueScope, find_jobs_to_requeue, requeue_jobs
+from imagematch.operations import RequeueScope, find_jobs_to_requeue, requeue
 from tests.conftest import PALETTE, image_bytes
+
+
+def _no_dispatch(job_ids: list[int]) -> None:
+    pass
 
 
 def _submit(services: Services, data: bytes, key: str, source: str = "api") -> int:
@@ -37,18 +41,12 @@ def mixed(services: Services) -> dict[str, int]:
 
 
 def test_missing_scope_requeues_failed_and_skipped(services: Services, mixed: dict[str, int]) -> None:
-    dry = requeue_jobs(
-        services.ledger, find_jobs_to_requeue(services.ledger, scope=RequeueScope.MISSING), dry_run=True
-    )
+    dry = requeue(services.ledger, _no_dispatch, scope=RequeueScope.MISSING, dry_run=True)
     assert dry.matched == 2 and dry.requeued == 0
     assert services.ledger.count_by_status()[JobStatus.PENDING] == 0  # a dry run changes nothing
-    report = requeue_jobs(
-        services.ledger, find_jobs_to_requeue(services.ledger, scope=RequeueScope.MISSING), dry_run=False
-    )
+    report = requeue(services.ledger, _no_dispatch, scope=RequeueScope.MISSING, dry_run=False)
     assert sorted(report.job_ids) == sorted([mixed["failed"], mixed["skipped"]])
-    again = requeue_jobs(
-        services.ledger, find_jobs_to_requeue(services.ledger, scope=RequeueScope.MISSING), dry_run=False
-    )
+    again = requeue(services.ledger, _no_dispatch, scope=RequeueScope.MISSING, dry_run=False)
     assert again.matched == 0  # idempotent: they are pending now
 
 
@@ -60,24 +58,40 @@ def test_source_filter_and_limit(services: Services, mixed: dict[str, int]) -> N
 
 def test_all_scope_reprocesses_and_replaces_the_answer(services: Services, mixed: dict[str, int]) -> None:
     before = services.ledger.get_prediction(mixed["complete"])
-    requeue_jobs(
-        services.ledger, find_jobs_to_requeue(services.ledger, scope=RequeueScope.ALL), dry_run=False
-    )
+    requeue(services.ledger, _no_dispatch, scope=RequeueScope.ALL, dry_run=False)
     services.make_worker().drain()
     after = services.ledger.get_prediction(mixed["complete"])
     assert before and after and after.id == before.id and after.created_at >= before.created_at
     assert len(services.ledger.list_predictions()) == 1
 
 
-def test_backfill_command(services: Services, mixed: dict[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("command", "scope"), [("requeue", "--scope"), ("backfill", "--status")])
+def test_requeue_command_and_its_old_spelling(
+    services: Services,
+    mixed: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    scope: str,
+) -> None:
     monkeypatch.setenv("IMAGEMATCH_DATA_DIR", str(services.settings.data_dir))
     runner = CliRunner()
-    dry = runner.invoke(
-        app, ["backfill", "--status", "failed", "--since", "2000-01-01", "--dry-run", "--json"]
-    )
+    dry = runner.invoke(app, [command, scope, "failed", "--since", "2000-01-01", "--dry-run", "--json"])
     assert dry.exit_code == 0, dry.output
-    assert json.loads(dry.stdout.strip().splitlines()[-1]) == {"matched": 1, "requeued": 0, "dry_run": True}
-    real = runner.invoke(app, ["backfill", "--json"])
+    assert json.loads(dry.stdout.strip().splitlines()[-1]) == {
+        "dry_run": True,
+        "matched": 1,
+        "by_status": {"failed": 1},
+        "requeued": 0,
+        "dispatched": 0,
+    }
+    real = runner.invoke(app, [command, "--json"])
     assert json.loads(real.stdout.strip().splitlines()[-1])["requeued"] == 2
-    future = runner.invoke(app, ["backfill", "--status", "all", "--since", "2999-01-01", "--json"])
+    future = runner.invoke(app, [command, scope, "all", "--since", "2999-01-01", "--json"])
     assert json.loads(future.stdout.strip().splitlines()[-1])["matched"] == 0
+
+
+def test_old_spellings_are_hidden_from_help() -> None:
+    shown = CliRunner().invoke(app, ["--help"]).stdout
+    assert "requeue" in shown and "backfill" not in shown
+    zendesk = CliRunner().invoke(app, ["zendesk", "--help"]).stdout
+    assert "scan" in zendesk and "backfill" not in zendesk

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from imagematch.ledger import open_ledger
 from imagematch.ledger.sql import load_queries
-from imagematch.models import JobKind, NewJob
+from imagematch.models import NewJob
+from imagematch.sources.zendesk import ZendeskNotePayload
 
 
 def test_an_old_sqlite_ledger_gets_kind_scoped_keys_and_keeps_its_rows(tmp_path: Path) -> None:
@@ -27,7 +28,7 @@ def test_an_old_sqlite_ledger_gets_kind_scoped_keys_and_keeps_its_rows(tmp_path:
             "latency_ms, created_at) values (1, 'api', '[]', 'e', 'v1', 1, 0)"
         )
     ledger = open_ledger(f"sqlite:///{path}")
-    note, created = ledger.submit(NewJob(kind=JobKind.ZENDESK_NOTE, source="zendesk", idempotency_key="k"))
+    note, created = ledger.submit(NewJob(kind=ZendeskNotePayload.KIND, source="zendesk", idempotency_key="k"))
     assert created and note.id == 2
     assert ledger.get_prediction(1) is not None
     assert ledger.submit(NewJob(source="api", idempotency_key="k"))[0].id == 1

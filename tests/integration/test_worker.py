@@ -49,7 +49,7 @@ def test_unexpected_errors_are_retried_then_given_up(services: Services) -> None
     def broken(_: object, __: object) -> None:
         raise RuntimeError("model exploded")
 
-    services.kinds.register(
+    services.kinds.replace(
         JobKindSpec(kind="match_image", payload=MatchImagePayload, handler=broken, needs_embedder=True)
     )
     job_id = _submit(services, image_bytes(PALETTE["red"]), "k4")

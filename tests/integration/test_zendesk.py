@@ -15,24 +15,28 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from pydantic import SecretStr
 
+from imagematch import operations
 from imagematch.api import create_app
 from imagematch.app import Services, build_services
 from imagematch.config import Settings
 from imagematch.errors import TransientError
-from imagematch.models import ErrorKind, ImageJob, JobKind, JobStatus
-from imagematch.sources.zendesk import SIGNATURE_HEADER, TIMESTAMP_HEADER, image_job_key, note_job_key, sign
+from imagematch.models import ErrorKind, ImageJob, JobStatus
+from imagematch.sources.zendesk import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    ZendeskImagePayload,
+    ZendeskNotePayload,
+    ZendeskTicketPayload,
+    image_job_key,
+    note_job_key,
+    sign,
+)
 from imagematch.worker import WorkerPool
 from tests.conftest import PALETTE, FakeClock, image_bytes
-from tests.fake_zendesk import FakeZendesk, fake_zendesk
+from tests.fake_zendesk import FakeZendesk
 
 SECRET = "whsec-test-secret"
 TICKET = 7
-
-
-@pytest.fixture
-def zendesk() -> Iterator[FakeZendesk]:
-    with fake_zendesk() as fake:
-        yield fake
 
 
 def zendesk_settings(settings: Settings, fake: FakeZendesk, **overrides: Any) -> Settings:
@@ -75,12 +79,6 @@ def services(make_services: Any) -> Services:
     return make_services()  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services)) as client:
-        yield client
-
-
 def deliver(
     client: TestClient,
     body: dict[str, Any] | bytes,
@@ -113,7 +111,7 @@ def settle(services: Services, clock: FakeClock, *, rounds: int = 10) -> None:
         if not waiting:
             return
         clock.now = max(waiting) + timedelta(seconds=1)
-        services.sweep()
+        operations.sweep(services)
     raise AssertionError("jobs still retrying")
 
 
@@ -152,7 +150,7 @@ def test_signed_webhook_queues_a_scan_and_answers_202_at_once(
     body = response.json()
     assert body["ticket_id"] == "7" and body["status"] == "pending" and body["duplicate"] is False
     job = services.ledger.get_job(body["job_id"])
-    assert job is not None and job.kind == JobKind.ZENDESK_TICKET and job.payload == {"ticket_id": "7"}
+    assert job is not None and job.kind == ZendeskTicketPayload.KIND and job.payload == {"ticket_id": "7"}
     assert zendesk.requests == []  # nothing processed inside the request
 
 
@@ -242,7 +240,7 @@ def test_every_payload_variant_names_the_ticket(
     response = deliver(client, body, at=clock.now)
     assert response.status_code == 202, response.text
     assert response.json()["ticket_id"] == "7"
-    [job] = jobs(services, JobKind.ZENDESK_TICKET)
+    [job] = jobs(services, ZendeskTicketPayload.KIND)
     assert job.payload == {"ticket_id": "7"}
 
 
@@ -349,7 +347,7 @@ def test_note_links_each_product_and_the_job_in_the_console_once(
     [note] = zendesk.notes(TICKET)
     html = note["html_body"]
     assert '<a href="https://shop.example/p/P-red">Red</a> — ID/SKU P-red — ' in html
-    [image_job] = jobs(services, JobKind.ZENDESK_IMAGE)
+    [image_job] = jobs(services, ZendeskImagePayload.KIND)
     assert f'<a href="https://imagematch.example/ui/jobs/{image_job.id}">' in html
     assert services.thumbnails.job_photo(image_job.id) is not None  # the console shows the attachment
     assert "<img" not in html  # the sample catalog's images are local files, not public URLs
@@ -362,7 +360,7 @@ def test_notes_off_means_predictions_only(make_services: Any, zendesk: FakeZende
         deliver(client, {"ticket_id": TICKET}, at=clock.now)
     settle(services, clock)
     assert len(services.ledger.list_predictions(ticket_id="7")) == 1
-    assert jobs(services, JobKind.ZENDESK_NOTE) == [] and zendesk.notes(TICKET) == []
+    assert jobs(services, ZendeskNotePayload.KIND) == [] and zendesk.notes(TICKET) == []
     assert zendesk.requests_to("zendesk", method="PUT") == []
 
 
@@ -373,7 +371,9 @@ def test_serve_path_in_process_workers_answer_a_webhook_without_being_driven(
     zendesk.add_comment(
         TICKET, zendesk.attachment(photo("green"), "a.png"), zendesk.attachment(photo("red"), "b.png")
     )
-    pool = WorkerPool(services.make_worker, size=2, poll_seconds=0.05, sweep=services.sweep)
+    pool = WorkerPool(
+        services.make_worker, size=2, poll_seconds=0.05, sweep=lambda: operations.sweep(services)
+    )
     with TestClient(create_app(services, pool=pool)) as client:
         assert deliver(client, event(TICKET), at=clock.now).status_code == 202
         deadline = time.monotonic() + 60
@@ -396,17 +396,17 @@ def test_429_honours_retry_after_then_succeeds(
     worker = services.make_worker()
 
     worker.drain()
-    [ticket_job] = jobs(services, JobKind.ZENDESK_TICKET)
+    [ticket_job] = jobs(services, ZendeskTicketPayload.KIND)
     assert ticket_job.status == JobStatus.FAILED and ticket_job.error_kind == ErrorKind.TRANSIENT
     assert "HTTP 429" in (ticket_job.last_error or "")
     assert ticket_job.next_attempt_at is not None
     assert ticket_job.next_attempt_at >= clock.now + timedelta(seconds=120)  # backoff alone: ~1 s
 
     clock.advance(60)
-    services.sweep()
+    operations.sweep(services)
     assert worker.drain() == 0  # not due yet
     clock.advance(61)
-    services.sweep()
+    operations.sweep(services)
     worker.drain()
     assert services.ledger.get_job(ticket_job.id).status == JobStatus.COMPLETE  # type: ignore[union-attr]
     assert len(services.ledger.list_predictions(ticket_id="7")) == 1
@@ -424,7 +424,7 @@ def test_500_twice_then_success(
 
     image_job = services.ledger.get_job_by_key(
         image_job_key("7", str(attachment["id"])),
-        kind=JobKind.ZENDESK_IMAGE,
+        kind=ZendeskImagePayload.KIND,
     )
     assert image_job is not None and image_job.status == JobStatus.COMPLETE and image_job.attempts == 3
     assert len(services.ledger.list_predictions(ticket_id="7")) == 1
@@ -444,7 +444,7 @@ def test_timeouts_and_dropped_connections_are_transient(
     settle(services, clock)
     done = services.ledger.list_jobs(limit=50)
     assert sorted(j.kind for j in done) == sorted(
-        [JobKind.ZENDESK_TICKET, JobKind.ZENDESK_IMAGE, JobKind.ZENDESK_NOTE]
+        [ZendeskTicketPayload.KIND, ZendeskImagePayload.KIND, ZendeskNotePayload.KIND]
     )
     assert all(j.status == JobStatus.COMPLETE and j.attempts == 2 for j in done)
     failures = [r.getMessage() for r in caplog.records if "failed (transient)" in r.getMessage()]
@@ -489,7 +489,7 @@ def test_non_image_malware_and_oversize_attachments_are_skipped_with_reasons(
     def outcome(name: str) -> ImageJob:
         job = services.ledger.get_job_by_key(
             image_job_key("7", str(attachments[name]["id"])),
-            kind=JobKind.ZENDESK_IMAGE,
+            kind=ZendeskImagePayload.KIND,
         )
         assert job is not None
         return job
@@ -523,7 +523,7 @@ def test_a_closed_ticket_keeps_its_prediction_and_the_note_fails_with_the_reason
     deliver(client, {"ticket_id": TICKET}, at=clock.now)
     settle(services, clock)
     assert len(services.ledger.list_predictions(ticket_id="7")) == 1
-    [note_job] = jobs(services, JobKind.ZENDESK_NOTE)
+    [note_job] = jobs(services, ZendeskNotePayload.KIND)
     assert note_job.status == JobStatus.FAILED and note_job.error_kind == ErrorKind.PERMANENT
     assert "HTTP 422" in (note_job.last_error or "") and zendesk.notes(TICKET) == []
 
@@ -531,7 +531,7 @@ def test_a_closed_ticket_keeps_its_prediction_and_the_note_fails_with_the_reason
 def test_deleted_ticket_is_skipped(client: TestClient, services: Services, clock: FakeClock) -> None:
     deliver(client, {"ticket_id": 404}, at=clock.now)
     settle(services, clock)
-    [job] = jobs(services, JobKind.ZENDESK_TICKET)
+    [job] = jobs(services, ZendeskTicketPayload.KIND)
     assert job.status == JobStatus.SKIPPED and "not found" in (job.last_error or "")
 
 
@@ -542,7 +542,7 @@ def test_missing_zendesk_settings_fail_permanently_with_what_to_set(
     with TestClient(create_app(services)) as client:
         deliver(client, {"ticket_id": TICKET}, at=clock.now)
     services.make_worker().drain()
-    [job] = jobs(services, JobKind.ZENDESK_TICKET)
+    [job] = jobs(services, ZendeskTicketPayload.KIND)
     assert job.status == JobStatus.FAILED and job.error_kind == ErrorKind.PERMANENT
     assert "IMAGEMATCH_ZENDESK_SUBDOMAIN" in (job.last_error or "")
 
@@ -567,17 +567,17 @@ def test_crash_after_the_note_was_posted_but_before_it_was_recorded_posts_one_no
     worker.run_once()  # the image: prediction logged, note job persisted
     note_job = services.ledger.get_job_by_key(
         note_job_key("7", str(attachment["id"])),
-        kind=JobKind.ZENDESK_NOTE,
+        kind=ZendeskNotePayload.KIND,
     )
     assert note_job is not None and note_job.status == JobStatus.PENDING
 
     # A worker claims the note, posts it ... and dies before recording that it did.
     doomed = _claim(services, note_job, "doomed-worker")
-    services.kinds.get(JobKind.ZENDESK_NOTE).run(doomed)  # type: ignore[union-attr]
+    services.kinds.get(ZendeskNotePayload.KIND).run(doomed)  # type: ignore[union-attr]
     assert len(zendesk.notes(TICKET)) == 1
 
     clock.advance(services.settings.lease_seconds + 1)
-    assert services.sweep().leases_expired == 1
+    assert operations.sweep(services).leases_expired == 1
     settle(services, clock)
 
     assert services.ledger.get_job(note_job.id).status == JobStatus.COMPLETE  # type: ignore[union-attr]
@@ -594,22 +594,22 @@ def test_crash_between_prediction_and_note_posts_one_note(
     services.make_worker().run_once()  # the ticket scan
     image_job = services.ledger.get_job_by_key(
         image_job_key("7", str(attachment["id"])),
-        kind=JobKind.ZENDESK_IMAGE,
+        kind=ZendeskImagePayload.KIND,
     )
     assert image_job is not None
 
     # The image is matched and its note job persisted, then the worker dies before completing.
     doomed = _claim(services, image_job, "doomed-worker")
-    services.kinds.get(JobKind.ZENDESK_IMAGE).run(doomed)  # type: ignore[union-attr]
+    services.kinds.get(ZendeskImagePayload.KIND).run(doomed)  # type: ignore[union-attr]
     assert services.ledger.list_predictions(ticket_id="7") == []
 
     clock.advance(services.settings.lease_seconds + 1)
-    services.sweep()
+    operations.sweep(services)
     settle(services, clock)  # the image runs again; the note job was there already
 
     assert services.ledger.get_job(image_job.id).status == JobStatus.COMPLETE  # type: ignore[union-attr]
     assert len(services.ledger.list_predictions(ticket_id="7")) == 1
-    assert len(jobs(services, JobKind.ZENDESK_NOTE)) == 1
+    assert len(jobs(services, ZendeskNotePayload.KIND)) == 1
     assert len(zendesk.notes(TICKET)) == 1
 
 
@@ -637,7 +637,7 @@ def test_a_note_posted_meanwhile_makes_the_conditional_update_conflict_and_is_fo
     assert note["html_body"] == f"<p>{marker}</p>"  # theirs; ours was refused and not sent again
     [put] = zendesk.requests_to("zendesk", method="PUT")
     assert json.loads(put.body)["ticket"]["safe_update"] is True
-    [note_job] = jobs(services, JobKind.ZENDESK_NOTE)
+    [note_job] = jobs(services, ZendeskNotePayload.KIND)
     assert note_job.status == JobStatus.COMPLETE
 
 
@@ -649,13 +649,13 @@ def test_a_worker_that_lost_its_lease_does_not_post(
     worker = services.make_worker()
     worker.run_once()
     worker.run_once()
-    [note_job] = jobs(services, JobKind.ZENDESK_NOTE)
+    [note_job] = jobs(services, ZendeskNotePayload.KIND)
     stalled = _claim(services, note_job, "stalled-worker")
     clock.advance(services.settings.lease_seconds + 1)
-    services.sweep()  # its lease expired: the job is someone else's to take now
+    operations.sweep(services)  # its lease expired: the job is someone else's to take now
 
     with pytest.raises(TransientError, match="lost the lease"):
-        services.kinds.get(JobKind.ZENDESK_NOTE).run(stalled)  # type: ignore[union-attr]
+        services.kinds.get(ZendeskNotePayload.KIND).run(stalled)  # type: ignore[union-attr]
     assert zendesk.notes(TICKET) == []
     settle(services, clock)
     assert len(zendesk.notes(TICKET)) == 1

@@ -18,8 +18,14 @@ from typer.testing import CliRunner
 from imagematch.api import create_app
 from imagematch.app import Services
 from imagematch.cli import app as cli
-from imagematch.models import JobKind, JobStatus
-from imagematch.sources.zendesk import backfill_tickets, image_job_key
+from imagematch.models import JobStatus
+from imagematch.sources.zendesk import (
+    ZendeskImagePayload,
+    ZendeskTicketPayload,
+    backfill_tickets,
+    image_job_key,
+    zendesk_client_for,
+)
 from tests.conftest import FakeClock
 from tests.fake_zendesk import FakeZendesk
 from tests.integration.test_zendesk import (  # fixtures shared with the webhook tests
@@ -29,7 +35,6 @@ from tests.integration.test_zendesk import (  # fixtures shared with the webhook
     photo,
     services,  # noqa: F401
     settle,
-    zendesk,  # noqa: F401
 )
 
 SINCE = datetime(2025, 12, 1, tzinfo=UTC)
@@ -64,8 +69,8 @@ def history(services: Services, zendesk: FakeZendesk, clock: FakeClock) -> dict[
 def test_backfill_queues_only_tickets_with_unanswered_images(
     services: Services, zendesk: FakeZendesk, clock: FakeClock, history: dict[str, Any]
 ) -> None:
-    client = services.zendesk_client()
-    ticket_jobs_before = len(jobs(services, JobKind.ZENDESK_TICKET))
+    client = zendesk_client_for(services.settings, services.http)
+    ticket_jobs_before = len(jobs(services, ZendeskTicketPayload.KIND))
     dry = backfill_tickets(client, services.ledger, since=SINCE, max_bytes=10**7, dry_run=True)
     assert dry.summary() == {
         "dry_run": True,
@@ -74,7 +79,7 @@ def test_backfill_queues_only_tickets_with_unanswered_images(
         "attachments_missing": 2,
         "jobs_requeued": 1,
     }
-    assert len(jobs(services, JobKind.ZENDESK_TICKET)) == ticket_jobs_before  # nothing written
+    assert len(jobs(services, ZendeskTicketPayload.KIND)) == ticket_jobs_before  # nothing written
 
     done = backfill_tickets(client, services.ledger, since=SINCE, max_bytes=10**7)
     assert done.summary() == {**dry.summary(), "dry_run": False}
@@ -88,7 +93,7 @@ def test_backfill_queues_only_tickets_with_unanswered_images(
         assert prediction.source == "zendesk"
     broken = services.ledger.get_job_by_key(
         image_job_key("10", str(history["broken"]["id"])),
-        kind=JobKind.ZENDESK_IMAGE,
+        kind=ZendeskImagePayload.KIND,
     )
     assert broken is not None and broken.status == JobStatus.FAILED and broken.attempts == 1  # ran again
     assert len(zendesk.notes(8)) == 1 and len(zendesk.notes(7)) == 1  # ticket 7 untouched
@@ -104,7 +109,11 @@ def test_backfill_waits_out_rate_limits(
     zendesk.fail("GET", "/api/v2/tickets/12/comments.json", (429, {"Retry-After": "7"}), (503, {}))
     waited: list[float] = []
     report = backfill_tickets(
-        services.zendesk_client(), services.ledger, since=SINCE, max_bytes=10**7, sleep=waited.append
+        zendesk_client_for(services.settings, services.http),
+        services.ledger,
+        since=SINCE,
+        max_bytes=10**7,
+        sleep=waited.append,
     )
     assert waited == [60.0, 7.0, 4.0]  # Retry-After, Retry-After, then backoff for the 503
     assert report.tickets_queued == 2
@@ -114,7 +123,11 @@ def test_backfill_waits_out_rate_limits(
 
 def test_backfill_limit(services: Services, history: dict[str, Any]) -> None:
     report = backfill_tickets(
-        services.zendesk_client(), services.ledger, since=SINCE, max_bytes=10**7, limit=2
+        zendesk_client_for(services.settings, services.http),
+        services.ledger,
+        since=SINCE,
+        max_bytes=10**7,
+        limit=2,
     )
     assert report.tickets_scanned == 2
 
@@ -135,9 +148,7 @@ def test_cli_backfill_dry_run_then_real(
     services: Services, cli_env: dict[str, str], history: dict[str, Any]
 ) -> None:
     runner = CliRunner()
-    dry = runner.invoke(
-        cli, ["zendesk", "backfill", "--since", "2025-12-01", "--dry-run", "--json"], env=cli_env
-    )
+    dry = runner.invoke(cli, ["zendesk", "scan", "--since", "2025-12-01", "--dry-run", "--json"], env=cli_env)
     assert dry.exit_code == 0, dry.output
     assert json.loads(dry.stdout.strip().splitlines()[-1])["tickets_queued"] == 2
     assert "would queue 2 ticket scans" in dry.stderr
@@ -145,7 +156,7 @@ def test_cli_backfill_dry_run_then_real(
     real = runner.invoke(cli, ["zendesk", "backfill", "--since", "2025-12-01"], env=cli_env)
     assert real.exit_code == 0, real.output
     assert "queued 2 ticket scans and re-queued 1 failed images" in real.stderr
-    queued = [j for j in jobs(services, JobKind.ZENDESK_TICKET) if j.status == JobStatus.PENDING]
+    queued = [j for j in jobs(services, ZendeskTicketPayload.KIND) if j.status == JobStatus.PENDING]
     assert sorted(j.payload["ticket_id"] for j in queued) == ["12", "8"]
     assert all(j.metadata == {"backfill": True} for j in queued)
 
@@ -155,7 +166,7 @@ def test_cli_backfill_without_zendesk_settings_says_what_to_set(
 ) -> None:
     env = {**cli_env, "IMAGEMATCH_ZENDESK_API_TOKEN": ""}
     env.pop("IMAGEMATCH_ZENDESK_API_TOKEN")
-    result = CliRunner().invoke(cli, ["zendesk", "backfill", "--since", "2025-12-01"], env=env)
+    result = CliRunner().invoke(cli, ["zendesk", "scan", "--since", "2025-12-01"], env=env)
     assert result.exit_code == 1 and "IMAGEMATCH_ZENDESK_API_TOKEN" in result.stderr
 
 

@@ -9,7 +9,7 @@ unless a test names the one it needs.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +18,6 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from imagematch.api import create_app
 from imagematch.app import Services
 from imagematch.config import Settings
 from tests.conftest import REPO
@@ -89,6 +88,5 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services), raise_server_exceptions=False) as client:
-        yield client
+def client(services: Services, app_client: Callable[..., TestClient]) -> TestClient:
+    return app_client(services, client_options={"raise_server_exceptions": False})

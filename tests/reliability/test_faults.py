@@ -7,8 +7,6 @@ import errno
 import os
 import random
 import signal
-import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -27,61 +25,18 @@ from imagematch.config import Settings
 from imagematch.index import ProductIndex
 from imagematch.ledger import open_ledger
 from imagematch.ledger.postgres import PostgresLedger
-from imagematch.models import JobKind, JobStatus
-from tests.conftest import FakeClock, image_bytes
+from imagematch.models import JobStatus
+from imagematch.sources.zendesk import ZendeskTicketPayload
+from tests.conftest import FakeClock, RunningServer, image_bytes, job_counts, wait_until
 from tests.reliability.conftest import ZENDESK_SECRET, Outcomes
 from tests.reliability.test_security import zendesk_post
 
 CLI = [sys.executable, "-m", "imagematch.cli"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_until(predicate: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    if not _wait_until(healthy, 60):
-        server.kill()
-        pytest.fail("server did not start")
-    return server
-
-
-def _counts(db: Path) -> tuple[int, int, int]:
-    with sqlite3.connect(db) as conn:
-        complete = conn.execute("select count(*) from image_jobs where status = 'complete'").fetchone()[0]
-        predictions, distinct = conn.execute(
-            "select count(*), count(distinct job_id) from image_prediction_log"
-        ).fetchone()
-    return complete, predictions, distinct
-
-
 @pytest.mark.timeout(240)
 def test_sigkill_five_times_during_a_burst_of_200_uploads(
-    tmp_path: Path, catalog_file: Path, outcomes: Outcomes
+    tmp_path: Path, catalog_file: Path, outcomes: Outcomes, running_server: Callable[..., RunningServer]
 ) -> None:
     data = tmp_path / "data"
     env = {
@@ -93,16 +48,15 @@ def test_sigkill_five_times_during_a_burst_of_200_uploads(
         "IMAGEMATCH_POLL_SECONDS": "0.1",
     }
     subprocess.run([*CLI, "index", "build", "--catalog", str(catalog_file)], env=env, check=True, timeout=120)
-    port = _free_port()
     kills = sorted(random.Random(14).sample(range(10, 195), 5))
-    server = _serve(env, port)
+    server = running_server(env, ["--workers", "2"])
+    port = server.port
     accepted: set[int] = set()
     try:
         for n in range(200):
             if n in kills:  # workers are mid-way through earlier uploads
-                server.send_signal(signal.SIGKILL)
-                server.wait(timeout=10)
-                server = _serve(env, port)
+                server.stop(signal.SIGKILL)
+                server = running_server(env, ["--workers", "2"], port=port)
             photo = image_bytes((n % 256, (n * 7) % 256, 90), size=(96, 72), mark=n)
             response = httpx.post(
                 f"http://127.0.0.1:{port}/v1/images",
@@ -113,11 +67,10 @@ def test_sigkill_five_times_during_a_burst_of_200_uploads(
             assert response.status_code in (200, 202)
             accepted.add(response.json()["id"])
         db = data / "imagematch.sqlite3"
-        assert _wait_until(lambda: _counts(db)[0] >= 200, 90), _counts(db)
+        assert wait_until(lambda: job_counts(db)[0] >= 200, 90), job_counts(db)
     finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
-    assert len(accepted) == 200 and _counts(db) == (200, 200, 200)
+        server.stop()
+    assert len(accepted) == 200 and job_counts(db) == (200, 200, 200)
     outcomes.record(
         "faults",
         f"SIGKILL ×5 during a burst of 200 uploads (before uploads {', '.join(map(str, kills))})",
@@ -202,7 +155,7 @@ def test_postgres_stopped_mid_burst_loses_no_accepted_webhook(
         tickets = {
             str(j.payload["ticket_id"])
             for j in ledger.list_jobs(limit=500)
-            if j.kind == JobKind.ZENDESK_TICKET
+            if j.kind == ZendeskTicketPayload.KIND
         }
         assert tickets == {str(1000 + n) for n in range(60)}
         assert all(j.status == JobStatus.PENDING for j in ledger.list_jobs(limit=500))

@@ -21,11 +21,10 @@ from imagematch.app import Services, build_services
 from imagematch.config import Settings
 from imagematch.errors import PermanentError, TransientError
 from imagematch.fetch import ImageFetcher
-from imagematch.models import JobKind
 from imagematch.sources.catalog import sign_catalog_event
-from imagematch.sources.zendesk import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from imagematch.sources.zendesk import SIGNATURE_HEADER, TIMESTAMP_HEADER, ZendeskNotePayload, sign
 from tests.conftest import image_bytes
-from tests.fake_zendesk import FakeZendesk, fake_zendesk
+from tests.fake_zendesk import FakeZendesk
 from tests.loopback import LoopbackServer, Route, loopback_server
 from tests.reliability.conftest import CATALOG_SECRET, ZENDESK_SECRET, Outcomes
 
@@ -171,12 +170,6 @@ def test_credentials_never_leave_the_zendesk_origin(outcomes: Outcomes) -> None:
     )
 
 
-@pytest.fixture
-def zendesk() -> Iterator[FakeZendesk]:
-    with fake_zendesk() as fake:
-        yield fake
-
-
 def test_logs_of_a_whole_flow_hold_no_secret(
     settings: Settings,
     zendesk: FakeZendesk,
@@ -217,7 +210,7 @@ def test_logs_of_a_whole_flow_hold_no_secret(
             services.make_worker().drain(max_jobs=10)
     services.close()
     assert len(zendesk.notes(7)) == 1
-    assert services.ledger.count_by_status(kind=JobKind.ZENDESK_NOTE)
+    assert services.ledger.count_by_status(kind=ZendeskNotePayload.KIND)
     text = caplog.text
     for secret in (ZENDESK_SECRET, CATALOG_SECRET, zendesk.api_token, zendesk.authorization, db_password):
         assert secret not in text

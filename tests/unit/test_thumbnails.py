@@ -9,12 +9,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from imagematch.images import sha256_hex
+from imagematch.images import ImageLimits, sha256_hex
 from imagematch.models import ImageJob, JobStatus
 from imagematch.thumbnails import ThumbnailStore
 from tests.conftest import PALETTE, image_bytes
 
-LIMITS = {"max_bytes": 10_000_000, "max_pixels": 50_000_000}
+LIMITS = ImageLimits(10_000_000, 50_000_000)
 
 
 def _job(job_id: int) -> ImageJob:
@@ -33,11 +33,11 @@ def _job(job_id: int) -> ImageJob:
 def test_a_large_photo_becomes_a_small_webp_named_by_its_content(tmp_path: Path) -> None:
     store = ThumbnailStore(tmp_path)
     data = image_bytes(PALETTE["red"], size=(1600, 1200), fmt="JPEG")
-    digest = store.put_bytes(data, **LIMITS)
+    digest = store.put_bytes(data, LIMITS)
     assert digest == sha256_hex(data)
     thumb = Image.open(io.BytesIO(store.path(digest).read_bytes()))
     assert thumb.format == "WEBP" and max(thumb.size) == 256 and thumb.size[0] > thumb.size[1]
-    assert store.put_bytes(data, **LIMITS) == digest and len(list(tmp_path.rglob("*.webp"))) == 1
+    assert store.put_bytes(data, LIMITS) == digest and len(list(tmp_path.rglob("*.webp"))) == 1
 
 
 def test_a_job_remembers_its_photo(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ route (``routes``). Applying them to the served index is :mod:`imagematch.catalo
 from __future__ import annotations
 
 from imagematch.sources.catalog.events import (
+    CATALOG_EVENT_KIND,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     CatalogEvent,
@@ -21,6 +22,7 @@ from imagematch.sources.catalog.events import (
 )
 
 __all__ = [
+    "CATALOG_EVENT_KIND",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "CatalogEvent",

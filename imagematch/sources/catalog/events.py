@@ -16,10 +16,9 @@ is one job. A worker then runs :class:`CatalogEventHandler`, which hands the eve
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from datetime import datetime
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -32,11 +31,20 @@ from pydantic import (
     model_validator,
 )
 
-from imagematch.errors import ImageMatchError, PermanentError, SubjectGoneError
+from imagematch.catalog_sync import CatalogUpdater
+from imagematch.errors import PermanentError, SubjectGoneError
 from imagematch.ledger import Ledger
-from imagematch.models import ImageJob, JobKind, JobStatus, NewJob, Product
+from imagematch.models import ImageJob, JobStatus, NewJob, Product
+from imagematch.signing import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    InvalidSignatureError,
+    verify_signature,
+)
+from imagematch.signing import signed_headers as sign_catalog_event
 
 __all__ = [
+    "CATALOG_EVENT_KIND",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "CatalogEvent",
@@ -53,24 +61,9 @@ __all__ = [
     "verify_catalog_signature",
 ]
 
-SIGNATURE_HEADER = "X-Imagematch-Signature"
-TIMESTAMP_HEADER = "X-Imagematch-Timestamp"
+CATALOG_EVENT_KIND = "catalog_event"  # the one name of the kind (its payload is a union of events)
+
 JOB_SOURCE = "catalog"
-
-
-class CatalogUpdater(Protocol):
-    """Applies catalog events to the live index. ``sequence`` grows with the order events arrived
-    in (it is the job id), so an implementation must ignore an event older than the one it has
-    already applied for that product: events may be processed in any order and more than once."""
-
-    def upsert_product(self, product: Product, *, sequence: int) -> None:
-        """Fetch the product's images, embed them, replace its vectors and persist.
-        Raises TransientError (retry later) or PermanentError (give up)."""
-        ...
-
-    def delete_product(self, product_id: str, *, sequence: int) -> bool:
-        """Soft-delete the product; ``False`` if it is unknown."""
-        ...
 
 
 class _Event(BaseModel):
@@ -123,55 +116,6 @@ CatalogEvent = Annotated[ProductChanged | ProductDeleted, Field(discriminator="e
 _EVENT: TypeAdapter[ProductChanged | ProductDeleted] = TypeAdapter(CatalogEvent)
 
 
-class InvalidSignatureError(ImageMatchError):
-    """A webhook's signature is missing, malformed, stale or wrong (HTTP 401)."""
-
-
-def _signature(secret: str, timestamp: str, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return mac.hexdigest()
-
-
-def sign_catalog_event(secret: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """The headers that authenticate ``body`` sent at ``timestamp`` (unix seconds)."""
-    return {
-        TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: f"sha256={_signature(secret, str(timestamp), body)}",
-        "Content-Type": "application/json",
-    }
-
-
-def verify_catalog_signature(
-    secret: str,
-    body: bytes,
-    *,
-    signature: str | None,
-    timestamp: str | None,
-    now: datetime,
-    tolerance_seconds: float,
-) -> None:
-    """Check a webhook's headers against ``body``; returns quietly when they are valid.
-
-    Raises InvalidSignatureError when a header is missing or malformed, the timestamp is further
-    than ``tolerance_seconds`` from ``now`` (a replay, or a badly wrong clock), or the signature
-    does not match (compared in constant time).
-    """
-    if not signature or not timestamp:
-        raise InvalidSignatureError(f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER} header")
-    try:
-        sent = int(timestamp)
-    except ValueError as exc:
-        raise InvalidSignatureError(f"{TIMESTAMP_HEADER} must be unix seconds") from exc
-    if abs(now.timestamp() - sent) > tolerance_seconds:
-        raise InvalidSignatureError(
-            f"{TIMESTAMP_HEADER} is more than {tolerance_seconds:.0f} s from the server's clock"
-        )
-    scheme, _, given = signature.strip().partition("=")
-    expected = _signature(secret, timestamp, body)
-    if scheme != "sha256" or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise InvalidSignatureError("signature does not match the body")
-
-
 def _describe(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors()[:3]:
@@ -213,7 +157,7 @@ def catalog_event_key(event: ProductChanged | ProductDeleted, raw: Any) -> str:
 def catalog_event_job(event: ProductChanged | ProductDeleted, raw: Any) -> NewJob:
     """The job that applies ``event``; its payload is the validated event."""
     return NewJob(
-        kind=JobKind.CATALOG_EVENT,
+        kind=CATALOG_EVENT_KIND,
         source=JOB_SOURCE,
         idempotency_key=catalog_event_key(event, raw),
         payload=event.model_dump(mode="json", exclude_none=True),
@@ -224,7 +168,7 @@ def catalog_event_job(event: ProductChanged | ProductDeleted, raw: Any) -> NewJo
 def pending_catalog_jobs(ledger: Ledger) -> int:
     """Catalog events accepted but not applied yet: ``catalog_event`` jobs pending or processing
     (failed ones waiting for a retry are not counted)."""
-    counts = ledger.count_by_status(kind=JobKind.CATALOG_EVENT)
+    counts = ledger.count_by_status(kind=CATALOG_EVENT_KIND)
     return counts[JobStatus.PENDING] + counts[JobStatus.PROCESSING]
 
 
@@ -244,3 +188,18 @@ class CatalogEventHandler:
                 raise SubjectGoneError(f"product {event.product_id!r} is not in the index")
         else:
             self.updater.upsert_product(event.product, sequence=job.id)
+
+
+def verify_catalog_signature(
+    secret: str,
+    body: bytes,
+    *,
+    signature: str | None,
+    timestamp: str | None,
+    now: datetime,
+    tolerance_seconds: float,
+) -> None:
+    """:func:`imagematch.signing.verify_signature` (raises InvalidSignatureError)."""
+    verify_signature(
+        secret, body, signature=signature, timestamp=timestamp, now=now, tolerance_seconds=tolerance_seconds
+    )

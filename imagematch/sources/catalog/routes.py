@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from imagematch.api.schemas import JobOut
 from imagematch.config import Settings
+from imagematch.dispatch import Dispatch
 from imagematch.errors import PermanentError, TransientError
 from imagematch.ledger import Clock, Ledger
+from imagematch.models import ImageJob, JobStatus
 from imagematch.sources.catalog.events import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -19,9 +23,42 @@ from imagematch.sources.catalog.events import (
     verify_catalog_signature,
 )
 from imagematch.webhooks import RETRY_LATER, read_webhook_body, refuse_deep_json, require_webhook_secret
-from imagematch.worker import Dispatch
 
-__all__ = ["catalog_webhook_router"]
+__all__ = ["CatalogEventAccepted", "catalog_webhook_router"]
+
+
+class CatalogEventAccepted(BaseModel):
+    """The ``catalog_event`` job an event became (the job fields of ``GET /v1/jobs/{id}``,
+    defined here so the source does not import the API)."""
+
+    id: int
+    status: JobStatus
+    kind: str
+    source: str
+    idempotency_key: str
+    attempts: int
+    error_kind: str | None
+    error: str | None
+    next_attempt_at: str | None
+    created_at: str
+    updated_at: str
+    prediction: None = None
+
+    @classmethod
+    def of(cls, job: ImageJob) -> CatalogEventAccepted:
+        return cls(
+            id=job.id,
+            status=job.status,
+            kind=job.kind,
+            source=job.source,
+            idempotency_key=job.idempotency_key,
+            attempts=job.attempts,
+            error_kind=job.error_kind,
+            error=job.last_error,
+            next_attempt_at=job.next_attempt_at.isoformat() if job.next_attempt_at else None,
+            created_at=job.created_at.isoformat(),
+            updated_at=job.updated_at.isoformat(),
+        )
 
 
 def catalog_webhook_router(
@@ -31,7 +68,7 @@ def catalog_webhook_router(
     served without any proxy auth; ``dispatch`` is told the ids of jobs just persisted."""
     router = APIRouter(tags=["webhooks"])
 
-    @router.post("/webhooks/catalog", status_code=202, response_model=JobOut)
+    @router.post("/webhooks/catalog", status_code=202, response_model=CatalogEventAccepted)
     async def catalog_webhook(request: Request) -> JSONResponse:
         """A product was created, updated or deleted: persist a ``catalog_event`` job.
 
@@ -41,26 +78,8 @@ def catalog_webhook_router(
         "<timestamp>." + body)>``. 202 with the new job; 200 with the existing one when the same
         body was delivered before; 401 bad signature; 422 malformed event; 503 no secret set.
         """
-        secret = require_webhook_secret(
-            settings.catalog_webhook_secret,
-            allow_unsigned=settings.catalog_allow_unsigned,
-            what="catalog webhooks",
-            secret_env="IMAGEMATCH_CATALOG_WEBHOOK_SECRET",
-            unsigned_env="IMAGEMATCH_CATALOG_ALLOW_UNSIGNED",
-        )
         body = await read_webhook_body(request)
-        if secret is not None:
-            try:
-                verify_catalog_signature(
-                    secret,
-                    body,
-                    signature=request.headers.get(SIGNATURE_HEADER),
-                    timestamp=request.headers.get(TIMESTAMP_HEADER),
-                    now=clock(),
-                    tolerance_seconds=settings.catalog_webhook_tolerance_seconds,
-                )
-            except InvalidSignatureError as exc:
-                raise HTTPException(401, str(exc)) from exc
+        _check_signature(settings, body, request, clock())
         refuse_deep_json(body)  # 422, not a parser's RecursionError (500)
         try:
             event, raw = parse_catalog_event(body)
@@ -72,6 +91,33 @@ def catalog_webhook_router(
             raise HTTPException(503, f"ledger unavailable: {exc}", headers=RETRY_LATER) from exc
         if created:
             await run_in_threadpool(dispatch, [job.id])
-        return JSONResponse(JobOut.of(job).model_dump(mode="json"), status_code=202 if created else 200)
+        return JSONResponse(
+            CatalogEventAccepted.of(job).model_dump(mode="json"), status_code=202 if created else 200
+        )
 
     return router
+
+
+def _check_signature(settings: Settings, body: bytes, request: Request, now: datetime) -> None:
+    """Refuse (401) an event whose signature does not verify; 503 when no secret is set (unless
+    unsigned events are allowed)."""
+    secret = require_webhook_secret(
+        settings.catalog_webhook_secret,
+        allow_unsigned=settings.catalog_allow_unsigned,
+        what="catalog webhooks",
+        secret_env="IMAGEMATCH_CATALOG_WEBHOOK_SECRET",
+        unsigned_env="IMAGEMATCH_CATALOG_ALLOW_UNSIGNED",
+    )
+    if secret is None:
+        return
+    try:
+        verify_catalog_signature(
+            secret,
+            body,
+            signature=request.headers.get(SIGNATURE_HEADER),
+            timestamp=request.headers.get(TIMESTAMP_HEADER),
+            now=now,
+            tolerance_seconds=settings.catalog_webhook_tolerance_seconds,
+        )
+    except InvalidSignatureError as exc:
+        raise HTTPException(401, str(exc)) from exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from imagematch.dispatch import Dispatch
 from imagematch.fetch import ImageFetcher
 from imagematch.ledger import Ledger
 from imagematch.models import ImageJob, NewPrediction
@@ -21,8 +22,6 @@ from imagematch.sources.zendesk.notes import note_job_for
 __all__ = ["ZendeskAttachmentLoader", "ZendeskNoteFollowUp", "ZendeskTicketHandler"]
 
 log = logging.getLogger(__name__)
-
-Dispatch = Callable[[list[int]], None]
 
 
 class ZendeskTicketHandler:

@@ -19,7 +19,7 @@ from pydantic import Field
 from imagematch.calibration import Band
 from imagematch.entities import EntityRef
 from imagematch.job_kinds import JobPayload, PhotoPayload, new_job
-from imagematch.models import JobKind, Match, NewJob
+from imagematch.models import Match, NewJob
 
 __all__ = [
     "SOURCE",
@@ -46,7 +46,7 @@ _UNREADABLE_IMAGES = {"image/svg+xml"}  # vector drawings: nothing to decode int
 class ZendeskTicketPayload(JobPayload):
     """``zendesk_ticket``: scan this ticket's comments for attachments."""
 
-    KIND: ClassVar[str] = JobKind.ZENDESK_TICKET
+    KIND: ClassVar[str] = "zendesk_ticket"
     ticket_id: str
 
 
@@ -54,7 +54,7 @@ class ZendeskImagePayload(PhotoPayload):
     """``zendesk_image``: one attachment (``image`` is its ``content_url``, fetched with Zendesk
     credentials). ``skip_reason`` set: skipped by plan; ``sniff``: match only if it decodes."""
 
-    KIND: ClassVar[str] = JobKind.ZENDESK_IMAGE
+    KIND: ClassVar[str] = "zendesk_image"
     ticket_id: str
     attachment_id: str
     comment_id: str | None = None
@@ -76,7 +76,7 @@ class ZendeskImagePayload(PhotoPayload):
 class ZendeskNotePayload(JobPayload):
     """``zendesk_note``: post this answer on the ticket as an internal note, exactly once."""
 
-    KIND: ClassVar[str] = JobKind.ZENDESK_NOTE
+    KIND: ClassVar[str] = "zendesk_note"
     ticket_id: str
     attachment_id: str
     comment_id: str | None = None

@@ -27,7 +27,12 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from imagematch.calibration import Band
-from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError, SubjectGoneError, TransientError
+from imagematch.errors import (
+    EmbedderMismatchError,
+    FeatureDisabledError,
+    IndexNotBuiltError,
+    TransientError,
+)
 from imagematch.index import IndexHandle
 from imagematch.job_kinds import new_job
 from imagematch.ledger import Ledger
@@ -231,7 +236,7 @@ class ZendeskNoteHandler:
 
     def __call__(self, job: ImageJob, payload: ZendeskNotePayload) -> None:
         if not self._enabled:
-            raise SubjectGoneError("internal notes are off (IMAGEMATCH_ZENDESK_POST_NOTES=false)")
+            raise FeatureDisabledError("internal notes are off (IMAGEMATCH_ZENDESK_POST_NOTES=false)")
         client = self._client()
         ticket_id = payload.ticket_id
         marker = note_marker(payload.attachment_id)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from imagematch.config import Settings
+from imagematch.dispatch import Dispatch
 from imagematch.errors import TransientError
 from imagematch.ledger import Clock, Ledger
 from imagematch.models import ImageJob, JobStatus
@@ -21,7 +24,6 @@ from imagematch.sources.zendesk.webhook import (
     verify_signature,
 )
 from imagematch.webhooks import RETRY_LATER, read_webhook_body, refuse_deep_json, require_webhook_secret
-from imagematch.worker import Dispatch
 
 __all__ = ["WebhookAccepted", "zendesk_webhook_router"]
 
@@ -45,27 +47,9 @@ def zendesk_webhook_router(
         """A Zendesk ticket event. 202 when a scan of the ticket is queued; 200 when this very
         delivery was accepted before; 401 bad or expired signature (nothing is stored); 422 no
         ticket id in the body; 503 no signing secret configured."""
-        secret = require_webhook_secret(
-            settings.zendesk_webhook_secret,
-            allow_unsigned=settings.zendesk_allow_unsigned,
-            what="Zendesk webhooks",
-            secret_env="IMAGEMATCH_ZENDESK_WEBHOOK_SECRET to the webhook's signing secret",
-            unsigned_env="IMAGEMATCH_ZENDESK_ALLOW_UNSIGNED",
-        )
         body = await read_webhook_body(request)
         timestamp = request.headers.get(TIMESTAMP_HEADER)
-        if secret is not None:
-            try:
-                verify_signature(
-                    secret=secret,
-                    body=body,
-                    signature=request.headers.get(SIGNATURE_HEADER),
-                    timestamp=timestamp,
-                    now=clock(),
-                    tolerance_seconds=settings.zendesk_signature_tolerance_seconds,
-                )
-            except WebhookSignatureError as exc:
-                raise HTTPException(401, f"Zendesk webhook refused: {exc}") from exc
+        _check_signature(settings, body, request.headers.get(SIGNATURE_HEADER), timestamp, clock())
         refuse_deep_json(body)  # 422, not a parser's RecursionError (500)
         try:
             # Unsigned (local trial) deliveries have no timestamp: each one counts as new.
@@ -91,3 +75,30 @@ def zendesk_webhook_router(
         return JSONResponse(out.model_dump(mode="json"), status_code=202 if created else 200)
 
     return router
+
+
+def _check_signature(
+    settings: Settings, body: bytes, signature: str | None, timestamp: str | None, now: datetime
+) -> None:
+    """Refuse (401) a delivery whose signature does not verify; 503 when no secret is set (unless
+    unsigned deliveries are allowed)."""
+    secret = require_webhook_secret(
+        settings.zendesk_webhook_secret,
+        allow_unsigned=settings.zendesk_allow_unsigned,
+        what="Zendesk webhooks",
+        secret_env="IMAGEMATCH_ZENDESK_WEBHOOK_SECRET to the webhook's signing secret",
+        unsigned_env="IMAGEMATCH_ZENDESK_ALLOW_UNSIGNED",
+    )
+    if secret is None:
+        return
+    try:
+        verify_signature(
+            secret=secret,
+            body=body,
+            signature=signature,
+            timestamp=timestamp,
+            now=now,
+            tolerance_seconds=settings.zendesk_signature_tolerance_seconds,
+        )
+    except WebhookSignatureError as exc:
+        raise HTTPException(401, f"Zendesk webhook refused: {exc}") from exc
