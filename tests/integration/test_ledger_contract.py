@@ -405,3 +405,14 @@ def test_every_ended_attempt_is_kept_in_order(make_ledger: Callable[..., Ledger]
     assert "lease expired" in (lost.error or "")
     assert done.finished_at == clock.now
     assert ledger.list_attempts(999) == []
+
+
+def test_attempt_numbers_keep_increasing_across_a_manual_retry(make_ledger: Callable[..., Ledger]) -> None:
+    """A manual retry resets the job's retry budget, not its history: attempts read 1, 2 (issue #24)."""
+    ledger = make_ledger(FakeClock())
+    job, _ = ledger.submit(_job(1))
+    for worker in ("w1", "w2"):
+        ledger.claim(worker, limit=1, lease_seconds=60)
+        ledger.fail(job.id, worker, kind=ErrorKind.PERMANENT, error="not an image", retry_at=None)
+        ledger.requeue(job.id)
+    assert [(a.attempt, a.worker_id) for a in ledger.list_attempts(job.id)] == [(1, "w1"), (2, "w2")]
