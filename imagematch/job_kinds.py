@@ -170,6 +170,10 @@ class JobKinds:
         spec = self._specs.get(kind)
         return None if spec is None else spec.needs_embedder
 
+    def names(self) -> list[str]:
+        """Every registered kind, by name (the console's kind filter)."""
+        return sorted(self._specs)
+
     def photo_kinds(self) -> list[str]:
         """The kinds whose jobs match one photo, by name (derived, never a hand-kept list)."""
         return sorted(kind for kind, spec in self._specs.items() if spec.photo)

@@ -214,12 +214,15 @@ class Matcher:
 
     def assess(self, scores: Sequence[float], min_score: float | None = None) -> tuple[float | None, Band]:
         """Confidence and band of a ranking (scores best first). The fit decides when there is
-        one; the raw floor (``min_score``, default IMAGEMATCH_MIN_SCORE) can only lower the band."""
-        floor = band_without_fit(scores, self.min_score if min_score is None else min_score)
+        one; without a fit, the raw floor IMAGEMATCH_MIN_SCORE does. A caller's own ``min_score``
+        (``/v1/match?min_score=``) can only lower the band. The default floor does not overrule a
+        fit: an answer shown as "No match · 98 %" would contradict itself."""
         if self.calibration is None:
-            return None, floor
+            return None, band_without_fit(scores, self.min_score if min_score is None else min_score)
         confidence, band = self.calibration.assess(scores)
-        return confidence, Band.NO_MATCH if floor is Band.NO_MATCH else band
+        if min_score is not None and band_without_fit(scores, min_score) is Band.NO_MATCH:
+            return confidence, Band.NO_MATCH
+        return confidence, band
 
     def match_image(
         self,

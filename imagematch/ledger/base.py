@@ -69,6 +69,13 @@ class JobOutcome:
     retry_at: datetime | None = None
 
 
+def numbered_attempts(attempts: list[JobAttempt]) -> list[JobAttempt]:
+    """``attempts`` (oldest first) numbered 1, 2, 3…: unique and increasing over the job's whole
+    history. The stored number is the job's retry-budget counter, which a manual retry resets, so a
+    retried job would otherwise show two attempts numbered 1."""
+    return [a.model_copy(update={"attempt": n}) for n, a in enumerate(attempts, start=1)]
+
+
 class Ledger(LabelStore, Protocol):
     """Jobs, predictions and labels (:class:`~imagematch.labels.LabelStore`). All methods are
     safe to call from several threads and processes."""
@@ -169,7 +176,8 @@ class Ledger(LabelStore, Protocol):
     def get_prediction(self, job_id: int) -> Prediction | None: ...
 
     def list_attempts(self, job_id: int) -> list[JobAttempt]:
-        """Every ended attempt at ``job_id``, oldest first (empty for an unknown job)."""
+        """Every ended attempt at ``job_id``, oldest first, numbered 1, 2, 3… over the job's whole
+        history, manual retries included (empty for an unknown job)."""
         ...
 
     def list_predictions(

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
-from imagematch.ledger.base import Clock, JobAttempt, JobOutcome, SweepReport, utcnow
+from imagematch.ledger.base import Clock, JobAttempt, JobOutcome, SweepReport, numbered_attempts, utcnow
 from imagematch.ledger.function_labels import FunctionLabels
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
@@ -254,7 +254,8 @@ class FunctionLedger(FunctionLabels, ABC):
 
     def list_attempts(self, job_id: int) -> list[JobAttempt]:
         rows = self._select("image_job_attempts", where={"job_id": job_id})
-        return [JobAttempt.model_validate(r) for r in sorted(rows, key=lambda r: int(r["id"]))]
+        ordered = sorted(rows, key=lambda r: int(r["id"]))
+        return numbered_attempts([JobAttempt.model_validate(r) for r in ordered])
 
     def revoke_session(self, session_id: str, *, expires_at: datetime) -> None:
         self._value("imagematch_revoke_session", {"p_session_id": session_id, "p_expires_at": expires_at})

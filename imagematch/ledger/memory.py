@@ -9,7 +9,7 @@ import threading
 from datetime import datetime, timedelta
 
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
-from imagematch.ledger.base import Clock, JobAttempt, JobOutcome, SweepReport, utcnow
+from imagematch.ledger.base import Clock, JobAttempt, JobOutcome, SweepReport, numbered_attempts, utcnow
 from imagematch.ledger.memory_labels import MemoryLabels
 from imagematch.ledger.memory_sessions import MemorySessionRevocations
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
@@ -58,7 +58,7 @@ class MemoryLedger(MemoryLabels, MemorySessionRevocations):
 
     def list_attempts(self, job_id: int) -> list[JobAttempt]:
         with self._lock:
-            return list(self._attempts.get(job_id, []))
+            return numbered_attempts(list(self._attempts.get(job_id, [])))
 
     def _held(self, job_id: int, worker_id: str) -> ImageJob | None:
         job = self._jobs.get(job_id)

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
 from imagematch.errors import TransientError
-from imagematch.ledger.base import Clock, JobAttempt, JobOutcome, SweepReport, utcnow
+from imagematch.ledger.base import Clock, JobAttempt, JobOutcome, SweepReport, numbered_attempts, utcnow
 from imagematch.ledger.sql import load_queries
 from imagematch.ledger.sqlite_conn import SqliteWriter, open_connection
 from imagematch.ledger.sqlite_labels import LABELS_SCHEMA, SqliteLabels
@@ -389,7 +389,7 @@ class SqliteLedger(SqliteLabels, SqliteSessionRevocations):
     def list_attempts(self, job_id: int) -> list[JobAttempt]:
         with self._connect() as conn:
             rows = conn.execute(Q["list_attempts"], {"job_id": job_id}).fetchall()
-        return [_attempt(row) for row in rows]
+        return numbered_attempts([_attempt(row) for row in rows])
 
 
 def _entity(row: sqlite3.Row) -> Entity:

@@ -460,3 +460,14 @@ def test_finish_many_records_each_outcome_independently(make_ledger: Callable[..
     assert prediction and prediction.best_product_id == "P1"
     assert ledger.get_prediction(lost.id) is None and ledger.get_prediction(failed.id) is None
     assert [a.outcome for a in ledger.list_attempts(done.id)][-1] == JobStatus.COMPLETE
+
+
+def test_attempt_numbers_keep_increasing_across_a_manual_retry(make_ledger: Callable[..., Ledger]) -> None:
+    """A manual retry resets the job's retry budget, not its history: attempts read 1, 2 (issue #24)."""
+    ledger = make_ledger(FakeClock())
+    job, _ = ledger.submit(_job(1))
+    for worker in ("w1", "w2"):
+        ledger.claim(worker, limit=1, lease_seconds=60)
+        ledger.fail(job.id, worker, kind=ErrorKind.PERMANENT, error="not an image", retry_at=None)
+        ledger.requeue(job.id)
+    assert [(a.attempt, a.worker_id) for a in ledger.list_attempts(job.id)] == [(1, "w1"), (2, "w2")]
