@@ -47,8 +47,8 @@ image = (
             "IMAGEMATCH_MODEL": MODEL,
             "IMAGEMATCH_BATCH_SIZE": "32",
             "IMAGEMATCH_METRICS_VIA_LEDGER_SECONDS": "30",  # each container's metrics summed in the ledger
-            # Weights come from the Volume, not the hub (but download_weights): a missing one fails loudly
-            "HF_HUB_OFFLINE": "1",
+            "IMAGEMATCH_BATCH": "16",  # jobs per forward pass: the model is on a GPU here
+            "HF_HUB_OFFLINE": "1",  # weights from the Volume only (download_weights aside): fail loudly
         }
     )
     .add_local_python_source("imagematch", "index_builder", ignore=SOURCE_IGNORE)

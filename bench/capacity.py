@@ -16,6 +16,11 @@ Usage: ``python bench/capacity.py [--model SPEC] [--device cpu|cuda] [--images 1
 - **Postgres**: bytes per processed photo from ``bench/ledger_results.json``
   (``bench/ledger_scale.py``), for a year at 10k photos a day.
 
+- **Photo jobs per container** (``--device cuda``): ``match_image`` jobs end to end through
+  ``serve``'s workers and a SQLite ledger with the model on the GPU, ``IMAGEMATCH_BATCH`` per
+  forward pass (``bench/job_ceiling.py``'s loop with the real model). Without a GPU the table says
+  it is an estimate: the CPU-side ceiling of ``bench/job_ceiling.py`` bounds it.
+
 Writes the table into README.md and BENCHMARKS.md, between ``capacity`` markers.
 """
 
@@ -84,7 +89,18 @@ def _gb(value: float) -> str:
     return f"{value / 1e9:.2f} GB" if value < 10e9 else f"{value / 1e9:.0f} GB"
 
 
-def table(rate: float, views: int, dim: int, model: str, device: str) -> str:
+def photo_jobs_rate(model: str, device: str, seconds: float) -> float:
+    """Photo jobs/s of one container with ``model`` on ``device`` (see the module docstring)."""
+    import tempfile
+
+    from job_ceiling import jobs_per_second
+
+    with tempfile.TemporaryDirectory(prefix="capacity-jobs-") as tmp:
+        rate, _ = jobs_per_second(Path(tmp), None, seconds, model=model, device=device)
+    return rate
+
+
+def table(rate: float, views: int, dim: int, model: str, device: str, jobs: float | None = None) -> str:
     search_path = REPO / "bench" / "search_results.json"
     rows = json.loads(search_path.read_text()) if search_path.exists() else []
     search = {row["size"]: row for row in rows if row["dim"] == PRODUCTION_DIM}
@@ -117,11 +133,13 @@ def table(rate: float, views: int, dim: int, model: str, device: str) -> str:
         )
     )
     gpu_note = (
-        "A GPU container's rate is not measured here (no GPU): run "
+        "**An estimate for GPU containers**: no GPU was measured here — run "
         "`python bench/capacity.py --device cuda --model open_clip:ViT-B-16/…` on one and the "
-        "table follows. "
-        if device == "cpu"
-        else ""
+        "table and the photo-jobs rate follow. Until then a GPU container's photo jobs/s is bounded "
+        "by its CPU side: the free-model ceiling of `bench/job_ceiling.py` (BENCHMARKS.md, pipeline). "
+        if jobs is None
+        else f"Photo jobs, measured: **{jobs:.1f} jobs/s per container** on {device} "
+        f"(`{model}`, batches of `IMAGEMATCH_BATCH`, SQLite ledger). "
     )
     return "\n".join(
         [
@@ -146,10 +164,18 @@ def main() -> None:
     parser.add_argument("--model", default=Settings().model)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--images", type=int, default=8 if os.environ.get("BENCH_QUICK") == "1" else 16)
+    parser.add_argument("--jobs-seconds", type=float, default=20.0, help="photo jobs timed (GPU only)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    if args.device.startswith("cuda"):
+        os.environ.setdefault("IMAGEMATCH_BATCH", "16")
     rate, views, dim = embedding_rate(args.model, args.device, args.images)
-    body = table(rate, views, dim, args.model, args.device)
+    jobs = (
+        photo_jobs_rate(args.model, args.device, args.jobs_seconds)
+        if args.device.startswith("cuda")
+        else None
+    )
+    body = table(rate, views, dim, args.model, args.device, jobs)
     print(body)
     if not args.no_write:
         # The README's own heading introduces the table there; BENCHMARKS.md gets one.

@@ -8,6 +8,7 @@ source itself (:func:`imagematch.sources.register_sources`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import httpx
@@ -34,6 +35,7 @@ from imagematch.photo_vectors import PhotoVectorStore
 from imagematch.pipeline import Matcher, PhotoMatch, PhotoMatching, StoredOrFetchedLoader
 from imagematch.rematch import EntityMatching, RematchPayload
 from imagematch.retry import RetryPolicy
+from imagematch.runtime import core_pool
 from imagematch.sources import register_sources
 from imagematch.thumbnails import ThumbnailStore
 from imagematch.worker import Worker
@@ -73,6 +75,9 @@ class Services:
     # Labels on answers (POST /v1/jobs/{id}/feedback, the console, eval --learn-from).
     feedback: Feedback = field(init=False)
     learning: LearningLoop = field(init=False)  # labels → learned references (imagematch.learning)
+    # The workers' CPU stages (load, decode, preprocess), one thread per core (threads start
+    # when first used).
+    prepare_pool: ThreadPoolExecutor = field(default_factory=lambda: core_pool("prepare"))
 
     @property
     def limits(self) -> ImageLimits:
@@ -99,6 +104,8 @@ class Services:
         self.dispatchers(job_ids)
 
     def make_worker(self, worker_id: str | None = None) -> Worker:
+        """A worker taking ``IMAGEMATCH_BATCH`` jobs at a time, their CPU stages run in a pool
+        shared by this process's workers and sized to its cores."""
         return Worker(
             self.ledger,
             self.kinds,
@@ -106,11 +113,14 @@ class Services:
             worker_id=worker_id,
             lease_seconds=self.settings.lease_seconds,
             clock=self.clock,
+            batch_size=self.settings.jobs_per_batch(),
+            pool=self.prepare_pool,
         )
 
     def close(self) -> None:
         if self.metrics_publisher:
             self.metrics_publisher.stop()
+        self.prepare_pool.shutdown(wait=True)
         self.http.close()
         self.ledger.close()
 

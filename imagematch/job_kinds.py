@@ -18,14 +18,18 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from imagematch.entities import ENTITY_ID_PATTERN, ENTITY_TYPE_PATTERN, EntityRef
 from imagematch.errors import PermanentError
 from imagematch.models import ImageJob, JobKind, NewJob, NewPrediction
+from imagematch.quality import QualityReport
 
 __all__ = [
     "BLOB_PREFIX",
+    "JobAnswer",
     "JobKindSpec",
     "JobKinds",
     "JobPayload",
+    "JobStages",
     "MatchImagePayload",
     "PhotoPayload",
+    "PreparedPhoto",
     "image_ref_for_blob",
     "new_job",
 ]
@@ -94,6 +98,32 @@ def new_job(
     )
 
 
+# One job's answer from a batch: its prediction (or None), or the exception that job ended with.
+JobAnswer = NewPrediction | None | Exception
+
+
+@dataclass(frozen=True)
+class PreparedPhoto:
+    """A photo job's CPU work, done before the forward pass (``PhotoMatching.prepare_photo``):
+    the photo's digest, its quality verdict, the model's input and how long all that took."""
+
+    digest: str
+    quality: QualityReport
+    model_input: Any  # the embedder's prepared tensor (StagedEmbedder), else the decoded image
+    prepare_ms: float
+
+
+@dataclass(frozen=True)
+class JobStages(Generic[P]):
+    """How a kind's jobs run in batches (a worker's data-loader shape): ``prepare`` does one job's
+    CPU work (load, decode, preprocess; thread-safe, run in the worker's pool while the model runs
+    the previous batch; raises as a handler does), then ``finish`` takes a batch of prepared jobs
+    together (one forward pass) and answers each. Kinds with the same ``finish`` share batches."""
+
+    prepare: Callable[[ImageJob, P], Any]
+    finish: Callable[[list[tuple[ImageJob, P, Any]]], list[JobAnswer]]
+
+
 @dataclass(frozen=True)
 class JobKindSpec(Generic[P]):
     """One job kind: how to read its payload, what runs it, and whether that needs the model.
@@ -108,6 +138,7 @@ class JobKindSpec(Generic[P]):
     handler: Callable[[ImageJob, P], NewPrediction | None]
     needs_embedder: bool
     photo: bool = False  # a photo kind (its jobs match one photo: PhotoMatching.kind)
+    stages: JobStages[P] | None = None  # set when the kind's jobs can run in batches
 
     def parse(self, job: ImageJob) -> P:
         """The job's payload as its type; PermanentError if the stored payload does not fit."""
@@ -151,6 +182,10 @@ class JobKinds:
         """Whether jobs of ``kind`` need the embedder; ``None`` for a kind not registered."""
         spec = self._specs.get(kind)
         return None if spec is None else spec.needs_embedder
+
+    def names(self) -> list[str]:
+        """Every registered kind, by name (the console's kind filter)."""
+        return sorted(self._specs)
 
     def photo_kinds(self) -> list[str]:
         """The kinds whose jobs match one photo, by name (derived, never a hand-kept list)."""

@@ -23,8 +23,8 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -50,6 +50,8 @@ __all__ = [
     "observe_match_request",
     "observe_webhook_ack",
     "render_metrics",
+    "stage_timer",
+    "timed_batch_stage",
     "timed_stage",
 ]
 
@@ -137,6 +139,27 @@ def timed_stage(stage: str, kind: str | None = None) -> Iterator[None]:
     finally:
         job_kind = kind or str(current_fields().get("kind", "unknown"))
         _job_stage.labels(job_kind, stage).observe(time.perf_counter() - started)
+
+
+@contextmanager
+def timed_batch_stage(stage: str, kinds: Sequence[str]) -> Iterator[None]:
+    """A batch's ``stage`` (one forward pass, one ledger write) as each job's share: the block's
+    duration over ``len(kinds)``, observed once per job of the batch (``kinds``: their kinds)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        share = (time.perf_counter() - started) / max(1, len(kinds))
+        for kind in kinds:
+            _job_stage.labels(kind, stage).observe(share)
+
+
+def stage_timer(stage: str, kinds: str | Sequence[str] | None) -> AbstractContextManager[None]:
+    """:func:`timed_stage` for a job of ``kind`` (:func:`timed_batch_stage` for a batch's
+    ``kinds``); untimed without one (a request's match)."""
+    if isinstance(kinds, str):
+        return timed_stage(stage, kinds)
+    return timed_batch_stage(stage, kinds) if kinds else nullcontext()
 
 
 def _outcome(status: JobStatus, error_kind: ErrorKind | None) -> str:

@@ -10,24 +10,45 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 from imagematch.error_reporting import report_permanent_failure
 from imagematch.log_context import bound, entity_of_payload
 from imagematch.models import ErrorKind, ImageJob, JobStatus
 
-__all__ = ["JobObservation", "observed_job"]
+__all__ = ["JobObservation", "job_fields", "job_started", "observed_job"]
 
 log = logging.getLogger("imagematch.jobs")
 
 
-class JobObservation:
-    """Handed to the worker inside :func:`observed_job`: it says how the job ended."""
+def job_fields(job: ImageJob, worker_id: str | None = None) -> dict[str, Any]:
+    """The log fields of ``job`` (run by ``worker_id``): see :func:`observed_job`."""
+    return {
+        "job_id": job.id,
+        "kind": job.kind,
+        "source": job.source,
+        "entity": entity_of_payload(job.payload),
+        "attempt": job.attempts,
+        "worker": worker_id,
+        "request_id": job.request_id,
+    }
 
-    def __init__(self, job: ImageJob) -> None:
+
+class JobObservation:
+    """Handed to the worker inside :func:`observed_job`: it says how the job ended. A batched
+    job's observation starts when it is claimed (:func:`job_started`); :meth:`bound` gives its
+    stages, run apart from one another, the job's log fields."""
+
+    def __init__(self, job: ImageJob, worker_id: str | None = None) -> None:
         self.job = job
         self.status: JobStatus | None = None
         self.started = time.perf_counter()
+        self.fields = job_fields(job, worker_id)
+
+    def bound(self) -> AbstractContextManager[None]:
+        """The job's fields on every line logged inside the block."""
+        return bound(**self.fields)
 
     def ended(self, status: JobStatus) -> JobStatus:
         self.status = status
@@ -39,22 +60,22 @@ class JobObservation:
             report_permanent_failure(self.job, error)
 
 
-@contextmanager
-def observed_job(job: ImageJob, worker_id: str) -> Iterator[JobObservation]:
-    """Bind ``job_id``, ``kind``, ``source``, ``entity``, ``attempt``, ``worker`` and the job's
-    ``request_id`` for the block; log its start and its outcome."""
-    fields = {
-        "job_id": job.id,
-        "kind": job.kind,
-        "source": job.source,
-        "entity": entity_of_payload(job.payload),
-        "attempt": job.attempts,
-        "worker": worker_id,
-        "request_id": job.request_id,
-    }
-    with bound(**fields):
-        seen = JobObservation(job)
+def job_started(job: ImageJob, worker_id: str) -> JobObservation:
+    """Log the job's start (with its fields); its observation, for :func:`observed_job` later."""
+    seen = JobObservation(job, worker_id)
+    with seen.bound():
         log.info("job %s started", job.id)
+    return seen
+
+
+@contextmanager
+def observed_job(
+    job: ImageJob, worker_id: str, *, seen: JobObservation | None = None
+) -> Iterator[JobObservation]:
+    """Bind ``job_id``, ``kind``, ``source``, ``entity``, ``attempt``, ``worker`` and the job's
+    ``request_id`` for the block; log its start (unless ``seen`` started already) and its outcome."""
+    seen = seen or job_started(job, worker_id)
+    with seen.bound():
         try:
             yield seen
         finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -18,14 +17,17 @@ from PIL import Image
 
 from imagematch.blobs import BlobStore
 from imagematch.calibration import Band, Calibration, band_without_fit
-from imagematch.embedder import Embedder, Vectors
+from imagematch.embedder import Embedder, StagedEmbedder, Vectors
 from imagematch.errors import PermanentError, SubjectGoneError
 from imagematch.fetch import ImageFetcher
 from imagematch.images import ImageLimits, sha256_hex
 from imagematch.index import IndexHandle
-from imagematch.job_kinds import BLOB_PREFIX, JobKindSpec, PhotoPayload
+from imagematch.job_kinds import BLOB_PREFIX, JobAnswer, JobKindSpec, JobStages, PhotoPayload, PreparedPhoto
+from imagematch.log_context import bound
+from imagematch.metrics import stage_timer as _stage
 from imagematch.metrics import timed_stage
 from imagematch.models import ImageJob, MatchRequest, MatchResult, NewPrediction, Product
+from imagematch.observed_jobs import job_fields
 from imagematch.photo_vectors import PhotoVectorStore
 from imagematch.quality import QualityBar, QualityReport, assess_quality, measure_quality
 
@@ -39,6 +41,7 @@ __all__ = [
     "PhotoMatch",
     "PhotoMatching",
     "PredictionAdditions",
+    "PreparedPhoto",
     "SkipPhoto",
     "StoredOrFetchedLoader",
 ]
@@ -150,6 +153,26 @@ class Matcher:
             results = self.rank(vectors, top_k=top_k, min_score=min_score, accept=accept, started=started)
         return vectors, results
 
+    def prepare(self, image: Image.Image) -> Any:
+        """``image`` as the model's input: a :class:`StagedEmbedder`'s preprocessing (CPU work,
+        thread-safe, so a worker's pool runs it beside the forward pass), else the image."""
+        embedder = self.embedder
+        return embedder.prepare(image) if isinstance(embedder, StagedEmbedder) else image
+
+    def match_prepared(
+        self, inputs: Sequence[Any], *, started: float | None = None, stage_kinds: Sequence[str] = ()
+    ) -> tuple[Vectors, list[MatchResult]]:
+        """:meth:`match_with_vectors` for inputs made by :meth:`prepare`: one forward pass for
+        the batch, searched with the defaults (a worker's photo jobs); with ``stage_kinds`` (the
+        jobs' kinds), its embed and search timed as each job's share."""
+        started = time.perf_counter() if started is None else started
+        self.index.get()  # IndexNotBuiltError before the embedding work, not after
+        with _stage("embed", stage_kinds):
+            e = self.embedder
+            vectors = e.embed_prepared(inputs) if isinstance(e, StagedEmbedder) else e.embed(inputs)
+        with _stage("search", stage_kinds):
+            return vectors, self.rank(vectors, started=started)
+
     def rank(
         self,
         vectors: Vectors,
@@ -188,12 +211,15 @@ class Matcher:
 
     def assess(self, scores: Sequence[float], min_score: float | None = None) -> tuple[float | None, Band]:
         """Confidence and band of a ranking (scores best first). The fit decides when there is
-        one; the raw floor (``min_score``, default IMAGEMATCH_MIN_SCORE) can only lower the band."""
-        floor = band_without_fit(scores, self.min_score if min_score is None else min_score)
+        one; without a fit, the raw floor IMAGEMATCH_MIN_SCORE does. A caller's own ``min_score``
+        (``/v1/match?min_score=``) can only lower the band. The default floor does not overrule a
+        fit: an answer shown as "No match · 98 %" would contradict itself."""
         if self.calibration is None:
-            return None, floor
+            return None, band_without_fit(scores, self.min_score if min_score is None else min_score)
         confidence, band = self.calibration.assess(scores)
-        return confidence, Band.NO_MATCH if floor is Band.NO_MATCH else band
+        if min_score is not None and band_without_fit(scores, min_score) is Band.NO_MATCH:
+            return confidence, Band.NO_MATCH
+        return confidence, band
 
     def match_image(
         self,
@@ -205,11 +231,6 @@ class Matcher:
     ) -> MatchResult:
         """:meth:`match_images` for one image."""
         return self.match_images([image], top_k=top_k, min_score=min_score, accept=accept)[0]
-
-
-def _stage(stage: str, kind: str | None) -> AbstractContextManager[None]:
-    """``stage`` of a job of ``kind`` timed (:func:`imagematch.metrics.timed_stage`); untimed without one."""
-    return timed_stage(stage, kind) if kind else nullcontext()
 
 
 class StoredOrFetchedLoader:
@@ -287,6 +308,15 @@ class PhotoMatching:
         Raises SubjectGoneError (skipped by rule, photo gone, not an image), PermanentError and
         TransientError (from the loader, the decoder or a hook); the worker records the outcome.
         """
+        [answer] = self.finish_photos([(job, payload, self.prepare_photo(job, payload, loader))])
+        if isinstance(answer, Exception):
+            raise answer
+        assert answer is not None
+        return answer
+
+    def prepare_photo(self, job: ImageJob, payload: P, loader: PhotoLoader[P]) -> PreparedPhoto:
+        """The CPU part of :meth:`match_job` (load, decode, photo hooks, quality, the model's
+        preprocessing): thread-safe, so a worker runs a batch's photos side by side."""
         with timed_stage("load", job.kind):
             loaded = loader.load(payload)
         if isinstance(loaded, SkipPhoto):
@@ -297,20 +327,47 @@ class PhotoMatching:
         for photo_hook in self._photo_hooks:
             photo_hook(job, loaded.data, image)
         quality = assess_quality(measure_quality(image), self.quality_bar)  # cheap: numpy on ≤512 px
-        vector, [result] = self.matcher.match_with_vectors([image], started=started, stage_kind=job.kind)
-        digest = sha256_hex(loaded.data)
+        model_input = self.matcher.prepare(image)
+        prepare_ms = (time.perf_counter() - started) * 1000
+        return PreparedPhoto(sha256_hex(loaded.data), quality, model_input, prepare_ms)
+
+    def finish_photos(self, batch: list[tuple[ImageJob, Any, Any]]) -> list[JobAnswer]:
+        """The rest of :meth:`match_job` for a batch of prepared photos: one forward pass and one
+        search (:meth:`Matcher.match_prepared`), each photo's vector stored, each kind's hooks
+        run. One answer per photo: its prediction, or the exception its hooks raised (that job
+        fails alone). Raises when no photo can be matched (IndexNotBuiltError,
+        EmbedderMismatchError, the model's errors). A photo's ``latency_ms``: its own CPU work
+        plus its share of the batch's embed+search."""
+        inputs = [prepared.model_input for _, _, prepared in batch]
+        vectors, results = self.matcher.match_prepared(inputs, stage_kinds=[job.kind for job, _, _ in batch])
         if self.vectors is not None:
-            self.vectors.put(self.matcher.embedder.embedder_id, digest, vector[0])
+            embedder_id = self.matcher.embedder.embedder_id
+            for (_, _, prepared), vector in zip(batch, vectors, strict=True):
+                self.vectors.put(embedder_id, prepared.digest, vector)
+        return [
+            self._predict(job, payload, prepared, result)
+            for (job, payload, prepared), result in zip(batch, results, strict=True)
+        ]
+
+    def _predict(
+        self, job: ImageJob, payload: PhotoPayload, prepared: PreparedPhoto, result: MatchResult
+    ) -> JobAnswer:
+        """The job's prediction once its kind's hooks ran, or the exception one of them raised."""
         prediction = NewPrediction(
-            **result.model_dump(),
+            **result.model_dump(exclude={"latency_ms"}),
+            latency_ms=round(result.latency_ms + prepared.prepare_ms, 2),
             source=job.source,
             file_name=payload.file_name,
             image_url=payload.image_url,
             references=payload.references(),
-            image_sha256=digest,
-            quality=quality,
+            image_sha256=prepared.digest,
+            quality=prepared.quality,
         )
-        return self._complete(job, payload, prediction)
+        try:
+            with bound(**job_fields(job)):  # its hooks' lines and the jobs they submit: the job's
+                return self._complete(job, payload, prediction)
+        except Exception as exc:
+            return exc
 
     def _complete(self, job: ImageJob, payload: Any, prediction: NewPrediction) -> NewPrediction:
         """Run the kind's completion hooks, each on its own copy; merge what they add."""
@@ -323,7 +380,8 @@ class PhotoMatching:
         return prediction.model_copy(update=additions) if additions else prediction
 
     def kind(self, kind: str, payload: type[P], loader: PhotoLoader[P]) -> JobKindSpec[P]:
-        """The job kind whose photos come from ``loader``: it needs the embedder."""
+        """The job kind whose photos come from ``loader``: it needs the embedder, and its jobs
+        run in batches (prepared side by side, embedded in one forward pass)."""
         self.loaders[kind] = loader
         return JobKindSpec(
             kind=kind,
@@ -331,4 +389,8 @@ class PhotoMatching:
             handler=lambda job, parsed: self.match_job(job, parsed, loader),
             needs_embedder=True,
             photo=True,
+            stages=JobStages(
+                prepare=lambda job, parsed: self.prepare_photo(job, parsed, loader),
+                finish=self.finish_photos,
+            ),
         )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-__all__ = ["freeze_startup_objects", "gc_paused", "tune_allocator"]
+__all__ = ["core_pool", "freeze_startup_objects", "gc_paused", "tune_allocator"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -58,3 +60,9 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def core_pool(name: str) -> ThreadPoolExecutor:
+    """A thread pool with one thread per core this process may use (a container's share)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return ThreadPoolExecutor(cores or 1, thread_name_prefix=name)

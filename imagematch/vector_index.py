@@ -28,6 +28,8 @@ Indexes written by older versions (float32 flat and IVF) still load and take liv
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -45,6 +47,7 @@ __all__ = [
     "index_kind_for",
     "ivf_nlist",
     "make_vector_index",
+    "one_search_thread",
     "probe_queries",
     "recall_at_k",
     "resized_vector_index",
@@ -256,3 +259,20 @@ def resized_vector_index(
         resized.add_with_ids(vectors, keys)
         tune_nprobe(resized, vectors, keys)
     return resized
+
+
+@contextmanager
+def one_search_thread() -> Iterator[None]:
+    """FAISS searches of the calling thread run on one OpenMP thread meanwhile (restored after).
+
+    Why: a photo's search is one query over a small index, and an OpenMP team of two makes it wait
+    for a second core — 0.1 ms alone, up to 40 ms on a busy machine (bench/job_ceiling.py), while
+    the worker's other threads have that core's work to do. OpenMP's thread count is per calling
+    thread, so index builds on other threads keep every core.
+    """
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)

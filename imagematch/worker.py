@@ -12,19 +12,21 @@ import os
 import socket
 import threading
 import time
-import traceback
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 from imagematch.dispatch import Dispatch
-from imagematch.errors import NoHandlerError, SubjectGoneError
-from imagematch.job_kinds import JobKinds
+from imagematch.errors import NoHandlerError
+from imagematch.job_kinds import JobAnswer, JobKinds, JobKindSpec
 from imagematch.ledger import Clock, Ledger, utcnow
-from imagematch.metrics import timed_stage
-from imagematch.models import ErrorKind, ImageJob, JobStatus
-from imagematch.observed_jobs import observed_job
+from imagematch.models import ImageJob, JobStatus
+from imagematch.observed_jobs import JobObservation, job_started
 from imagematch.retry import RetryPolicy
+from imagematch.worker_outcomes import OutcomeRecording
 
 # Dispatch is imagematch.dispatch's, re-exported for one release.
 __all__ = ["Dispatch", "LeaseKeeper", "Worker", "WorkerPool", "new_worker_id"]
@@ -36,17 +38,47 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _error_summary(error: BaseException) -> str:
-    """The message, plus a short traceback for unexpected errors (bugs should be findable)."""
-    message = f"{type(error).__name__}: {error}"
-    if type(error).__module__.startswith("imagematch"):
-        return message[:2000]
-    frames = traceback.format_tb(error.__traceback__)[-3:]
-    return (message + "\n" + "".join(frames))[:4000]
+@dataclass
+class _Work:
+    """A claimed job: kind, payload, CPU stage's answer (maybe in the pool), or its early error."""
+
+    job: ImageJob
+    seen: JobObservation  # its log fields and start (observed_jobs)
+    spec: JobKindSpec[Any] | None = None
+    payload: Any = None
+    prepared: Future[Any] | Any = None
+    error: Exception | None = None
 
 
-class Worker:
-    """Processes jobs one at a time; ``kinds`` says how to run each job kind."""
+@dataclass
+class _Batch:
+    jobs: list[ImageJob]
+    work: list[_Work] = field(default_factory=list)
+    lease: LeaseKeeper | None = None
+
+    def release(self) -> None:
+        """Stop renewing the leases (idempotent): jobs left unrecorded go back by the sweep."""
+        if self.lease is not None:
+            self.lease.stop()
+
+
+def _caught(call: Callable[[], Any], seen: JobObservation) -> Any:
+    """``call()`` with ``seen``'s job's log fields, or the exception it raised (a job's answer)."""
+    try:
+        with seen.bound():
+            return call()
+    except Exception as exc:
+        return exc
+
+
+class Worker(OutcomeRecording):
+    """Processes jobs in batches of up to ``batch_size``; ``kinds`` says how to run each kind.
+
+    Kinds with stages (the photo kinds) run as a data loader feeds a model: each job's CPU stage
+    (load, decode, preprocess) runs in ``pool`` — the next batch's while this one's forward pass
+    runs — then the batch is embedded in one forward pass. Every job's outcome is its own (one
+    bad photo fails alone); a batch's outcomes are recorded in one ledger round trip.
+    """
 
     def __init__(
         self,
@@ -57,6 +89,8 @@ class Worker:
         worker_id: str | None = None,
         lease_seconds: float = 120.0,
         clock: Clock = utcnow,
+        batch_size: int = 1,
+        pool: Executor | None = None,
     ) -> None:
         self.ledger = ledger
         self.kinds = kinds
@@ -64,103 +98,164 @@ class Worker:
         self.worker_id = worker_id or new_worker_id()
         self.lease_seconds = lease_seconds
         self.clock = clock
+        self.batch_size = max(1, batch_size)
+        self._pool = pool  # runs the jobs' CPU stages side by side (None: in the worker's thread)
 
-    def run_once(self, *, limit: int = 1) -> int:
-        """Claim up to ``limit`` due jobs and process them; returns how many were claimed."""
-        jobs = self.ledger.claim(self.worker_id, limit=limit, lease_seconds=self.lease_seconds)
-        for job in jobs:
-            self.process(job)
+    def run_once(self, *, limit: int | None = None) -> int:
+        """Claim up to ``limit`` (default ``batch_size``) due jobs, run them as one batch; how many."""
+        jobs = self._claim(limit or self.batch_size)
+        self._end(self._start(jobs))
         return len(jobs)
 
     def process_job_id(self, job_id: int) -> JobStatus | None:
         """Claim and process one dispatched job; ``None`` if it was not claimable (already done,
         taken by another worker, or not due) — so duplicate dispatches are harmless."""
-        job = self.ledger.claim_job(job_id, self.worker_id, lease_seconds=self.lease_seconds)
-        return self.process(job) if job else None
+        return self.process_job_ids([job_id])[0]
 
-    def drain(self, *, max_jobs: int = 10_000) -> int:
-        """Process due jobs until none is left (or ``max_jobs``); returns how many ran."""
-        done = 0
-        while done < max_jobs and (claimed := self.run_once()):
-            done += claimed
-        return done
+    def process_job_ids(self, job_ids: list[int]) -> list[JobStatus | None]:
+        """:meth:`process_job_id` for each of ``job_ids``, claimed ``batch_size`` at a time (one
+        claim and one outcome round trip per batch); each id's status, ``None`` if not claimable."""
+        chunks = iter([job_ids[i : i + self.batch_size] for i in range(0, len(job_ids), self.batch_size)])
+
+        def claim() -> list[ImageJob]:
+            for ids in chunks:
+                if jobs := self.ledger.claim_jobs(ids, self.worker_id, lease_seconds=self.lease_seconds):
+                    return jobs
+            return []
+
+        statuses = self._run_batches(claim)
+        return [statuses.get(job_id) for job_id in job_ids]
+
+    def drain(self, *, max_jobs: int = 10_000, stop: threading.Event | None = None) -> int:
+        """Process due jobs until none is left, ``max_jobs`` ran or ``stop`` is set; how many ran."""
+        claimed = 0
+
+        def claim() -> list[ImageJob]:
+            nonlocal claimed
+            if claimed >= max_jobs or (stop and stop.is_set()):
+                return []
+            jobs = self._claim(min(self.batch_size, max_jobs - claimed))
+            claimed += len(jobs)
+            return jobs
+
+        self._run_batches(claim)
+        return claimed
 
     def process(self, job: ImageJob) -> JobStatus:
-        """Run a job this worker has claimed and record how it ended; never raises. Returns
-        ``PROCESSING`` when the lease was lost meanwhile (nothing recorded: the job is another
-        worker's now). Its log lines carry the job's fields (``observed_jobs``)."""
-        with observed_job(job, self.worker_id) as seen:
-            return seen.ended(self._process(job, seen.failed))
+        """Run a job this worker has claimed and record how it ended; never raises but for the
+        ledger's errors. Returns ``PROCESSING`` when the lease was lost meanwhile (nothing
+        recorded: the job is another worker's now)."""
+        return self._end(self._start([job]))[job.id]
 
-    def _process(self, job: ImageJob, failed: Callable[[BaseException, ErrorKind], None]) -> JobStatus:
-        spec = self.kinds.get(job.kind)
+    def _claim(self, limit: int) -> list[ImageJob]:
+        return self.ledger.claim(self.worker_id, limit=limit, lease_seconds=self.lease_seconds)
+
+    def _run_batches(self, claim: Callable[[], list[ImageJob]]) -> dict[int, JobStatus]:
+        """Batches from ``claim`` until it has none; the next is claimed and its CPU stages started
+        before this one's forward pass (a data loader's shape), and again after, for the jobs a
+        batch created (e.g. a ticket's photos)."""
+        statuses: dict[int, JobStatus] = {}
+        current = upcoming = self._start(claim())
         try:
+            while current.jobs:
+                upcoming = self._start(claim())
+                statuses.update(self._end(current))
+                current = upcoming if upcoming.jobs else self._start(claim())
+        finally:  # the ledger failed: stop renewing what is claimed, the sweep takes it back
+            current.release()
+            upcoming.release()
+        return statuses
+
+    def _start(self, jobs: list[ImageJob]) -> _Batch:
+        """Take the batch's leases and start each staged job's CPU stage."""
+        batch = _Batch(jobs)
+        if jobs:
+            batch.lease = LeaseKeeper(
+                self.ledger, [j.id for j in jobs], self.worker_id, lease_seconds=self.lease_seconds
+            )
+            batch.lease.start()
+            batch.work = [self._begin(job) for job in jobs]
+        return batch
+
+    def _begin(self, job: ImageJob) -> _Work:
+        seen = job_started(job, self.worker_id)
+        try:
+            spec = self.kinds.get(job.kind)
             if spec is None:
                 raise NoHandlerError(f"no handler for job kind {job.kind!r}")
-            with self._lease(job) as lease:
-                prediction = spec.run(job)
-            if lease.lost.is_set():
-                log.warning("job %s: lease lost while it ran; its outcome is left to the new holder", job.id)
-                return JobStatus.PROCESSING
-        except SubjectGoneError as exc:
-            self.ledger.skip(job.id, self.worker_id, reason=str(exc))
-            return JobStatus.SKIPPED
+            work = _Work(job, seen, spec, spec.parse(job))
         except Exception as exc:
-            decision = self.policy.decide(attempts=job.attempts, error=exc, now=self.clock())
-            log.warning("job %s attempt %s failed (%s): %s", job.id, job.attempts, decision.kind, exc)
-            failed(exc, decision.kind)  # a permanent failure is reported (Sentry)
-            self.ledger.fail(
-                job.id,
-                self.worker_id,
-                kind=decision.kind,
-                error=_error_summary(exc),
-                retry_at=decision.retry_at,
-            )
-            return JobStatus.FAILED
-        with timed_stage("write", job.kind):
-            recorded = self.ledger.complete(job.id, self.worker_id, prediction)
-        if not recorded:
-            log.warning("job %s: lease lost before completion; its result was discarded", job.id)
-        return JobStatus.COMPLETE
+            return _Work(job, seen, error=exc)
+        if spec.stages is not None:
+            stage = partial(spec.stages.prepare, job, work.payload)
+            work.prepared = self._pool.submit(_caught, stage, seen) if self._pool else _caught(stage, seen)
+        return work
 
-    @contextmanager
-    def _lease(self, job: ImageJob) -> Iterator[LeaseKeeper]:
-        """Renew the lease while the handler runs (see :class:`LeaseKeeper`)."""
-        keeper = LeaseKeeper(self.ledger, job.id, self.worker_id, lease_seconds=self.lease_seconds)
-        keeper.start()
+    def _end(self, batch: _Batch) -> dict[int, JobStatus]:
+        """Finish the batch (staged jobs together, by their kinds' ``finish``) and record it."""
+        answers: dict[int, JobAnswer] = {}
+        together: dict[Callable[..., list[JobAnswer]], list[tuple[_Work, Any]]] = {}
         try:
-            yield keeper
+            for work in batch.work:
+                if work.error is not None or work.spec is None:
+                    answers[work.job.id] = work.error
+                elif work.spec.stages is None:
+                    answers[work.job.id] = _caught(
+                        partial(work.spec.handler, work.job, work.payload), work.seen
+                    )
+                else:
+                    prepared = work.prepared.result() if isinstance(work.prepared, Future) else work.prepared
+                    if isinstance(prepared, Exception):
+                        answers[work.job.id] = prepared
+                    else:
+                        together.setdefault(work.spec.stages.finish, []).append((work, prepared))
+            for finish, group in together.items():
+                answers.update(self._finish_together(finish, group))
         finally:
-            keeper.stop()
+            batch.release()
+        return self._record(batch, answers)
+
+    def _finish_together(
+        self, finish: Callable[..., list[JobAnswer]], group: list[tuple[_Work, Any]]
+    ) -> dict[int, JobAnswer]:
+        """One ``finish`` for the group; if that fails as a whole, each job alone (fails by itself)."""
+        try:
+            answers = finish([(work.job, work.payload, prepared) for work, prepared in group])
+        except Exception as exc:
+            if len(group) == 1:
+                return {group[0][0].job.id: exc}
+            return {
+                job_id: a for item in group for job_id, a in self._finish_together(finish, [item]).items()
+            }
+        return {work.job.id: answer for (work, _), answer in zip(group, answers, strict=True)}
 
 
 class LeaseKeeper:
-    """Renews one job's lease every third of its length from a background thread.
+    """Renews the leases of a batch's jobs every third of their length from a background thread.
 
-    A failed renewal (the ledger briefly unreachable) is retried with backoff, not given up: the
-    lease must not lapse while the job runs, or the sweep hands it to a second worker. ``lost``
-    is set once the ledger says another worker holds the job, or once no renewal succeeded for a
-    whole lease; the worker then records nothing for the job (Python cannot stop the handler's
-    thread; handlers with outside effects, such as posting a note, confirm the lease first).
+    A failed renewal (the ledger briefly unreachable) is retried with backoff: a lease must not
+    lapse while its job runs, or the sweep hands it to a second worker. A job is lost once the
+    ledger says another worker holds it, and all once no renewal succeeded for a whole lease; the
+    worker then records nothing for them (handlers with outside effects confirm the lease first).
     """
 
     def __init__(
         self,
         ledger: Ledger,
-        job_id: int,
+        job_ids: list[int],
         worker_id: str,
         *,
         lease_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ledger = ledger
-        self._job_id = job_id
+        self._job_ids = job_ids
         self._worker_id = worker_id
         self._lease_seconds = lease_seconds
         self._clock = clock
         self._stop = threading.Event()
-        self.lost = threading.Event()
-        self._thread = threading.Thread(target=self._renew, name=f"lease-{job_id}", daemon=True)
+        self._lost: set[int] = set()
+        self._thread = threading.Thread(target=self._renew, name=f"lease-{job_ids[0]}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -169,29 +264,37 @@ class LeaseKeeper:
         self._stop.set()
         self._thread.join()
 
+    def is_lost(self, job_id: int) -> bool:
+        return job_id in self._lost
+
+    def _held(self) -> list[int]:
+        return [job_id for job_id in self._job_ids if job_id not in self._lost]
+
     def _renew(self) -> None:
         interval = self._lease_seconds / 3
         last_renewed = self._clock()
         delay, failures = interval, 0
         while not self._stop.wait(delay):
             try:
-                held = self._ledger.heartbeat(
-                    self._job_id, self._worker_id, lease_seconds=self._lease_seconds
-                )
+                self._renew_each()
             except Exception as exc:  # a blip: retry sooner, backing off, within the lease
                 failures += 1
                 if self._clock() - last_renewed >= self._lease_seconds:
-                    log.warning("job %s: no lease renewal for a whole lease; giving the job up", self._job_id)
-                    self.lost.set()
+                    log.warning("jobs %s: no lease renewal for a whole lease; giving them up", self._held())
+                    self._lost.update(self._job_ids)
                     return
                 delay = min(interval, 0.5 * 2 ** (failures - 1))
-                log.warning("job %s: lease renewal failed (%s); retrying in %.1f s", self._job_id, exc, delay)
+                log.warning("jobs %s: lease renewal failed (%s); retry in %.1f s", self._held(), exc, delay)
                 continue
-            if not held:
-                log.warning("job %s: another worker holds the lease now; stopping", self._job_id)
-                self.lost.set()
+            if not self._held():
                 return
             last_renewed, delay, failures = self._clock(), interval, 0
+
+    def _renew_each(self) -> None:
+        for job_id in self._held():
+            if not self._ledger.heartbeat(job_id, self._worker_id, lease_seconds=self._lease_seconds):
+                log.warning("job %s: another worker holds the lease now; stopping", job_id)
+                self._lost.add(job_id)
 
 
 class WorkerPool:
@@ -241,7 +344,7 @@ class WorkerPool:
         worker = self._make_worker()
         while not self._stop.is_set():
             try:
-                claimed = worker.run_once()
+                claimed = worker.drain(stop=self._stop)
             except Exception:  # the ledger itself is unreachable: wait and try again
                 log.exception("worker %s could not claim jobs", worker.worker_id)
                 claimed = 0

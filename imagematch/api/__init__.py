@@ -23,6 +23,7 @@ from imagematch.api.headers import SecurityHeaders
 from imagematch.api.jobs import jobs_router, submit_router
 from imagematch.api.match import match_router
 from imagematch.api.observability import install_observability
+from imagematch.api.pictures import pictures_router
 from imagematch.api.stats import health_router, stats_router
 from imagematch.app import Services
 from imagematch.config import Settings
@@ -72,6 +73,7 @@ def create_app(
     app.include_router(feedback_router(services))
     app.include_router(products_router(services))
     app.include_router(entities_router(services))
+    app.include_router(pictures_router(services))
     app.include_router(stats_router(services))
     app.include_router(console_router(services, dispatch=services.dispatch))
     (access or AccessControl.from_settings(settings)).install(app, revocations=ledger, clock=clock)

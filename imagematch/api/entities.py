@@ -9,18 +9,12 @@ from fastapi import APIRouter, HTTPException, Path
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from imagematch.api.entity_photos import EntityPhotoOut, entity_photos
 from imagematch.app import Services
 from imagematch.entities import ENTITY_ID_PATTERN, ENTITY_TYPE_PATTERN, EntityMatch, EntityRef
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
-from imagematch.quality import QualityReport
 
 __all__ = ["EntityMatchesOut", "entities_router"]
-
-
-class EntityPhotoOut(BaseModel):
-    job_id: int
-    low_quality: bool
-    quality: QualityReport | None = None
 
 
 class EntityMatchesOut(BaseModel):
@@ -36,7 +30,13 @@ class EntityMatchesOut(BaseModel):
     served_index_version: str | None = None
     stale: bool = Field(False, description="The served index changed since; a re-match is due.")
     matched_at: datetime | None = None
-    photos: list[EntityPhotoOut]
+    console_url: str | None = Field(
+        None, description="The entity's console page (with IMAGEMATCH_PUBLIC_URL set)."
+    )
+    photos: list[EntityPhotoOut] = Field(
+        description="Each photo: its job's status (failed: the reason), thumbnail, own top-3, "
+        "confidence band, quality advice and feedback label. Photos not matched yet are included."
+    )
     matches: list[EntityMatch]
 
 
@@ -58,23 +58,22 @@ def entities_router(services: Services) -> APIRouter:
 def _entity_matches(services: Services, ref: EntityRef) -> EntityMatchesOut:
     ledger = services.ledger
     entity = ledger.get_entity(ref)
-    if entity is None:
-        raise HTTPException(404, f"no photo of {ref} has been matched")
-    photos = []
-    for photo in ledger.entity_photos(ref):
-        prediction = ledger.get_prediction(photo.job_id)
-        quality = prediction.quality if prediction else None
-        photos.append(EntityPhotoOut(job_id=photo.job_id, low_quality=photo.low_quality, quality=quality))
+    photos = entity_photos(services, ref)
+    if entity is None and not photos:
+        raise HTTPException(404, f"no photo of {ref} has been submitted")
     try:
         served: str | None = services.index.get().served_version
     except (IndexNotBuiltError, EmbedderMismatchError):
         served = None
+    public = services.settings.public_url
+    index_version = entity.index_version if entity else None
     return EntityMatchesOut(
         **ref.model_dump(),
-        index_version=entity.index_version,
+        index_version=index_version,
         served_index_version=served,
-        stale=served is not None and entity.index_version != served,
-        matched_at=entity.matched_at,
+        stale=entity is not None and served is not None and index_version != served,
+        matched_at=entity.matched_at if entity else None,
+        console_url=f"{public.rstrip('/')}/ui/entities/{ref}" if public else None,
         photos=photos,
-        matches=ledger.entity_matches(ref),
+        matches=ledger.entity_matches(ref) if entity else [],
     )

@@ -1,9 +1,10 @@
-"""``imagematch zendesk …``: Zendesk tickets whose photos were never matched."""
+"""``imagematch zendesk …``: Zendesk tickets whose photos were never matched; the sidebar app's zip."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -64,3 +65,34 @@ def zendesk_scan(
 
 
 app.command("backfill", hidden=True)(zendesk_scan)  # the old name, for one release
+
+
+app_commands = typer.Typer(help="The Zendesk ticket-sidebar app.", no_args_is_help=True)
+app.add_typer(app_commands, name="app")
+
+
+@app_commands.command("package")
+def zendesk_app_package(
+    out: Annotated[Path, typer.Option(help="Where to write the zip.")] = Path("imagematch-zendesk-app.zip"),
+    api_url: Annotated[
+        str | None,
+        typer.Option(help="The imagematch URL agents' Zendesk calls (default: IMAGEMATCH_PUBLIC_URL)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Build the ticket-sidebar app (Zendesk App Framework v2) as a zip to upload in Admin Center
+    (Apps and integrations > Zendesk Support apps > Upload private app) or with `zcli apps:create`."""
+    from imagematch.sources.zendesk.app_package import package_app
+
+    url = api_url or load_settings().public_url
+    try:
+        package = package_app(out, api_url=url)
+    except ImageMatchError as exc:
+        raise fail(str(exc)) from exc
+    for warning in package.warnings:
+        err.print(f"[yellow]warning:[/] {warning}")
+    err.print(
+        f"wrote {package.path} ({len(package.files)} files; domainWhitelist {package.domain_whitelist})"
+    )
+    if as_json:
+        print(json.dumps({"path": str(package.path), "files": package.files, "warnings": package.warnings}))

@@ -1,40 +1,35 @@
-"""What the console pages show, read from the ledger, the served index and the thumbnail store.
-
-Filters the ledger cannot apply itself (kind, date range) are applied while paging through its
-keyset pages, with a bound on how many rows one page may scan: a page can come back shorter than
-asked, and its cursor still continues exactly where the scan stopped.
-"""
+"""What the console pages show, read from the ledger, the served index and the thumbnail store."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from imagematch import operations
 from imagematch.app import Services
+from imagematch.console.listing import JobFilter, job_entity, scan_jobs
+from imagematch.entities import EntityRef
 from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
 from imagematch.fetch import read_uri
 from imagematch.index import IndexedImage, ProductIndex
 from imagematch.ledger import Ledger
-from imagematch.models import ImageJob, JobStatus, Match, Prediction
+from imagematch.models import ErrorKind, ImageJob, JobStatus, Match, Prediction
 
 __all__ = [
-    "JobFilter",
     "JobRow",
     "ReferenceImage",
-    "find_jobs",
+    "current_label",
     "hourly_activity",
+    "job_row",
     "last_sweep",
+    "product_thumbnail",
     "recent_matches",
     "reference_image",
     "service_stats",
     "web_link",
 ]
-
-MAX_SCAN = 2000  # ledger rows one console page may read while filtering
 
 
 def web_link(value: object) -> str | None:
@@ -46,77 +41,15 @@ def web_link(value: object) -> str | None:
     return text if parts.scheme in ("http", "https") and parts.netloc else None
 
 
-@dataclass(frozen=True)
-class JobFilter:
-    status: JobStatus | None = None
-    source: str | None = None
-    kind: str | None = None
-    since: date | None = None  # created on or after this day (UTC)
-    until: date | None = None  # created on or before this day (UTC)
-
-    def accepts(self, job: ImageJob) -> bool:
-        day = job.created_at.date()
-        return (
-            (self.kind is None or job.kind == self.kind)
-            and (self.since is None or day >= self.since)
-            and (self.until is None or day <= self.until)
-        )
-
-    def query(self) -> dict[str, str]:
-        """The filter as query parameters (for links that keep it)."""
-        pairs = {
-            "status": self.status.value if self.status else None,
-            "source": self.source,
-            "kind": self.kind,
-            "since": self.since.isoformat() if self.since else None,
-            "until": self.until.isoformat() if self.until else None,
-        }
-        return {k: v for k, v in pairs.items() if v}
-
-
-def _scan(ledger: Ledger, flt: JobFilter, before_id: int | None, max_scan: int) -> Iterator[ImageJob]:
-    """Jobs of the ledger's status/source filter, newest first, at most ``max_scan`` of them."""
-    seen = 0
-    while seen < max_scan:
-        page = ledger.list_jobs(
-            status=flt.status, source=flt.source, limit=min(200, max_scan - seen), before_id=before_id
-        )
-        if not page:
-            return
-        for job in page:
-            seen += 1
-            yield job
-        before_id = page[-1].id
-
-
-def find_jobs(
-    ledger: Ledger, flt: JobFilter, *, limit: int, before_id: int | None, max_scan: int = MAX_SCAN
-) -> tuple[list[ImageJob], int | None]:
-    """Up to ``limit`` jobs matching ``flt`` older than ``before_id``; and the cursor of the next
-    page (None at the end)."""
-    found: list[ImageJob] = []
-    last_id: int | None = None
-    scanned = 0
-    for job in _scan(ledger, flt, before_id, max_scan):
-        scanned += 1
-        last_id = job.id
-        if flt.since and job.created_at.date() < flt.since:
-            return found, None  # newest first: nothing older can match
-        if flt.accepts(job):
-            found.append(job)
-            if len(found) == limit:
-                return found, job.id
-    return found, (last_id if scanned == max_scan else None)
-
-
 @dataclass
 class JobRow:
-    """One line of the jobs table."""
+    """One line of the jobs table (and the head of a job's page)."""
 
     job: ImageJob
     prediction: Prediction | None
     photo: str | None  # thumbnail digest
     ticket_url: str | None
+    label: Any = None  # the job's current label (helper ``learn``'s ``Ledger.current_label``), if any
 
     @property
     def best(self) -> Match | None:
@@ -125,6 +58,49 @@ class JobRow:
     @property
     def in_flight(self) -> bool:
         return self.job.status in (JobStatus.PENDING, JobStatus.PROCESSING)
+
+    @property
+    def entity(self) -> EntityRef | None:
+        return job_entity(self.job)
+
+    @property
+    def permanent(self) -> bool:
+        """Failed for a reason a retry will meet again (not a decodable image, 404, too large)."""
+        return self.job.status is JobStatus.FAILED and self.job.error_kind is ErrorKind.PERMANENT
+
+    @property
+    def photo_url(self) -> str | None:
+        """The URL the photo was fetched from, when it was given by URL."""
+        image = self.job.payload.get("image")
+        return image if isinstance(image, str) and image.startswith(("http://", "https://")) else None
+
+    @property
+    def error_summary(self) -> str:
+        """The error's first line, short enough to sit next to the status."""
+        first = (self.job.last_error or "").strip().splitlines()
+        return first[0][:120] if first else ""
+
+    @property
+    def confidence(self) -> float | None:
+        """The probability the top-1 is right (``MatchResult.confidence``; None on old answers)."""
+        value = getattr(self.prediction, "confidence", None)
+        return float(value) if isinstance(value, int | float) else None
+
+    @property
+    def band(self) -> str | None:
+        """``confident`` / ``check`` / ``no_match``; old answers without a band fall back to the
+        no-confident-match flag."""
+        if self.prediction is None:
+            return None
+        band = getattr(self.prediction, "band", None)
+        if isinstance(band, str) and band:
+            return band
+        return "no_match" if self.prediction.no_confident_match or not self.prediction.matches else None
+
+    @property
+    def low_quality(self) -> bool:
+        quality = self.prediction.quality if self.prediction else None
+        return bool(quality and quality.low_quality)
 
 
 def ticket_url(services: Services, job: ImageJob) -> str | None:
@@ -140,9 +116,16 @@ def ticket_url(services: Services, job: ImageJob) -> str | None:
     return None
 
 
-def job_row(services: Services, job: ImageJob) -> JobRow:
+def current_label(services: Services, job_id: int) -> Any:
+    """The job's current label, or None (also when this ledger keeps no labels yet)."""
+    lookup = getattr(services.ledger, "current_label", None)
+    return lookup(job_id) if callable(lookup) else None
+
+
+def job_row(services: Services, job: ImageJob, *, with_label: bool = False) -> JobRow:
     prediction = services.ledger.get_prediction(job.id) if job.status is JobStatus.COMPLETE else None
-    return JobRow(job, prediction, services.thumbnails.job_photo(job.id), ticket_url(services, job))
+    label = current_label(services, job.id) if with_label and prediction else None
+    return JobRow(job, prediction, services.thumbnails.job_photo(job.id), ticket_url(services, job), label)
 
 
 @dataclass(frozen=True)
@@ -165,6 +148,14 @@ def _ensure_thumbnail(services: Services, image: IndexedImage) -> str | None:
 def reference_images(services: Services, index: ProductIndex, product_id: str) -> list[ReferenceImage]:
     images = [index.images[vid] for vid in index.product_vector_ids(product_id) if vid in index.images]
     return [ReferenceImage(i.image_id, i.uri, _ensure_thumbnail(services, i)) for i in images]
+
+
+def product_thumbnail(services: Services, index: ProductIndex, product_id: str) -> str | None:
+    """The thumbnail digest of the product's first indexed image (made on first use)."""
+    for vid in index.product_vector_ids(product_id):
+        if vid in index.images:
+            return _ensure_thumbnail(services, index.images[vid])
+    return None
 
 
 def reference_image(services: Services, index: ProductIndex, match: Match) -> ReferenceImage | None:
@@ -209,7 +200,7 @@ def hourly_activity(ledger: Ledger, now: datetime, *, max_scan: int = 5000) -> A
     window_start = hours[0].start
     activity = Activity(hours)
     scanned = 0
-    for job in _scan(ledger, JobFilter(), None, max_scan):
+    for job in scan_jobs(ledger, JobFilter(), None, max_scan):
         scanned += 1
         if job.updated_at < window_start and job.created_at < window_start:
             break

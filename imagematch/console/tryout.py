@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -14,6 +14,7 @@ from starlette.datastructures import FormData, UploadFile
 import imagematch.console.data as data
 from imagematch.api.access import CSRF_COOKIE, CSRF_HEADER, check_csrf_field
 from imagematch.app import Services
+from imagematch.console.pages import PageRenderer
 from imagematch.errors import ImageMatchError, PermanentError
 from imagematch.images import sha256_hex
 from imagematch.job_kinds import MatchImagePayload, image_ref_for_blob, new_job
@@ -23,10 +24,6 @@ from imagematch.request_limits import MULTIPART_OVERHEAD_BYTES, read_multipart_c
 __all__ = ["try_routes"]
 
 FRAGMENT_HEADER = "x-console-fragment"  # the page's script asks for the results panel only
-
-
-class PageRenderer(Protocol):
-    def __call__(self, request: Request, name: str, **context: Any) -> HTMLResponse: ...
 
 
 @dataclass(frozen=True)
@@ -164,6 +161,7 @@ def _submit_route(
         else:
             return render(request, status_code=422, error="choose a photo or give its URL first", category="")
         job, created = services.ledger.submit(new_job(payload, source="console", idempotency_key=key))
-        if created:
-            dispatch([job.id])
+        if not created:  # the jobs page says so and scrolls to the existing row
+            return RedirectResponse(f"/ui/jobs?highlight={job.id}&duplicate=1#job-{job.id}", status_code=303)
+        dispatch([job.id])
         return RedirectResponse(f"/ui/jobs?highlight={job.id}", status_code=303)

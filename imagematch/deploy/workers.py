@@ -106,13 +106,14 @@ def spawn_in_chunks(spawn: Callable[[list[int]], object], chunk: int) -> Dispatc
 def process_dispatched(
     services: Services, worker: Worker, job_ids: list[int], volume: VolumeSync
 ) -> list[str | None]:
-    """Claim and process each job; its status, or ``None`` when it was not claimable (done,
-    taken by another worker, not due). A Volume that cannot be reloaded or committed now is
+    """Claim and process the jobs in batches (one claim, one forward pass and one outcome round
+    trip per ``IMAGEMATCH_BATCH`` ids); each job's status, or ``None`` when it was not claimable
+    (done, taken by another worker, not due). A Volume that cannot be reloaded or committed now is
     logged and retried on the next call: the jobs still run."""
     volume.reload()  # uploads and snapshots committed since this container last looked
     with contextlib.suppress(ImageMatchError):  # no index yet: photo jobs fail and are retried
         services.index.refresh()
-    statuses = [worker.process_job_id(job_id) for job_id in job_ids]
+    statuses = worker.process_job_ids(job_ids)  # IMAGEMATCH_BATCH at a time, one forward pass each
     volume.commit()  # catalog events write change-log files other containers must see
     return [status.value if status else None for status in statuses]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from imagematch.embedder.absent import ModelNotLoaded
-from imagematch.embedder.base import Embedder, Vectors, l2_normalise
+from imagematch.embedder.base import Embedder, StagedEmbedder, Vectors, l2_normalise
 
-__all__ = ["Embedder", "ModelNotLoaded", "Vectors", "l2_normalise", "load_embedder"]
+__all__ = ["Embedder", "ModelNotLoaded", "StagedEmbedder", "Vectors", "l2_normalise", "load_embedder"]
 
 
 def load_embedder(

@@ -5,14 +5,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 from PIL import Image
 
-__all__ = ["Embedder", "TorchEmbedder", "Vectors", "l2_normalise"]
+__all__ = ["Embedder", "StagedEmbedder", "TorchEmbedder", "Vectors", "l2_normalise"]
 
 Vectors = NDArray[np.float32]
 
@@ -34,6 +34,18 @@ class Embedder(Protocol):
     def embed(self, images: Sequence[Image.Image]) -> Vectors:
         """Embed catalog or query images (RGB); returns an ``(n, dim)`` array, rows of norm 1."""
         ...
+
+
+@runtime_checkable
+class StagedEmbedder(Embedder, Protocol):
+    """An embedder whose CPU preprocessing can run apart from its forward pass: a worker prepares
+    each job's image in its pool (``prepare``, thread-safe) while the model runs the previous
+    batch, then embeds a batch of prepared images in one forward pass (``embed_prepared``).
+    ``embed_prepared([prepare(im) for im in images])`` equals ``embed(images)``."""
+
+    def prepare(self, image: Image.Image) -> Any: ...
+
+    def embed_prepared(self, prepared: Sequence[Any]) -> Vectors: ...
 
 
 def l2_normalise(vectors: Vectors) -> Vectors:
@@ -85,14 +97,26 @@ class TorchEmbedder:
         self._module.to(self._device)
 
     def embed(self, images: Sequence[Image.Image]) -> Vectors:
-        if not images:
+        chunks = [
+            self.embed_prepared(self._preprocess_all(images[start : start + self._batch_size]))
+            for start in range(0, len(images), self._batch_size)
+        ]
+        return np.concatenate(chunks, axis=0) if chunks else np.zeros((0, self._dim), dtype=np.float32)
+
+    def prepare(self, image: Image.Image) -> torch.Tensor:
+        """``image`` as the model's input tensor (CPU work: resize, crop, normalise)."""
+        return self._preprocess(image)
+
+    def embed_prepared(self, prepared: Sequence[torch.Tensor]) -> Vectors:
+        """Vectors of images already :meth:`prepare`-d, ``batch_size`` per forward pass."""
+        if not prepared:
             return np.zeros((0, self._dim), dtype=np.float32)
         chunks: list[Vectors] = []
         with torch.inference_mode():
-            for start in range(0, len(images), self._batch_size):
-                tensors = self._preprocess_all(images[start : start + self._batch_size])
-                # One photo (a worker's job) needs no copy: stacking runs a parallel torch op.
-                batch = tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
+            for start in range(0, len(prepared), self._batch_size):
+                tensors = prepared[start : start + self._batch_size]
+                # One photo needs no copy: stacking runs a parallel torch op.
+                batch = tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(list(tensors))
                 features = self._forward(batch.to(self._device)).float().cpu().numpy()
                 chunks.append(features.astype(np.float32))
         return l2_normalise(np.concatenate(chunks, axis=0))

@@ -43,6 +43,7 @@ from imagematch.vector_index import (
     FLAT_MAX_FLOATS,
     index_description,
     make_vector_index,
+    one_search_thread,
     resized_vector_index,
 )
 
@@ -267,7 +268,7 @@ class ProductIndex(LearnedReferences):
                 f"queries come from {embedder_id!r}. Rebuild the index with the current model."
             )
         projected = self.projection.apply(np.atleast_2d(queries).astype(np.float32))
-        with self._lock:
+        with self._lock, one_search_thread():
             if self.scoring is ProductScoring.MAX:
                 return [self._search_by_image(row, k, accept) for row in projected]
             return [self._search_by_centroid(row, k, accept) for row in projected]

@@ -6,7 +6,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imagematch.config import redact_url
-from imagematch.ledger.base import Clock, JobAttempt, JobFigures, Ledger, OutcomeCount, SweepReport, utcnow
+from imagematch.ledger.base import (
+    Clock,
+    JobAttempt,
+    JobFigures,
+    JobOutcome,
+    Ledger,
+    OutcomeCount,
+    SweepReport,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from imagematch.config import Settings
@@ -15,6 +24,7 @@ __all__ = [
     "Clock",
     "JobAttempt",
     "JobFigures",
+    "JobOutcome",
     "Ledger",
     "OutcomeCount",
     "SweepReport",

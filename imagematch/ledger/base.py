@@ -22,7 +22,16 @@ from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
 from imagematch.labels import LabelStore
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
-__all__ = ["Clock", "JobAttempt", "JobFigures", "Ledger", "OutcomeCount", "SweepReport", "utcnow"]
+__all__ = [
+    "Clock",
+    "JobAttempt",
+    "JobFigures",
+    "JobOutcome",
+    "Ledger",
+    "OutcomeCount",
+    "SweepReport",
+    "utcnow",
+]
 
 Clock = Callable[[], datetime]
 
@@ -73,6 +82,27 @@ class JobFigures(BaseModel):
     oldest_pending_since: datetime | None = None  # when the longest-waiting pending job became so
 
 
+@dataclass(frozen=True)
+class JobOutcome:
+    """How a worker's attempt at one job ended, recorded by :meth:`Ledger.finish_many`:
+    ``complete`` with its prediction, ``failed`` with its error (and ``retry_at`` for a retry),
+    or ``skipped`` with its reason in ``error``."""
+
+    job_id: int
+    status: JobStatus
+    prediction: NewPrediction | None = None
+    error_kind: ErrorKind | None = None
+    error: str | None = None
+    retry_at: datetime | None = None
+
+
+def numbered_attempts(attempts: list[JobAttempt]) -> list[JobAttempt]:
+    """``attempts`` (oldest first) numbered 1, 2, 3…: unique and increasing over the job's whole
+    history. The stored number is the job's retry-budget counter, which a manual retry resets, so a
+    retried job would otherwise show two attempts numbered 1."""
+    return [a.model_copy(update={"attempt": n}) for n, a in enumerate(attempts, start=1)]
+
+
 class Ledger(LabelStore, Protocol):
     """Jobs, predictions and labels (:class:`~imagematch.labels.LabelStore`). All methods are
     safe to call from several threads and processes."""
@@ -114,6 +144,11 @@ class Ledger(LabelStore, Protocol):
         ``None`` if another worker has it, it is done, or it is not due yet."""
         ...
 
+    def claim_jobs(self, job_ids: list[int], worker_id: str, *, lease_seconds: float) -> list[ImageJob]:
+        """:meth:`claim_job` for each of ``job_ids`` (a batch of dispatched jobs), in one round
+        trip; returns those claimed, by id. The others are left alone."""
+        ...
+
     def heartbeat(self, job_id: int, worker_id: str, *, lease_seconds: float) -> bool:
         """Extend the lease; ``False`` if the worker no longer holds the job."""
         ...
@@ -138,6 +173,12 @@ class Ledger(LabelStore, Protocol):
 
     def skip(self, job_id: int, worker_id: str, *, reason: str) -> bool:
         """Mark skipped: the job's subject vanished, nothing to do."""
+        ...
+
+    def finish_many(self, worker_id: str, outcomes: list[JobOutcome]) -> list[bool]:
+        """Record each outcome as :meth:`complete`, :meth:`fail` or :meth:`skip` would, in one
+        round trip; each is independent of the others (one whose job ``worker_id`` no longer
+        holds is not recorded and gives ``False``). Answers in the order of ``outcomes``."""
         ...
 
     def requeue(self, job_id: int) -> ImageJob | None:
@@ -180,7 +221,8 @@ class Ledger(LabelStore, Protocol):
     def get_prediction(self, job_id: int) -> Prediction | None: ...
 
     def list_attempts(self, job_id: int) -> list[JobAttempt]:
-        """Every ended attempt at ``job_id``, oldest first (empty for an unknown job)."""
+        """Every ended attempt at ``job_id``, oldest first, numbered 1, 2, 3… over the job's whole
+        history, manual retries included (empty for an unknown job)."""
         ...
 
     def list_predictions(

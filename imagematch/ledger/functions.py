@@ -11,7 +11,15 @@ from datetime import datetime
 from typing import Any
 
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
-from imagematch.ledger.base import Clock, JobAttempt, JobFigures, SweepReport, utcnow
+from imagematch.ledger.base import (
+    Clock,
+    JobAttempt,
+    JobFigures,
+    JobOutcome,
+    SweepReport,
+    numbered_attempts,
+    utcnow,
+)
 from imagematch.ledger.function_labels import FunctionLabels
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
@@ -97,6 +105,10 @@ class FunctionLedger(FunctionLabels, ABC):
         jobs = self._jobs("imagematch_claim_job", args)
         return jobs[0] if jobs else None
 
+    def claim_jobs(self, job_ids: list[int], worker_id: str, *, lease_seconds: float) -> list[ImageJob]:
+        args = {"p_ids": sorted(set(job_ids)), "p_worker": worker_id, "p_lease_seconds": lease_seconds}
+        return sorted(self._jobs("imagematch_claim_jobs", args), key=lambda j: j.id)
+
     def heartbeat(self, job_id: int, worker_id: str, *, lease_seconds: float) -> bool:
         args = {"p_id": job_id, "p_worker": worker_id, "p_lease_seconds": lease_seconds}
         return bool(self._value("imagematch_heartbeat", args))
@@ -135,6 +147,24 @@ class FunctionLedger(FunctionLabels, ABC):
 
     def skip(self, job_id: int, worker_id: str, *, reason: str) -> bool:
         return self._finish(job_id, worker_id, JobStatus.SKIPPED, error=reason)
+
+    def finish_many(self, worker_id: str, outcomes: list[JobOutcome]) -> list[bool]:
+        if not outcomes:
+            return []
+        items = [
+            {
+                "id": o.job_id,
+                "status": o.status.value,
+                "error_kind": o.error_kind.value if o.error_kind else None,
+                "error": o.error,
+                "retry_at": o.retry_at.isoformat() if o.retry_at else None,
+                "prediction": prediction_json(o.prediction) if o.prediction else None,
+            }
+            for o in outcomes
+        ]
+        answer = self._value("imagematch_finish_many", {"p_worker": worker_id, "p_items": items})
+        done = set(answer["finished"])
+        return [o.job_id in done for o in outcomes]
 
     def requeue(self, job_id: int) -> ImageJob | None:
         jobs = self._jobs("imagematch_requeue", {"p_id": job_id})
@@ -246,7 +276,8 @@ class FunctionLedger(FunctionLabels, ABC):
 
     def list_attempts(self, job_id: int) -> list[JobAttempt]:
         rows = self._select("image_job_attempts", where={"job_id": job_id})
-        return [JobAttempt.model_validate(r) for r in sorted(rows, key=lambda r: int(r["id"]))]
+        ordered = sorted(rows, key=lambda r: int(r["id"]))
+        return numbered_attempts([JobAttempt.model_validate(r) for r in ordered])
 
     def revoke_session(self, session_id: str, *, expires_at: datetime) -> None:
         self._value("imagematch_revoke_session", {"p_session_id": session_id, "p_expires_at": expires_at})

@@ -9,9 +9,10 @@ import threading
 from datetime import datetime, timedelta
 
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
-from imagematch.ledger.base import Clock, JobAttempt, SweepReport, utcnow
+from imagematch.ledger.base import Clock, JobAttempt, JobOutcome, SweepReport, numbered_attempts, utcnow
 from imagematch.ledger.memory_figures import MemoryFigures
 from imagematch.ledger.memory_labels import MemoryLabels
+from imagematch.ledger.memory_sessions import MemorySessionRevocations
 from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["MemoryLedger"]
@@ -19,7 +20,7 @@ __all__ = ["MemoryLedger"]
 _RETRYABLE = (JobStatus.FAILED, JobStatus.SKIPPED, JobStatus.COMPLETE)
 
 
-class MemoryLedger(MemoryLabels, MemoryFigures):
+class MemoryLedger(MemoryLabels, MemorySessionRevocations, MemoryFigures):
     def __init__(self, *, clock: Clock = utcnow) -> None:
         self._clock = clock
         self._lock = threading.RLock()
@@ -59,7 +60,7 @@ class MemoryLedger(MemoryLabels, MemoryFigures):
 
     def list_attempts(self, job_id: int) -> list[JobAttempt]:
         with self._lock:
-            return list(self._attempts.get(job_id, []))
+            return numbered_attempts(list(self._attempts.get(job_id, [])))
 
     def _held(self, job_id: int, worker_id: str) -> ImageJob | None:
         job = self._jobs.get(job_id)
@@ -148,6 +149,13 @@ class MemoryLedger(MemoryLabels, MemoryFigures):
                 locked_until=now + timedelta(seconds=lease_seconds),
             )
 
+    def claim_jobs(self, job_ids: list[int], worker_id: str, *, lease_seconds: float) -> list[ImageJob]:
+        with self._lock:
+            claimed = (
+                self.claim_job(i, worker_id, lease_seconds=lease_seconds) for i in sorted(set(job_ids))
+            )
+            return [job for job in claimed if job is not None]
+
     def heartbeat(self, job_id: int, worker_id: str, *, lease_seconds: float) -> bool:
         with self._lock:
             job = self._held(job_id, worker_id)
@@ -208,6 +216,18 @@ class MemoryLedger(MemoryLabels, MemoryFigures):
             if job:
                 self._finish(job, JobStatus.SKIPPED, None, reason)
             return job is not None
+
+    def finish_many(self, worker_id: str, outcomes: list[JobOutcome]) -> list[bool]:
+        with self._lock:
+            return [self._record(worker_id, outcome) for outcome in outcomes]
+
+    def _record(self, worker_id: str, o: JobOutcome) -> bool:
+        if o.status == JobStatus.COMPLETE:
+            return self.complete(o.job_id, worker_id, o.prediction)
+        if o.status == JobStatus.SKIPPED:
+            return self.skip(o.job_id, worker_id, reason=o.error or "")
+        kind = o.error_kind or ErrorKind.PERMANENT
+        return self.fail(o.job_id, worker_id, kind=kind, error=o.error or "", retry_at=o.retry_at)
 
     def _reset(self, job: ImageJob) -> ImageJob:
         return self._update(
@@ -373,14 +393,3 @@ class MemoryLedger(MemoryLabels, MemoryFigures):
     def count_stale_entities(self, index_version: str) -> int:
         with self._lock:
             return sum(1 for e in self._entities.values() if e.index_version != index_version)
-
-    def revoke_session(self, session_id: str, *, expires_at: datetime) -> None:
-        with self._lock:
-            now = self._clock()
-            self._revoked_sessions = {s: t for s, t in self._revoked_sessions.items() if t >= now}
-            self._revoked_sessions.setdefault(session_id, expires_at)
-
-    def session_revoked(self, session_id: str) -> bool:
-        with self._lock:
-            expires_at = self._revoked_sessions.get(session_id)
-            return expires_at is not None and expires_at >= self._clock()

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
 from imagematch.errors import TransientError
-from imagematch.ledger.base import Clock, JobAttempt, SweepReport, utcnow
+from imagematch.ledger.base import Clock, JobAttempt, JobOutcome, SweepReport, numbered_attempts, utcnow
 from imagematch.ledger.sql import load_queries
 from imagematch.ledger.sqlite_conn import SqliteWriter, open_connection
 from imagematch.ledger.sqlite_figures import SqliteFigures, upgrade_schema
@@ -56,6 +56,21 @@ def _attempt(row: sqlite3.Row) -> JobAttempt:
     data["next_attempt_at"] = _dt(data["next_attempt_at"])
     data["finished_at"] = _dt(data["finished_at"])
     return JobAttempt.model_validate(data)
+
+
+def _prediction_row(job_id: int, prediction: NewPrediction, now: float) -> dict[str, Any]:
+    """The parameters of ``insert_prediction``."""
+    best = prediction.best
+    return {
+        **prediction.model_dump(exclude={"matches", "references"}),
+        **prediction.reference_columns(),
+        "matches": json.dumps([m.model_dump() for m in prediction.matches]),
+        "quality": prediction.quality.model_dump_json() if prediction.quality else None,
+        "best_product_id": best.product_id if best else None,
+        "best_score": best.score if best else None,
+        "job_id": job_id,
+        "now": now,
+    }
 
 
 def _prediction(row: sqlite3.Row) -> Prediction:
@@ -178,64 +193,48 @@ class SqliteLedger(SqliteLabels, SqliteFigures, SqliteSessionRevocations):
             lambda conn: conn.execute(Q["heartbeat"], {**params, "now": self._now()}).rowcount == 1
         )
 
-    def _finish(
-        self,
-        conn: sqlite3.Connection,
-        job_id: int,
-        worker_id: str,
-        status: JobStatus,
-        *,
-        error_kind: ErrorKind | None = None,
-        error: str | None = None,
-        retry_at: datetime | None = None,
-    ) -> bool:
+    def claim_jobs(self, job_ids: list[int], worker_id: str, *, lease_seconds: float) -> list[ImageJob]:
+        params = {"worker_id": worker_id, "lease_seconds": lease_seconds, "now": self._now()}
+
+        def write(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            rows = (conn.execute(Q["claim_job"], {**params, "id": i}) for i in sorted(set(job_ids)))
+            return [row for cursor in rows if (row := cursor.fetchone()) is not None]
+
+        return [_job(row) for row in self._write(write)]
+
+    def _record(self, conn: sqlite3.Connection, worker_id: str, outcome: JobOutcome) -> bool:
+        """Record ``outcome`` (and its prediction) in ``conn``'s transaction, if ``worker_id``
+        still holds the job."""
+        now = self._now()
         params = {
-            "id": job_id,
+            "id": outcome.job_id,
             "worker_id": worker_id,
-            "status": status,
-            "error_kind": error_kind,
-            "error": error,
-            "retry_at": _ts(retry_at),
-            "now": self._now(),
+            "status": outcome.status,
+            "error_kind": outcome.error_kind,
+            "error": outcome.error,
+            "retry_at": _ts(outcome.retry_at),
+            "now": now,
         }
-        return conn.execute(Q["finish"], params).rowcount == 1
+        if conn.execute(Q["finish"], params).rowcount != 1:
+            return False
+        if outcome.prediction is not None:
+            conn.execute(Q["insert_prediction"], _prediction_row(outcome.job_id, outcome.prediction, now))
+        return True
+
+    def finish_many(self, worker_id: str, outcomes: list[JobOutcome]) -> list[bool]:
+        return self._write(lambda conn: [self._record(conn, worker_id, o) for o in outcomes])
 
     def complete(self, job_id: int, worker_id: str, prediction: NewPrediction | None) -> bool:
-        def write(conn: sqlite3.Connection) -> bool:
-            if not self._finish(conn, job_id, worker_id, JobStatus.COMPLETE):
-                return False
-            if prediction is not None:
-                best = prediction.best
-                conn.execute(
-                    Q["insert_prediction"],
-                    {
-                        **prediction.model_dump(exclude={"matches", "references"}),
-                        **prediction.reference_columns(),
-                        "matches": json.dumps([m.model_dump() for m in prediction.matches]),
-                        "quality": prediction.quality.model_dump_json() if prediction.quality else None,
-                        "best_product_id": best.product_id if best else None,
-                        "best_score": best.score if best else None,
-                        "job_id": job_id,
-                        "now": self._now(),
-                    },
-                )
-            return True
-
-        return self._write(write)
+        return self.finish_many(worker_id, [JobOutcome(job_id, JobStatus.COMPLETE, prediction)])[0]
 
     def fail(
         self, job_id: int, worker_id: str, *, kind: ErrorKind, error: str, retry_at: datetime | None
     ) -> bool:
-        return self._write(
-            lambda conn: self._finish(
-                conn, job_id, worker_id, JobStatus.FAILED, error_kind=kind, error=error, retry_at=retry_at
-            )
-        )
+        outcome = JobOutcome(job_id, JobStatus.FAILED, error_kind=kind, error=error, retry_at=retry_at)
+        return self.finish_many(worker_id, [outcome])[0]
 
     def skip(self, job_id: int, worker_id: str, *, reason: str) -> bool:
-        return self._write(
-            lambda conn: self._finish(conn, job_id, worker_id, JobStatus.SKIPPED, error=reason)
-        )
+        return self.finish_many(worker_id, [JobOutcome(job_id, JobStatus.SKIPPED, error=reason)])[0]
 
     def requeue(self, job_id: int) -> ImageJob | None:
         def write(conn: sqlite3.Connection) -> Any:  # the job's row, or None
@@ -388,7 +387,7 @@ class SqliteLedger(SqliteLabels, SqliteFigures, SqliteSessionRevocations):
     def list_attempts(self, job_id: int) -> list[JobAttempt]:
         with self._connect() as conn:
             rows = conn.execute(Q["list_attempts"], {"job_id": job_id}).fetchall()
-        return [_attempt(row) for row in rows]
+        return numbered_attempts([_attempt(row) for row in rows])
 
 
 def _entity(row: sqlite3.Row) -> Entity:

@@ -2,164 +2,38 @@
 ``chromium-driver``) driven by Selenium against a real ``imagematch serve`` on 127.0.0.1, over the
 sample catalog with the offline default model, behind an access token.
 
-Screenshots (1280 px and 390 px wide) go to ``tests/artifacts/``; with
+The server and the browser are fixtures of ``tests/e2e/conftest.py`` (shared with
+``test_console_triage.py``). Screenshots (1280 px and 390 px wide) go to ``tests/artifacts/``; with
 ``IMAGEMATCH_UPDATE_SCREENSHOT=1`` the try page's is also written to ``docs/console.png``.
 """
 
 from __future__ import annotations
 
-import http.server
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
-from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import REPO, SAMPLE_CATALOG, SAMPLE_QUERIES
+from tests.conftest import REPO
+from tests.e2e.conftest import CHROMEDRIVER, CHROMIUM, QUERY, TOKEN, Server, _wait, shoot, sign_in
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 if not (CHROMIUM and CHROMEDRIVER):
     pytest.skip(
         "Chromium not installed (apt-get install chromium chromium-driver): browser tests skipped",
         allow_module_level=True,
     )
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed")
-from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+pytest.importorskip("selenium.webdriver", reason="selenium not installed")
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
 
 pytestmark = pytest.mark.slow
-TOKEN = "console-test-token-0123456789abcdef"
-ARTIFACTS = REPO / "tests" / "artifacts"
-QUERY = SAMPLE_QUERIES.parent / "queries" / "q-00000.jpg"  # a Golden Delicious (GS-000)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(driver: WebDriver, condition: Callable[[WebDriver], object], timeout: float = 30) -> object:
-    wait = WebDriverWait(
-        driver, timeout, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException]
-    )
-    return wait.until(condition)
-
-
-class Server:
-    def __init__(self, base: str, process: subprocess.Popen[bytes]) -> None:
-        self.base = base
-        self.process = process
-        self.api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
-
-
-@pytest.fixture(scope="module")
-def photos() -> Iterator[str]:
-    """The sample query photos over HTTP (for the try page's URL field)."""
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(QUERY.parent))
-    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("console") / "data"
-    env = {
-        **os.environ,
-        "IMAGEMATCH_DATA_DIR": str(data_dir),
-        "IMAGEMATCH_API_TOKEN": f"ci:{TOKEN}",
-        "IMAGEMATCH_FETCH_ALLOW_PRIVATE": "true",
-        "IMAGEMATCH_WORKERS": "1",
-        "IMAGEMATCH_MAX_ATTEMPTS": "1",
-        "HF_HUB_OFFLINE": "1",
-    }
-    cli = [sys.executable, "-m", "imagematch.cli"]
-    build = subprocess.run(
-        [*cli, "index", "build", "--catalog", str(SAMPLE_CATALOG)], env=env, capture_output=True, timeout=600
-    )
-    assert build.returncode == 0, build.stderr[-2000:]
-    port = _free_port()
-    process = subprocess.Popen(
-        [*cli, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail(
-            "imagematch serve did not start: " + (process.stderr.read() if process.stderr else b"").decode()
-        )
-    yield Server(base, process)
-    process.terminate()
-    process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def driver() -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
-        options.add_argument(arg)
-    browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
-    yield browser
-    browser.quit()
-
-
-def shoot(driver: WebDriver, name: str) -> None:
-    """Full-page screenshots at 1280 px and 390 px wide into tests/artifacts/."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    for width in (1280, 390):
-        driver.set_window_size(width, 900)
-        height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(width, min(max(int(height) + 40, 700), 4000))
-        driver.save_screenshot(str(ARTIFACTS / f"{name}-{width}.png"))
-    driver.set_window_size(1280, 900)
-
-
-def sign_in(driver: WebDriver, server: Server, token: str) -> None:
-    driver.get(f"{server.base}/ui/jobs")
-    field = driver.find_element(By.ID, "login-token")
-    field.clear()
-    field.send_keys(token, Keys.ENTER)
-
-
-@pytest.fixture
-def console(driver: WebDriver, server: Server) -> WebDriver:
-    """The browser, signed in."""
-    driver.get(f"{server.base}/ui/jobs")
-    if "/ui/login" in driver.current_url:
-        sign_in(driver, server, TOKEN)
-        _wait(driver, lambda d: "/ui/jobs" in d.current_url)
-    return driver
 
 
 def test_a_wrong_token_is_refused_and_the_right_one_signs_in(driver: WebDriver, server: Server) -> None:
+    driver.delete_all_cookies()  # the browser is shared by the session: start signed out
     assert httpx.get(f"{server.base}/v1/stats").status_code == 401
     assert httpx.get(f"{server.base}/ui/jobs", follow_redirects=False).status_code == 303
     sign_in(driver, server, "not-the-token-at-all-000000")
@@ -209,7 +83,8 @@ def _row(driver: WebDriver, job_id: int) -> dict[str, str]:
     found: dict[str, str] = driver.execute_script(
         "const r = document.getElementById(arguments[0]);"
         "return r ? {status: r.querySelector('.badge').textContent.trim().toLowerCase(),"
-        "            error: r.querySelector('td.error').textContent.trim()} : {status: '', error: ''};",
+        "            error: (r.querySelector('.error-summary') || {textContent: ''}).textContent.trim()}"
+        "       : {status: '', error: ''};",
         f"job-{job_id}",
     )
     return found
@@ -232,11 +107,16 @@ def test_a_broken_file_fails_with_its_reason_and_retry_runs_it_again(
     assert "not a decodable image" in _row(console, job_id)["error"]
     before = server.api.get(f"/v1/jobs/{job_id}").json()
     shoot(console, "jobs")
-    console.find_element(By.CSS_SELECTOR, f"#job-{job_id} button").click()
+    # A permanent failure: no plain Retry in the row, only behind the job page's warning.
+    assert not console.find_elements(By.CSS_SELECTOR, f"#job-{job_id} .actions button")
+    console.find_element(By.CSS_SELECTOR, f"#job-{job_id} .actions a").click()
+    _wait(console, lambda d: d.find_elements(By.CSS_SELECTOR, "details.retry-anyway"))
+    console.find_element(By.CSS_SELECTOR, "details.retry-anyway summary").click()
+    assert "fail again" in console.find_element(By.CSS_SELECTOR, "details.retry-anyway .alert").text
+    console.find_element(By.CSS_SELECTOR, "details.retry-anyway button").click()
     _wait(
         console, lambda d: server.api.get(f"/v1/jobs/{job_id}").json()["updated_at"] != before["updated_at"]
     )
-    _wait(console, lambda d: _row(d, job_id)["status"] in {"pending", "processing", "failed"})
     _wait(console, lambda d: server.api.get(f"/v1/jobs/{job_id}").json()["status"] == "failed")
     console.get(f"{server.base}/ui/jobs/{job_id}")
     assert "not a decodable image" in console.find_element(By.CSS_SELECTOR, ".error-text").text
@@ -253,8 +133,10 @@ def test_health_shows_the_figures_of_v1_stats(console: WebDriver, server: Server
     for status, count in stats["jobs"].items():
         assert shown(f"jobs.{status}").startswith(str(count))
     assert shown("pending_catalog_jobs").startswith(str(stats["pending_catalog_jobs"]))
-    for key in ("version", "products", "vectors", "embedder", "built_at"):
+    for key in ("version", "products", "vectors", "embedder"):
         assert shown(f"index.{key}") == str(stats["index"][key])
+    built = console.find_element(By.CSS_SELECTOR, "[data-stat='index.built_at'] time")
+    assert shown("index.built_at").endswith("ago") and built.get_attribute("datetime")  # ISO in the tooltip
     assert console.find_elements(By.CSS_SELECTOR, "svg.chart rect.bar-ok")
     shoot(console, "health")
     console.get(f"{server.base}/ui/catalog/GS-000")

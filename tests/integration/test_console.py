@@ -57,7 +57,7 @@ def test_a_matched_photo_shows_its_thumbnail_best_product_and_score(
     services.make_worker().drain()
     line = row(client, job_id)
     assert "badge-complete" in line and "Green" in line and "P-green" in line
-    assert re.search(r"\d+\.\d%", line) and "data-inflight" not in line
+    assert re.search(r"\d\.\d{3}", line) and "data-inflight" not in line  # the raw score, no band yet
     thumb = re.search(r'src="(/ui/thumbs/[0-9a-f]{64}\.webp)"', line)
     assert thumb is not None
     image = client.get(thumb.group(1))
@@ -88,9 +88,11 @@ def test_retry_all_failed_only_touches_the_filtered_jobs(client: TestClient, ser
     event, _ = services.ledger.submit(NewJob(kind=CATALOG_EVENT_KIND, idempotency_key="ev", payload={}))
     services.make_worker().drain()
     assert {services.ledger.get_job(i).status for i in (image_job, event.id)} == {JobStatus.FAILED}  # type: ignore[union-attr]
-    response = client.post(
-        "/ui/jobs/retry-failed", data={"csrf_token": csrf(client), "kind": JobKind.MATCH_IMAGE}
-    )
+    form = {"csrf_token": csrf(client), "kind": JobKind.MATCH_IMAGE}
+    response = client.post("/ui/jobs/retry-failed", data=form)  # both failed permanently: left out
+    assert response.status_code == 303 and "retried=0&left_out=1" in response.headers["location"]
+    assert services.ledger.get_job(image_job).status is JobStatus.FAILED  # type: ignore[union-attr]
+    response = client.post("/ui/jobs/retry-failed", data={**form, "include_permanent": "true"})
     assert response.status_code == 303 and "retried=1" in response.headers["location"]
     assert services.ledger.get_job(image_job).status is JobStatus.PENDING  # type: ignore[union-attr]
     assert services.ledger.get_job(event.id).status is JobStatus.FAILED  # type: ignore[union-attr]

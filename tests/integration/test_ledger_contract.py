@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from imagematch.entities import EntityMatch, EntityPhoto, EntityRef, PhotoEvidence
-from imagematch.ledger import Ledger, open_ledger
+from imagematch.ledger import JobOutcome, Ledger, open_ledger
 from imagematch.ledger.supabase import SupabaseLedger
 from imagematch.models import ErrorKind, JobKind, JobStatus, Match, NewJob, NewPrediction
 from imagematch.quality import QualitySignals, assess_quality
@@ -405,3 +405,69 @@ def test_every_ended_attempt_is_kept_in_order(make_ledger: Callable[..., Ledger]
     assert "lease expired" in (lost.error or "")
     assert done.finished_at == clock.now
     assert ledger.list_attempts(999) == []
+
+
+def test_claim_jobs_takes_the_claimable_ones_of_a_batch(make_ledger: Callable[..., Ledger]) -> None:
+    clock = FakeClock()
+    ledger = make_ledger(clock)
+    jobs = [ledger.submit(_job(n))[0] for n in range(4)]
+    assert ledger.claim_job(jobs[1].id, "other", lease_seconds=60)  # another worker's
+    ids = [jobs[3].id, jobs[0].id, jobs[1].id, jobs[2].id, jobs[0].id, 999_999]  # dupes, unknown
+    claimed = ledger.claim_jobs(ids, "w", lease_seconds=60)
+    assert [j.id for j in claimed] == [jobs[0].id, jobs[2].id, jobs[3].id]
+    assert all(j.status == JobStatus.PROCESSING and j.worker_id == "w" and j.attempts == 1 for j in claimed)
+    assert ledger.claim_jobs(ids, "w2", lease_seconds=60) == []  # a duplicate dispatch
+    assert ledger.claim_jobs([], "w", lease_seconds=60) == []
+
+
+def test_finish_many_records_each_outcome_independently(make_ledger: Callable[..., Ledger]) -> None:
+    clock = FakeClock()
+    ledger = make_ledger(clock)
+    done, failed, retried, skipped, lost = (ledger.submit(_job(n))[0] for n in range(5))
+    ledger.claim("w", limit=5, lease_seconds=60)
+    clock.advance(61)  # every lease expires: the sweep takes the jobs back, then ``lost`` goes to w2
+    ledger.sweep(max_attempts=5, pending_grace_seconds=600)
+    assert (
+        len(ledger.claim_jobs([j.id for j in (done, failed, retried, skipped)], "w", lease_seconds=60)) == 4
+    )
+    assert ledger.claim_job(lost.id, "w2", lease_seconds=60)
+    retry_at = clock.now + timedelta(seconds=30)
+    outcomes = [
+        JobOutcome(lost.id, JobStatus.COMPLETE, _prediction()),
+        JobOutcome(done.id, JobStatus.COMPLETE, _prediction()),
+        JobOutcome(failed.id, JobStatus.FAILED, error_kind=ErrorKind.PERMANENT, error="not an image"),
+        JobOutcome(
+            retried.id, JobStatus.FAILED, error_kind=ErrorKind.TRANSIENT, error="503", retry_at=retry_at
+        ),
+        JobOutcome(skipped.id, JobStatus.SKIPPED, error="ticket deleted"),
+    ]
+    assert ledger.finish_many("w", outcomes) == [False, True, True, True, True]
+    assert ledger.finish_many("w", outcomes[1:2]) == [False]  # once only
+    assert ledger.finish_many("w", []) == []
+    status = {job.id: ledger.get_job(job.id) for job in (done, failed, retried, skipped, lost)}
+    assert {i: j.status if j else None for i, j in status.items()} == {
+        done.id: JobStatus.COMPLETE,
+        failed.id: JobStatus.FAILED,
+        retried.id: JobStatus.FAILED,
+        skipped.id: JobStatus.SKIPPED,
+        lost.id: JobStatus.PROCESSING,
+    }
+    f, r, s = status[failed.id], status[retried.id], status[skipped.id]
+    assert f and f.error_kind == ErrorKind.PERMANENT and f.last_error == "not an image" and f.finished_at
+    assert r and r.error_kind == ErrorKind.TRANSIENT and r.next_attempt_at == retry_at
+    assert s and s.last_error == "ticket deleted"
+    prediction = ledger.get_prediction(done.id)
+    assert prediction and prediction.best_product_id == "P1"
+    assert ledger.get_prediction(lost.id) is None and ledger.get_prediction(failed.id) is None
+    assert [a.outcome for a in ledger.list_attempts(done.id)][-1] == JobStatus.COMPLETE
+
+
+def test_attempt_numbers_keep_increasing_across_a_manual_retry(make_ledger: Callable[..., Ledger]) -> None:
+    """A manual retry resets the job's retry budget, not its history: attempts read 1, 2 (issue #24)."""
+    ledger = make_ledger(FakeClock())
+    job, _ = ledger.submit(_job(1))
+    for worker in ("w1", "w2"):
+        ledger.claim(worker, limit=1, lease_seconds=60)
+        ledger.fail(job.id, worker, kind=ErrorKind.PERMANENT, error="not an image", retry_at=None)
+        ledger.requeue(job.id)
+    assert [(a.attempt, a.worker_id) for a in ledger.list_attempts(job.id)] == [(1, "w1"), (2, "w2")]

@@ -29,6 +29,38 @@
   }
   if (document.getElementById("job-rows")) window.setInterval(pollRows, 1500);
 
+  // Jobs table: row selection for "Retry selected"; the highlighted row (a duplicate submit) in view.
+  var selectAll = document.getElementById("select-all");
+  var bulk = document.getElementById("bulk-form");
+  function boxes() { return document.querySelectorAll('#job-rows input[name="ids"]'); }
+  function countSelected() {
+    var count = Array.prototype.filter.call(boxes(), function (b) { return b.checked; }).length;
+    var label = document.getElementById("selected-count");
+    if (label) label.textContent = count ? count + (count === 1 ? " job selected" : " jobs selected") : "None selected";
+    var button = document.getElementById("retry-selected");
+    if (button) button.disabled = !count;
+  }
+  if (selectAll) {
+    selectAll.addEventListener("change", function () {
+      Array.prototype.forEach.call(boxes(), function (b) { b.checked = selectAll.checked; });
+      countSelected();
+    });
+    document.addEventListener("change", function (event) { if (event.target.name === "ids") countSelected(); });
+    countSelected();
+  }
+  if (bulk) {
+    bulk.addEventListener("submit", function () {
+      var include = document.getElementById("include-permanent");
+      document.getElementById("selected-include-permanent").value = include && include.checked ? "true" : "false";
+    });
+  }
+  // Health chart on a narrow screen: show its right end (the current hour) first.
+  Array.prototype.forEach.call(document.querySelectorAll(".chart-wrap"), function (wrap) {
+    wrap.scrollLeft = wrap.scrollWidth;
+  });
+  var highlighted = document.querySelector("tr.highlight");
+  if (highlighted) highlighted.scrollIntoView({ block: "center" });
+
   // Try page: drop, paste or pick a photo; the results panel is replaced in place.
   var form = document.getElementById("try-form");
   if (!form) return;
@@ -41,6 +73,9 @@
     if (action) return false; // "Submit as a job": a normal form post
     var data = new FormData(form);
     results.classList.add("busy");
+    results.setAttribute("aria-busy", "true");
+    var status = document.getElementById("try-status");
+    if (status) status.textContent = "Matching…";
     fetch(form.action, {
       method: "POST", body: data, credentials: "same-origin",
       headers: { "X-Console-Fragment": "1", "X-CSRF-Token": csrf }
@@ -48,7 +83,12 @@
       .then(function (response) { return response.text(); })
       .then(function (html) { results.innerHTML = html; })
       .catch(function () { results.innerHTML = '<p class="alert" role="alert">The server could not be reached.</p>'; })
-      .then(function () { results.classList.remove("busy"); });
+      .then(function () {
+        results.classList.remove("busy");
+        results.removeAttribute("aria-busy");
+        var done = document.getElementById("try-status");
+        if (done) done.textContent = "";
+      });
     return true;
   }
   form.addEventListener("submit", function (event) {
