@@ -247,39 +247,48 @@ def wait_until(predicate: Callable[[], bool], seconds: float, *, step: float = 0
     return predicate()
 
 
+def start_server(
+    env: dict[str, str],
+    args: Sequence[str] = (),
+    *,
+    log_path: Path,
+    port: int | None = None,
+    wait_seconds: float = 90,
+) -> RunningServer:
+    """Start ``imagematch serve`` (``args`` after ``serve``) with ``env`` on a free port and wait for
+    ``/healthz``; the caller stops it. Its stderr goes to ``log_path``, not a pipe: nobody drains a
+    pipe while it runs, and a full one (the request log lines) would block the server."""
+    port = port or free_port()
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [*CLI, "serve", "--port", str(port), *args], env=env, stdout=subprocess.DEVNULL, stderr=log_file
+        )
+    server = RunningServer(process, port)
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            stderr = log_path.read_text(errors="replace")
+            pytest.fail(f"server exited: {stderr[-2000:]}")
+        try:
+            return httpx.get(f"{server.base_url}/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    if not wait_until(healthy, wait_seconds, step=0.2):
+        server.stop(signal.SIGKILL)
+        pytest.fail(f"server did not become healthy in {wait_seconds:.0f} s")
+    return server
+
+
 @pytest.fixture
 def running_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
-    """Start ``imagematch serve`` (``args`` after ``serve``) with ``env`` on a free port and wait for
-    ``/healthz``; every server started is stopped at the end (a test may SIGKILL one itself). Its
-    stderr goes to a file, not a pipe: nobody drains a pipe while it runs, and a full one (the
-    request log lines) would block the server."""
+    """:func:`start_server` for a test; every server started is stopped at the end (a test may
+    SIGKILL one itself)."""
     started: list[RunningServer] = []
 
     def start(env: dict[str, str], args: Sequence[str] = (), *, port: int | None = None) -> RunningServer:
-        port = port or free_port()
-        log_path = tmp_path / f"serve-{len(started)}.log"
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                [*CLI, "serve", "--port", str(port), *args],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=log_file,
-            )
-        server = RunningServer(process, port)
+        server = start_server(env, args, log_path=tmp_path / f"serve-{len(started)}.log", port=port)
         started.append(server)
-
-        def healthy() -> bool:
-            if process.poll() is not None:
-                stderr = log_path.read_text(errors="replace")
-                pytest.fail(f"server exited: {stderr[-2000:]}")
-            try:
-                return httpx.get(f"{server.base_url}/healthz", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        if not wait_until(healthy, 90, step=0.2):
-            server.stop(signal.SIGKILL)
-            pytest.fail("server did not become healthy in 90 s")
         return server
 
     yield start

@@ -9,11 +9,9 @@ from __future__ import annotations
 import http.server
 import os
 import shutil
-import socket
+import signal
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING
@@ -21,7 +19,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from tests.conftest import REPO, SAMPLE_CATALOG, SAMPLE_QUERIES
+from tests.conftest import CLI, REPO, SAMPLE_CATALOG, SAMPLE_QUERIES, start_server
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -31,12 +29,6 @@ CHROMEDRIVER = shutil.which("chromedriver")
 TOKEN = "console-test-token-0123456789abcdef"
 ARTIFACTS = REPO / "tests" / "artifacts"
 QUERY = SAMPLE_QUERIES.parent / "queries" / "q-00000.jpg"  # a Golden Delicious (GS-000)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait(driver: WebDriver, condition: Callable[[WebDriver], object], timeout: float = 30) -> object:
@@ -80,34 +72,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "IMAGEMATCH_MAX_ATTEMPTS": "1",
         "HF_HUB_OFFLINE": "1",
     }
-    cli = [sys.executable, "-m", "imagematch.cli"]
     build = subprocess.run(
-        [*cli, "index", "build", "--catalog", str(SAMPLE_CATALOG)], env=env, capture_output=True, timeout=600
+        [*CLI, "index", "build", "--catalog", str(SAMPLE_CATALOG)], env=env, capture_output=True, timeout=600
     )
     assert build.returncode == 0, build.stderr[-2000:]
-    port = _free_port()
-    process = subprocess.Popen(
-        [*cli, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    served = start_server(
+        env, ["--host", "127.0.0.1"], log_path=data_dir.parent / "serve.log", wait_seconds=120
     )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail(
-            "imagematch serve did not start: " + (process.stderr.read() if process.stderr else b"").decode()
-        )
-    yield Server(base, process)
-    process.terminate()
-    process.wait(timeout=30)
+    yield Server(served.base_url, served.process)
+    served.stop(signal.SIGTERM)
 
 
 @pytest.fixture(scope="session")

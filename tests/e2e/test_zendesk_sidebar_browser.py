@@ -16,6 +16,7 @@ import http.server
 import json
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -29,7 +30,7 @@ import httpx
 import pytest
 
 from imagematch.sources.zendesk.app_package import package_app
-from tests.conftest import CLI, REPO, SAMPLE_CATALOG, free_port
+from tests.conftest import CLI, REPO, SAMPLE_CATALOG, start_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -207,27 +208,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         [*CLI, "index", "build", "--catalog", str(SAMPLE_CATALOG)], env=env, capture_output=True, timeout=600
     )
     assert build.returncode == 0, build.stderr[-2000:]
-    port = free_port()
-    process = subprocess.Popen(
-        [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    server = start_server(
+        env, ["--host", "127.0.0.1"], log_path=data_dir.parent / "serve.log", wait_seconds=120
     )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail("imagematch serve did not start")
-    yield Served(base)
-    process.terminate()
-    process.wait(timeout=30)
+    yield Served(server.base_url)
+    server.stop(signal.SIGTERM)
 
 
 @pytest.fixture(scope="module")
