@@ -12,14 +12,13 @@ re-matches (its prediction stays).
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import time
 from collections.abc import Set
 from pathlib import Path
 
 import numpy as np
 
+from imagematch.atomic_files import write_atomic
 from imagematch.embedder import Vectors
 
 __all__ = ["PhotoVectorStore"]
@@ -30,6 +29,7 @@ class PhotoVectorStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._labelled: set[str] = set()  # embedder ids whose EMBEDDER file this store has seen
 
     def _folder(self, embedder_id: str) -> Path:
         return self.root / hashlib.sha256(embedder_id.encode()).hexdigest()[:16]
@@ -42,14 +42,12 @@ class PhotoVectorStore:
     def put(self, embedder_id: str, digest: str, vector: Vectors) -> None:
         """Store (or refresh) the photo's vector."""
         path = self._path(embedder_id, digest)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        label = self._folder(embedder_id) / "EMBEDDER"
-        if not label.exists():
-            label.write_text(embedder_id + "\n")
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as out:
-            out.write(np.asarray(vector, dtype="<f4").reshape(-1).tobytes())
-        os.replace(tmp, path)
+        if embedder_id not in self._labelled:  # once per process: this runs for every photo job
+            label = self._folder(embedder_id) / "EMBEDDER"
+            if not label.exists():
+                write_atomic(label, (embedder_id + "\n").encode())
+            self._labelled.add(embedder_id)
+        write_atomic(path, np.asarray(vector, dtype="<f4").reshape(-1).tobytes())
 
     def get(self, embedder_id: str, digest: str) -> Vectors | None:
         """The vector, or ``None`` if it was never stored or was pruned."""

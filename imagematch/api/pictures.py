@@ -1,7 +1,8 @@
 """Pictures for API clients (the Zendesk sidebar app): a job's photo thumbnail and a product's
 catalog picture.
 
-``GET /v1/jobs/{id}/thumbnail`` and ``GET /v1/products/{id}/image`` answer WebP bytes, or with
+``GET /v1/jobs/{id}/thumbnail`` and ``GET /v1/products/{id}/image`` answer JPEG bytes (WebP for a
+thumbnail written before 2026-12-07: the content type says which), or with
 ``?format=json`` a ``data:`` URL in JSON: a Zendesk app must fetch through ``client.request`` (so
 its token stays in Zendesk's proxy), and that call carries text only, no binary bodies.
 
@@ -24,6 +25,7 @@ from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
 from imagematch.fetch import read_uri  # the catalog's own reader (paths, file://, http)
 from imagematch.index.learned import CATALOG
 from imagematch.index.product_index import IndexedImage
+from imagematch.thumbnails import thumbnail_media_type
 
 __all__ = ["PictureFormat", "catalog_picture", "pictures_router"]
 
@@ -40,7 +42,7 @@ def pictures_router(services: Services) -> APIRouter:
 
     @router.get("/v1/jobs/{job_id}/thumbnail", response_class=Response)
     async def job_thumbnail(job_id: int, format: PictureFormat = PictureFormat.IMAGE) -> Response:
-        """The thumbnail of the photo job ``job_id`` processed (WebP, at most 256 px). 404 for an
+        """The thumbnail of the photo job ``job_id`` processed (JPEG, at most 256 px). 404 for an
         unknown job or one whose photo has no thumbnail (not processed yet, skipped, purged)."""
         if await run_in_threadpool(services.ledger.get_job, job_id) is None:
             raise HTTPException(404, f"no job {job_id}")
@@ -51,7 +53,7 @@ def pictures_router(services: Services) -> APIRouter:
 
     @router.get("/v1/products/{product_id}/image", response_class=Response)
     async def product_image(product_id: str, format: PictureFormat = PictureFormat.IMAGE) -> Response:
-        """The product's first catalog image (WebP thumbnail) in the served index; never a
+        """The product's first catalog image (JPEG thumbnail) in the served index; never a
         learned reference. 404 for a product not in the served index or without a readable image."""
         path = await run_in_threadpool(catalog_picture, services, product_id)
         if path is None:
@@ -62,13 +64,14 @@ def pictures_router(services: Services) -> APIRouter:
 
 
 def _picture(path: Path, format: PictureFormat) -> Response:
+    media_type = thumbnail_media_type(path)
     if format is PictureFormat.JSON:
         encoded = base64.b64encode(path.read_bytes()).decode("ascii")
         return JSONResponse(
-            {"content_type": "image/webp", "data_url": f"data:image/webp;base64,{encoded}"},
+            {"content_type": media_type, "data_url": f"data:{media_type};base64,{encoded}"},
             headers={"Cache-Control": PICTURE_CACHE},
         )
-    return FileResponse(path, media_type="image/webp", headers={"Cache-Control": PICTURE_CACHE})
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": PICTURE_CACHE})
 
 
 def is_catalog_image(image: IndexedImage) -> bool:

@@ -25,6 +25,7 @@ from imagematch.console.jobs import job_list_routes, retry_routes
 from imagematch.console.pages import page, safe_next, templates
 from imagematch.console.review import review_routes
 from imagematch.console.tryout import try_routes
+from imagematch.thumbnails import thumbnail_media_type
 
 __all__ = ["console_router", "templates"]
 
@@ -66,13 +67,14 @@ def _shell_routes(router: APIRouter, services: Services) -> None:
             raise HTTPException(404)
         return FileResponse(HERE / "static" / name, media_type=STATIC_FILES[name])
 
-    @router.get("/ui/thumbs/{digest}.webp")
+    @router.get("/ui/thumbs/{digest}.jpg")
+    @router.get("/ui/thumbs/{digest}.webp")  # pages rendered before thumbnails were JPEG
     def thumbnail(digest: str) -> FileResponse:
         if not services.thumbnails.has(digest):
             raise HTTPException(404, "no such thumbnail")
-        return FileResponse(
-            services.thumbnails.path(digest), media_type="image/webp", headers={"Cache-Control": LONG_CACHE}
-        )
+        path = services.thumbnails.path(digest)
+        headers = {"Cache-Control": LONG_CACHE}
+        return FileResponse(path, media_type=thumbnail_media_type(path), headers=headers)
 
     _login_routes(router)
 

@@ -253,7 +253,7 @@ def _card(driver: WebDriver, job_id: int) -> Any:
 def _pictures_loaded(driver: WebDriver) -> bool:
     images = driver.find_elements(By.CSS_SELECTOR, "main img")
     return bool(images) and all(
-        (img.get_attribute("src") or "").startswith("data:image/webp") for img in images
+        (img.get_attribute("src") or "").startswith("data:image/jpeg") for img in images
     )
 
 

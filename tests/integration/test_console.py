@@ -58,10 +58,10 @@ def test_a_matched_photo_shows_its_thumbnail_best_product_and_score(
     line = row(client, job_id)
     assert "badge-complete" in line and "Green" in line and "P-green" in line
     assert re.search(r"\d\.\d{3}", line) and "data-inflight" not in line  # the raw score, no band yet
-    thumb = re.search(r'src="(/ui/thumbs/[0-9a-f]{64}\.webp)"', line)
+    thumb = re.search(r'src="(/ui/thumbs/[0-9a-f]{64}\.jpg)"', line)
     assert thumb is not None
     image = client.get(thumb.group(1))
-    assert image.headers["content-type"] == "image/webp" and "immutable" in image.headers["cache-control"]
+    assert image.headers["content-type"] == "image/jpeg" and "immutable" in image.headers["cache-control"]
     detail = client.get(f"/ui/jobs/{job_id}").text
     assert detail.count('class="match"') == 4 and "P-green/" in detail  # closest reference image id
 

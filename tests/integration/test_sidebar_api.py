@@ -38,9 +38,9 @@ def _ticket(client: TestClient, ticket: str = "101") -> dict[str, Any]:
     return body
 
 
-def _webp(data: bytes) -> Image.Image:
+def _jpeg(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
-    assert image.format == "WEBP"
+    assert image.format == "JPEG"
     return image
 
 
@@ -88,15 +88,16 @@ def test_a_failed_photo_says_why(client: TestClient, services: Services, image_h
     assert photo["file_name"] == "missing.png"
 
 
-def test_thumbnail_as_webp_or_as_a_data_url(client: TestClient, services: Services) -> None:
+def test_thumbnail_as_jpeg_or_as_a_data_url(client: TestClient, services: Services) -> None:
     job_id = _submit(client, image_bytes(RED, mark=1, size=(400, 300)), "big.png")
     assert client.get(f"/v1/jobs/{job_id}/thumbnail").status_code == 404  # not processed yet
     services.make_worker().drain()
     response = client.get(f"/v1/jobs/{job_id}/thumbnail")
-    assert response.status_code == 200 and response.headers["content-type"] == "image/webp"
-    assert max(_webp(response.content).size) == 256
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    assert max(_jpeg(response.content).size) == 256
     as_json = client.get(f"/v1/jobs/{job_id}/thumbnail", params={"format": "json"}).json()
-    prefix = "data:image/webp;base64,"
+    prefix = "data:image/jpeg;base64,"
+    assert as_json["content_type"] == "image/jpeg"
     assert as_json["data_url"].startswith(prefix)
     assert base64.b64decode(as_json["data_url"][len(prefix) :]) == response.content
     assert client.get("/v1/jobs/999999/thumbnail").status_code == 404
@@ -104,8 +105,8 @@ def test_thumbnail_as_webp_or_as_a_data_url(client: TestClient, services: Servic
 
 def test_product_image_is_a_catalog_image(client: TestClient, services: Services) -> None:
     response = client.get("/v1/products/P-red/image")
-    assert response.status_code == 200 and response.headers["content-type"] == "image/webp"
-    red = _webp(response.content).convert("RGB").getpixel((2, 2))
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    red = _jpeg(response.content).convert("RGB").getpixel((2, 2))
     assert isinstance(red, tuple) and red[0] > 150 and red[1] < 90
     assert client.get("/v1/products/P-red/image", params={"format": "json"}).json()["data_url"]
     assert client.get("/v1/products/P-nope/image").status_code == 404

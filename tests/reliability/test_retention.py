@@ -59,7 +59,7 @@ def test_finished_uploads_are_purged_and_the_rest_kept(
 def test_a_purge_refuses_when_the_index_cannot_be_loaded(
     services: Services, settings: Settings, outcomes: Outcomes
 ) -> None:
-    thumbs = [p for p in services.thumbnails.root.rglob("*.webp")]
+    thumbs = [p for p in services.thumbnails.root.rglob("*.jpg")]
     assert thumbs, "the catalog build wrote thumbnails"
     (settings.data_dir / "index" / "CURRENT").write_text("v999999\n")  # points at nothing
     report = purge_stored_photos(services, now=LATER)

@@ -30,14 +30,14 @@ def _job(job_id: int) -> ImageJob:
     )
 
 
-def test_a_large_photo_becomes_a_small_webp_named_by_its_content(tmp_path: Path) -> None:
+def test_a_large_photo_becomes_a_small_jpeg_named_by_its_content(tmp_path: Path) -> None:
     store = ThumbnailStore(tmp_path)
     data = image_bytes(PALETTE["red"], size=(1600, 1200), fmt="JPEG")
     digest = store.put_bytes(data, LIMITS)
     assert digest == sha256_hex(data)
     thumb = Image.open(io.BytesIO(store.path(digest).read_bytes()))
-    assert thumb.format == "WEBP" and max(thumb.size) == 256 and thumb.size[0] > thumb.size[1]
-    assert store.put_bytes(data, LIMITS) == digest and len(list(tmp_path.rglob("*.webp"))) == 1
+    assert thumb.format == "JPEG" and max(thumb.size) == 256 and thumb.size[0] > thumb.size[1]
+    assert store.put_bytes(data, LIMITS) == digest and len(list(tmp_path.rglob("*.jpg"))) == 1
 
 
 def test_a_job_remembers_its_photo(tmp_path: Path) -> None:
