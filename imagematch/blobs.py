@@ -11,6 +11,8 @@ from imagematch.images import sha256_hex
 
 __all__ = ["BlobStore"]
 
+_HEX = frozenset("0123456789abcdef")
+
 
 class BlobStore:
     """Files under ``root/ab/abcdef…`` named by their SHA-256; writes are atomic."""
@@ -19,9 +21,9 @@ class BlobStore:
         self.root = root
 
     def _path(self, digest: str) -> Path:
-        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+        if len(digest) != 64 or not _HEX.issuperset(digest):
             raise ValueError(f"not a sha256 digest: {digest!r}")
-        return self.root / digest[:2] / digest
+        return Path(f"{self.root}/{digest[:2]}/{digest}")  # a string join: every job reads one
 
     def put(self, data: bytes) -> str:
         """Store ``data`` (once) and return its digest."""

@@ -23,6 +23,8 @@ from imagematch.embedder import Vectors
 
 __all__ = ["PhotoVectorStore"]
 
+_HEX = frozenset("0123456789abcdef")
+
 
 class PhotoVectorStore:
     """One vector per (embedder id, photo digest)."""
@@ -35,9 +37,9 @@ class PhotoVectorStore:
         return self.root / hashlib.sha256(embedder_id.encode()).hexdigest()[:16]
 
     def _path(self, embedder_id: str, digest: str) -> Path:
-        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+        if len(digest) != 64 or not _HEX.issuperset(digest):
             raise ValueError(f"not a sha256 digest: {digest!r}")
-        return self._folder(embedder_id) / digest[:2] / f"{digest}.f32"
+        return Path(f"{self._folder(embedder_id)}/{digest[:2]}/{digest}.f32")
 
     def put(self, embedder_id: str, digest: str, vector: Vectors) -> None:
         """Store (or refresh) the photo's vector."""

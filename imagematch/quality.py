@@ -131,8 +131,12 @@ def hash_distance(a: str, b: str) -> int:
 def _laplacian_variance(pixels: np.ndarray) -> float:
     if min(pixels.shape) < 3:
         return 0.0
-    centre = pixels[1:-1, 1:-1]
-    laplacian = pixels[:-2, 1:-1] + pixels[2:, 1:-1] + pixels[1:-1, :-2] + pixels[1:-1, 2:] - 4 * centre
+    # Summed in place, in the order of up + down + left + right - 4 × centre: the same float32
+    # values as the plain expression, without its four temporary arrays (it runs for every job).
+    laplacian = pixels[:-2, 1:-1] + pixels[2:, 1:-1]
+    laplacian += pixels[1:-1, :-2]
+    laplacian += pixels[1:-1, 2:]
+    laplacian -= 4 * pixels[1:-1, 1:-1]
     return float(laplacian.var())
 
 
@@ -149,5 +153,7 @@ def _perceptual_hash(grey: Image.Image) -> str:
     small = np.asarray(grey.resize((_HASH_SIDE, _HASH_SIDE), Image.Resampling.BOX), dtype=np.float64)
     dct = _dct_matrix(_HASH_SIDE)
     low = (dct @ small @ dct.T)[:_HASH_BITS, :_HASH_BITS].flatten()
-    bits = low > np.median(low[1:])  # the DC term would dominate the median
-    return f"{int(''.join('1' if bit else '0' for bit in bits), 2):016x}"
+    # The median of the 63 AC terms (the DC term would dominate it): an odd count, so the middle
+    # one once sorted, as np.median finds it, at a tenth of its Python overhead.
+    median = np.sort(low[1:])[(_HASH_BITS * _HASH_BITS - 1) // 2]
+    return np.packbits(low > median).tobytes().hex()  # first coefficient → most significant bit

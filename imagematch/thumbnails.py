@@ -55,11 +55,11 @@ def render_thumbnail(image: Image.Image, *, size: int = THUMBNAIL_PX) -> bytes:
     width, height = small.size
     if max(width, height) > size:
         scale = size / max(width, height)
-        # reducing_gap=1: box-reduce by the whole factor first, then bilinear (Pillow's filters
-        # widen with the scale, so it still averages every pixel) for the rest, under 2×: 0.9 ms
-        # for a 348 px photo against bicubic's 1.5; no visible difference at 256 px.
+        # BOX: each thumbnail pixel the average of the photo's pixels it covers (an area filter,
+        # no aliasing at any factor): 0.6 ms for a 348 px photo against bicubic's 1.5 (it ran for
+        # every job); at 256 px it looks the same.
         fit = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = small.resize(fit, Image.Resampling.BILINEAR, reducing_gap=1.0)
+        small = small.resize(fit, Image.Resampling.BOX)
     buffer = io.BytesIO()
     small.save(buffer, format="JPEG", quality=80)
     return buffer.getvalue()
