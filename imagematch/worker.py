@@ -22,6 +22,7 @@ from typing import Any
 from imagematch.dispatch import Dispatch
 from imagematch.errors import NoHandlerError
 from imagematch.job_kinds import JobAnswer, JobKinds, JobKindSpec
+from imagematch.lease_renewal import LeaseRenewer
 from imagematch.ledger import Clock, Ledger, utcnow
 from imagematch.models import ImageJob, JobStatus
 from imagematch.observed_jobs import JobObservation, job_started
@@ -100,6 +101,7 @@ class Worker(OutcomeRecording):
         self.clock = clock
         self.batch_size = max(1, batch_size)
         self._pool = pool  # runs the jobs' CPU stages side by side (None: in the worker's thread)
+        self._leases = LeaseRenewer(name=f"leases-{self.worker_id}")  # renews its batches' leases
 
     def run_once(self, *, limit: int | None = None) -> int:
         """Claim up to ``limit`` (default ``batch_size``) due jobs, run them as one batch; how many."""
@@ -171,7 +173,11 @@ class Worker(OutcomeRecording):
         batch = _Batch(jobs)
         if jobs:
             batch.lease = LeaseKeeper(
-                self.ledger, [j.id for j in jobs], self.worker_id, lease_seconds=self.lease_seconds
+                self.ledger,
+                [j.id for j in jobs],
+                self.worker_id,
+                lease_seconds=self.lease_seconds,
+                renewer=self._leases,
             )
             batch.lease.start()
             batch.work = [self._begin(job) for job in jobs]
@@ -231,7 +237,8 @@ class Worker(OutcomeRecording):
 
 
 class LeaseKeeper:
-    """Renews the leases of a batch's jobs every third of their length from a background thread.
+    """Renews the leases of a batch's jobs every third of their length, on its worker's
+    :class:`~imagematch.lease_renewal.LeaseRenewer` thread.
 
     A failed renewal (the ledger briefly unreachable) is retried with backoff: a lease must not
     lapse while its job runs, or the sweep hands it to a second worker. A job is lost once the
@@ -247,22 +254,31 @@ class LeaseKeeper:
         *,
         lease_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        renewer: LeaseRenewer | None = None,
     ) -> None:
         self._ledger = ledger
         self._job_ids = job_ids
         self._worker_id = worker_id
         self._lease_seconds = lease_seconds
         self._clock = clock
-        self._stop = threading.Event()
+        self._renewer = renewer or LeaseRenewer(name=f"lease-{job_ids[0]}")
         self._lost: set[int] = set()
-        self._thread = threading.Thread(target=self._renew, name=f"lease-{job_ids[0]}", daemon=True)
+        self._stepping = threading.Lock()  # held while a renewal runs: stop() waits it out
+        self._stopped = False
+        self._last_renewed = clock()
+        self._failures = 0
 
     def start(self) -> None:
-        self._thread.start()
+        self._last_renewed = self._clock()
+        self._renewer.add(self, self._lease_seconds / 3)
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+        """Renew no more (idempotent); a renewal under way is waited for."""
+        self._renewer.remove(self)
+
+    def halt(self) -> None:
+        with self._stepping:
+            self._stopped = True
 
     def is_lost(self, job_id: int) -> bool:
         return job_id in self._lost
@@ -270,25 +286,28 @@ class LeaseKeeper:
     def _held(self) -> list[int]:
         return [job_id for job_id in self._job_ids if job_id not in self._lost]
 
-    def _renew(self) -> None:
+    def renew_step(self) -> float | None:
+        """Renew the held leases once; seconds until the next try (sooner after a failure, backing
+        off, within the lease), ``None`` when stopped or none is held any more."""
         interval = self._lease_seconds / 3
-        last_renewed = self._clock()
-        delay, failures = interval, 0
-        while not self._stop.wait(delay):
+        with self._stepping:
+            if self._stopped:
+                return None
             try:
                 self._renew_each()
             except Exception as exc:  # a blip: retry sooner, backing off, within the lease
-                failures += 1
-                if self._clock() - last_renewed >= self._lease_seconds:
+                self._failures += 1
+                if self._clock() - self._last_renewed >= self._lease_seconds:
                     log.warning("jobs %s: no lease renewal for a whole lease; giving them up", self._held())
                     self._lost.update(self._job_ids)
-                    return
-                delay = min(interval, 0.5 * 2 ** (failures - 1))
+                    return None
+                delay = min(interval, 0.5 * 2 ** (self._failures - 1))
                 log.warning("jobs %s: lease renewal failed (%s); retry in %.1f s", self._held(), exc, delay)
-                continue
+                return delay
             if not self._held():
-                return
-            last_renewed, delay, failures = self._clock(), interval, 0
+                return None
+            self._last_renewed, self._failures = self._clock(), 0
+            return interval
 
     def _renew_each(self) -> None:
         for job_id in self._held():
