@@ -156,13 +156,14 @@ def build_services(
     matcher = Matcher(embedder, index, top_k=settings.top_k, min_score=settings.min_score)
     limits = image_limits(settings)
     vectors = PhotoVectorStore(settings.data_dir / "photo_vectors")
+    blobs = BlobStore(settings.data_dir / "blobs")
     services = Services(
         settings=settings,
         ledger=ledger,
         embedder=embedder,
         snapshots=snapshots,
         index=index,
-        blobs=BlobStore(settings.data_dir / "blobs"),
+        blobs=blobs,
         http=http,
         fetcher=fetcher,
         matcher=matcher,
@@ -170,7 +171,7 @@ def build_services(
         model=settings.model,
         policy=_retry_policy(settings),
         clock=clock,
-        thumbnails=ThumbnailStore(settings.data_dir / "thumbnails"),
+        thumbnails=ThumbnailStore(settings.data_dir / "thumbnails", originals=blobs, limits=limits),
         dispatchers=Dispatchers([dispatch] if dispatch else []),
     )
     _register_kinds(services, catalog_updater)

@@ -42,6 +42,10 @@ class BlobStore:
     def has(self, digest: str) -> bool:
         return self._path(digest).exists()
 
+    def path(self, digest: str) -> Path:
+        """Where the blob ``digest`` is (or would be) stored; ValueError if malformed."""
+        return self._path(digest)
+
     def get(self, digest: str) -> bytes:
         """Raises :class:`SubjectGoneError` if the blob was deleted."""
         try:

@@ -90,11 +90,17 @@ def active_blob_digests(ledger: Ledger, *, page: int = 500) -> set[str]:
     return found
 
 
-def _purge_blobs(root: Path, *, cutoff: float, keep: Callable[[str], bool]) -> int:
+def _purge_blobs(
+    root: Path, *, cutoff: float, keep: Callable[[str], bool], last_use: Callable[[str, Path], None]
+) -> int:
     removed = 0
     for path in root.glob("??/*") if root.exists() else ():
         old = path.is_file() and not path.name.startswith(".") and path.stat().st_mtime < cutoff
         if old and not keep(path.name):
+            try:
+                last_use(path.name, path)
+            except (ImageMatchError, OSError) as exc:  # not an image: nothing to keep of it
+                log.info("upload %s…: no thumbnail kept: %s", path.name[:12], exc)
             path.unlink(missing_ok=True)
             removed += 1
     return removed
@@ -120,6 +126,9 @@ def purge_stored_photos(services: Services, *, now: datetime | None = None) -> R
         services.blobs.root,
         cutoff=at - settings.upload_retention_days * 86400,
         keep=lambda digest: digest in active or any(keeper(digest) for keeper in keepers),
+        # An upload's thumbnail is made when first shown: one never shown is made now, dated as
+        # the upload, so the console keeps it for the thumbnails' retention.
+        last_use=services.thumbnails.keep_original,
     )
     return RetentionReport(thumbnails, blobs, refused)
 

@@ -1,8 +1,11 @@
 """Small JPEG thumbnails of query photos and catalog reference images, for the operator console.
 
-Written when a photo is processed (uploads, URLs and Zendesk attachments alike), so the console
-never downloads an image again (and never needs Zendesk credentials to show one), and for catalog
-reference images when an index is built or a live catalog event is applied.
+Written when a photo is processed (URLs and Zendesk attachments), so the console never downloads
+an image again (and never needs Zendesk credentials to show one), and for catalog reference images
+when an index is built or a live catalog event is applied. An *uploaded* photo's original is kept
+(``blobs/``), so its thumbnail is made when first asked for (:meth:`ThumbnailStore.ensure`), or
+when the original is purged, and none costs a job's CPU; it is dated as the original, so the
+thumbnail retention counts from the upload either way.
 
 Layout under ``root`` (the data dir, a Volume on Modal)::
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -26,8 +30,10 @@ from pathlib import Path
 from PIL import Image
 
 from imagematch.atomic_files import write_atomic
+from imagematch.blobs import BlobStore
 from imagematch.errors import ImageMatchError
 from imagematch.images import ImageLimits, sha256_hex
+from imagematch.job_kinds import image_ref_for_blob
 from imagematch.models import ImageJob
 
 __all__ = ["THUMBNAIL_PX", "ThumbnailStore", "thumbnail_media_type"]
@@ -68,8 +74,37 @@ def render_thumbnail(image: Image.Image, *, size: int = THUMBNAIL_PX) -> bytes:
 class ThumbnailStore:
     """Content-addressed thumbnails under ``root`` (see the module docstring)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self, root: Path, *, originals: BlobStore | None = None, limits: ImageLimits | None = None
+    ) -> None:
         self.root = root
+        self.originals = originals  # uploaded photos: their thumbnails are made from these
+        self.limits = limits  # how they are decoded then
+
+    def ensure(self, digest: str) -> Path | None:
+        """The thumbnail of ``digest``, made now from its uploaded original if it has none yet;
+        ``None`` when there is neither (never written, past retention, or not an image)."""
+        if not _is_digest(digest):
+            return None
+        if (existing := self._existing(digest)) is not None:
+            return existing
+        if self.originals is None or self.limits is None:
+            return None
+        try:
+            self.keep_original(digest, self.originals.path(digest))
+        except (ImageMatchError, OSError) as exc:  # gone meanwhile (retention), or not an image
+            log.info("no thumbnail for %s…: %s", digest[:12], exc)
+            return None
+        return self._existing(digest)
+
+    def keep_original(self, digest: str, original: Path) -> None:
+        """Write the thumbnail of an uploaded original (file ``original``) if it has none, dated as
+        the original. Raises OSError, or PermanentError when it is not an image."""
+        if self.has(digest) or self.limits is None:
+            return
+        written = original.stat().st_mtime
+        self.put(digest, self.limits.decode(original.read_bytes()))
+        os.utime(self.path(digest), (written, written))
 
     def path(self, digest: str) -> Path:
         """Where the thumbnail of the image with SHA-256 ``digest`` lives (the file there, in
@@ -103,21 +138,28 @@ class ThumbnailStore:
         return digest
 
     def record_job_photo(self, job: ImageJob, data: bytes, image: Image.Image) -> None:
-        """Keep a thumbnail of the photo ``job`` processed. Never raises: a thumbnail is a nicety
-        and must not fail the job it illustrates."""
+        """Keep a thumbnail of the photo ``job`` processed (an uploaded one: note its original,
+        the thumbnail comes when asked for). Never raises: a thumbnail is a nicety and must not
+        fail the job it illustrates."""
+        digest = sha256_hex(data)
         try:
-            digest = self.put(sha256_hex(data), image)
+            uploaded = self.originals is not None and job.payload.get("image") == image_ref_for_blob(digest)
+            if not uploaded:
+                self.put(digest, image)
             write_atomic(self.root / "jobs" / str(job.id), digest.encode())
         except OSError as exc:
             log.warning("job %s: thumbnail not written: %s", job.id, exc)
 
     def job_photo(self, job_id: int) -> str | None:
-        """The digest of the thumbnail recorded for ``job_id``, if any is still there."""
+        """The digest of the photo ``job_id`` processed, while it has a thumbnail or an uploaded
+        original to make one from (:meth:`ensure`)."""
         try:
             digest = (self.root / "jobs" / str(job_id)).read_text().strip()
         except OSError:
             return None
-        return digest if self.has(digest) else None
+        if self.has(digest) or (self.originals is not None and self.originals.has(digest)):
+            return digest
+        return None
 
     def ensure_catalog(
         self,

@@ -301,7 +301,7 @@ class LeaseKeeper:
                     log.warning("jobs %s: no lease renewal for a whole lease; giving them up", self._held())
                     self._lost.update(self._job_ids)
                     return None
-                delay = min(interval, 0.5 * 2 ** (self._failures - 1))
+                delay: float = min(interval, 0.5 * 2.0 ** (self._failures - 1))
                 log.warning("jobs %s: lease renewal failed (%s); retry in %.1f s", self._held(), exc, delay)
                 return delay
             if not self._held():

@@ -47,9 +47,11 @@ def pictures_router(services: Services) -> APIRouter:
         if await run_in_threadpool(services.ledger.get_job, job_id) is None:
             raise HTTPException(404, f"no job {job_id}")
         digest = services.thumbnails.job_photo(job_id)
-        if digest is None:
+        # An upload's thumbnail is made on first use; None if its original went meanwhile.
+        path = None if digest is None else await run_in_threadpool(services.thumbnails.ensure, digest)
+        if path is None:
             raise HTTPException(404, f"job {job_id} has no thumbnail")
-        return _picture(services.thumbnails.path(digest), format)
+        return _picture(path, format)
 
     @router.get("/v1/products/{product_id}/image", response_class=Response)
     async def product_image(product_id: str, format: PictureFormat = PictureFormat.IMAGE) -> Response:

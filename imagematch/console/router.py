@@ -70,9 +70,9 @@ def _shell_routes(router: APIRouter, services: Services) -> None:
     @router.get("/ui/thumbs/{digest}.jpg")
     @router.get("/ui/thumbs/{digest}.webp")  # pages rendered before thumbnails were JPEG
     def thumbnail(digest: str) -> FileResponse:
-        if not services.thumbnails.has(digest):
+        path = services.thumbnails.ensure(digest)  # an upload's is made on first use
+        if path is None:
             raise HTTPException(404, "no such thumbnail")
-        path = services.thumbnails.path(digest)
         headers = {"Cache-Control": LONG_CACHE}
         return FileResponse(path, media_type=thumbnail_media_type(path), headers=headers)
 

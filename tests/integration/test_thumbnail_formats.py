@@ -23,7 +23,8 @@ def _upload(client: TestClient, data: bytes) -> int:
 
 def _as_legacy_webp(services: Services, digest: str) -> None:
     """Turn the job's JPEG thumbnail into the WebP file an older version would have written."""
-    jpeg = services.thumbnails.path(digest)
+    jpeg = services.thumbnails.ensure(digest)
+    assert jpeg is not None and jpeg.suffix == ".jpg"
     buffer = io.BytesIO()
     Image.open(jpeg).save(buffer, format="WEBP")
     jpeg.with_suffix(".webp").write_bytes(buffer.getvalue())
@@ -57,6 +58,7 @@ def test_a_purged_thumbnail_is_a_404_not_an_error(client: TestClient, services: 
     digest = sha256_hex(data)
     assert client.get(f"/v1/jobs/{job_id}/thumbnail").status_code == 200
     services.thumbnails.path(digest).unlink()  # purged by retention; the job's pointer is left
+    services.blobs.path(digest).unlink()  # and so was the upload it could be made from again
 
     for params in ({}, {"format": "json"}):
         response = client.get(f"/v1/jobs/{job_id}/thumbnail", params=params)
