@@ -2,10 +2,12 @@
 
 Usage: ``python bench/job_ceiling.py [--seconds S] [--ledgers sqlite postgres]`` (prints only;
 ``bench/pipeline_throughput.py`` writes the figures). The same pipeline as served — claim, read
-the blob, decode, thumbnail, quality signals, preprocess, embed, search a 1,000-product snapshot,
-store the photo's vector, write the prediction, lease — with the ``tiny`` test embedder (an 8×8
+the blob, decode, quality signals, preprocess, embed, search a 1,000-product snapshot, store the
+photo's vector, write the prediction, lease — with the ``tiny`` test embedder (an 8×8
 colour signature: its forward pass is ~0). So this is the most a container with this many cores
-could do whatever GPU it had: **a ceiling, not a throughput of the real model**.
+could do whatever GPU it had: **a ceiling, not a throughput of the real model**. The photos are
+uploads, whose thumbnails are made when first shown (``imagematch.thumbnails``): a fetched photo
+(a URL, a Zendesk attachment) also has its thumbnail written by its job, ~1 ms more at ~350 px.
 
 Jobs are submitted untimed in rounds of ``ROUND`` (each a new photo), then ``serve``'s worker
 pool (``IMAGEMATCH_WORKERS`` threads, ``drain()`` each) runs them, timed, until none is due.
@@ -39,7 +41,7 @@ ROUND = 256  # jobs submitted, then drained, per timed round
 
 def new_photos(photos: list[bytes]) -> Iterator[bytes]:
     """The query photos over and over, each made a new file (bytes after a JPEG's end change its
-    digest, not its pixels), so every job writes its thumbnail and vector as in service."""
+    digest, not its pixels), so every job writes its vector as in service."""
     for n in count():
         yield photos[n % len(photos)] + n.to_bytes(8, "big")
 

@@ -4,7 +4,7 @@ Usage: ``python bench/pipeline_throughput.py [--seconds S] [--no-write]`` (``BEN
 per side instead of 20).
 
 *Pipeline*, as served: ``match_image`` jobs (query photos of ``examples/grocery`` stored as blobs)
-run by workers — claim, read the blob, decode, thumbnail, quality signals, preprocess, embed,
+run by workers — claim, read the blob, decode, quality signals, preprocess, embed,
 search a 1,000-product synthetic snapshot, store the photo's vector, write the prediction to the
 SQLite ledger. A worker takes one job at a time, so the batch is 1: measured with one worker, and
 with ``serve``'s pool (``IMAGEMATCH_WORKERS`` threads, 2 by default), whose workers overlap one
@@ -17,7 +17,8 @@ size, in the same process, by as many threads at once as there are workers.
 Measured alike: both sides run with the allocator tuning the ``imagematch`` command applies, in
 alternating slices of about half a second until each side has run ``--seconds``, so load from other
 processes on a shared machine falls on both sides alike. Each job is a new photo (its bytes made
-unique), as in service: a repeated photo would skip its thumbnail and vector writes. Also measures
+unique), as in service: a repeated photo would skip its vector write (an upload's thumbnail is
+made when first shown, not by its job: ``imagematch.thumbnails``). Also measures
 where a batch-1 job's time goes, stage by stage. Goal: pipeline ÷ forward ≥ 0.9. Writes the
 ``pipeline`` section of BENCHMARKS.md; asserts nothing.
 """
@@ -66,7 +67,7 @@ Slice = Callable[[], tuple[int, float]]
 
 def new_photos(photos: list[bytes]) -> Iterator[bytes]:
     """The query photos over and over, each made a new file: bytes after a JPEG's end are ignored
-    by decoders but change its digest, so every job writes a thumbnail and a vector, as served."""
+    by decoders but change its digest, so every job writes its vector, as served."""
     for n in count():
         yield photos[n % len(photos)] + n.to_bytes(8, "big")
 
@@ -311,7 +312,8 @@ def markdown(
         "pass slows many-fold under load.",
         "",
         f"`{embedder_id}` on CPU, query photos of `examples/grocery` (348×348 JPEGs), each job a new "
-        "photo. *Pipeline*: claim or take the photos, decode, thumbnail, quality signals, preprocess, "
+        "photo, uploaded (its thumbnail is made when first shown, not by its job). *Pipeline*: claim "
+        "or take the photos, decode, quality signals, preprocess, "
         "embed, search a 1,000-product snapshot, store the vector, write the prediction to the SQLite "
         "ledger; `serve`'s workers overlap one job's serial steps with another's forward pass. "
         "*Forward*: the model alone on a preprocessed batch of the same size, same process, by as many "
@@ -330,7 +332,7 @@ def markdown(
     lines += [
         f"| a whole job, one worker (1000 ÷ its img/s above) | {1000 / rows[0][1]:.1f} |",
         "",
-        "The rest of a job (claim, blob read, search, vector and prediction writes, lease thread) is "
+        "The rest of a job (claim, blob read, search, vector and prediction writes, leases) is "
         "the difference. A worker runs these steps one after another on one core while the forward "
         "pass uses both, so it reaches 0.9 only if they take under a ninth of a forward pass.",
     ]
@@ -349,8 +351,9 @@ def extra_markdown(
         "### The ceiling with a free model (`bench/job_ceiling.py`)",
         "",
         "**A ceiling, not the real model's throughput**: the same pipeline (claim, blob read, decode, "
-        "thumbnail, quality signals, preprocess, embed, search a 1,000-product snapshot, vector and "
-        "prediction writes, leases) with the `tiny` test embedder, whose forward pass costs ~0, run by "
+        "quality signals, preprocess, embed, search a 1,000-product snapshot, vector and "
+        "prediction writes, leases; uploads, so no thumbnail: a fetched photo's adds ~1 ms) with the "
+        "`tiny` test embedder, whose forward pass costs ~0, run by "
         "`serve`'s workers until no job is due: the most a GPU container with these cores could do. "
         "*CPU ms per job* is this process's CPU time per job (steadier than jobs/s on a shared "
         "machine; a Postgres server's own CPU is not in it). *Before*: the code before this change, "
