@@ -193,7 +193,7 @@ def stage_costs(services: Any, photos: list[bytes], rounds: int) -> dict[str, fl
 
     for n in range(rounds + 1):
         image = timed("decode", services.photos.decode, PhotoBytes(photos[n % len(photos)]))
-        timed("thumbnail", render_thumbnail, image)
+        timed("thumbnail (fetched photos only)", render_thumbnail, image)
         timed("quality signals", measure_quality, image)
         tensor = timed("preprocess", embedder._preprocess, image)
         with torch.inference_mode():
