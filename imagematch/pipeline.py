@@ -26,7 +26,7 @@ from imagematch.job_kinds import BLOB_PREFIX, JobAnswer, JobKindSpec, JobStages,
 from imagematch.log_context import bound
 from imagematch.metrics import stage_timer as _stage
 from imagematch.metrics import timed_stage
-from imagematch.models import ImageJob, MatchRequest, MatchResult, NewPrediction, Product
+from imagematch.models import Job, MatchRequest, MatchResult, NewPrediction, Product
 from imagematch.observed_jobs import job_fields
 from imagematch.photo_vectors import PhotoVectorStore
 from imagematch.quality import QualityBar, QualityReport, assess_quality, measure_quality
@@ -92,11 +92,11 @@ PredictionAdditions = dict[str, Any]
 # persists (e.g. a note job) is durable first. It must be idempotent: a crash re-runs the job.
 # Every hook of a kind sees the same prediction (a copy of its own) and returns what it adds, so
 # registration order cannot change what a hook sees; two hooks adding one field is a bug.
-CompletionHook = Callable[[ImageJob, Any, NewPrediction], PredictionAdditions | None]
+CompletionHook = Callable[[Job, Any, NewPrediction], PredictionAdditions | None]
 
 # Told every job's photo once decoded (its source bytes and the image), whatever the kind: the
 # console keeps a thumbnail, so it never downloads the photo again. Must not raise.
-PhotoHook = Callable[[ImageJob, bytes, Image.Image], None]
+PhotoHook = Callable[[Job, bytes, Image.Image], None]
 
 
 class Matcher:
@@ -302,7 +302,7 @@ class PhotoMatching:
         )
         return PhotoMatch(result, image, quality, sha256_hex(data))
 
-    def match_job(self, job: ImageJob, payload: P, loader: PhotoLoader[P]) -> NewPrediction:
+    def match_job(self, job: Job, payload: P, loader: PhotoLoader[P]) -> NewPrediction:
         """Load, decode and match the job's photo, run the kind's hooks, return the prediction.
 
         Raises SubjectGoneError (skipped by rule, photo gone, not an image), PermanentError and
@@ -314,7 +314,7 @@ class PhotoMatching:
         assert answer is not None
         return answer
 
-    def prepare_photo(self, job: ImageJob, payload: P, loader: PhotoLoader[P]) -> PreparedPhoto:
+    def prepare_photo(self, job: Job, payload: P, loader: PhotoLoader[P]) -> PreparedPhoto:
         """The CPU part of :meth:`match_job` (load, decode, photo hooks, quality, the model's
         preprocessing): thread-safe, so a worker runs a batch's photos side by side."""
         with timed_stage("load", job.kind):
@@ -331,7 +331,7 @@ class PhotoMatching:
         prepare_ms = (time.perf_counter() - started) * 1000
         return PreparedPhoto(sha256_hex(loaded.data), quality, model_input, prepare_ms)
 
-    def finish_photos(self, batch: list[tuple[ImageJob, Any, Any]]) -> list[JobAnswer]:
+    def finish_photos(self, batch: list[tuple[Job, Any, Any]]) -> list[JobAnswer]:
         """The rest of :meth:`match_job` for a batch of prepared photos: one forward pass and one
         search (:meth:`Matcher.match_prepared`), each photo's vector stored, each kind's hooks
         run. One answer per photo: its prediction, or the exception its hooks raised (that job
@@ -350,7 +350,7 @@ class PhotoMatching:
         ]
 
     def _predict(
-        self, job: ImageJob, payload: PhotoPayload, prepared: PreparedPhoto, result: MatchResult
+        self, job: Job, payload: PhotoPayload, prepared: PreparedPhoto, result: MatchResult
     ) -> JobAnswer:
         """The job's prediction once its kind's hooks ran, or the exception one of them raised."""
         prediction = NewPrediction(
@@ -369,7 +369,7 @@ class PhotoMatching:
         except Exception as exc:
             return exc
 
-    def _complete(self, job: ImageJob, payload: Any, prediction: NewPrediction) -> NewPrediction:
+    def _complete(self, job: Job, payload: Any, prediction: NewPrediction) -> NewPrediction:
         """Run the kind's completion hooks, each on its own copy; merge what they add."""
         additions: PredictionAdditions = {}
         for hook in self._hooks.get(job.kind, []):

@@ -27,7 +27,7 @@ from PIL import Image
 
 from imagematch.errors import ImageMatchError
 from imagematch.images import ImageLimits, sha256_hex
-from imagematch.models import ImageJob
+from imagematch.models import Job
 
 __all__ = ["THUMBNAIL_PX", "ThumbnailStore"]
 
@@ -97,7 +97,7 @@ class ThumbnailStore:
             self.put(digest, limits.decode(data))
         return digest
 
-    def record_job_photo(self, job: ImageJob, data: bytes, image: Image.Image) -> None:
+    def record_job_photo(self, job: Job, data: bytes, image: Image.Image) -> None:
         """Keep a thumbnail of the photo ``job`` processed. Never raises: a thumbnail is a nicety
         and must not fail the job it illustrates."""
         try:

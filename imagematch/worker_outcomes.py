@@ -14,7 +14,7 @@ from imagematch.errors import SubjectGoneError
 from imagematch.job_kinds import JobAnswer
 from imagematch.ledger import Clock, JobOutcome, Ledger
 from imagematch.metrics import timed_batch_stage
-from imagematch.models import ErrorKind, ImageJob, JobStatus
+from imagematch.models import ErrorKind, Job, JobStatus
 from imagematch.observed_jobs import observed_job
 from imagematch.retry import RetryPolicy
 
@@ -28,13 +28,13 @@ log = logging.getLogger("imagematch.worker")
 
 
 class _Work(Protocol):
-    job: ImageJob
+    job: Job
     seen: JobObservation
 
 
 class _Batch(Protocol):
     @property
-    def jobs(self) -> list[ImageJob]: ...
+    def jobs(self) -> list[Job]: ...
     @property
     def work(self) -> Sequence[_Work]: ...
     @property
@@ -95,7 +95,7 @@ class OutcomeRecording:
         return outcome
 
     def _outcome(
-        self, job: ImageJob, answer: JobAnswer, failed: Callable[[BaseException, ErrorKind], None]
+        self, job: Job, answer: JobAnswer, failed: Callable[[BaseException, ErrorKind], None]
     ) -> JobOutcome:
         if isinstance(answer, SubjectGoneError):
             return JobOutcome(job.id, JobStatus.SKIPPED, error=str(answer))

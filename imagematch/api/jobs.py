@@ -11,7 +11,7 @@ from imagematch.api.schemas import JobOut, JobPage, PredictionPage
 from imagematch.app import Services
 from imagematch.images import sha256_hex
 from imagematch.job_kinds import MatchImagePayload, image_ref_for_blob, new_job
-from imagematch.models import ImageJob, JobStatus, Prediction
+from imagematch.models import Job, JobStatus, Prediction
 
 __all__ = ["jobs_router", "submit_router"]
 
@@ -76,7 +76,7 @@ def jobs_router(services: Services) -> APIRouter:
         cursor: int | None = Query(None, description="`next_cursor` of the previous page."),
     ) -> JobPage:
         """Jobs, newest first (keyset pagination)."""
-        jobs: list[ImageJob] = await run_in_threadpool(
+        jobs: list[Job] = await run_in_threadpool(
             lambda: ledger.list_jobs(status=status, source=source, limit=limit, before_id=cursor)
         )
         return JobPage(

@@ -30,7 +30,7 @@ from imagematch.deploy import VolumeSync
 from imagematch.dispatch import RoutedDispatch
 from imagematch.images import decode_image
 from imagematch.job_kinds import image_ref_for_blob
-from imagematch.models import ErrorKind, ImageJob, MatchResult, NewJob
+from imagematch.models import ErrorKind, Job, MatchResult, NewJob
 from tests.conftest import PALETTE, REPO, image_bytes
 
 modal = pytest.importorskip("modal")
@@ -77,7 +77,7 @@ def decode(data: bytes) -> Image.Image:
     return decode_image(data, max_bytes=10**7, max_pixels=10**7)
 
 
-def blob_job(services: Services, key: str, colour: str, mark: int = 1) -> ImageJob:
+def blob_job(services: Services, key: str, colour: str, mark: int = 1) -> Job:
     """A persisted upload job, as ``POST /v1/images`` creates it."""
     digest = services.blobs.put(png(colour, mark))
     job, _ = services.ledger.submit(
