@@ -54,9 +54,9 @@ class JobObservation:
         self.status = status
         return status
 
-    def failed(self, error: BaseException, kind: ErrorKind) -> None:
+    def failed(self, error: BaseException, error_kind: ErrorKind) -> None:
         """A failed attempt; a permanent one is reported (Sentry) with the job's id and kind."""
-        if kind == ErrorKind.PERMANENT:
+        if error_kind == ErrorKind.PERMANENT:
             report_permanent_failure(self.job, error)
 
 
@@ -69,9 +69,7 @@ def job_started(job: Job, worker_id: str) -> JobObservation:
 
 
 @contextmanager
-def observed_job(
-    job: Job, worker_id: str, *, seen: JobObservation | None = None
-) -> Iterator[JobObservation]:
+def observed_job(job: Job, worker_id: str, *, seen: JobObservation | None = None) -> Iterator[JobObservation]:
     """Bind ``job_id``, ``kind``, ``source``, ``entity``, ``attempt``, ``worker`` and the job's
     ``request_id`` for the block; log its start (unless ``seen`` started already) and its outcome."""
     seen = seen or job_started(job, worker_id)

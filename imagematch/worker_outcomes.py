@@ -101,12 +101,14 @@ class OutcomeRecording:
             return JobOutcome(job.id, JobStatus.SKIPPED, error=str(answer))
         if isinstance(answer, Exception):
             decision = self.policy.decide(attempts=job.attempts, error=answer, now=self.clock())
-            log.warning("job %s attempt %s failed (%s): %s", job.id, job.attempts, decision.kind, answer)
-            failed(answer, decision.kind)  # a permanent failure is reported (Sentry)
+            log.warning(
+                "job %s attempt %s failed (%s): %s", job.id, job.attempts, decision.error_kind, answer
+            )
+            failed(answer, decision.error_kind)  # a permanent failure is reported (Sentry)
             return JobOutcome(
                 job.id,
                 JobStatus.FAILED,
-                error_kind=decision.kind,
+                error_kind=decision.error_kind,
                 error=_error_summary(answer),
                 retry_at=decision.retry_at,
             )

@@ -164,7 +164,7 @@ class Ledger(LabelStore, Protocol):
         job_id: int,
         worker_id: str,
         *,
-        kind: ErrorKind,
+        error_kind: ErrorKind,
         error: str,
         retry_at: datetime | None,
     ) -> bool:

@@ -139,10 +139,10 @@ class FunctionLedger(FunctionLabels, ABC):
         return self._finish(job_id, worker_id, JobStatus.COMPLETE, prediction=prediction)
 
     def fail(
-        self, job_id: int, worker_id: str, *, kind: ErrorKind, error: str, retry_at: datetime | None
+        self, job_id: int, worker_id: str, *, error_kind: ErrorKind, error: str, retry_at: datetime | None
     ) -> bool:
         return self._finish(
-            job_id, worker_id, JobStatus.FAILED, error_kind=kind, error=error, retry_at=retry_at
+            job_id, worker_id, JobStatus.FAILED, error_kind=error_kind, error=error, retry_at=retry_at
         )
 
     def skip(self, job_id: int, worker_id: str, *, reason: str) -> bool:

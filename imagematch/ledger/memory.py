@@ -187,14 +187,14 @@ class MemoryLedger(MemoryLabels, MemorySessionRevocations, MemoryFigures):
         self,
         job: Job,
         status: JobStatus,
-        kind: ErrorKind | None,
+        error_kind: ErrorKind | None,
         error: str | None,
         retry_at: datetime | None = None,
     ) -> None:
         self._update(
             job,
             status=status,
-            error_kind=kind,
+            error_kind=error_kind,
             last_error=error,
             next_attempt_at=retry_at,
             locked_until=None,
@@ -202,12 +202,12 @@ class MemoryLedger(MemoryLabels, MemorySessionRevocations, MemoryFigures):
         )
 
     def fail(
-        self, job_id: int, worker_id: str, *, kind: ErrorKind, error: str, retry_at: datetime | None
+        self, job_id: int, worker_id: str, *, error_kind: ErrorKind, error: str, retry_at: datetime | None
     ) -> bool:
         with self._lock:
             job = self._held(job_id, worker_id)
             if job:
-                self._finish(job, JobStatus.FAILED, kind, error, retry_at)
+                self._finish(job, JobStatus.FAILED, error_kind, error, retry_at)
             return job is not None
 
     def skip(self, job_id: int, worker_id: str, *, reason: str) -> bool:
@@ -226,8 +226,8 @@ class MemoryLedger(MemoryLabels, MemorySessionRevocations, MemoryFigures):
             return self.complete(o.job_id, worker_id, o.prediction)
         if o.status == JobStatus.SKIPPED:
             return self.skip(o.job_id, worker_id, reason=o.error or "")
-        kind = o.error_kind or ErrorKind.PERMANENT
-        return self.fail(o.job_id, worker_id, kind=kind, error=o.error or "", retry_at=o.retry_at)
+        error_kind = o.error_kind or ErrorKind.PERMANENT
+        return self.fail(o.job_id, worker_id, error_kind=error_kind, error=o.error or "", retry_at=o.retry_at)
 
     def _reset(self, job: Job) -> Job:
         return self._update(

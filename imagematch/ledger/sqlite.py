@@ -228,9 +228,9 @@ class SqliteLedger(SqliteLabels, SqliteFigures, SqliteSessionRevocations):
         return self.finish_many(worker_id, [JobOutcome(job_id, JobStatus.COMPLETE, prediction)])[0]
 
     def fail(
-        self, job_id: int, worker_id: str, *, kind: ErrorKind, error: str, retry_at: datetime | None
+        self, job_id: int, worker_id: str, *, error_kind: ErrorKind, error: str, retry_at: datetime | None
     ) -> bool:
-        outcome = JobOutcome(job_id, JobStatus.FAILED, error_kind=kind, error=error, retry_at=retry_at)
+        outcome = JobOutcome(job_id, JobStatus.FAILED, error_kind=error_kind, error=error, retry_at=retry_at)
         return self.finish_many(worker_id, [outcome])[0]
 
     def skip(self, job_id: int, worker_id: str, *, reason: str) -> bool:

@@ -376,7 +376,7 @@ def test_backfill_requeues_and_dispatches_jobs_without_an_answer(matcher: Any, s
     claimed = services.ledger.claim_job(failed.id, "old-worker", lease_seconds=60)
     assert claimed is not None
     services.ledger.fail(
-        failed.id, "old-worker", kind=ErrorKind.PERMANENT, error="model outage", retry_at=None
+        failed.id, "old-worker", error_kind=ErrorKind.PERMANENT, error="model outage", retry_at=None
     )
     untouched = blob_job(services, "still-pending", "red")
     results: list[list[str | None]] = []
