@@ -105,8 +105,8 @@ def read_committed(path: Path) -> bytes | None:
 # ## Wiring helpers: settings, routing, remote calls, model loading
 
 
-def settings() -> Settings:
-    return deploy.container_settings(on_modal=not modal.is_local())
+def settings(model: str = "") -> Settings:
+    return deploy.container_settings(on_modal=not modal.is_local(), model=model)
 
 
 def route(services: Services, volume: deploy.VolumeSync | None = None) -> Dispatch:
@@ -182,7 +182,7 @@ class EmbeddingWorker(ModelOnGpu):
 
     @modal.enter(snap=False)
     def connect(self) -> None:  # after the restore: sockets and worker ids are per container
-        self.services = build_services(settings(), embedder=self.embedder, model=self.model)
+        self.services = build_services(settings(self.model), embedder=self.embedder)
         self.services.add_dispatcher(route(self.services))  # e.g. a Zendesk note job
         self.worker = self.services.make_worker()
 
@@ -203,7 +203,7 @@ class CatalogEmbedder(ModelOnGpu):
 
     @modal.enter(snap=False)
     def connect(self) -> None:
-        self.services = build_services(settings(), embedder=self.embedder, model=self.model)
+        self.services = build_services(settings(self.model), embedder=self.embedder)
         self.embedders = deploy.EmbedderCache(self.model, self.embedder, load_on_gpu)
 
     @modal.method()
@@ -220,7 +220,7 @@ class CpuWorker:
     @modal.enter(snap=False)
     def connect(self) -> None:
         self.volume = deploy.VolumeSync(container_volume())  # one lock for the 8 inputs' syncs
-        self.services = build_services(settings(), with_model=False)
+        self.services = build_services(settings(), embedder=False)
         self.services.add_dispatcher(route(self.services))  # a ticket's attachments
         self.worker = self.services.make_worker()
 

@@ -175,7 +175,7 @@ class EntityMatching:
         if photos and not usable:  # keep the matches it has rather than empty them
             raise SubjectGoneError(
                 f"no photo of the entity has a stored {embedder_id} vector (pruned, or embedded by "
-                "another model: re-run its photo jobs, e.g. `imagematch backfill --status all`)"
+                "another model: re-run its photo jobs, e.g. `imagematch requeue --scope all`)"
             )
         if not usable:
             return [], version

@@ -275,7 +275,7 @@ def _stack(rows: list[Vectors], dim: int) -> Vectors:
 
 
 def build_and_publish(
-    source: str,
+    catalog: str,
     *,
     embedder: Embedder,
     cache: EmbeddingCache,
@@ -292,12 +292,12 @@ def build_and_publish(
     point: bool = True,
     learned: LearnedSets | None = None,
 ) -> tuple[ProductIndex, BuildReport]:
-    """Load the catalog at ``source``, build its index (with the ``learned`` references of its
+    """Load the catalog at ``catalog``, build its index (with the ``learned`` references of its
     products) and publish it as the new CURRENT snapshot
     (``point=False``: a candidate nothing serves, see :mod:`index_builder.model_switch`).
     Products no longer in the catalog lose their vectors; the catalog event order carries over, so
     an event older than one applied before the rebuild is still skipped after it. ``settings``
-    locate database sources; ``on_catalog`` is told how many images the catalog lists; ``model``
+    locate database catalogs; ``on_catalog`` is told how many images the catalog lists; ``model``
     (the spec of ``embedder``) is recorded in the snapshot. Raises PermanentError if the catalog
     cannot be read, ChunksFailedError if chunks of the embedding failed outright (nothing is
     published), PublishBusyError if another writer holds the publish lock.
@@ -307,10 +307,10 @@ def build_and_publish(
     changes = snapshots.changes(embedder.embedder_id)
     folded = set(changes.sequences())
     events = snapshots.event_order(embedder.embedder_id, folding=folded)
-    catalog = load_catalog(source, fetcher, settings=settings)
-    (on_catalog or (lambda _: None))(sum(len(p.images) for p in catalog.products))
+    loaded = load_catalog(catalog, fetcher, settings=settings)
+    (on_catalog or (lambda _: None))(sum(len(p.images) for p in loaded.products))
     index, report = build_index(
-        catalog.products,
+        loaded.products,
         embedder=embedder,
         cache=cache,
         read_bytes=lambda uri: read_uri(uri, fetcher),
@@ -321,8 +321,8 @@ def build_and_publish(
         executor=executor,
         learned=learned,
     )
-    report.catalog_problems = catalog.problems
-    report.refused_images = catalog.refused_images
+    report.catalog_problems = loaded.problems
+    report.refused_images = loaded.refused_images
     index.continue_event_order(events)
     index.applied_changes, index.model = folded, model
     report.version = snapshots.publish(index, point=point)
@@ -332,7 +332,7 @@ def build_and_publish(
 
 def rebuild_catalog_index(
     services: Services,
-    source: str,
+    catalog: str,
     *,
     snapshots: SnapshotStore | None = None,
     progress: Progress | None = None,
@@ -346,7 +346,7 @@ def rebuild_catalog_index(
     cache = EmbeddingCache(services.settings.data_dir / "embedding_cache.sqlite3")
     try:
         index, report = build_and_publish(
-            source,
+            catalog,
             embedder=services.embedder,
             cache=cache,
             fetcher=services.fetcher,

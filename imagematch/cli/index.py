@@ -105,7 +105,7 @@ def index_switch_model(
     if not catalog:
         raise fail("give --catalog or set IMAGEMATCH_CATALOG_SOURCE")
     try:
-        with open_services(settings, model=model) as new:
+        with open_services(settings, embedder=model) as new:
             report = switch_model(new, catalog, queries=queries, floor=floor)
     except ImageMatchError as exc:
         raise fail(str(exc)) from exc

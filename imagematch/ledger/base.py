@@ -155,7 +155,7 @@ class Ledger(LabelStore, Protocol):
 
     def complete(self, job_id: int, worker_id: str, prediction: NewPrediction | None) -> bool:
         """Record the prediction and mark the job complete, atomically. One prediction per job:
-        a job reprocessed on purpose (manual retry, backfill ``all``) replaces its answer.
+        a job reprocessed on purpose (manual retry, ``requeue --scope all``) replaces its answer.
         ``False`` if the worker lost the job (lease expired and someone else took it)."""
         ...
 

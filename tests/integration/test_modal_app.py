@@ -371,7 +371,7 @@ def test_download_weights_has_nothing_to_do_for_local_models(
     assert "needs no downloaded weights" in capsys.readouterr().out
 
 
-def test_backfill_requeues_and_dispatches_jobs_without_an_answer(matcher: Any, services: Services) -> None:
+def test_requeue_requeues_and_dispatches_jobs_without_an_answer(matcher: Any, services: Services) -> None:
     failed = blob_job(services, "failed-once", "yellow")
     claimed = services.ledger.claim_job(failed.id, "old-worker", lease_seconds=60)
     assert claimed is not None
@@ -491,9 +491,9 @@ def test_zendesk_webhook_to_internal_note_routed_by_what_each_kind_needs(
         statuses: list[str | None] = []
         routes: list[bool] = []
         while queue:  # ticket scan → attachment → note, each dispatched by the job before it
-            ids, needs_model = queue.pop(0)
-            routes.append(needs_model)
-            statuses += (matcher if needs_model else cpu).process_jobs.local(ids)
+            ids, needs_embedder = queue.pop(0)
+            routes.append(needs_embedder)
+            statuses += (matcher if needs_embedder else cpu).process_jobs.local(ids)
         assert routes == [False, True, False]  # only the attachment went to the GPU class
         assert statuses == ["complete", "complete", "complete"]
         [prediction] = services.ledger.list_predictions(ticket_id="7")

@@ -214,7 +214,8 @@ def _mentions(comments: Iterable[dict[str, Any]], marker: str, *, author_id: int
 class ZendeskNoteHandler:
     """Handles ``zendesk_note`` jobs (see the module docstring for the exactly-once protocol).
 
-    Raises SubjectGoneError when notes are switched off or the ticket is gone, TransientError
+    Raises FeatureDisabledError when notes are switched off, SubjectGoneError when the ticket is
+    gone (both skip the job), TransientError
     while Zendesk is unavailable or the ticket keeps changing, PermanentError when Zendesk refuses
     (e.g. a closed ticket, missing scope).
     """
