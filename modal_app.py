@@ -67,7 +67,7 @@ with image.imports():
 
 data_volume = modal.Volume.from_name("imagematch-data", create_if_missing=True)
 volumes = {DATA_DIR: data_volume}
-# IMAGEMATCH_DATABASE_URL (or Supabase), the Zendesk and webhook secrets, IMAGEMATCH_CATALOG_SOURCE.
+# IMAGEMATCH_DATABASE_URL (or Supabase), the Zendesk and webhook secrets, IMAGEMATCH_CATALOG.
 secrets = [modal.Secret.from_name("imagematch")]
 # Set once: every function and class runs this image with this Secret; decorators say what differs.
 app = modal.App(APP_NAME, image=image, secrets=secrets)
@@ -277,7 +277,7 @@ def sweep() -> dict[str, Any]:
     max_containers=1,  # one snapshot writer (the publish lock covers writers started elsewhere)
 )
 def reindex(catalog: str = "", model: str = "") -> dict[str, Any] | None:
-    """Rebuild ``catalog`` (default ``IMAGEMATCH_CATALOG_SOURCE``) into a new snapshot; with
+    """Rebuild ``catalog`` (default ``IMAGEMATCH_CATALOG``) into a new snapshot; with
     ``model``, build a candidate of that model and promote it only if its check passes."""
     return deploy.reindex(
         settings(),

@@ -349,17 +349,17 @@ def test_reindex_fans_embedding_out_to_the_gpu_class_through_shards(
     assert list((modal_env.data_dir / "fresh" / "build_shards").rglob("*.npz")) == []  # folded, removed
 
 
-def test_reindex_without_a_catalog_source_skips(
+def test_reindex_without_a_catalog_skips(
     modal_env: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert modal_app.reindex.local() is None
-    assert "IMAGEMATCH_CATALOG_SOURCE is not set" in caplog.text
+    assert "IMAGEMATCH_CATALOG is not set" in caplog.text
 
 
 def test_reindex_from_the_configured_source(
     modal_env: Settings, catalog_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("IMAGEMATCH_CATALOG_SOURCE", str(catalog_file))
+    monkeypatch.setenv("IMAGEMATCH_CATALOG", str(catalog_file))
     summary = modal_app.reindex.local()
     assert summary is not None and summary["version"] == "v000002" and summary["cached"] == 8
 

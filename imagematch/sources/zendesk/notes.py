@@ -215,9 +215,8 @@ class ZendeskNoteHandler:
     """Handles ``zendesk_note`` jobs (see the module docstring for the exactly-once protocol).
 
     Raises FeatureDisabledError when notes are switched off, SubjectGoneError when the ticket is
-    gone (both skip the job), TransientError
-    while Zendesk is unavailable or the ticket keeps changing, PermanentError when Zendesk refuses
-    (e.g. a closed ticket, missing scope).
+    gone (both skip the job), TransientError while Zendesk is unavailable or the ticket keeps
+    changing, PermanentError when Zendesk refuses (e.g. a closed ticket, missing scope).
     """
 
     def __init__(
