@@ -307,9 +307,7 @@ class ProductIndex(LearnedReferences):
     ) -> list[Match]:
         # The first k distinct products in the image ranking are exactly the top-k by max score.
         accepted = product_filter(accept, self.products)
-        hits = top_accepted(
-            self._image_vectors, query, k, lambda vid: self.images[vid].product_id, accepted
-        )
+        hits = top_accepted(self._image_vectors, query, k, lambda vid: self.images[vid].product_id, accepted)
         return [
             self._match(product_id, score, self._face_image(product_id, vid, query))
             for product_id, score, vid in hits

@@ -349,9 +349,7 @@ def test_reindex_fans_embedding_out_to_the_gpu_class_through_shards(
     assert list((modal_env.data_dir / "fresh" / "build_shards").rglob("*.npz")) == []  # folded, removed
 
 
-def test_reindex_without_a_catalog_skips(
-    modal_env: Settings, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_reindex_without_a_catalog_skips(modal_env: Settings, caplog: pytest.LogCaptureFixture) -> None:
     assert modal_app.reindex.local() is None
     assert "IMAGEMATCH_CATALOG is not set" in caplog.text
 

@@ -22,8 +22,8 @@ from imagematch.models import JobStatus
 from imagematch.sources.zendesk import (
     ZendeskImagePayload,
     ZendeskTicketPayload,
-    scan_tickets,
     image_job_key,
+    scan_tickets,
     zendesk_client_for,
 )
 from tests.conftest import FakeClock
