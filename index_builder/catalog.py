@@ -1,4 +1,4 @@
-"""Catalog sources → products: a JSON or CSV file (local path, file:// or http(s) URL), or database
+"""Catalogs → products: a JSON or CSV file (local path, file:// or http(s) URL), or database
 tables (``postgresql://…`` or ``supabase:``; see :mod:`index_builder.catalog_tables`).
 
 JSON: a list of ``{"id", "name", "category", "description", "images": [...], "metadata": {...}}``

@@ -1,4 +1,4 @@
-"""Database catalog sources on a real Postgres server: psycopg (`postgresql://…`) and supabase-py
+"""Catalogs in a database, on a real Postgres server: psycopg (`postgresql://…`) and supabase-py
 through the PostgREST stand-in (`supabase:`), read into products exactly like a catalog file."""
 
 from __future__ import annotations
