@@ -138,14 +138,14 @@ def build_services(
     """Wire everything from ``settings``; pass collaborators in to replace the defaults (tests).
 
     ``embedder`` is the one model knob: ``True`` (the default) loads ``settings.model``; a model
-    spec (``str``, e.g. :func:`serving_model`) loads that model instead; an :class:`Embedder`
-    instance is used as is; ``False`` loads none (on Modal: the web and CPU containers; commands
-    that only touch the ledger). ``Services.model`` is the spec of the model loaded (or not):
+    spec (``str``, e.g. :func:`serving_model`; ``""`` as ``True``) loads that model instead; an
+    :class:`Embedder` is used as is; ``False`` loads none (on Modal: the web and CPU containers;
+    commands that only touch the ledger). ``Services.model`` is the spec of the model loaded (or not):
     ``settings.model``, or the spec given. Catalog events are applied by a LiveCatalog unless
     ``catalog_updater`` is given; ``dispatch`` (e.g. a Modal spawn) is told the ids of jobs that
     handlers create. Raises ``ValueError`` for an unknown model spec."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if isinstance(embedder, str) and embedder != settings.model:
+    if isinstance(embedder, str) and embedder and embedder != settings.model:
         settings = settings.model_copy(update={"model": embedder})
     embedder = _choose_embedder(settings, embedder)
     ledger = ledger or open_ledger_for(settings, clock=clock)

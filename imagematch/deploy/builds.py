@@ -72,7 +72,7 @@ def reindex(
         return None
     if not volume.reload():  # before the cache is opened: it is read as the last build left it
         raise TransientError("could not reload the Volume before the build; nothing was built")
-    with operations.open_services(settings, embedder=model or True) as services:
+    with operations.open_services(settings, embedder=model) as services:
         if route is not None:
             services.add_dispatcher(route(services))
         executor = fan_out_executor(
