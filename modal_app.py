@@ -67,7 +67,7 @@ with image.imports():
 
 data_volume = modal.Volume.from_name("imagematch-data", create_if_missing=True)
 volumes = {DATA_DIR: data_volume}
-# IMAGEMATCH_DATABASE_URL (or Supabase), the Zendesk and webhook secrets, IMAGEMATCH_CATALOG_SOURCE.
+# IMAGEMATCH_DATABASE_URL (or Supabase), the Zendesk and webhook secrets, IMAGEMATCH_CATALOG.
 secrets = [modal.Secret.from_name("imagematch")]
 # Set once: every function and class runs this image with this Secret; decorators say what differs.
 app = modal.App(APP_NAME, image=image, secrets=secrets)
@@ -105,8 +105,8 @@ def read_committed(path: Path) -> bytes | None:
 # ## Wiring helpers: settings, routing, remote calls, model loading
 
 
-def settings() -> Settings:
-    return deploy.container_settings(on_modal=not modal.is_local())
+def settings(model: str = "") -> Settings:
+    return deploy.container_settings(on_modal=not modal.is_local(), model=model)
 
 
 def route(services: Services, volume: deploy.VolumeSync | None = None) -> Dispatch:
@@ -182,7 +182,7 @@ class EmbeddingWorker(ModelOnGpu):
 
     @modal.enter(snap=False)
     def connect(self) -> None:  # after the restore: sockets and worker ids are per container
-        self.services = build_services(settings(), embedder=self.embedder, model=self.model)
+        self.services = build_services(settings(self.model), embedder=self.embedder)
         self.services.add_dispatcher(route(self.services))  # e.g. a Zendesk note job
         self.worker = self.services.make_worker()
 
@@ -203,7 +203,7 @@ class CatalogEmbedder(ModelOnGpu):
 
     @modal.enter(snap=False)
     def connect(self) -> None:
-        self.services = build_services(settings(), embedder=self.embedder, model=self.model)
+        self.services = build_services(settings(self.model), embedder=self.embedder)
         self.embedders = deploy.EmbedderCache(self.model, self.embedder, load_on_gpu)
 
     @modal.method()
@@ -220,7 +220,7 @@ class CpuWorker:
     @modal.enter(snap=False)
     def connect(self) -> None:
         self.volume = deploy.VolumeSync(container_volume())  # one lock for the 8 inputs' syncs
-        self.services = build_services(settings(), with_model=False)
+        self.services = build_services(settings(), embedder=False)
         self.services.add_dispatcher(route(self.services))  # a ticket's attachments
         self.worker = self.services.make_worker()
 
@@ -277,7 +277,7 @@ def sweep() -> dict[str, Any]:
     max_containers=1,  # one snapshot writer (the publish lock covers writers started elsewhere)
 )
 def reindex(catalog: str = "", model: str = "") -> dict[str, Any] | None:
-    """Rebuild ``catalog`` (default ``IMAGEMATCH_CATALOG_SOURCE``) into a new snapshot; with
+    """Rebuild ``catalog`` (default ``IMAGEMATCH_CATALOG``) into a new snapshot; with
     ``model``, build a candidate of that model and promote it only if its check passes."""
     return deploy.reindex(
         settings(),

@@ -4,7 +4,7 @@
     modal run modal_ops.py --rebuild [--catalog URL] [--switch-model SPEC] [--dry-run]
 
 The first re-queues jobs with no successful prediction and dispatches them (``imagematch requeue``);
-the second starts a rebuild of the index (default catalog: ``IMAGEMATCH_CATALOG_SOURCE``), with
+the second starts a rebuild of the index (default catalog: ``IMAGEMATCH_CATALOG``), with
 ``--switch-model`` a candidate of that model, served only if it passes its check.
 
 Its own ``modal.App``, with no functions: ``modal run`` starts a temporary copy of the app in the
@@ -37,7 +37,7 @@ def describe_requeue(summary: dict[str, object]) -> str:
 def start_rebuild(catalog: str, switch_model: str, dry_run: bool) -> str:
     """Spawn the deployed ``reindex`` (after fetching a new model's weights); what was done."""
     what = f"a {switch_model} candidate" if switch_model else "the index"
-    where = catalog or "IMAGEMATCH_CATALOG_SOURCE"
+    where = catalog or "IMAGEMATCH_CATALOG"
     if dry_run:
         return f"dry run: would rebuild {what} from {where} on the deployed app and publish it"
     if switch_model:

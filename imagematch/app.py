@@ -128,35 +128,33 @@ class Services:
 def build_services(
     settings: Settings,
     *,
-    embedder: Embedder | None = None,
+    embedder: Embedder | str | bool = True,
     ledger: Ledger | None = None,
     http: httpx.Client | None = None,
     clock: Clock = utcnow,
-    embedder_factory: Callable[[Settings], Embedder] | None = None,
     catalog_updater: CatalogUpdater | None = None,
     dispatch: Dispatch | None = None,
-    with_model: bool = True,
-    model: str | None = None,
 ) -> Services:
     """Wire everything from ``settings``; pass collaborators in to replace the defaults (tests).
-    Catalog events are applied by a LiveCatalog unless ``catalog_updater`` is given; ``dispatch``
-    (e.g. a Modal spawn) is told the ids of jobs that handlers create. ``with_model=False`` loads
-    no model (on Modal: the web and CPU containers); ``model`` overrides ``settings.model``."""
+
+    ``embedder`` is the one model knob: ``True`` (the default) loads ``settings.model``; a model
+    spec (``str``, e.g. :func:`serving_model`; ``""`` as ``True``) loads that model instead; an
+    :class:`Embedder` is used as is; ``False`` loads none (on Modal: the web and CPU containers;
+    commands that only touch the ledger). ``Services.model`` is the spec of the model loaded (or not):
+    ``settings.model``, or the spec given. Catalog events are applied by a LiveCatalog unless
+    ``catalog_updater`` is given; ``dispatch`` (e.g. a Modal spawn) is told the ids of jobs that
+    handlers create. Raises ``ValueError`` for an unknown model spec."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if model and model != settings.model:
-        settings = settings.model_copy(update={"model": model})
-    if embedder is None:
-        embedder = (embedder_factory or _default_embedder)(settings) if with_model else None
-    embedder = embedder or ModelNotLoaded(settings.model)
+    if isinstance(embedder, str) and embedder and embedder != settings.model:
+        settings = settings.model_copy(update={"model": embedder})
+    embedder = _choose_embedder(settings, embedder)
     ledger = ledger or open_ledger_for(settings, clock=clock)
     http = http or httpx.Client(timeout=settings.fetch_timeout_seconds)
     fetcher = _fetcher(settings, http)
     snapshots = SnapshotStore(settings.data_dir / "index")
     index = IndexHandle(snapshots, None if isinstance(embedder, ModelNotLoaded) else embedder.embedder_id)
     matcher = Matcher(embedder, index, top_k=settings.top_k, min_score=settings.min_score)
-    limits = image_limits(settings)
-    vectors = PhotoVectorStore(settings.data_dir / "photo_vectors")
-    blobs = BlobStore(settings.data_dir / "blobs")
+    blobs, limits = BlobStore(settings.data_dir / "blobs"), image_limits(settings)
     services = Services(
         settings=settings,
         ledger=ledger,
@@ -167,7 +165,7 @@ def build_services(
         http=http,
         fetcher=fetcher,
         matcher=matcher,
-        photos=PhotoMatching(matcher, limits, vectors=vectors),
+        photos=PhotoMatching(matcher, limits, vectors=PhotoVectorStore(settings.data_dir / "photo_vectors")),
         model=settings.model,
         policy=_retry_policy(settings),
         clock=clock,
@@ -299,6 +297,16 @@ def _register_calibration(services: Services) -> None:
     refit = CalibrationRefit(services.ledger, services.embedder.embedder_id, use, clock=services.clock)
     refit.refit()
     services.feedback.on_change(refit.label_changed)
+
+
+def _choose_embedder(settings: Settings, embedder: Embedder | str | bool) -> Embedder:
+    """:func:`build_services`' ``embedder`` knob, as an :class:`Embedder` (``settings.model``
+    already names a spec given)."""
+    if isinstance(embedder, bool):
+        return _default_embedder(settings) if embedder else ModelNotLoaded(settings.model)
+    if isinstance(embedder, str):
+        return _default_embedder(settings)
+    return embedder
 
 
 def _default_embedder(settings: Settings) -> Embedder:

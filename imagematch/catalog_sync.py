@@ -11,7 +11,7 @@ overtaken by a delete never brings the product back.
 The next full rebuild (``imagematch index build``, Modal's nightly reindex) folds the log into a
 new snapshot and re-fits the whitening; the event order (the newest sequence per product and the
 deletes) carries over to it, so an older event that runs after the rebuild — a retry in backoff,
-a manual retry, ``imagematch backfill --status all`` — is still skipped and a deleted product
+a manual retry, ``imagematch requeue --scope all`` — is still skipped and a deleted product
 stays deleted.
 """
 

@@ -20,7 +20,7 @@ from imagematch.models import CatalogViews, ProductScoring, Whitening
 __all__ = ["DEFAULT_MODEL", "Settings", "redact_url"]
 
 DEFAULT_MODEL = "efficientnet:lite0"
-_URL_SECRETS = frozenset({"database_url", "catalog_source", "matches_webhook_url", "zendesk_base_url"})
+_URL_SECRETS = frozenset({"database_url", "catalog", "matches_webhook_url", "zendesk_base_url"})
 _PASSWORD_PARAM = re.compile(
     r"(?i)((?:password|passwd|pwd|key|token|secret|sig|signature|code|auth|credential)=)[^&\s#]*"
 )
@@ -47,7 +47,8 @@ def redact_url(url: str) -> str:
 class Settings(BaseSettings):
     """Every knob of imagematch. Field names map to ``IMAGEMATCH_<NAME>`` variables."""
 
-    model_config = SettingsConfigDict(env_prefix="IMAGEMATCH_", extra="ignore")
+    # populate_by_name: a field with an alias (a deprecated spelling) is still set by its name.
+    model_config = SettingsConfigDict(env_prefix="IMAGEMATCH_", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Field(
         Path("./data"), description="Index snapshots, SQLite ledger, uploaded images, caches."
@@ -130,8 +131,10 @@ class Settings(BaseSettings):
         60.0, ge=0, description="A pending job older than this is re-dispatched by the sweep."
     )
     poll_seconds: float = Field(1.0, gt=0, description="Idle worker poll interval.")
-    catalog_source: str | None = Field(
+    catalog: str | None = Field(
         None,
+        # IMAGEMATCH_CATALOG_SOURCE: the name until this release, still read (deprecated).
+        validation_alias=AliasChoices("IMAGEMATCH_CATALOG", "IMAGEMATCH_CATALOG_SOURCE"),
         description="Catalog the scheduled rebuild reads (Modal reindex): JSON/CSV path or URL, "
         "postgresql://… (catalog tables) or supabase: (the Supabase project below).",
     )

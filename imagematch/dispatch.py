@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from imagematch.models import ImageJob
+from imagematch.models import Job
 
 __all__ = ["Dispatch", "Dispatchers", "KindNeeds", "RoutedDispatch", "route_by_embedder_need"]
 
@@ -32,7 +32,7 @@ class KindNeeds(Protocol):
 
 
 class JobLookup(Protocol):
-    def get_job(self, job_id: int) -> ImageJob | None: ...
+    def get_job(self, job_id: int) -> Job | None: ...
 
 
 class Dispatchers:

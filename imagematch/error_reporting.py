@@ -16,7 +16,7 @@ from typing import Any, cast
 from imagematch.config import Settings
 from imagematch.log_context import current_fields
 from imagematch.logging_setup import REDACTED, Redactor, configure_logging, secret_values
-from imagematch.models import ImageJob
+from imagematch.models import Job
 
 __all__ = ["init_error_reporting", "observe_process", "report_permanent_failure", "scrub_event"]
 
@@ -59,7 +59,7 @@ def init_error_reporting(settings: Settings, *, transport: Any = None) -> bool:
     return True
 
 
-def report_permanent_failure(job: ImageJob, error: BaseException) -> None:
+def report_permanent_failure(job: Job, error: BaseException) -> None:
     """Send a job that failed for good, tagged with its id, kind and source (nothing without a DSN)."""
     try:
         import sentry_sdk

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from imagematch.job_kinds import JobKinds, PhotoPayload
 from imagematch.labels import ENROLLING_VERDICTS, Label, NewLabel, Verdict
 from imagematch.ledger import Ledger
-from imagematch.models import ImageJob, Prediction, Product
+from imagematch.models import Job, Prediction, Product
 
 __all__ = [
     "AgentIn",
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # Told (job, label that ended or None, label now current or None) after every change of a job's
 # label. Must be idempotent; an exception is logged, never undoes the label.
-LabelChange = Callable[[ImageJob, Label | None, Label | None], None]
+LabelChange = Callable[[Job, Label | None, Label | None], None]
 
 
 class UnknownJobError(LookupError):
@@ -83,7 +83,7 @@ class Feedback:
     def on_change(self, listener: LabelChange) -> None:
         self._listeners.append(listener)
 
-    def photo_job(self, job_id: int) -> ImageJob:
+    def photo_job(self, job_id: int) -> Job:
         """The job, if it has a photo. Raises UnknownJobError, JobWithoutPhotoError."""
         job = self._ledger.get_job(job_id)
         if job is None:
@@ -133,7 +133,7 @@ class Feedback:
             self._tell(job, ended, None)
         return ended
 
-    def _tell(self, job: ImageJob, before: Label | None, after: Label | None) -> None:
+    def _tell(self, job: Job, before: Label | None, after: Label | None) -> None:
         for listener in self._listeners:
             try:
                 listener(job, before, after)

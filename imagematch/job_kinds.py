@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from imagematch.entities import ENTITY_ID_PATTERN, ENTITY_TYPE_PATTERN, EntityRef
 from imagematch.errors import PermanentError
-from imagematch.models import ImageJob, JobKind, NewJob, NewPrediction
+from imagematch.models import Job, JobKind, NewJob, NewPrediction
 from imagematch.quality import QualityReport
 
 __all__ = [
@@ -120,8 +120,8 @@ class JobStages(Generic[P]):
     the previous batch; raises as a handler does), then ``finish`` takes a batch of prepared jobs
     together (one forward pass) and answers each. Kinds with the same ``finish`` share batches."""
 
-    prepare: Callable[[ImageJob, P], Any]
-    finish: Callable[[list[tuple[ImageJob, P, Any]]], list[JobAnswer]]
+    prepare: Callable[[Job, P], Any]
+    finish: Callable[[list[tuple[Job, P, Any]]], list[JobAnswer]]
 
 
 @dataclass(frozen=True)
@@ -135,12 +135,12 @@ class JobKindSpec(Generic[P]):
 
     kind: str
     payload: Any
-    handler: Callable[[ImageJob, P], NewPrediction | None]
+    handler: Callable[[Job, P], NewPrediction | None]
     needs_embedder: bool
     photo: bool = False  # a photo kind (its jobs match one photo: PhotoMatching.kind)
     stages: JobStages[P] | None = None  # set when the kind's jobs can run in batches
 
-    def parse(self, job: ImageJob) -> P:
+    def parse(self, job: Job) -> P:
         """The job's payload as its type; PermanentError if the stored payload does not fit."""
         try:
             parsed: P = TypeAdapter(self.payload).validate_python(job.payload)
@@ -149,7 +149,7 @@ class JobKindSpec(Generic[P]):
             raise PermanentError(f"job {job.id} ({self.kind}) has an invalid payload: {detail}") from exc
         return parsed
 
-    def run(self, job: ImageJob) -> NewPrediction | None:
+    def run(self, job: Job) -> NewPrediction | None:
         return self.handler(job, self.parse(job))
 
 

@@ -60,7 +60,7 @@ def fresh_services(settings: Settings, *, embedder: Embedder | None = None) -> I
             update={"data_dir": Path(tmp), "database_url": None, "supabase_url": None, "workers": 0}
         )
         _copy_sqlite(settings.data_dir / EMBEDDING_CACHE, Path(tmp) / EMBEDDING_CACHE)
-        services = build_services(fresh, embedder=embedder)
+        services = build_services(fresh, embedder=True if embedder is None else embedder)
         try:
             yield services
         finally:

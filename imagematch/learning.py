@@ -30,7 +30,7 @@ from imagematch.index.learned import LearnedReference, pack
 from imagematch.job_kinds import JobKinds, JobPayload, new_job
 from imagematch.labels import ENROLLING_VERDICTS, Label
 from imagematch.ledger import Clock, Ledger
-from imagematch.models import ImageJob, JobKind
+from imagematch.models import Job, JobKind
 from imagematch.photo_vectors import PhotoVectorStore
 from imagematch.pipeline import PhotoMatching, SkipPhoto
 from imagematch.rematch import EntityMatching
@@ -81,7 +81,7 @@ class LearningLoop:
         self.per_product = per_product
 
     # The Feedback listener.
-    def label_changed(self, job: ImageJob, before: Label | None, after: Label | None) -> None:
+    def label_changed(self, job: Job, before: Label | None, after: Label | None) -> None:
         """Submit (and dispatch) a ``learn`` job for each product whose learned set may change."""
         products = {
             label.product_id
@@ -99,7 +99,7 @@ class LearningLoop:
         self._dispatch(created)
 
     # The ``learn`` job.
-    def handle_learn(self, job: ImageJob, payload: LearnPayload) -> None:
+    def handle_learn(self, job: Job, payload: LearnPayload) -> None:
         """Recompute the product's learned set, log it, apply it here, re-match the entities it
         may change. Raises SubjectGoneError when a newer set is applied already; the index's
         errors (IndexNotBuiltError, EmbedderMismatchError), and TransientError in a process whose

@@ -17,7 +17,7 @@ __all__ = [
     "REFERENCE_COLUMNS",
     "CatalogViews",
     "ErrorKind",
-    "ImageJob",
+    "Job",
     "JobKind",
     "JobStatus",
     "Match",
@@ -145,7 +145,7 @@ class NewJob(BaseModel):
     request_id: str | None = Field(default_factory=current_request_id, max_length=128)
 
 
-class ImageJob(BaseModel):
+class Job(BaseModel):
     """A persisted job and where it stands."""
 
     id: int

@@ -15,14 +15,14 @@ from typing import Any
 
 from imagematch.error_reporting import report_permanent_failure
 from imagematch.log_context import bound, entity_of_payload
-from imagematch.models import ErrorKind, ImageJob, JobStatus
+from imagematch.models import ErrorKind, Job, JobStatus
 
 __all__ = ["JobObservation", "job_fields", "job_started", "observed_job"]
 
 log = logging.getLogger("imagematch.jobs")
 
 
-def job_fields(job: ImageJob, worker_id: str | None = None) -> dict[str, Any]:
+def job_fields(job: Job, worker_id: str | None = None) -> dict[str, Any]:
     """The log fields of ``job`` (run by ``worker_id``): see :func:`observed_job`."""
     return {
         "job_id": job.id,
@@ -40,7 +40,7 @@ class JobObservation:
     job's observation starts when it is claimed (:func:`job_started`); :meth:`bound` gives its
     stages, run apart from one another, the job's log fields."""
 
-    def __init__(self, job: ImageJob, worker_id: str | None = None) -> None:
+    def __init__(self, job: Job, worker_id: str | None = None) -> None:
         self.job = job
         self.status: JobStatus | None = None
         self.started = time.perf_counter()
@@ -54,13 +54,13 @@ class JobObservation:
         self.status = status
         return status
 
-    def failed(self, error: BaseException, kind: ErrorKind) -> None:
+    def failed(self, error: BaseException, error_kind: ErrorKind) -> None:
         """A failed attempt; a permanent one is reported (Sentry) with the job's id and kind."""
-        if kind == ErrorKind.PERMANENT:
+        if error_kind == ErrorKind.PERMANENT:
             report_permanent_failure(self.job, error)
 
 
-def job_started(job: ImageJob, worker_id: str) -> JobObservation:
+def job_started(job: Job, worker_id: str) -> JobObservation:
     """Log the job's start (with its fields); its observation, for :func:`observed_job` later."""
     seen = JobObservation(job, worker_id)
     with seen.bound():
@@ -69,9 +69,7 @@ def job_started(job: ImageJob, worker_id: str) -> JobObservation:
 
 
 @contextmanager
-def observed_job(
-    job: ImageJob, worker_id: str, *, seen: JobObservation | None = None
-) -> Iterator[JobObservation]:
+def observed_job(job: Job, worker_id: str, *, seen: JobObservation | None = None) -> Iterator[JobObservation]:
     """Bind ``job_id``, ``kind``, ``source``, ``entity``, ``attempt``, ``worker`` and the job's
     ``request_id`` for the block; log its start (unless ``seen`` started already) and its outcome."""
     seen = seen or job_started(job, worker_id)

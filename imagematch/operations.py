@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from imagematch.config import Settings
 from imagematch.dispatch import Dispatch
 from imagematch.ledger import Ledger
-from imagematch.models import ImageJob, JobStatus
+from imagematch.models import Job, JobStatus
 from imagematch.retention import purge_stored_photos_if_due
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ def find_jobs_to_requeue(
     since: datetime | None = None,
     limit: int | None = None,
     page_size: int = 500,
-) -> Iterator[ImageJob]:
+) -> Iterator[Job]:
     """Jobs in ``scope``, newest first, created at or after ``since``."""
     wanted, found, cursor = _STATUSES[scope], 0, None
     while True:

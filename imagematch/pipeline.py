@@ -11,13 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 
 from PIL import Image
 
 from imagematch.blobs import BlobStore
 from imagematch.calibration import Band, Calibration, band_without_fit
-from imagematch.embedder import Embedder, StagedEmbedder, Vectors
+from imagematch.embedder import Embedder, Vectors, as_staged
 from imagematch.errors import PermanentError, SubjectGoneError
 from imagematch.fetch import ImageFetcher
 from imagematch.images import ImageLimits, sha256_hex
@@ -26,7 +26,7 @@ from imagematch.job_kinds import BLOB_PREFIX, JobAnswer, JobKindSpec, JobStages,
 from imagematch.log_context import bound
 from imagematch.metrics import stage_timer as _stage
 from imagematch.metrics import timed_stage
-from imagematch.models import ImageJob, MatchRequest, MatchResult, NewPrediction, Product
+from imagematch.models import Job, MatchRequest, MatchResult, NewPrediction, Product
 from imagematch.observed_jobs import job_fields
 from imagematch.photo_vectors import PhotoVectorStore
 from imagematch.quality import QualityBar, QualityReport, assess_quality, measure_quality
@@ -92,19 +92,11 @@ PredictionAdditions = dict[str, Any]
 # persists (e.g. a note job) is durable first. It must be idempotent: a crash re-runs the job.
 # Every hook of a kind sees the same prediction (a copy of its own) and returns what it adds, so
 # registration order cannot change what a hook sees; two hooks adding one field is a bug.
-CompletionHook = Callable[[ImageJob, Any, NewPrediction], PredictionAdditions | None]
+CompletionHook = Callable[[Job, Any, NewPrediction], PredictionAdditions | None]
 
 # Told every job's photo once decoded (its source bytes and the image), whatever the kind: the
 # console keeps a thumbnail, so it never downloads the photo again. Must not raise.
-PhotoHook = Callable[[ImageJob, bytes, Image.Image], None]
-
-
-def _staged(embedder: Embedder) -> StagedEmbedder | None:
-    """``embedder`` when it is a :class:`StagedEmbedder`. Checked by its methods: ``isinstance``
-    on a runtime protocol costs ~20 µs of Python under the GIL, and this runs for every job."""
-    if callable(getattr(embedder, "prepare", None)) and callable(getattr(embedder, "embed_prepared", None)):
-        return cast(StagedEmbedder, embedder)
-    return None
+PhotoHook = Callable[[Job, bytes, Image.Image], None]
 
 
 class Matcher:
@@ -164,7 +156,7 @@ class Matcher:
     def prepare(self, image: Image.Image) -> Any:
         """``image`` as the model's input: a :class:`StagedEmbedder`'s preprocessing (CPU work,
         thread-safe, so a worker's pool runs it beside the forward pass), else the image."""
-        staged = _staged(self.embedder)
+        staged = as_staged(self.embedder)
         return staged.prepare(image) if staged is not None else image
 
     def match_prepared(
@@ -176,7 +168,7 @@ class Matcher:
         started = time.perf_counter() if started is None else started
         self.index.get()  # IndexNotBuiltError before the embedding work, not after
         with _stage("embed", stage_kinds):
-            staged = _staged(self.embedder)
+            staged = as_staged(self.embedder)
             vectors = staged.embed_prepared(inputs) if staged is not None else self.embedder.embed(inputs)
         with _stage("search", stage_kinds):
             return vectors, self.rank(vectors, started=started)
@@ -310,7 +302,7 @@ class PhotoMatching:
         )
         return PhotoMatch(result, image, quality, sha256_hex(data))
 
-    def match_job(self, job: ImageJob, payload: P, loader: PhotoLoader[P]) -> NewPrediction:
+    def match_job(self, job: Job, payload: P, loader: PhotoLoader[P]) -> NewPrediction:
         """Load, decode and match the job's photo, run the kind's hooks, return the prediction.
 
         Raises SubjectGoneError (skipped by rule, photo gone, not an image), PermanentError and
@@ -322,7 +314,7 @@ class PhotoMatching:
         assert answer is not None
         return answer
 
-    def prepare_photo(self, job: ImageJob, payload: P, loader: PhotoLoader[P]) -> PreparedPhoto:
+    def prepare_photo(self, job: Job, payload: P, loader: PhotoLoader[P]) -> PreparedPhoto:
         """The CPU part of :meth:`match_job` (load, decode, photo hooks, quality, the model's
         preprocessing): thread-safe, so a worker runs a batch's photos side by side."""
         with timed_stage("load", job.kind):
@@ -339,7 +331,7 @@ class PhotoMatching:
         prepare_ms = (time.perf_counter() - started) * 1000
         return PreparedPhoto(sha256_hex(loaded.data), quality, model_input, prepare_ms)
 
-    def finish_photos(self, batch: list[tuple[ImageJob, Any, Any]]) -> list[JobAnswer]:
+    def finish_photos(self, batch: list[tuple[Job, Any, Any]]) -> list[JobAnswer]:
         """The rest of :meth:`match_job` for a batch of prepared photos: one forward pass and one
         search (:meth:`Matcher.match_prepared`), each photo's vector stored, each kind's hooks
         run. One answer per photo: its prediction, or the exception its hooks raised (that job
@@ -358,7 +350,7 @@ class PhotoMatching:
         ]
 
     def _predict(
-        self, job: ImageJob, payload: PhotoPayload, prepared: PreparedPhoto, result: MatchResult
+        self, job: Job, payload: PhotoPayload, prepared: PreparedPhoto, result: MatchResult
     ) -> JobAnswer:
         """The job's prediction once its kind's hooks ran, or the exception one of them raised."""
         prediction = NewPrediction(
@@ -377,7 +369,7 @@ class PhotoMatching:
         except Exception as exc:
             return exc
 
-    def _complete(self, job: ImageJob, payload: Any, prediction: NewPrediction) -> NewPrediction:
+    def _complete(self, job: Job, payload: Any, prediction: NewPrediction) -> NewPrediction:
         """Run the kind's completion hooks, each on its own copy; merge what they add."""
         additions: PredictionAdditions = {}
         for hook in self._hooks.get(job.kind, []):

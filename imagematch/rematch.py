@@ -33,7 +33,7 @@ from imagematch.errors import IndexNotBuiltError, SubjectGoneError, TransientErr
 from imagematch.job_kinds import JobPayload, PhotoPayload, new_job
 from imagematch.ledger import Ledger
 from imagematch.matches_webhook import CallbackFailedError, MatchesWebhook
-from imagematch.models import ImageJob, JobKind, NewPrediction, Product
+from imagematch.models import Job, JobKind, NewPrediction, Product
 from imagematch.photo_vectors import PhotoVectorStore
 from imagematch.pipeline import Matcher, PredictionAdditions
 from imagematch.quality import QualityBar, find_duplicate
@@ -99,7 +99,7 @@ class EntityMatching:
 
     # The completion hook of every photo kind.
     def record_photo(
-        self, job: ImageJob, payload: PhotoPayload, prediction: NewPrediction
+        self, job: Job, payload: PhotoPayload, prediction: NewPrediction
     ) -> PredictionAdditions | None:
         """Add the photo to its entity (if it has one), re-match the entity, and return the
         prediction's quality report noting a near-duplicate of an earlier photo of the entity
@@ -175,7 +175,7 @@ class EntityMatching:
         if photos and not usable:  # keep the matches it has rather than empty them
             raise SubjectGoneError(
                 f"no photo of the entity has a stored {embedder_id} vector (pruned, or embedded by "
-                "another model: re-run its photo jobs, e.g. `imagematch backfill --status all`)"
+                "another model: re-run its photo jobs, e.g. `imagematch requeue --scope all`)"
             )
         if not usable:
             return [], version
@@ -268,7 +268,7 @@ class EntityMatching:
             and (entities[ref].match_count < self._top_k or score > (entities[ref].floor_score or -np.inf))
         }
 
-    def handle_rematch(self, job: ImageJob, payload: RematchPayload) -> None:
+    def handle_rematch(self, job: Job, payload: RematchPayload) -> None:
         """The ``rematch`` job: re-match the entity against at least the version that asked."""
         self.rematch(
             EntityRef(entity_type=payload.entity_type, entity_id=payload.entity_id),

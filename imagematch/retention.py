@@ -159,7 +159,7 @@ def purge_stored_photos_for(settings: Settings) -> RetentionReport:
     and Modal's nightly function."""
     from imagematch.app import build_services  # the composition root imports this module
 
-    services = build_services(settings, with_model=False)
+    services = build_services(settings, embedder=False)
     try:
         return purge_stored_photos(services)
     finally:

@@ -17,7 +17,7 @@ __all__ = ["RetryDecision", "RetryPolicy"]
 class RetryDecision:
     """``retry_at`` is when to run again; ``None`` means give up for good."""
 
-    kind: ErrorKind
+    error_kind: ErrorKind
     retry_at: datetime | None
 
     @property

@@ -34,7 +34,7 @@ from imagematch.blobs import BlobStore
 from imagematch.errors import ImageMatchError
 from imagematch.images import ImageLimits, sha256_hex
 from imagematch.job_kinds import image_ref_for_blob
-from imagematch.models import ImageJob
+from imagematch.models import Job
 
 __all__ = ["THUMBNAIL_PX", "ThumbnailStore", "thumbnail_media_type"]
 
@@ -137,7 +137,7 @@ class ThumbnailStore:
             self.put(digest, limits.decode(data))
         return digest
 
-    def record_job_photo(self, job: ImageJob, data: bytes, image: Image.Image) -> None:
+    def record_job_photo(self, job: Job, data: bytes, image: Image.Image) -> None:
         """Keep a thumbnail of the photo ``job`` processed (an uploaded one: note its original,
         the thumbnail comes when asked for). Never raises: a thumbnail is a nicety and must not
         fail the job it illustrates."""

@@ -24,7 +24,7 @@ from imagematch.errors import NoHandlerError
 from imagematch.job_kinds import JobAnswer, JobKinds, JobKindSpec
 from imagematch.lease_renewal import LeaseRenewer
 from imagematch.ledger import Clock, Ledger, utcnow
-from imagematch.models import ImageJob, JobStatus
+from imagematch.models import Job, JobStatus
 from imagematch.observed_jobs import JobObservation, job_started
 from imagematch.retry import RetryPolicy
 from imagematch.worker_outcomes import OutcomeRecording
@@ -43,7 +43,7 @@ def new_worker_id() -> str:
 class _Work:
     """A claimed job: kind, payload, CPU stage's answer (maybe in the pool), or its early error."""
 
-    job: ImageJob
+    job: Job
     seen: JobObservation  # its log fields and start (observed_jobs)
     spec: JobKindSpec[Any] | None = None
     payload: Any = None
@@ -53,7 +53,7 @@ class _Work:
 
 @dataclass
 class _Batch:
-    jobs: list[ImageJob]
+    jobs: list[Job]
     work: list[_Work] = field(default_factory=list)
     lease: LeaseKeeper | None = None
 
@@ -119,7 +119,7 @@ class Worker(OutcomeRecording):
         claim and one outcome round trip per batch); each id's status, ``None`` if not claimable."""
         chunks = iter([job_ids[i : i + self.batch_size] for i in range(0, len(job_ids), self.batch_size)])
 
-        def claim() -> list[ImageJob]:
+        def claim() -> list[Job]:
             for ids in chunks:
                 if jobs := self.ledger.claim_jobs(ids, self.worker_id, lease_seconds=self.lease_seconds):
                     return jobs
@@ -132,7 +132,7 @@ class Worker(OutcomeRecording):
         """Process due jobs until none is left, ``max_jobs`` ran or ``stop`` is set; how many ran."""
         claimed = 0
 
-        def claim() -> list[ImageJob]:
+        def claim() -> list[Job]:
             nonlocal claimed
             if claimed >= max_jobs or (stop and stop.is_set()):
                 return []
@@ -143,16 +143,16 @@ class Worker(OutcomeRecording):
         self._run_batches(claim)
         return claimed
 
-    def process(self, job: ImageJob) -> JobStatus:
+    def process(self, job: Job) -> JobStatus:
         """Run a job this worker has claimed and record how it ended; never raises but for the
         ledger's errors. Returns ``PROCESSING`` when the lease was lost meanwhile (nothing
         recorded: the job is another worker's now)."""
         return self._end(self._start([job]))[job.id]
 
-    def _claim(self, limit: int) -> list[ImageJob]:
+    def _claim(self, limit: int) -> list[Job]:
         return self.ledger.claim(self.worker_id, limit=limit, lease_seconds=self.lease_seconds)
 
-    def _run_batches(self, claim: Callable[[], list[ImageJob]]) -> dict[int, JobStatus]:
+    def _run_batches(self, claim: Callable[[], list[Job]]) -> dict[int, JobStatus]:
         """Batches from ``claim`` until it has none; the next is claimed and its CPU stages started
         before this one's forward pass (a data loader's shape), and again after, for the jobs a
         batch created (e.g. a ticket's photos)."""
@@ -168,7 +168,7 @@ class Worker(OutcomeRecording):
             upcoming.release()
         return statuses
 
-    def _start(self, jobs: list[ImageJob]) -> _Batch:
+    def _start(self, jobs: list[Job]) -> _Batch:
         """Take the batch's leases and start each staged job's CPU stage."""
         batch = _Batch(jobs)
         if jobs:
@@ -183,7 +183,7 @@ class Worker(OutcomeRecording):
             batch.work = [self._begin(job) for job in jobs]
         return batch
 
-    def _begin(self, job: ImageJob) -> _Work:
+    def _begin(self, job: Job) -> _Work:
         seen = job_started(job, self.worker_id)
         try:
             spec = self.kinds.get(job.kind)

@@ -14,7 +14,7 @@ from imagematch.errors import SubjectGoneError
 from imagematch.job_kinds import JobAnswer
 from imagematch.ledger import Clock, JobOutcome, Ledger
 from imagematch.metrics import timed_batch_stage
-from imagematch.models import ErrorKind, ImageJob, JobStatus
+from imagematch.models import ErrorKind, Job, JobStatus
 from imagematch.observed_jobs import observed_job
 from imagematch.retry import RetryPolicy
 
@@ -28,13 +28,13 @@ log = logging.getLogger("imagematch.worker")
 
 
 class _Work(Protocol):
-    job: ImageJob
+    job: Job
     seen: JobObservation
 
 
 class _Batch(Protocol):
     @property
-    def jobs(self) -> list[ImageJob]: ...
+    def jobs(self) -> list[Job]: ...
     @property
     def work(self) -> Sequence[_Work]: ...
     @property
@@ -95,18 +95,20 @@ class OutcomeRecording:
         return outcome
 
     def _outcome(
-        self, job: ImageJob, answer: JobAnswer, failed: Callable[[BaseException, ErrorKind], None]
+        self, job: Job, answer: JobAnswer, failed: Callable[[BaseException, ErrorKind], None]
     ) -> JobOutcome:
         if isinstance(answer, SubjectGoneError):
             return JobOutcome(job.id, JobStatus.SKIPPED, error=str(answer))
         if isinstance(answer, Exception):
             decision = self.policy.decide(attempts=job.attempts, error=answer, now=self.clock())
-            log.warning("job %s attempt %s failed (%s): %s", job.id, job.attempts, decision.kind, answer)
-            failed(answer, decision.kind)  # a permanent failure is reported (Sentry)
+            log.warning(
+                "job %s attempt %s failed (%s): %s", job.id, job.attempts, decision.error_kind, answer
+            )
+            failed(answer, decision.error_kind)  # a permanent failure is reported (Sentry)
             return JobOutcome(
                 job.id,
                 JobStatus.FAILED,
-                error_kind=decision.kind,
+                error_kind=decision.error_kind,
                 error=_error_summary(answer),
                 retry_at=decision.retry_at,
             )

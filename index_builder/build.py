@@ -128,13 +128,7 @@ def build_index(
     cache_key = f"{embedder.embedder_id}|views={recipe.views.value}"
     images = _hash_images(products, read_bytes, report, progress)
     level = fit_sample_level(len({digest for _, _, digest in images}), recipe.max_fit_images)
-    cached = cache.get_many(cache_key, (digest for _, _, digest in images))
-    was_cached = {
-        digest
-        for digest, item in cached.items()
-        if item.views is not None or not in_fit_sample(digest, level)
-    }
-    # A sample image cached without its views (the sample grew: a smaller catalog) is re-embedded.
+    cached, was_cached = _look_up(cache, cache_key, images, level)
     missing = [ImageTask(pid, uri, digest) for pid, uri, digest in images if digest not in was_cached]
     if progress:
         progress(len(images) - len(missing))  # taken from the cache
@@ -158,6 +152,20 @@ def build_index(
     _fill(index, products, by_product, cached, report, embedder.dim)
     report.seconds = time.perf_counter() - started
     return index, report
+
+
+def _look_up(
+    cache: EmbeddingCache, cache_key: str, images: list[tuple[str, str, str]], level: int
+) -> tuple[dict[str, CachedImage], set[str]]:
+    """What the cache holds for ``images``, and the digests it holds all that is needed of: a
+    sample image cached without its views (the sample grew: a smaller catalog) is re-embedded."""
+    cached = cache.get_many(cache_key, (digest for _, _, digest in images))
+    complete = {
+        digest
+        for digest, item in cached.items()
+        if item.views is not None or not in_fit_sample(digest, level)
+    }
+    return cached, complete
 
 
 def _embed_and_cache(
@@ -275,7 +283,7 @@ def _stack(rows: list[Vectors], dim: int) -> Vectors:
 
 
 def build_and_publish(
-    source: str,
+    catalog: str,
     *,
     embedder: Embedder,
     cache: EmbeddingCache,
@@ -292,25 +300,22 @@ def build_and_publish(
     point: bool = True,
     learned: LearnedSets | None = None,
 ) -> tuple[ProductIndex, BuildReport]:
-    """Load the catalog at ``source``, build its index (with the ``learned`` references of its
-    products) and publish it as the new CURRENT snapshot
-    (``point=False``: a candidate nothing serves, see :mod:`index_builder.model_switch`).
-    Products no longer in the catalog lose their vectors; the catalog event order carries over, so
-    an event older than one applied before the rebuild is still skipped after it. ``settings``
-    locate database sources; ``on_catalog`` is told how many images the catalog lists; ``model``
-    (the spec of ``embedder``) is recorded in the snapshot. Raises PermanentError if the catalog
-    cannot be read, ChunksFailedError if chunks of the embedding failed outright (nothing is
-    published), PublishBusyError if another writer holds the publish lock.
-    """
-    # Live changes logged before the catalog is read are folded into the new snapshot (the catalog
-    # is the truth); those arriving during the build are replayed on top of it.
+    """Load ``catalog``, build its index (with the ``learned`` references of its products) and
+    publish it as the new CURRENT snapshot (``point=False``: a candidate nothing serves, see
+    :mod:`index_builder.model_switch`). Products no longer in the catalog lose their vectors; the
+    catalog event order carries over, so an event older than one applied before the rebuild is
+    still skipped after it. ``settings`` locate database catalogs; ``on_catalog`` is told how many
+    images the catalog lists; ``model`` (the spec of ``embedder``) is recorded in the snapshot.
+    Raises PermanentError if the catalog cannot be read, ChunksFailedError if chunks of the
+    embedding failed outright (nothing is published), PublishBusyError if the lock is held."""
+    # Live changes logged before the read are folded in (the catalog is the truth); later, replayed.
     changes = snapshots.changes(embedder.embedder_id)
     folded = set(changes.sequences())
     events = snapshots.event_order(embedder.embedder_id, folding=folded)
-    catalog = load_catalog(source, fetcher, settings=settings)
-    (on_catalog or (lambda _: None))(sum(len(p.images) for p in catalog.products))
+    loaded = load_catalog(catalog, fetcher, settings=settings)
+    (on_catalog or (lambda _: None))(sum(len(p.images) for p in loaded.products))
     index, report = build_index(
-        catalog.products,
+        loaded.products,
         embedder=embedder,
         cache=cache,
         read_bytes=lambda uri: read_uri(uri, fetcher),
@@ -321,8 +326,7 @@ def build_and_publish(
         executor=executor,
         learned=learned,
     )
-    report.catalog_problems = catalog.problems
-    report.refused_images = catalog.refused_images
+    report.catalog_problems, report.refused_images = loaded.problems, loaded.refused_images
     index.continue_event_order(events)
     index.applied_changes, index.model = folded, model
     report.version = snapshots.publish(index, point=point)
@@ -332,7 +336,7 @@ def build_and_publish(
 
 def rebuild_catalog_index(
     services: Services,
-    source: str,
+    catalog: str,
     *,
     snapshots: SnapshotStore | None = None,
     progress: Progress | None = None,
@@ -346,7 +350,7 @@ def rebuild_catalog_index(
     cache = EmbeddingCache(services.settings.data_dir / "embedding_cache.sqlite3")
     try:
         index, report = build_and_publish(
-            source,
+            catalog,
             embedder=services.embedder,
             cache=cache,
             fetcher=services.fetcher,

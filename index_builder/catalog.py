@@ -1,4 +1,4 @@
-"""Catalog sources → products: a JSON or CSV file (local path, file:// or http(s) URL), or database
+"""Catalogs → products: a JSON or CSV file (local path, file:// or http(s) URL), or database
 tables (``postgresql://…`` or ``supabase:``; see :mod:`index_builder.catalog_tables`).
 
 JSON: a list of ``{"id", "name", "category", "description", "images": [...], "metadata": {...}}``
@@ -30,9 +30,9 @@ from index_builder.catalog_tables import CatalogTables, read_postgres_catalog, r
 if TYPE_CHECKING:
     from imagematch.config import Settings
 
-__all__ = ["CatalogLoad", "is_database_source", "load_catalog", "read_uri"]
+__all__ = ["CatalogLoad", "is_database_catalog", "load_catalog", "read_uri"]
 
-SUPABASE_SOURCE = "supabase:"
+SUPABASE_CATALOG = "supabase:"
 
 
 @dataclass
@@ -50,11 +50,11 @@ def _is_catalog_type(content_type: str) -> bool:
     return content_type in CATALOG_TYPES or content_type.endswith("+json")
 
 
-def _read_catalog_document(source: str, fetcher: ImageFetcher, max_bytes: int) -> tuple[str, bool]:
+def _read_catalog_document(catalog: str, fetcher: ImageFetcher, max_bytes: int) -> tuple[str, bool]:
     """The text of a JSON/CSV catalog and whether it is CSV (by extension or content type)."""
-    is_csv = urlsplit(source).path.lower().endswith(".csv")
-    if local_path(source) is not None:
-        raw = read_uri(source, fetcher, max_bytes=max_bytes)
+    is_csv = urlsplit(catalog).path.lower().endswith(".csv")
+    if local_path(catalog) is not None:
+        raw = read_uri(catalog, fetcher, max_bytes=max_bytes)
     else:
         seen: list[str] = []
 
@@ -62,12 +62,12 @@ def _read_catalog_document(source: str, fetcher: ImageFetcher, max_bytes: int) -
             seen.append(content_type)
             return _is_catalog_type(content_type)
 
-        raw = fetcher.fetch(source, max_bytes=max_bytes, accept=accept)
+        raw = fetcher.fetch(catalog, max_bytes=max_bytes, accept=accept)
         is_csv = is_csv or (bool(seen) and seen[-1] in ("text/csv", "application/csv"))
     try:
         return raw.decode("utf-8-sig"), is_csv
     except UnicodeDecodeError as exc:
-        raise PermanentError(f"catalog {redact_url(source)[:200]} is not UTF-8 text: {exc}") from exc
+        raise PermanentError(f"catalog {redact_url(catalog)[:200]} is not UTF-8 text: {exc}") from exc
 
 
 def _resolve(base: str, ref: str) -> str | None:
@@ -96,44 +96,44 @@ def _rows_from_csv(text: str) -> list[dict[str, Any]]:
     return rows
 
 
-def is_database_source(source: str) -> bool:
+def is_database_catalog(catalog: str) -> bool:
     """``postgresql://…``/``postgres://…`` (catalog tables over psycopg) or ``supabase:``."""
-    return source.startswith(("postgresql://", "postgres://")) or source == SUPABASE_SOURCE
+    return catalog.startswith(("postgresql://", "postgres://")) or catalog == SUPABASE_CATALOG
 
 
-def load_catalog(source: str, fetcher: ImageFetcher, *, settings: Settings | None = None) -> CatalogLoad:
-    """Read products from ``source``. Bad rows are reported in ``problems``, never fatal.
+def load_catalog(catalog: str, fetcher: ImageFetcher, *, settings: Settings | None = None) -> CatalogLoad:
+    """Read products from ``catalog``. Bad rows are reported in ``problems``, never fatal.
 
-    ``source`` is a JSON/CSV path, file:// or http(s) URL; ``postgresql://…`` for the catalog
+    ``catalog`` is a JSON/CSV path, file:// or http(s) URL; ``postgresql://…`` for the catalog
     tables in that database; or ``supabase:`` for those tables in the Supabase project of
     ``settings`` (``IMAGEMATCH_SUPABASE_URL`` and ``IMAGEMATCH_SUPABASE_SERVICE_KEY``). The tables
     are ``settings.catalog_table`` and ``settings.catalog_images_table`` (defaults without
     settings: ``catalog_products``, ``catalog_product_images``).
 
-    Raises PermanentError if the source itself cannot be read or parsed (or its tables are
+    Raises PermanentError if the catalog itself cannot be read or parsed (or its tables are
     missing), TransientError if its database cannot be reached.
     """
-    if is_database_source(source):
-        return _load_database_catalog(source, settings)
+    if is_database_catalog(catalog):
+        return _load_database_catalog(catalog, settings)
     max_bytes = settings.max_catalog_bytes if settings is not None else DEFAULT_MAX_CATALOG_BYTES
-    text, is_csv = _read_catalog_document(source, fetcher, max_bytes)
+    text, is_csv = _read_catalog_document(catalog, fetcher, max_bytes)
     try:
         rows: Any = _rows_from_csv(text) if is_csv else json.loads(text)
     except (json.JSONDecodeError, csv.Error) as exc:
-        raise PermanentError(f"cannot parse catalog {redact_url(source)}: {exc}") from exc
+        raise PermanentError(f"cannot parse catalog {redact_url(catalog)}: {exc}") from exc
     if isinstance(rows, dict):
         rows = rows.get("products", [])
     if not isinstance(rows, list):
-        raise PermanentError(f"catalog {redact_url(source)} must be a list of products")
+        raise PermanentError(f"catalog {redact_url(catalog)} must be a list of products")
     return _collect(
-        rows, lambda n, _: f"row {n}", lambda product, found: _resolve_images(source, product, found)
+        rows, lambda n, _: f"row {n}", lambda product, found: _resolve_images(catalog, product, found)
     )
 
 
-def _resolve_images(source: str, product: Product, problems: list[str]) -> None:
+def _resolve_images(catalog: str, product: Product, problems: list[str]) -> None:
     kept = []
     for ref in product.images:
-        resolved = _resolve(source, ref)
+        resolved = _resolve(catalog, ref)
         if resolved is None:
             problems.append(
                 f"product {product.id!r}: image {ref[:200]!r} is outside the catalog's own location "
@@ -191,12 +191,12 @@ def _check_absolute_images(product: Product, problems: list[str]) -> None:
     product.images = kept
 
 
-def _load_database_catalog(source: str, settings: Settings | None) -> CatalogLoad:
+def _load_database_catalog(catalog: str, settings: Settings | None) -> CatalogLoad:
     tables = CatalogTables()
     if settings is not None:
         tables = CatalogTables(settings.catalog_table, settings.catalog_images_table)
     rows: Iterable[dict[str, Any]]
-    if source == SUPABASE_SOURCE:
+    if catalog == SUPABASE_CATALOG:
         if settings is None:
             raise PermanentError("the supabase: catalog needs the settings naming the Supabase project")
         if not settings.supabase_url or settings.supabase_service_key is None:
@@ -208,7 +208,7 @@ def _load_database_catalog(source: str, settings: Settings | None) -> CatalogLoa
         client = create_client(settings.supabase_url, settings.supabase_service_key.get_secret_value())
         rows = read_supabase_catalog(client, tables)
     else:
-        rows = read_postgres_catalog(source, tables)
+        rows = read_postgres_catalog(catalog, tables)
 
     def where(n: int, row: Any) -> str:
         product_id = row.get("id") if isinstance(row, dict) else None

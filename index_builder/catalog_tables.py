@@ -1,4 +1,4 @@
-"""Database catalog sources: a products table and an images table, in Postgres or Supabase.
+"""Catalogs in a database: a products table and an images table, in Postgres or Supabase.
 
 The tables (migration ``20261124000000_catalog.sql``, or views of your own with the same columns)::
 

@@ -72,22 +72,22 @@ class SwitchReport:
 
 def switch_model(
     new: Services,
-    source: str,
+    catalog: str,
     *,
     queries: Path | None = None,
     floor: float = 0.9,
     executor: EmbeddingExecutor | None = None,
 ) -> SwitchReport:
-    """Build ``source`` with ``new``'s model (``new.model``), check it, promote it if it passes.
+    """Build ``catalog`` with ``new``'s model (``new.model``), check it, promote it if it passes.
     Raises PermanentError if the catalog cannot be read; a failed check leaves CURRENT as it was."""
     store = new.snapshots
     previous = store.current_version()
     old_embedder = ProductIndex.read_from(store.root / previous).embedder_id if previous else None
-    candidate, report = rebuild_catalog_index(new, source, executor=executor, point=False)
+    candidate, report = rebuild_catalog_index(new, catalog, executor=executor, point=False)
     check = (
         labelled_recall(new, candidate, queries, floor)
         if queries
-        else self_retrieval(new, candidate, source, floor)
+        else self_retrieval(new, candidate, catalog, floor)
     )
     result = SwitchReport(new.model, report.version, previous, check, report)
     if not check.passed:
@@ -109,10 +109,10 @@ def _top1(new: Services, candidate: ProductIndex, data: bytes) -> str | None:
     return matches[0].product_id if matches else None
 
 
-def self_retrieval(new: Services, candidate: ProductIndex, source: str, floor: float) -> SanityCheck:
+def self_retrieval(new: Services, candidate: ProductIndex, catalog: str, floor: float) -> SanityCheck:
     """Share of (up to 200) products whose first catalog image, queried like a customer photo,
     finds the product itself first: catches broken weights or preprocessing, not fine quality."""
-    products = sorted(load_catalog(source, new.fetcher, settings=new.settings).products, key=lambda p: p.id)
+    products = sorted(load_catalog(catalog, new.fetcher, settings=new.settings).products, key=lambda p: p.id)
     tried = hits = 0
     for product in products:
         if tried >= SELF_RETRIEVAL_SAMPLE or not product.images:

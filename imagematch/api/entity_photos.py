@@ -18,7 +18,7 @@ from imagematch.entities import EntityRef
 from imagematch.errors import ImageMatchError
 from imagematch.job_kinds import PhotoPayload
 from imagematch.labels import Label
-from imagematch.models import ImageJob, JobStatus, Prediction
+from imagematch.models import Job, JobStatus, Prediction
 from imagematch.quality import QualityReport
 
 __all__ = ["EntityPhotoOut", "PhotoMatchOut", "entity_photos"]
@@ -68,7 +68,7 @@ def entity_photos(services: Services, ref: EntityRef) -> list[EntityPhotoOut]:
     return photos
 
 
-def _in_flight_jobs(services: Services, ref: EntityRef) -> list[ImageJob]:
+def _in_flight_jobs(services: Services, ref: EntityRef) -> list[Job]:
     found = []
     for status in _IN_FLIGHT:
         for job in services.ledger.list_jobs(status=status, limit=IN_FLIGHT_SCAN):
@@ -82,7 +82,7 @@ def _in_flight_jobs(services: Services, ref: EntityRef) -> list[ImageJob]:
     return found
 
 
-def _photo(services: Services, job: ImageJob) -> EntityPhotoOut:
+def _photo(services: Services, job: Job) -> EntityPhotoOut:
     prediction = services.ledger.get_prediction(job.id) if job.status is JobStatus.COMPLETE else None
     photo = EntityPhotoOut(
         job_id=job.id,

@@ -11,7 +11,7 @@ from imagematch.api.schemas import JobOut, JobPage, PredictionPage
 from imagematch.app import Services
 from imagematch.images import sha256_hex
 from imagematch.job_kinds import MatchImagePayload, image_ref_for_blob, new_job
-from imagematch.models import ImageJob, JobStatus, Prediction
+from imagematch.models import Job, JobStatus, Prediction
 
 __all__ = ["jobs_router", "submit_router"]
 
@@ -57,6 +57,14 @@ def submit_router(services: Services) -> APIRouter:
 
 def jobs_router(services: Services) -> APIRouter:
     """Where jobs stand (``/v1/jobs``), retries, and the prediction log (``/v1/predictions``)."""
+    router = APIRouter()
+    router.include_router(_job_reads(services))
+    router.include_router(_retries(services))
+    router.include_router(_predictions(services))
+    return router
+
+
+def _job_reads(services: Services) -> APIRouter:
     router = APIRouter(tags=["jobs"])
     ledger = services.ledger
 
@@ -76,13 +84,20 @@ def jobs_router(services: Services) -> APIRouter:
         cursor: int | None = Query(None, description="`next_cursor` of the previous page."),
     ) -> JobPage:
         """Jobs, newest first (keyset pagination)."""
-        jobs: list[ImageJob] = await run_in_threadpool(
+        jobs: list[Job] = await run_in_threadpool(
             lambda: ledger.list_jobs(status=status, source=source, limit=limit, before_id=cursor)
         )
         return JobPage(
             jobs=[JobOut.of(j) for j in jobs],
             next_cursor=jobs[-1].id if len(jobs) == limit else None,
         )
+
+    return router
+
+
+def _retries(services: Services) -> APIRouter:
+    router = APIRouter(tags=["jobs"])
+    ledger = services.ledger
 
     @router.post("/v1/jobs/{job_id}/retry", response_model=JobOut)
     async def retry_job(job_id: int) -> JobOut:
@@ -101,6 +116,13 @@ def jobs_router(services: Services) -> APIRouter:
             pending = await run_in_threadpool(lambda: ledger.list_jobs(status=JobStatus.PENDING, limit=500))
             await run_in_threadpool(services.dispatch, [j.id for j in pending])
         return {"requeued": count}
+
+    return router
+
+
+def _predictions(services: Services) -> APIRouter:
+    router = APIRouter(tags=["jobs"])
+    ledger = services.ledger
 
     @router.get("/v1/predictions", response_model=PredictionPage)
     async def list_predictions(

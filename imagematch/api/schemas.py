@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from imagematch.labels import Label
-from imagematch.models import ImageJob, JobStatus, Prediction
+from imagematch.models import Job, JobStatus, Prediction
 
 __all__ = ["JobOut", "JobPage", "PredictionPage"]
 
@@ -26,7 +26,7 @@ class JobOut(BaseModel):
     label: Label | None = None  # the current label (imagematch.labels); history: GET /v1/feedback
 
     @classmethod
-    def of(cls, job: ImageJob, prediction: Prediction | None = None, label: Label | None = None) -> JobOut:
+    def of(cls, job: Job, prediction: Prediction | None = None, label: Label | None = None) -> JobOut:
         return cls(
             id=job.id,
             status=job.status,

@@ -48,7 +48,7 @@ def index_build(
         str | None,
         typer.Option(
             help="Catalog JSON/CSV (path, file:// or http(s) URL), postgresql://… (catalog tables) "
-            "or supabase:. Default: IMAGEMATCH_CATALOG_SOURCE."
+            "or supabase:. Default: IMAGEMATCH_CATALOG."
         ),
     ] = None,
     as_json: JsonFlag = False,
@@ -57,9 +57,9 @@ def index_build(
     from imagematch.operations import open_services, rebuild
 
     settings = load_settings()
-    catalog = catalog or settings.catalog_source
+    catalog = catalog or settings.catalog
     if not catalog:
-        raise fail("give --catalog or set IMAGEMATCH_CATALOG_SOURCE")
+        raise fail("give --catalog or set IMAGEMATCH_CATALOG")
     with open_services(settings) as services, progress_bar() as progress:
         task = progress.add_task("embedding catalog images", total=None)
         try:
@@ -82,7 +82,7 @@ def index_build(
 def index_switch_model(
     model: Annotated[str, typer.Argument(help="The new model spec, e.g. open_clip:ViT-L-14/<pretrained>.")],
     catalog: Annotated[
-        str | None, typer.Option(help="Catalog to build (default: IMAGEMATCH_CATALOG_SOURCE).")
+        str | None, typer.Option(help="Catalog to build (default: IMAGEMATCH_CATALOG).")
     ] = None,
     queries: Annotated[
         Path | None,
@@ -101,11 +101,11 @@ def index_switch_model(
     from imagematch.operations import open_services, switch_model
 
     settings = load_settings()
-    catalog = catalog or settings.catalog_source
+    catalog = catalog or settings.catalog
     if not catalog:
-        raise fail("give --catalog or set IMAGEMATCH_CATALOG_SOURCE")
+        raise fail("give --catalog or set IMAGEMATCH_CATALOG")
     try:
-        with open_services(settings, model=model) as new:
+        with open_services(settings, embedder=model) as new:
             report = switch_model(new, catalog, queries=queries, floor=floor)
     except ImageMatchError as exc:
         raise fail(str(exc)) from exc

@@ -51,7 +51,7 @@ def submit(
 
 def sweep(as_json: JsonFlag = False) -> None:
     """Re-queue due retries and jobs whose worker lease expired; report stale pending jobs."""
-    with open_services(load_settings(), with_model=False) as services:
+    with open_services(load_settings(), embedder=False) as services:
         summary = operations.sweep(services, purge_due=True)  # recorded for the console's health page
     err.print(summary.describe())
     if as_json:
@@ -72,7 +72,7 @@ def requeue(
     as_json: JsonFlag = False,
 ) -> None:
     """Queue again every job that has no successful prediction (idempotent)."""
-    with open_services(load_settings(), with_model=False) as services, progress_bar() as progress:
+    with open_services(load_settings(), embedder=False) as services, progress_bar() as progress:
         task = progress.add_task("dry run" if dry_run else "re-queuing", total=limit)
         summary = operations.requeue(
             services.ledger,

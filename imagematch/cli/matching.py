@@ -41,7 +41,7 @@ def match(
     from imagematch.models import MatchRequest
 
     settings = load_settings()
-    services = build_services(settings, model=serving_model(settings))
+    services = build_services(settings, embedder=serving_model(settings))
     results: dict[str, Any] = {}
     for path in images:
         try:

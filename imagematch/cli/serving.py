@@ -79,7 +79,7 @@ def serve(
 
     settings = load_settings()
     access = serve_access(settings, host)
-    services = build_services(settings, model=serving_model(settings))
+    services = build_services(settings, embedder=serving_model(settings))
     pool = WorkerPool(
         services.make_worker,
         size=services.settings.workers if workers is None else workers,
@@ -106,7 +106,7 @@ def worker(
     from imagematch.worker import WorkerPool
 
     settings = load_settings()
-    services = build_services(settings, model=serving_model(settings))
+    services = build_services(settings, embedder=serving_model(settings))
     if once:
         sweep(services)
         done = services.make_worker().drain()

@@ -29,7 +29,7 @@ def zendesk_scan(
     prediction (Incremental Ticket Export), and re-queue failed ones. Idempotent."""
     import httpx
 
-    from imagematch.sources.zendesk import backfill_tickets, zendesk_client_for
+    from imagematch.sources.zendesk import scan_tickets, zendesk_client_for
 
     settings = load_settings()
     if since.tzinfo is None:
@@ -40,7 +40,7 @@ def zendesk_scan(
         client = zendesk_client_for(settings, http)
         with progress_bar() as progress:
             task = progress.add_task("scanning tickets", total=limit)
-            report = backfill_tickets(
+            report = scan_tickets(
                 client,
                 ledger,
                 since=since,

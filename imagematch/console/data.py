@@ -15,7 +15,7 @@ from imagematch.errors import EmbedderMismatchError, IndexNotBuiltError
 from imagematch.fetch import read_uri
 from imagematch.index import IndexedImage, ProductIndex
 from imagematch.ledger import Ledger
-from imagematch.models import ErrorKind, ImageJob, JobStatus, Match, Prediction
+from imagematch.models import ErrorKind, Job, JobStatus, Match, Prediction
 
 __all__ = [
     "JobRow",
@@ -45,7 +45,7 @@ def web_link(value: object) -> str | None:
 class JobRow:
     """One line of the jobs table (and the head of a job's page)."""
 
-    job: ImageJob
+    job: Job
     prediction: Prediction | None
     photo: str | None  # thumbnail digest
     ticket_url: str | None
@@ -103,7 +103,7 @@ class JobRow:
         return bool(quality and quality.low_quality)
 
 
-def ticket_url(services: Services, job: ImageJob) -> str | None:
+def ticket_url(services: Services, job: Job) -> str | None:
     """The agent-facing URL of the job's Zendesk ticket, when Zendesk is configured."""
     ticket = job.payload.get("ticket_id")
     settings = services.settings
@@ -122,7 +122,7 @@ def current_label(services: Services, job_id: int) -> Any:
     return lookup(job_id) if callable(lookup) else None
 
 
-def job_row(services: Services, job: ImageJob, *, with_label: bool = False) -> JobRow:
+def job_row(services: Services, job: Job, *, with_label: bool = False) -> JobRow:
     prediction = services.ledger.get_prediction(job.id) if job.status is JobStatus.COMPLETE else None
     label = current_label(services, job.id) if with_label and prediction else None
     return JobRow(job, prediction, services.thumbnails.job_photo(job.id), ticket_url(services, job), label)

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 import imagematch.console.data as data
 from imagematch.app import Services
 from imagematch.console.pages import page
-from imagematch.models import ImageJob
+from imagematch.models import Job
 from imagematch.sources.zendesk.jobs import ZendeskImagePayload, ZendeskNotePayload, note_job_key
 
 __all__ = ["job_page_routes", "top_matches"]
@@ -24,7 +24,7 @@ def top_matches(services: Services, row: data.JobRow) -> list[tuple[Any, data.Re
     return [(m, data.reference_image(services, index, m) if index else None) for m in matches]
 
 
-def _note(services: Services, job: ImageJob) -> ImageJob | None:
+def _note(services: Services, job: Job) -> Job | None:
     if job.kind != ZendeskImagePayload.KIND:
         return None
     key = note_job_key(str(job.payload.get("ticket_id")), str(job.payload.get("attachment_id")))

@@ -20,7 +20,7 @@ from imagematch.api.access import check_csrf_field
 from imagematch.app import Services
 from imagematch.console.listing import MAX_SCAN, JobFilter, find_jobs, parse_filter
 from imagematch.console.pages import error_page, page, safe_next, templates
-from imagematch.models import ErrorKind, ImageJob, JobStatus
+from imagematch.models import ErrorKind, Job, JobStatus
 
 __all__ = ["job_list_routes", "retry_routes"]
 
@@ -112,7 +112,7 @@ def _csv(rows: list[data.JobRow]) -> str:
 
 def _requeue(
     services: Services,
-    jobs: list[ImageJob],
+    jobs: list[Job],
     *,
     include_permanent: bool,
     dispatch: Callable[[list[int]], None],

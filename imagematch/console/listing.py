@@ -13,14 +13,14 @@ from datetime import date
 
 from imagematch.entities import EntityRef
 from imagematch.ledger import Ledger
-from imagematch.models import ImageJob, JobStatus
+from imagematch.models import Job, JobStatus
 
 __all__ = ["MAX_SCAN", "JobFilter", "find_jobs", "job_entity", "parse_filter", "scan_jobs"]
 
 MAX_SCAN = 2000  # ledger rows one console page may read while filtering
 
 
-def job_entity(job: ImageJob) -> EntityRef | None:
+def job_entity(job: Job) -> EntityRef | None:
     """The entity a job's photo belongs to: given at submit time, or its Zendesk ticket."""
     payload = job.payload
     try:
@@ -33,7 +33,7 @@ def job_entity(job: ImageJob) -> EntityRef | None:
     return None
 
 
-def _searchable(job: ImageJob) -> str:
+def _searchable(job: Job) -> str:
     """What a free-text search looks in: file name, URL, idempotency key (lower case)."""
     payload = job.payload
     parts = [str(payload.get(k) or "") for k in ("file_name", "image", "url")]
@@ -51,7 +51,7 @@ class JobFilter:
     q: str = ""  # a job id, an entity (ticket/101 or 101), a file name, a URL or a product id
     product_id: str | None = None  # set when ``q`` names a catalog product
 
-    def _matches_search(self, job: ImageJob, best_product: Callable[[int], str | None]) -> bool:
+    def _matches_search(self, job: Job, best_product: Callable[[int], str | None]) -> bool:
         needle = self.q.strip().lstrip("#").lower()
         entity = job_entity(job)
         if entity is not None and needle in (str(entity).lower(), entity.entity_id.lower()):
@@ -62,7 +62,7 @@ class JobFilter:
             return True
         return self.product_id is not None and best_product(job.id) == self.product_id
 
-    def accepts(self, job: ImageJob, best_product: Callable[[int], str | None] = lambda _: None) -> bool:
+    def accepts(self, job: Job, best_product: Callable[[int], str | None] = lambda _: None) -> bool:
         day = job.created_at.date()
         return (
             (self.kind is None or job.kind == self.kind)
@@ -117,7 +117,7 @@ def parse_filter(params: dict[str, str], *, kinds: set[str], product_ids: set[st
     )
 
 
-def scan_jobs(ledger: Ledger, flt: JobFilter, before_id: int | None, max_scan: int) -> Iterator[ImageJob]:
+def scan_jobs(ledger: Ledger, flt: JobFilter, before_id: int | None, max_scan: int) -> Iterator[Job]:
     """Jobs of the ledger's status/source filter, newest first, at most ``max_scan`` of them."""
     seen = 0
     while seen < max_scan:
@@ -142,10 +142,10 @@ def _best_product(ledger: Ledger) -> Callable[[int], str | None]:
 
 def find_jobs(
     ledger: Ledger, flt: JobFilter, *, limit: int, before_id: int | None, max_scan: int = MAX_SCAN
-) -> tuple[list[ImageJob], int | None]:
+) -> tuple[list[Job], int | None]:
     """Up to ``limit`` jobs matching ``flt`` older than ``before_id``; and the cursor of the next
     page (None at the end)."""
-    found: list[ImageJob] = []
+    found: list[Job] = []
     last_id: int | None = None
     scanned = 0
     best = _best_product(ledger)

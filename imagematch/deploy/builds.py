@@ -59,20 +59,20 @@ def reindex(
     chunk_size: int = 256,
     lock_seconds: float = 3 * 3600,
 ) -> dict[str, Any] | None:
-    """Rebuild ``catalog`` (default ``IMAGEMATCH_CATALOG_SOURCE``) into a new snapshot, or with
+    """Rebuild ``catalog`` (default ``IMAGEMATCH_CATALOG``) into a new snapshot, or with
     ``model`` build a candidate and promote it only if its check passes. ``map_chunks(model)``
     fans chunks out for that model; ``route(services)`` dispatches the catalog events a switch
     re-queues.
     Returns the summary, or ``None`` when no catalog is configured. Raises PublishBusyError when
     another writer holds the lock, ChunksFailedError when chunks failed outright (nothing is
     published), TransientError when the Volume cannot be reloaded first."""
-    catalog = catalog or settings.catalog_source or ""
+    catalog = catalog or settings.catalog or ""
     if not catalog:
-        log.warning("reindex skipped: IMAGEMATCH_CATALOG_SOURCE is not set")
+        log.warning("reindex skipped: IMAGEMATCH_CATALOG is not set")
         return None
     if not volume.reload():  # before the cache is opened: it is read as the last build left it
         raise TransientError("could not reload the Volume before the build; nothing was built")
-    with operations.open_services(settings, model=model or None) as services:
+    with operations.open_services(settings, embedder=model) as services:
         if route is not None:
             services.add_dispatcher(route(services))
         executor = fan_out_executor(

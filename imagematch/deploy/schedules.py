@@ -20,7 +20,7 @@ def sweep_and_record(
 ) -> dict[str, Any]:
     """One :func:`~imagematch.operations.sweep`, its stale pending jobs dispatched by
     ``route(services)``; its record is committed to the Volume, where the console reads it."""
-    with operations.open_services(settings, with_model=False) as services:
+    with operations.open_services(settings, embedder=False) as services:
         summary = operations.sweep(services, route(services))
     volume.commit()
     return summary.as_dict()
@@ -31,5 +31,5 @@ def requeue_and_dispatch(
 ) -> dict[str, Any]:
     """:func:`~imagematch.operations.requeue` with ``options`` (scope, source, since, limit,
     dry_run), the re-queued jobs dispatched by ``route(services)`` at once."""
-    with operations.open_services(settings, with_model=False) as services:
+    with operations.open_services(settings, embedder=False) as services:
         return operations.requeue(services.ledger, route(services), **options).as_dict()

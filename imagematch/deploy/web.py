@@ -48,7 +48,7 @@ def build_web_app(
 ) -> FastAPI:
     """The HTTP API as deployed: ``create_app`` over services without a model; ``/v1/match`` is
     answered by ``match`` and new jobs go to ``route(services)``."""
-    services = build_services(settings, with_model=False)
+    services = build_services(settings, embedder=False)
     services.remote_matcher = RemoteMatch(match)
     return create_app(services, dispatch=route(services))
 
@@ -56,5 +56,5 @@ def build_web_app(
 def build_webhook_app(settings: Settings, *, route: Callable[[Services], Dispatch]) -> FastAPI:
     """The webhook endpoint as deployed: only signature-verified routes over the ledger (no
     model, no Volume), each accepted delivery's job handed to ``route(services)``."""
-    services = build_services(settings, with_model=False)
+    services = build_services(settings, embedder=False)
     return create_webhook_app(settings, services.ledger, dispatch=route(services))

@@ -54,10 +54,11 @@ def require_shared_ledger(settings: Settings) -> None:
     )
 
 
-def container_settings(*, on_modal: bool) -> Settings:
+def container_settings(*, on_modal: bool, model: str = "") -> Settings:
     """Settings from the environment (image env + Secret); on Modal, also check the ledger. Sets up
-    logging (JSON with no TTY) and error reports when ``SENTRY_DSN`` is set."""
-    settings = Settings()
+    logging (JSON with no TTY) and error reports when ``SENTRY_DSN`` is set. ``model``: the spec of
+    the model this container loaded (the served snapshot's), instead of ``IMAGEMATCH_MODEL``."""
+    settings = Settings(model=model) if model else Settings()
     if on_modal:
         require_shared_ledger(settings)
     observe_process(settings)

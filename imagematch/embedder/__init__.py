@@ -5,9 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from imagematch.embedder.absent import ModelNotLoaded
-from imagematch.embedder.base import Embedder, StagedEmbedder, Vectors, l2_normalise
+from imagematch.embedder.base import Embedder, StagedEmbedder, Vectors, as_staged, l2_normalise
 
-__all__ = ["Embedder", "ModelNotLoaded", "StagedEmbedder", "Vectors", "l2_normalise", "load_embedder"]
+__all__ = [
+    "Embedder",
+    "ModelNotLoaded",
+    "StagedEmbedder",
+    "Vectors",
+    "as_staged",
+    "l2_normalise",
+    "load_embedder",
+]
 
 
 def load_embedder(

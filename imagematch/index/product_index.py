@@ -29,6 +29,7 @@ from imagematch.errors import EmbedderMismatchError
 from imagematch.index.change_log import CatalogChange, ChangeKind
 from imagematch.index.event_order import EventOrder
 from imagematch.index.learned import LearnedReferences, unpack
+from imagematch.index.ranking import product_filter, top_accepted
 from imagematch.index.snapshot_files import (
     SNAPSHOT_FORMAT,
     IndexedImage,
@@ -294,7 +295,8 @@ class ProductIndex(LearnedReferences):
     def _search_by_centroid(
         self, query: Vectors, k: int, accept: Callable[[Product], bool] | None
     ) -> list[Match]:
-        hits = self._top_accepted(self._product_vectors, query, k, accept, self._product_by_key.__getitem__)
+        accepted = product_filter(accept, self.products)
+        hits = top_accepted(self._product_vectors, query, k, self._product_by_key.__getitem__, accepted)
         return [
             self._match(product_id, score, self.closest_catalog_image(product_id, query))
             for product_id, score, _ in hits
@@ -304,45 +306,12 @@ class ProductIndex(LearnedReferences):
         self, query: Vectors, k: int, accept: Callable[[Product], bool] | None
     ) -> list[Match]:
         # The first k distinct products in the image ranking are exactly the top-k by max score.
-        hits = self._top_accepted(
-            self._image_vectors, query, k, accept, lambda vid: self.images[vid].product_id
-        )
+        accepted = product_filter(accept, self.products)
+        hits = top_accepted(self._image_vectors, query, k, lambda vid: self.images[vid].product_id, accepted)
         return [
             self._match(product_id, score, self._face_image(product_id, vid, query))
             for product_id, score, vid in hits
         ]
-
-    def _top_accepted(
-        self,
-        vectors: faiss.Index,
-        query: Vectors,
-        k: int,
-        accept: Callable[[Product], bool] | None,
-        product_of: Callable[[int], str],
-    ) -> list[tuple[str, float, int]]:
-        """The first ``k`` distinct accepted products in ``vectors``' ranking, with score and hit id.
-
-        Fetches more hits while filters or duplicate products leave fewer than ``k``.
-        """
-        total = int(vectors.ntotal)
-        fetch = min(total, max(4 * k, 32))
-        best: dict[str, tuple[float, int]] = {}
-        while fetch > 0:
-            scores, ids = vectors.search(query.reshape(1, -1), fetch)
-            best = {}
-            for score, hit in zip(scores[0].tolist(), ids[0].tolist(), strict=True):
-                if hit < 0:
-                    continue
-                product_id = product_of(hit)
-                if product_id in best or (accept and not accept(self.products[product_id])):
-                    continue
-                best[product_id] = (score, hit)  # hits arrive best first
-                if len(best) == k:
-                    break
-            if len(best) >= k or fetch >= total:
-                break
-            fetch = min(total, fetch * 4)
-        return [(product_id, score, hit) for product_id, (score, hit) in best.items()]
 
     def _match(self, product_id: str, score: float, vector_id: int | None) -> Match:
         product = self.products[product_id]

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from imagematch.entities import Entity, EntityMatch, EntityPhoto, EntityRef
 from imagematch.labels import LabelStore
-from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
+from imagematch.models import ErrorKind, Job, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = [
     "Clock",
@@ -111,15 +111,15 @@ class Ledger(LabelStore, Protocol):
         """Create or upgrade the schema (idempotent)."""
         ...
 
-    def submit(self, job: NewJob) -> tuple[ImageJob, bool]:
+    def submit(self, job: NewJob) -> tuple[Job, bool]:
         """Persist ``job`` as pending; returns ``(job, created)``. An idempotency key already used
         by a job of the same kind returns that job unchanged with ``created=False``; keys are
         scoped by kind, so a caller's key never shadows another kind's job."""
         ...
 
-    def get_job(self, job_id: int) -> ImageJob | None: ...
+    def get_job(self, job_id: int) -> Job | None: ...
 
-    def get_job_by_key(self, idempotency_key: str, *, kind: str) -> ImageJob | None:
+    def get_job_by_key(self, idempotency_key: str, *, kind: str) -> Job | None:
         """The job of ``kind`` with this idempotency key, if any."""
         ...
 
@@ -130,21 +130,21 @@ class Ledger(LabelStore, Protocol):
         source: str | None = None,
         limit: int = 50,
         before_id: int | None = None,
-    ) -> list[ImageJob]:
+    ) -> list[Job]:
         """Newest first; pass the last id seen as ``before_id`` for the next page."""
         ...
 
-    def claim(self, worker_id: str, *, limit: int, lease_seconds: float) -> list[ImageJob]:
+    def claim(self, worker_id: str, *, limit: int, lease_seconds: float) -> list[Job]:
         """Atomically move up to ``limit`` due pending jobs to processing for ``worker_id``,
         incrementing ``attempts`` and setting ``locked_until``. No job is handed to two workers."""
         ...
 
-    def claim_job(self, job_id: int, worker_id: str, *, lease_seconds: float) -> ImageJob | None:
+    def claim_job(self, job_id: int, worker_id: str, *, lease_seconds: float) -> Job | None:
         """Claim one specific job if it is pending and due (a dispatched job: e.g. a Modal spawn);
         ``None`` if another worker has it, it is done, or it is not due yet."""
         ...
 
-    def claim_jobs(self, job_ids: list[int], worker_id: str, *, lease_seconds: float) -> list[ImageJob]:
+    def claim_jobs(self, job_ids: list[int], worker_id: str, *, lease_seconds: float) -> list[Job]:
         """:meth:`claim_job` for each of ``job_ids`` (a batch of dispatched jobs), in one round
         trip; returns those claimed, by id. The others are left alone."""
         ...
@@ -155,7 +155,7 @@ class Ledger(LabelStore, Protocol):
 
     def complete(self, job_id: int, worker_id: str, prediction: NewPrediction | None) -> bool:
         """Record the prediction and mark the job complete, atomically. One prediction per job:
-        a job reprocessed on purpose (manual retry, backfill ``all``) replaces its answer.
+        a job reprocessed on purpose (manual retry, ``requeue --scope all``) replaces its answer.
         ``False`` if the worker lost the job (lease expired and someone else took it)."""
         ...
 
@@ -164,7 +164,7 @@ class Ledger(LabelStore, Protocol):
         job_id: int,
         worker_id: str,
         *,
-        kind: ErrorKind,
+        error_kind: ErrorKind,
         error: str,
         retry_at: datetime | None,
     ) -> bool:
@@ -181,7 +181,7 @@ class Ledger(LabelStore, Protocol):
         holds is not recorded and gives ``False``). Answers in the order of ``outcomes``."""
         ...
 
-    def requeue(self, job_id: int) -> ImageJob | None:
+    def requeue(self, job_id: int) -> Job | None:
         """Manual retry: a failed, skipped or complete job goes back to pending with attempts reset.
         A pending or processing job is returned unchanged. ``None`` if unknown."""
         ...

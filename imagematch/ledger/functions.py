@@ -21,7 +21,7 @@ from imagematch.ledger.base import (
     utcnow,
 )
 from imagematch.ledger.function_labels import FunctionLabels
-from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
+from imagematch.models import ErrorKind, Job, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["FunctionLedger", "prediction_json"]
 
@@ -58,11 +58,11 @@ class FunctionLedger(FunctionLabels, ABC):
         rows = self._call(fn, {**args, "p_now": self._clock()})
         return rows[0][fn] if rows else None
 
-    def _jobs(self, fn: str, args: dict[str, Any]) -> list[ImageJob]:
+    def _jobs(self, fn: str, args: dict[str, Any]) -> list[Job]:
         rows = self._call(fn, {**args, "p_now": self._clock()})
-        return [ImageJob.model_validate(row) for row in rows]
+        return [Job.model_validate(row) for row in rows]
 
-    def submit(self, job: NewJob) -> tuple[ImageJob, bool]:
+    def submit(self, job: NewJob) -> tuple[Job, bool]:
         result = self._value(
             "imagematch_submit",
             {
@@ -74,15 +74,15 @@ class FunctionLedger(FunctionLabels, ABC):
                 "p_request_id": job.request_id,
             },
         )
-        return ImageJob.model_validate(result["job"]), bool(result["created"])
+        return Job.model_validate(result["job"]), bool(result["created"])
 
-    def get_job(self, job_id: int) -> ImageJob | None:
+    def get_job(self, job_id: int) -> Job | None:
         rows = self._select("image_jobs", where={"id": job_id})
-        return ImageJob.model_validate(rows[0]) if rows else None
+        return Job.model_validate(rows[0]) if rows else None
 
-    def get_job_by_key(self, idempotency_key: str, *, kind: str) -> ImageJob | None:
+    def get_job_by_key(self, idempotency_key: str, *, kind: str) -> Job | None:
         rows = self._select("image_jobs", where={"kind": kind, "idempotency_key": idempotency_key})
-        return ImageJob.model_validate(rows[0]) if rows else None
+        return Job.model_validate(rows[0]) if rows else None
 
     def list_jobs(
         self,
@@ -91,21 +91,21 @@ class FunctionLedger(FunctionLabels, ABC):
         source: str | None = None,
         limit: int = 50,
         before_id: int | None = None,
-    ) -> list[ImageJob]:
+    ) -> list[Job]:
         where = {"status": status.value if status else None, "source": source}
         rows = self._select("image_jobs", where=where, limit=limit, before_id=before_id)
-        return [ImageJob.model_validate(r) for r in rows]
+        return [Job.model_validate(r) for r in rows]
 
-    def claim(self, worker_id: str, *, limit: int, lease_seconds: float) -> list[ImageJob]:
+    def claim(self, worker_id: str, *, limit: int, lease_seconds: float) -> list[Job]:
         args = {"p_worker": worker_id, "p_limit": limit, "p_lease_seconds": lease_seconds}
         return sorted(self._jobs("imagematch_claim", args), key=lambda j: (j.next_attempt_at, j.id))
 
-    def claim_job(self, job_id: int, worker_id: str, *, lease_seconds: float) -> ImageJob | None:
+    def claim_job(self, job_id: int, worker_id: str, *, lease_seconds: float) -> Job | None:
         args = {"p_id": job_id, "p_worker": worker_id, "p_lease_seconds": lease_seconds}
         jobs = self._jobs("imagematch_claim_job", args)
         return jobs[0] if jobs else None
 
-    def claim_jobs(self, job_ids: list[int], worker_id: str, *, lease_seconds: float) -> list[ImageJob]:
+    def claim_jobs(self, job_ids: list[int], worker_id: str, *, lease_seconds: float) -> list[Job]:
         args = {"p_ids": sorted(set(job_ids)), "p_worker": worker_id, "p_lease_seconds": lease_seconds}
         return sorted(self._jobs("imagematch_claim_jobs", args), key=lambda j: j.id)
 
@@ -139,10 +139,10 @@ class FunctionLedger(FunctionLabels, ABC):
         return self._finish(job_id, worker_id, JobStatus.COMPLETE, prediction=prediction)
 
     def fail(
-        self, job_id: int, worker_id: str, *, kind: ErrorKind, error: str, retry_at: datetime | None
+        self, job_id: int, worker_id: str, *, error_kind: ErrorKind, error: str, retry_at: datetime | None
     ) -> bool:
         return self._finish(
-            job_id, worker_id, JobStatus.FAILED, error_kind=kind, error=error, retry_at=retry_at
+            job_id, worker_id, JobStatus.FAILED, error_kind=error_kind, error=error, retry_at=retry_at
         )
 
     def skip(self, job_id: int, worker_id: str, *, reason: str) -> bool:
@@ -166,7 +166,7 @@ class FunctionLedger(FunctionLabels, ABC):
         done = set(answer["finished"])
         return [o.job_id in done for o in outcomes]
 
-    def requeue(self, job_id: int) -> ImageJob | None:
+    def requeue(self, job_id: int) -> Job | None:
         jobs = self._jobs("imagematch_requeue", {"p_id": job_id})
         return jobs[0] if jobs else None
 

@@ -13,7 +13,7 @@ from imagematch.ledger.base import Clock, JobAttempt, JobOutcome, SweepReport, n
 from imagematch.ledger.memory_figures import MemoryFigures
 from imagematch.ledger.memory_labels import MemoryLabels
 from imagematch.ledger.memory_sessions import MemorySessionRevocations
-from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
+from imagematch.models import ErrorKind, Job, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["MemoryLedger"]
 
@@ -24,7 +24,7 @@ class MemoryLedger(MemoryLabels, MemorySessionRevocations, MemoryFigures):
     def __init__(self, *, clock: Clock = utcnow) -> None:
         self._clock = clock
         self._lock = threading.RLock()
-        self._jobs: dict[int, ImageJob] = {}
+        self._jobs: dict[int, Job] = {}
         self._keys: dict[tuple[str, str], int] = {}  # (kind, key) → job id
         self._predictions: dict[int, Prediction] = {}  # by job id
         self._entities: dict[EntityRef, Entity] = {}
@@ -40,7 +40,7 @@ class MemoryLedger(MemoryLabels, MemorySessionRevocations, MemoryFigures):
     def close(self) -> None:
         pass
 
-    def _update(self, job: ImageJob, **changes: object) -> ImageJob:
+    def _update(self, job: Job, **changes: object) -> Job:
         updated = job.model_copy(update={**changes, "updated_at": self._clock()})
         self._jobs[job.id] = updated
         if job.status == JobStatus.PROCESSING and updated.status != JobStatus.PROCESSING:
@@ -62,19 +62,19 @@ class MemoryLedger(MemoryLabels, MemorySessionRevocations, MemoryFigures):
         with self._lock:
             return numbered_attempts(list(self._attempts.get(job_id, [])))
 
-    def _held(self, job_id: int, worker_id: str) -> ImageJob | None:
+    def _held(self, job_id: int, worker_id: str) -> Job | None:
         job = self._jobs.get(job_id)
         if job and job.status == JobStatus.PROCESSING and job.worker_id == worker_id:
             return job
         return None
 
-    def submit(self, job: NewJob) -> tuple[ImageJob, bool]:
+    def submit(self, job: NewJob) -> tuple[Job, bool]:
         with self._lock:
             key = (job.kind, job.idempotency_key)
             if key in self._keys:
                 return self._jobs[self._keys[key]], False
             now = self._clock()
-            new = ImageJob(
+            new = Job(
                 id=len(self._jobs) + 1,
                 **job.model_dump(),
                 status=JobStatus.PENDING,
@@ -86,11 +86,11 @@ class MemoryLedger(MemoryLabels, MemorySessionRevocations, MemoryFigures):
             self._keys[key] = new.id
             return new, True
 
-    def get_job(self, job_id: int) -> ImageJob | None:
+    def get_job(self, job_id: int) -> Job | None:
         with self._lock:
             return self._jobs.get(job_id)
 
-    def get_job_by_key(self, idempotency_key: str, *, kind: str) -> ImageJob | None:
+    def get_job_by_key(self, idempotency_key: str, *, kind: str) -> Job | None:
         with self._lock:
             job_id = self._keys.get((kind, idempotency_key))
             return self._jobs[job_id] if job_id else None
@@ -102,7 +102,7 @@ class MemoryLedger(MemoryLabels, MemorySessionRevocations, MemoryFigures):
         source: str | None = None,
         limit: int = 50,
         before_id: int | None = None,
-    ) -> list[ImageJob]:
+    ) -> list[Job]:
         with self._lock:
             jobs = sorted(self._jobs.values(), key=lambda j: -j.id)
         return [
@@ -113,7 +113,7 @@ class MemoryLedger(MemoryLabels, MemorySessionRevocations, MemoryFigures):
             and (before_id is None or j.id < before_id)
         ][:limit]
 
-    def claim(self, worker_id: str, *, limit: int, lease_seconds: float) -> list[ImageJob]:
+    def claim(self, worker_id: str, *, limit: int, lease_seconds: float) -> list[Job]:
         with self._lock:
             now = self._clock()
             due = sorted(
@@ -135,7 +135,7 @@ class MemoryLedger(MemoryLabels, MemorySessionRevocations, MemoryFigures):
                 for j in due
             ]
 
-    def claim_job(self, job_id: int, worker_id: str, *, lease_seconds: float) -> ImageJob | None:
+    def claim_job(self, job_id: int, worker_id: str, *, lease_seconds: float) -> Job | None:
         with self._lock:
             job = self._jobs.get(job_id)
             now = self._clock()
@@ -149,7 +149,7 @@ class MemoryLedger(MemoryLabels, MemorySessionRevocations, MemoryFigures):
                 locked_until=now + timedelta(seconds=lease_seconds),
             )
 
-    def claim_jobs(self, job_ids: list[int], worker_id: str, *, lease_seconds: float) -> list[ImageJob]:
+    def claim_jobs(self, job_ids: list[int], worker_id: str, *, lease_seconds: float) -> list[Job]:
         with self._lock:
             claimed = (
                 self.claim_job(i, worker_id, lease_seconds=lease_seconds) for i in sorted(set(job_ids))
@@ -185,16 +185,16 @@ class MemoryLedger(MemoryLabels, MemorySessionRevocations, MemoryFigures):
 
     def _finish(
         self,
-        job: ImageJob,
+        job: Job,
         status: JobStatus,
-        kind: ErrorKind | None,
+        error_kind: ErrorKind | None,
         error: str | None,
         retry_at: datetime | None = None,
     ) -> None:
         self._update(
             job,
             status=status,
-            error_kind=kind,
+            error_kind=error_kind,
             last_error=error,
             next_attempt_at=retry_at,
             locked_until=None,
@@ -202,12 +202,12 @@ class MemoryLedger(MemoryLabels, MemorySessionRevocations, MemoryFigures):
         )
 
     def fail(
-        self, job_id: int, worker_id: str, *, kind: ErrorKind, error: str, retry_at: datetime | None
+        self, job_id: int, worker_id: str, *, error_kind: ErrorKind, error: str, retry_at: datetime | None
     ) -> bool:
         with self._lock:
             job = self._held(job_id, worker_id)
             if job:
-                self._finish(job, JobStatus.FAILED, kind, error, retry_at)
+                self._finish(job, JobStatus.FAILED, error_kind, error, retry_at)
             return job is not None
 
     def skip(self, job_id: int, worker_id: str, *, reason: str) -> bool:
@@ -226,10 +226,10 @@ class MemoryLedger(MemoryLabels, MemorySessionRevocations, MemoryFigures):
             return self.complete(o.job_id, worker_id, o.prediction)
         if o.status == JobStatus.SKIPPED:
             return self.skip(o.job_id, worker_id, reason=o.error or "")
-        kind = o.error_kind or ErrorKind.PERMANENT
-        return self.fail(o.job_id, worker_id, kind=kind, error=o.error or "", retry_at=o.retry_at)
+        error_kind = o.error_kind or ErrorKind.PERMANENT
+        return self.fail(o.job_id, worker_id, error_kind=error_kind, error=o.error or "", retry_at=o.retry_at)
 
-    def _reset(self, job: ImageJob) -> ImageJob:
+    def _reset(self, job: Job) -> Job:
         return self._update(
             job,
             status=JobStatus.PENDING,
@@ -240,7 +240,7 @@ class MemoryLedger(MemoryLabels, MemorySessionRevocations, MemoryFigures):
             finished_at=None,
         )
 
-    def requeue(self, job_id: int) -> ImageJob | None:
+    def requeue(self, job_id: int) -> Job | None:
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None or job.status not in _RETRYABLE:

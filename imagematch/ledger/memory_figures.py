@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from imagematch.ledger.base import Clock, JobAttempt, JobFigures, OutcomeCount
-from imagematch.models import ImageJob, JobStatus
+from imagematch.models import Job, JobStatus
 
 __all__ = ["MemoryFigures"]
 
@@ -19,7 +19,7 @@ class MemoryFigures:
 
     _lock: threading.RLock
     _clock: Clock
-    _jobs: dict[int, ImageJob]
+    _jobs: dict[int, Job]
     _attempts: dict[int, list[JobAttempt]]
     _process_metrics: dict[str, tuple[dict[str, float], datetime]]
 

@@ -25,7 +25,7 @@ from imagematch.ledger.sqlite_conn import SqliteWriter, open_connection
 from imagematch.ledger.sqlite_figures import SqliteFigures, upgrade_schema
 from imagematch.ledger.sqlite_labels import LABELS_SCHEMA, SqliteLabels
 from imagematch.ledger.sqlite_sessions import SqliteSessionRevocations
-from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob, NewPrediction, Prediction
+from imagematch.models import ErrorKind, Job, JobStatus, NewJob, NewPrediction, Prediction
 
 __all__ = ["SqliteLedger"]
 
@@ -42,13 +42,13 @@ def _dt(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if value is not None else None
 
 
-def _job(row: sqlite3.Row) -> ImageJob:
+def _job(row: sqlite3.Row) -> Job:
     data: dict[str, Any] = dict(row)
     data["payload"] = json.loads(data["payload"])
     data["metadata"] = json.loads(data["metadata"])
     for column in _TIME_COLUMNS:
         data[column] = _dt(data[column])
-    return ImageJob.model_validate(data)
+    return Job.model_validate(data)
 
 
 def _attempt(row: sqlite3.Row) -> JobAttempt:
@@ -137,7 +137,7 @@ class SqliteLedger(SqliteLabels, SqliteFigures, SqliteSessionRevocations):
         for conn in readers:
             conn.close()
 
-    def submit(self, job: NewJob) -> tuple[ImageJob, bool]:
+    def submit(self, job: NewJob) -> tuple[Job, bool]:
         params = {
             **job.model_dump(),
             "payload": json.dumps(job.payload),
@@ -154,12 +154,12 @@ class SqliteLedger(SqliteLabels, SqliteFigures, SqliteSessionRevocations):
         row, created = self._write(write)
         return _job(row), created
 
-    def get_job(self, job_id: int) -> ImageJob | None:
+    def get_job(self, job_id: int) -> Job | None:
         with self._connect() as conn:
             row = conn.execute(Q["job_by_id"], {"id": job_id}).fetchone()
         return _job(row) if row else None
 
-    def get_job_by_key(self, idempotency_key: str, *, kind: str) -> ImageJob | None:
+    def get_job_by_key(self, idempotency_key: str, *, kind: str) -> Job | None:
         params = {"kind": kind, "idempotency_key": idempotency_key}
         with self._connect() as conn:
             row = conn.execute(Q["job_by_key"], params).fetchone()
@@ -172,17 +172,17 @@ class SqliteLedger(SqliteLabels, SqliteFigures, SqliteSessionRevocations):
         source: str | None = None,
         limit: int = 50,
         before_id: int | None = None,
-    ) -> list[ImageJob]:
+    ) -> list[Job]:
         params = {"status": status, "source": source, "limit": limit, "before_id": before_id}
         with self._connect() as conn:
             return [_job(row) for row in conn.execute(Q["list_jobs"], params).fetchall()]
 
-    def claim(self, worker_id: str, *, limit: int, lease_seconds: float) -> list[ImageJob]:
+    def claim(self, worker_id: str, *, limit: int, lease_seconds: float) -> list[Job]:
         params = {"worker_id": worker_id, "limit": limit, "lease_seconds": lease_seconds}
         rows = self._write(lambda conn: conn.execute(Q["claim"], {**params, "now": self._now()}).fetchall())
         return sorted((_job(row) for row in rows), key=lambda j: (j.next_attempt_at, j.id))
 
-    def claim_job(self, job_id: int, worker_id: str, *, lease_seconds: float) -> ImageJob | None:
+    def claim_job(self, job_id: int, worker_id: str, *, lease_seconds: float) -> Job | None:
         params = {"id": job_id, "worker_id": worker_id, "lease_seconds": lease_seconds, "now": self._now()}
         row = self._write(lambda conn: conn.execute(Q["claim_job"], params).fetchone())
         return _job(row) if row else None
@@ -193,7 +193,7 @@ class SqliteLedger(SqliteLabels, SqliteFigures, SqliteSessionRevocations):
             lambda conn: conn.execute(Q["heartbeat"], {**params, "now": self._now()}).rowcount == 1
         )
 
-    def claim_jobs(self, job_ids: list[int], worker_id: str, *, lease_seconds: float) -> list[ImageJob]:
+    def claim_jobs(self, job_ids: list[int], worker_id: str, *, lease_seconds: float) -> list[Job]:
         params = {"worker_id": worker_id, "lease_seconds": lease_seconds, "now": self._now()}
 
         def write(conn: sqlite3.Connection) -> list[sqlite3.Row]:
@@ -228,15 +228,15 @@ class SqliteLedger(SqliteLabels, SqliteFigures, SqliteSessionRevocations):
         return self.finish_many(worker_id, [JobOutcome(job_id, JobStatus.COMPLETE, prediction)])[0]
 
     def fail(
-        self, job_id: int, worker_id: str, *, kind: ErrorKind, error: str, retry_at: datetime | None
+        self, job_id: int, worker_id: str, *, error_kind: ErrorKind, error: str, retry_at: datetime | None
     ) -> bool:
-        outcome = JobOutcome(job_id, JobStatus.FAILED, error_kind=kind, error=error, retry_at=retry_at)
+        outcome = JobOutcome(job_id, JobStatus.FAILED, error_kind=error_kind, error=error, retry_at=retry_at)
         return self.finish_many(worker_id, [outcome])[0]
 
     def skip(self, job_id: int, worker_id: str, *, reason: str) -> bool:
         return self.finish_many(worker_id, [JobOutcome(job_id, JobStatus.SKIPPED, error=reason)])[0]
 
-    def requeue(self, job_id: int) -> ImageJob | None:
+    def requeue(self, job_id: int) -> Job | None:
         def write(conn: sqlite3.Connection) -> Any:  # the job's row, or None
             conn.execute(Q["requeue"], {"id": job_id, "now": self._now()})
             return conn.execute(Q["job_by_id"], {"id": job_id}).fetchone()

@@ -48,6 +48,12 @@ def bearer(token: str) -> dict[str, str]:
         ("POST", "/v1/jobs/retry-failed"),
         ("GET", "/v1/predictions"),
         ("GET", "/docs"),
+        ("GET", "/metrics"),
+        ("GET", "/v1/products/P-red/image"),
+        ("GET", "/v1/jobs/1/thumbnail"),
+        ("POST", "/v1/jobs/1/feedback"),
+        ("DELETE", "/v1/jobs/1/feedback"),
+        ("GET", "/v1/entities/ticket/1/matches"),
     ],
 )
 def test_api_routes_need_the_token(client: TestClient, method: str, path: str) -> None:

@@ -133,8 +133,6 @@ def test_failed_job_shows_its_reason_and_can_be_retried(client: TestClient, serv
     retried = client.post(f"/v1/jobs/{job_id}/retry").json()
     assert retried["status"] == "pending" and retried["attempts"] == 0
     assert client.post("/v1/jobs/retry-failed").json() == {"requeued": 0}
-    assert client.post("/v1/jobs/999/retry").status_code == 404
-    assert client.get("/v1/jobs/999").status_code == 404
 
 
 def test_job_listing_pages(client: TestClient) -> None:

@@ -1,4 +1,4 @@
-"""Database catalog sources on a real Postgres server: psycopg (`postgresql://…`) and supabase-py
+"""Catalogs in a database, on a real Postgres server: psycopg (`postgresql://…`) and supabase-py
 through the PostgREST stand-in (`supabase:`), read into products exactly like a catalog file."""
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ def test_index_build_reads_the_supabase_catalog_from_settings(
     with serve_postgrest(catalog_db) as project_url:
         monkeypatch.setenv("IMAGEMATCH_DATA_DIR", str(settings.data_dir))
         monkeypatch.setenv("IMAGEMATCH_MODEL", "tiny")
-        monkeypatch.setenv("IMAGEMATCH_CATALOG_SOURCE", "supabase:")
+        monkeypatch.setenv("IMAGEMATCH_CATALOG", "supabase:")
         monkeypatch.setenv("IMAGEMATCH_SUPABASE_URL", project_url)
         monkeypatch.setenv("IMAGEMATCH_SUPABASE_SERVICE_KEY", "service-role-key")
         built = CliRunner().invoke(cli, ["index", "build", "--json"])

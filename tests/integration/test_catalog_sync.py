@@ -156,7 +156,7 @@ def test_a_rebuild_remembers_a_delete_so_an_older_update_cannot_bring_the_produc
 ) -> None:
     """P-new is created (#1); its update (#2) fails to download and waits in backoff; the delete
     (#3) is applied; the nightly rebuild publishes a snapshot from the catalog (which does not list
-    P-new); then the update's retry runs (a retry, a manual retry or `backfill --status all`)."""
+    P-new); then the update's retry runs (a retry, a manual retry or `requeue --scope all`)."""
     live = _live(services)
     live.upsert_product(_product(image_host, PURPLE, "purple"), sequence=1)
     late_update = _product(image_host, ORANGE, "orange")

@@ -36,7 +36,7 @@ def test_jobs_show_log_lists_attempts_and_where_the_lines_are(ledger_dir: Path) 
     with bound(request_id="req-7f3a"):
         job, _ = ledger.submit(NewJob(idempotency_key="k", payload={"image": "blob:x"}))
     ledger.claim("host:1:w", limit=1, lease_seconds=60)
-    ledger.fail(job.id, "host:1:w", kind=ErrorKind.PERMANENT, error="not an image", retry_at=None)
+    ledger.fail(job.id, "host:1:w", error_kind=ErrorKind.PERMANENT, error="not an image", retry_at=None)
     ledger.close()
 
     result = CliRunner().invoke(cli_app, ["jobs", "show", str(job.id), "--log"])

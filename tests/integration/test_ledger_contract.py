@@ -211,7 +211,7 @@ def test_transient_failure_waits_for_its_retry_time(make_ledger: Callable[..., L
     job, _ = ledger.submit(_job(1))
     ledger.claim("w", limit=1, lease_seconds=60)
     retry_at = clock.now + timedelta(seconds=60)
-    assert ledger.fail(job.id, "w", kind=ErrorKind.TRANSIENT, error="HTTP 503", retry_at=retry_at)
+    assert ledger.fail(job.id, "w", error_kind=ErrorKind.TRANSIENT, error="HTTP 503", retry_at=retry_at)
     failed = ledger.get_job(job.id)
     assert failed and failed.status == JobStatus.FAILED and failed.next_attempt_at == retry_at
     assert ledger.sweep(max_attempts=5, pending_grace_seconds=60).retries_due == 0
@@ -226,7 +226,7 @@ def test_permanent_failure_is_never_retried_by_the_sweep(make_ledger: Callable[.
     ledger = make_ledger(clock)
     job, _ = ledger.submit(_job(1))
     ledger.claim("w", limit=1, lease_seconds=60)
-    ledger.fail(job.id, "w", kind=ErrorKind.PERMANENT, error="not an image", retry_at=None)
+    ledger.fail(job.id, "w", error_kind=ErrorKind.PERMANENT, error="not an image", retry_at=None)
     clock.advance(10_000)
     assert ledger.sweep(max_attempts=5, pending_grace_seconds=60).retries_due == 0
     failed = ledger.get_job(job.id)
@@ -250,7 +250,7 @@ def test_requeue_failed_and_listing(make_ledger: Callable[..., Ledger]) -> None:
     for n in range(5):
         ledger.submit(_job(n, source="a" if n % 2 else "b"))
     for job in ledger.claim("w", limit=5, lease_seconds=60):
-        ledger.fail(job.id, "w", kind=ErrorKind.PERMANENT, error="bad", retry_at=None)
+        ledger.fail(job.id, "w", error_kind=ErrorKind.PERMANENT, error="bad", retry_at=None)
     assert ledger.requeue_failed(source="a") == 2
     assert ledger.count_by_status()[JobStatus.PENDING] == 2
     page1 = ledger.list_jobs(limit=3)
@@ -384,7 +384,7 @@ def test_every_ended_attempt_is_kept_in_order(make_ledger: Callable[..., Ledger]
     job, _ = ledger.submit(_job(1))
     ledger.claim("w1", limit=1, lease_seconds=60)
     retry_at = clock.now + timedelta(seconds=30)
-    ledger.fail(job.id, "w1", kind=ErrorKind.TRANSIENT, error="HTTP 503", retry_at=retry_at)
+    ledger.fail(job.id, "w1", error_kind=ErrorKind.TRANSIENT, error="HTTP 503", retry_at=retry_at)
     clock.advance(31)
     ledger.sweep(max_attempts=5, pending_grace_seconds=60)
     ledger.claim("w2", limit=1, lease_seconds=5)
@@ -468,6 +468,6 @@ def test_attempt_numbers_keep_increasing_across_a_manual_retry(make_ledger: Call
     job, _ = ledger.submit(_job(1))
     for worker in ("w1", "w2"):
         ledger.claim(worker, limit=1, lease_seconds=60)
-        ledger.fail(job.id, worker, kind=ErrorKind.PERMANENT, error="not an image", retry_at=None)
+        ledger.fail(job.id, worker, error_kind=ErrorKind.PERMANENT, error="not an image", retry_at=None)
         ledger.requeue(job.id)
     assert [(a.attempt, a.worker_id) for a in ledger.list_attempts(job.id)] == [(1, "w1"), (2, "w2")]

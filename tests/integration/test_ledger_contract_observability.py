@@ -41,8 +41,10 @@ def test_job_figures_count_every_ended_attempt(make_ledger: Callable[..., Ledger
     assert len(claimed) == 4
     a, b, c, d = (job.id for job in claimed)
     ledger.complete(a, "w", _prediction())
-    ledger.fail(b, "w", kind=ErrorKind.TRANSIENT, error="503", retry_at=clock.now + timedelta(seconds=9))
-    ledger.fail(c, "w", kind=ErrorKind.PERMANENT, error="not an image", retry_at=None)
+    ledger.fail(
+        b, "w", error_kind=ErrorKind.TRANSIENT, error="503", retry_at=clock.now + timedelta(seconds=9)
+    )
+    ledger.fail(c, "w", error_kind=ErrorKind.PERMANENT, error="not an image", retry_at=None)
     ledger.skip(d, "w", reason="gone")
     figures = ledger.job_figures()
     counts = {(o.source, o.outcome, o.error_kind): o.count for o in figures.outcomes}

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from imagematch.api import create_app
 from imagematch.app import Services
 from imagematch.job_kinds import image_ref_for_blob
-from imagematch.models import ImageJob, JobKind, JobStatus, MatchRequest, NewJob, NewPrediction
+from imagematch.models import Job, JobKind, JobStatus, MatchRequest, NewJob, NewPrediction
 from tests.conftest import PALETTE, REPO, image_bytes
 
 
@@ -43,11 +43,11 @@ def _photo_job(services: Services, key: str) -> int:
 def test_hooks_see_the_same_prediction_and_their_additions_are_merged(services: Services) -> None:
     seen: list[str] = []
 
-    def meddler(job: ImageJob, payload: Any, prediction: NewPrediction) -> None:
+    def meddler(job: Job, payload: Any, prediction: NewPrediction) -> None:
         prediction.image_url = "https://changed.example/by-the-first-hook"  # its own copy only
         seen.append("meddler")
 
-    def namer(job: ImageJob, payload: Any, prediction: NewPrediction) -> dict[str, Any]:
+    def namer(job: Job, payload: Any, prediction: NewPrediction) -> dict[str, Any]:
         seen.append(f"namer saw {prediction.image_url}")
         return {"file_name": "named by a hook"}
 

@@ -28,7 +28,7 @@ def web(services: Services) -> Iterator[TestClient]:
     from imagematch.api import create_app
 
     settings = services.settings.model_copy(update={"metrics_via_ledger_seconds": 3600.0})
-    web_services = build_services(settings, with_model=False)
+    web_services = build_services(settings, embedder=False)
     app = create_app(web_services, access=AccessControl(parse_tokens(f"prometheus:{TOKEN}")))
     with TestClient(app) as client:
         yield client

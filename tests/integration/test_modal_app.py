@@ -30,7 +30,7 @@ from imagematch.deploy import VolumeSync
 from imagematch.dispatch import RoutedDispatch
 from imagematch.images import decode_image
 from imagematch.job_kinds import image_ref_for_blob
-from imagematch.models import ErrorKind, ImageJob, MatchResult, NewJob
+from imagematch.models import ErrorKind, Job, MatchResult, NewJob
 from tests.conftest import PALETTE, REPO, image_bytes
 
 modal = pytest.importorskip("modal")
@@ -77,7 +77,7 @@ def decode(data: bytes) -> Image.Image:
     return decode_image(data, max_bytes=10**7, max_pixels=10**7)
 
 
-def blob_job(services: Services, key: str, colour: str, mark: int = 1) -> ImageJob:
+def blob_job(services: Services, key: str, colour: str, mark: int = 1) -> Job:
     """A persisted upload job, as ``POST /v1/images`` creates it."""
     digest = services.blobs.put(png(colour, mark))
     job, _ = services.ledger.submit(
@@ -349,17 +349,15 @@ def test_reindex_fans_embedding_out_to_the_gpu_class_through_shards(
     assert list((modal_env.data_dir / "fresh" / "build_shards").rglob("*.npz")) == []  # folded, removed
 
 
-def test_reindex_without_a_catalog_source_skips(
-    modal_env: Settings, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_reindex_without_a_catalog_skips(modal_env: Settings, caplog: pytest.LogCaptureFixture) -> None:
     assert modal_app.reindex.local() is None
-    assert "IMAGEMATCH_CATALOG_SOURCE is not set" in caplog.text
+    assert "IMAGEMATCH_CATALOG is not set" in caplog.text
 
 
 def test_reindex_from_the_configured_source(
     modal_env: Settings, catalog_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("IMAGEMATCH_CATALOG_SOURCE", str(catalog_file))
+    monkeypatch.setenv("IMAGEMATCH_CATALOG", str(catalog_file))
     summary = modal_app.reindex.local()
     assert summary is not None and summary["version"] == "v000002" and summary["cached"] == 8
 
@@ -371,12 +369,12 @@ def test_download_weights_has_nothing_to_do_for_local_models(
     assert "needs no downloaded weights" in capsys.readouterr().out
 
 
-def test_backfill_requeues_and_dispatches_jobs_without_an_answer(matcher: Any, services: Services) -> None:
+def test_requeue_requeues_and_dispatches_jobs_without_an_answer(matcher: Any, services: Services) -> None:
     failed = blob_job(services, "failed-once", "yellow")
     claimed = services.ledger.claim_job(failed.id, "old-worker", lease_seconds=60)
     assert claimed is not None
     services.ledger.fail(
-        failed.id, "old-worker", kind=ErrorKind.PERMANENT, error="model outage", retry_at=None
+        failed.id, "old-worker", error_kind=ErrorKind.PERMANENT, error="model outage", retry_at=None
     )
     untouched = blob_job(services, "still-pending", "red")
     results: list[list[str | None]] = []
@@ -491,9 +489,9 @@ def test_zendesk_webhook_to_internal_note_routed_by_what_each_kind_needs(
         statuses: list[str | None] = []
         routes: list[bool] = []
         while queue:  # ticket scan → attachment → note, each dispatched by the job before it
-            ids, needs_model = queue.pop(0)
-            routes.append(needs_model)
-            statuses += (matcher if needs_model else cpu).process_jobs.local(ids)
+            ids, needs_embedder = queue.pop(0)
+            routes.append(needs_embedder)
+            statuses += (matcher if needs_embedder else cpu).process_jobs.local(ids)
         assert routes == [False, True, False]  # only the attachment went to the GPU class
         assert statuses == ["complete", "complete", "complete"]
         [prediction] = services.ledger.list_predictions(ticket_id="7")

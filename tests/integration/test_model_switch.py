@@ -47,7 +47,8 @@ def test_switch_builds_beside_checks_then_flips(
     assert services.make_worker().drain() == 1
     served_before = services.index.get().version
 
-    new = build_services(services.settings, embedder=NextModel(), ledger=services.ledger, model="tiny-next")
+    next_settings = services.settings.model_copy(update={"model": "tiny-next"})
+    new = build_services(next_settings, embedder=NextModel(), ledger=services.ledger)
     report = switch_model(new, str(catalog_file))
 
     assert report.promoted and report.check.passed and report.check.samples == 4
@@ -70,9 +71,8 @@ def test_switch_builds_beside_checks_then_flips(
 
 def test_a_model_that_fails_the_check_is_not_promoted(services: Services, catalog_file: Path) -> None:
     served_before = services.snapshots.current_version()
-    broken = build_services(
-        services.settings, embedder=BrokenModel(), ledger=services.ledger, model="tiny-broken"
-    )
+    broken_settings = services.settings.model_copy(update={"model": "tiny-broken"})
+    broken = build_services(broken_settings, embedder=BrokenModel(), ledger=services.ledger)
     report = switch_model(broken, str(catalog_file))
     assert not report.promoted and report.check.value < 0.9
     assert services.snapshots.current_version() == served_before

@@ -17,7 +17,7 @@ def test_an_older_sqlite_ledger_gets_request_ids_and_counters_from_its_attempts(
         ledger.submit(NewJob(idempotency_key=f"k{n}", source="cli"))
     first, second, _ = ledger.claim("w", limit=3, lease_seconds=60)
     ledger.complete(first.id, "w", None)
-    ledger.fail(second.id, "w", kind=ErrorKind.PERMANENT, error="nope", retry_at=None)
+    ledger.fail(second.id, "w", error_kind=ErrorKind.PERMANENT, error="nope", retry_at=None)
     ledger.close()
     with sqlite3.connect(path) as conn:  # as the previous version left it
         conn.executescript(

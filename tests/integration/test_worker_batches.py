@@ -13,7 +13,7 @@ from imagematch.embedder import Vectors
 from imagematch.job_kinds import JobKinds, JobKindSpec, MatchImagePayload, image_ref_for_blob
 from imagematch.ledger import JobOutcome, Ledger
 from imagematch.ledger.memory import MemoryLedger
-from imagematch.models import ErrorKind, ImageJob, JobStatus, NewJob
+from imagematch.models import ErrorKind, Job, JobStatus, NewJob
 from imagematch.retry import RetryPolicy
 from imagematch.worker import Worker
 from tests.conftest import PALETTE, image_bytes
@@ -107,7 +107,7 @@ def test_a_lost_lease_drops_only_that_jobs_outcome() -> None:
     for n in range(3):
         ledger.submit(NewJob(idempotency_key=f"k{n}", payload={"image": "blob:x"}))
 
-    def handler(job: ImageJob, payload: object) -> None:
+    def handler(job: Job, payload: object) -> None:
         assert asked.wait(10)
 
     spec = JobKindSpec(kind="match_image", payload=MatchImagePayload, handler=handler, needs_embedder=False)

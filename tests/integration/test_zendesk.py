@@ -20,7 +20,7 @@ from imagematch.api import create_app
 from imagematch.app import Services, build_services
 from imagematch.config import Settings
 from imagematch.errors import TransientError
-from imagematch.models import ErrorKind, ImageJob, JobStatus
+from imagematch.models import ErrorKind, Job, JobStatus
 from imagematch.sources.zendesk import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -115,7 +115,7 @@ def settle(services: Services, clock: FakeClock, *, rounds: int = 10) -> None:
     raise AssertionError("jobs still retrying")
 
 
-def jobs(services: Services, kind: str) -> list[ImageJob]:
+def jobs(services: Services, kind: str) -> list[Job]:
     return [j for j in services.ledger.list_jobs(limit=500) if j.kind == kind]
 
 
@@ -487,7 +487,7 @@ def test_non_image_malware_and_oversize_attachments_are_skipped_with_reasons(
         deliver(client, {"ticket_id": TICKET}, at=clock.now)
     settle(services, clock)
 
-    def outcome(name: str) -> ImageJob:
+    def outcome(name: str) -> Job:
         job = services.ledger.get_job_by_key(
             image_job_key("7", str(attachments[name]["id"])),
             kind=ZendeskImagePayload.KIND,
@@ -551,7 +551,7 @@ def test_missing_zendesk_settings_fail_permanently_with_what_to_set(
 # ## Crashes between the steps
 
 
-def _claim(services: Services, job: ImageJob, worker_id: str) -> ImageJob:
+def _claim(services: Services, job: Job, worker_id: str) -> Job:
     claimed = services.ledger.claim_job(job.id, worker_id, lease_seconds=services.settings.lease_seconds)
     assert claimed is not None
     return claimed

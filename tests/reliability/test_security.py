@@ -187,7 +187,7 @@ def test_logs_of_a_whole_flow_hold_no_secret(
             "zendesk_api_token": SecretStr(zendesk.api_token),
             "zendesk_post_notes": True,
             "fetch_allow_private": "127.0.0.0/8,localhost",  # the fake Zendesk, by name: not `true`
-            "catalog_source": f"postgresql://reader:{db_password}@127.0.0.1:1/catalog",
+            "catalog": f"postgresql://reader:{db_password}@127.0.0.1:1/catalog",
         }
     )
     caplog.set_level(logging.DEBUG)

@@ -17,7 +17,7 @@ from imagematch.error_reporting import init_error_reporting
 from imagematch.errors import PermanentError, TransientError
 from imagematch.job_kinds import JobKinds, JobKindSpec, MatchImagePayload
 from imagematch.ledger.memory import MemoryLedger
-from imagematch.models import ImageJob, NewJob
+from imagematch.models import Job, NewJob
 from imagematch.retry import RetryPolicy
 from imagematch.worker import Worker
 
@@ -63,7 +63,7 @@ def captured() -> Iterator[Captured]:
     sentry_sdk.init()  # no DSN: inactive again for the tests that follow
 
 
-def _worker_running(handler: Any) -> tuple[Worker, ImageJob]:
+def _worker_running(handler: Any) -> tuple[Worker, Job]:
     ledger = MemoryLedger()
     kinds = JobKinds()
     kinds.register(
@@ -84,7 +84,7 @@ def test_without_a_dsn_nothing_starts() -> None:
 def test_a_permanent_failure_is_reported_with_id_and_kind_and_no_secret(captured: Captured) -> None:
     photo = PHOTO  # a local the SDK must not send
 
-    def handler(job: ImageJob, payload: MatchImagePayload) -> None:
+    def handler(job: Job, payload: MatchImagePayload) -> None:
         raise PermanentError(f"refused {payload.image} with {ZENDESK_TOKEN} ({len(photo)} bytes)")
 
     worker, job = _worker_running(handler)
@@ -100,7 +100,7 @@ def test_a_permanent_failure_is_reported_with_id_and_kind_and_no_secret(captured
 
 
 def test_a_transient_failure_is_not_reported(captured: Captured) -> None:
-    def handler(job: ImageJob, payload: MatchImagePayload) -> None:
+    def handler(job: Job, payload: MatchImagePayload) -> None:
         raise TransientError("HTTP 503")
 
     worker, job = _worker_running(handler)

@@ -66,12 +66,27 @@ def test_too_many_bytes_is_refused_before_decoding() -> None:
         decode_image(image_bytes((1, 2, 3)), max_bytes=10, max_pixels=1000)
 
 
-def test_decompression_bomb_is_refused_from_the_header() -> None:
-    # A 6000×6000 single-colour PNG is a few KB on disk but 36 Mpx decoded.
-    bomb = _encode(Image.new("L", (6000, 6000)), "PNG")
-    assert len(bomb) < 200_000
-    with pytest.raises(PermanentError, match="pixels"):
-        decode_image(bomb, **LIMITS)
+@pytest.mark.parametrize(
+    ("mode", "size", "limits", "message"),
+    [
+        # A 6000×6000 single-colour PNG is a few KB on disk but 36 Mpx decoded: refused from the header.
+        ("L", (6000, 6000), LIMITS, "pixels"),
+        (
+            "RGB",
+            (1000, 1000),
+            {"max_bytes": 10**8, "max_pixels": 10**8, "max_decode_bytes": 1_000_000},
+            "decoding it needs 4 MB, the limit is 1 MB",
+        ),
+    ],
+    ids=["decompression-bomb", "decode-memory"],
+)
+def test_an_image_over_the_decode_limits_is_refused(
+    mode: str, size: tuple[int, int], limits: dict[str, int], message: str
+) -> None:
+    data = _encode(Image.new(mode, size), "PNG")
+    assert len(data) < 200_000
+    with pytest.raises(PermanentError, match=message):
+        decode_image(data, **limits)
 
 
 def test_a_large_jpeg_is_decoded_scaled_down() -> None:
@@ -88,9 +103,3 @@ def test_a_large_palette_png_is_decoded_scaled_down() -> None:
     image.putpalette([200, 10, 10] * 256)
     decoded = decode_image(_encode(image, "PNG"), max_bytes=10**8, max_pixels=10**8, max_side=600)
     assert decoded.size == (600, 200) and decoded.getpixel((5, 5)) == (200, 10, 10)
-
-
-def test_an_image_needing_more_decode_memory_than_allowed_is_refused() -> None:
-    data = _encode(Image.new("RGB", (1000, 1000)), "PNG")
-    with pytest.raises(PermanentError, match="decoding it needs 4 MB, the limit is 1 MB"):
-        decode_image(data, max_bytes=10**8, max_pixels=10**8, max_decode_bytes=1_000_000)

@@ -8,7 +8,7 @@ from typing import Any
 from imagematch.errors import TransientError
 from imagematch.job_kinds import JobKinds, JobKindSpec, MatchImagePayload
 from imagematch.ledger.memory import MemoryLedger
-from imagematch.models import ImageJob, JobStatus, NewJob
+from imagematch.models import Job, JobStatus, NewJob
 from imagematch.retry import RetryPolicy
 from imagematch.worker import Worker
 
@@ -43,7 +43,7 @@ def run_one(ledger: FlakyLedger, handler: Any) -> JobStatus:
 def test_renewal_continues_after_a_transient_heartbeat_failure() -> None:
     ledger = FlakyLedger([TransientError("ledger busy"), TransientError("ledger busy")])
 
-    def slow_handler(job: ImageJob, payload: object) -> None:
+    def slow_handler(job: Job, payload: object) -> None:
         assert ledger.renewed_after_failure.wait(10), "the lease stopped being renewed"
 
     assert run_one(ledger, slow_handler) == JobStatus.COMPLETE
@@ -64,7 +64,7 @@ def test_a_lost_lease_records_no_outcome() -> None:
 
     ledger.heartbeat = heartbeat  # type: ignore[method-assign]
 
-    def handler(job: ImageJob, payload: object) -> None:
+    def handler(job: Job, payload: object) -> None:
         assert asked.wait(10)
 
     assert run_one(ledger, handler) == JobStatus.PROCESSING

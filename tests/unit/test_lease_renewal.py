@@ -8,7 +8,7 @@ from typing import Any
 from imagematch.job_kinds import JobKinds, JobKindSpec, MatchImagePayload
 from imagematch.lease_renewal import LeaseRenewer
 from imagematch.ledger.memory import MemoryLedger
-from imagematch.models import ImageJob, JobStatus, NewJob
+from imagematch.models import Job, JobStatus, NewJob
 from imagematch.retry import RetryPolicy
 from imagematch.worker import LeaseKeeper, Worker
 
@@ -33,7 +33,7 @@ def test_one_thread_renews_the_leases_of_every_batch_a_worker_runs() -> None:
     for n in range(3):
         ledger.submit(NewJob(idempotency_key=f"k{n}", payload={"image": "blob:x"}))
 
-    def slow(job: ImageJob, payload: Any) -> None:  # runs until its lease was renewed twice
+    def slow(job: Job, payload: Any) -> None:  # runs until its lease was renewed twice
         assert ledger.renewed_twice.setdefault(job.id, threading.Event()).wait(10)
 
     spec = JobKindSpec(kind="match_image", payload=MatchImagePayload, handler=slow, needs_embedder=False)

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from imagematch.config import Settings
 from imagematch.log_context import bound, current_request_id, entity_of_payload, usable_request_id
 from imagematch.logging_setup import REDACTED, configure_logging, wants_json
-from imagematch.models import ImageJob, JobStatus, NewJob
+from imagematch.models import Job, JobStatus, NewJob
 from imagematch.observed_jobs import observed_job
 
 API_TOKEN = "console-token-5f0c1d2e3a4b"
@@ -55,7 +55,7 @@ def _settings(**changes: Any) -> Settings:
     )
 
 
-def _job(**changes: Any) -> ImageJob:
+def _job(**changes: Any) -> Job:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     fields: dict[str, Any] = {
         "id": 41,
@@ -69,7 +69,7 @@ def _job(**changes: Any) -> ImageJob:
         "updated_at": now,
         "request_id": "req-from-webhook",
     }
-    return ImageJob.model_validate({**fields, **changes})
+    return Job.model_validate({**fields, **changes})
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, Any]]:

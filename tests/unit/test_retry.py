@@ -24,14 +24,14 @@ def test_backoff_doubles_up_to_the_cap_with_jitter() -> None:
 
 def test_permanent_gives_up_at_once() -> None:
     decision = RetryPolicy().decide(attempts=1, error=PermanentError("not an image"), now=NOW)
-    assert decision.give_up and decision.kind == ErrorKind.PERMANENT
+    assert decision.give_up and decision.error_kind == ErrorKind.PERMANENT
 
 
 def test_unknown_errors_are_transient_until_attempts_run_out() -> None:
     policy = RetryPolicy(max_attempts=3)
     assert not policy.decide(attempts=2, error=KeyError("bug"), now=NOW).give_up
     last = policy.decide(attempts=3, error=KeyError("bug"), now=NOW)
-    assert last.give_up and last.kind == ErrorKind.TRANSIENT
+    assert last.give_up and last.error_kind == ErrorKind.TRANSIENT
 
 
 def test_retry_after_is_honoured() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from imagematch.config import Settings
 
 
-def test_repr_hides_passwords_inside_database_url_and_catalog_source() -> None:
+def test_repr_hides_passwords_inside_database_url_and_catalog() -> None:
     settings = Settings(
         database_url="postgresql://im:hunter2@db.internal:5432/ledger?sslmode=require",
-        catalog_source="postgres://reader:s3cr3t@catalog/db?password=other-secret",
+        catalog="postgres://reader:s3cr3t@catalog/db?password=other-secret",
         zendesk_api_token="tok-123",  # type: ignore[arg-type]
     )
     shown = repr(settings) + str(settings)

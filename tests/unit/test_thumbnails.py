@@ -10,16 +10,16 @@ from pathlib import Path
 from PIL import Image
 
 from imagematch.images import ImageLimits, sha256_hex
-from imagematch.models import ImageJob, JobStatus
+from imagematch.models import Job, JobStatus
 from imagematch.thumbnails import ThumbnailStore
 from tests.conftest import PALETTE, image_bytes
 
 LIMITS = ImageLimits(10_000_000, 50_000_000)
 
 
-def _job(job_id: int) -> ImageJob:
+def _job(job_id: int) -> Job:
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    return ImageJob(
+    return Job(
         id=job_id,
         kind="match_image",
         source="api",

@@ -34,7 +34,7 @@ from pydantic import (
 from imagematch.catalog_sync import CatalogUpdater
 from imagematch.errors import PermanentError, SubjectGoneError
 from imagematch.ledger import Ledger
-from imagematch.models import ImageJob, JobStatus, NewJob, Product
+from imagematch.models import Job, JobStatus, NewJob, Product
 from imagematch.signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -186,7 +186,7 @@ class CatalogEventHandler:
     def __init__(self, updater: CatalogUpdater) -> None:
         self.updater = updater
 
-    def __call__(self, job: ImageJob, event: ProductChanged | ProductDeleted) -> None:
+    def __call__(self, job: Job, event: ProductChanged | ProductDeleted) -> None:
         if isinstance(event, ProductDeleted):
             if not self.updater.delete_product(event.product_id, sequence=job.id):
                 raise SubjectGoneError(f"product {event.product_id!r} is not in the index")

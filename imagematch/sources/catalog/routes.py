@@ -13,7 +13,7 @@ from imagematch.config import Settings
 from imagematch.dispatch import Dispatch
 from imagematch.errors import PermanentError, TransientError
 from imagematch.ledger import Clock, Ledger
-from imagematch.models import ImageJob, JobStatus
+from imagematch.models import Job, JobStatus
 from imagematch.sources.catalog.events import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -45,7 +45,7 @@ class CatalogEventAccepted(BaseModel):
     prediction: None = None
 
     @classmethod
-    def of(cls, job: ImageJob) -> CatalogEventAccepted:
+    def of(cls, job: Job) -> CatalogEventAccepted:
         return cls(
             id=job.id,
             status=job.status,

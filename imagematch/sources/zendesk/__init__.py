@@ -2,7 +2,7 @@
 
 ``routes`` is the webhook endpoint; ``webhook`` verifies and parses deliveries; ``client`` talks
 to the Support API; ``jobs`` names the ledger jobs a ticket becomes (typed payloads); ``handlers``
-(ticket scan, attachment loader, note follow-up) and ``notes`` run them; ``ticket_backfill``
+(ticket scan, attachment loader, note follow-up) and ``notes`` run them; ``ticket_scan``
 finds tickets whose images were never matched. See README "Zendesk".
 """
 
@@ -33,7 +33,7 @@ from imagematch.sources.zendesk.jobs import (
 )
 from imagematch.sources.zendesk.notes import ZendeskNoteHandler, note_marker, render_note
 from imagematch.sources.zendesk.routes import zendesk_webhook_router
-from imagematch.sources.zendesk.ticket_backfill import TicketBackfillReport, backfill_tickets
+from imagematch.sources.zendesk.ticket_scan import TicketScanReport, scan_tickets
 from imagematch.sources.zendesk.webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -50,7 +50,7 @@ __all__ = [
     "SOURCE",
     "TIMESTAMP_HEADER",
     "AttachmentPlan",
-    "TicketBackfillReport",
+    "TicketScanReport",
     "WebhookDelivery",
     "WebhookPayloadError",
     "WebhookSignatureError",
@@ -64,13 +64,13 @@ __all__ = [
     "ZendeskNotePayload",
     "ZendeskTicketHandler",
     "ZendeskTicketPayload",
-    "backfill_tickets",
     "image_job_key",
     "note_job_key",
     "note_marker",
     "parse_delivery",
     "plan_attachment",
     "render_note",
+    "scan_tickets",
     "sign",
     "ticket_job",
     "verify_signature",

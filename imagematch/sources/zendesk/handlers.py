@@ -13,7 +13,7 @@ from collections.abc import Callable
 from imagematch.dispatch import Dispatch
 from imagematch.fetch import ImageFetcher
 from imagematch.ledger import Ledger
-from imagematch.models import ImageJob, NewPrediction
+from imagematch.models import Job, NewPrediction
 from imagematch.pipeline import PhotoBytes, SkipPhoto
 from imagematch.sources.zendesk.client import ZendeskClient
 from imagematch.sources.zendesk.jobs import ZendeskImagePayload, ZendeskTicketPayload, image_job_for
@@ -39,7 +39,7 @@ class ZendeskTicketHandler:
         self._max_bytes = max_bytes
         self._dispatch = dispatch
 
-    def __call__(self, job: ImageJob, payload: ZendeskTicketPayload) -> None:
+    def __call__(self, job: Job, payload: ZendeskTicketPayload) -> None:
         created: list[int] = []
         seen = 0
         for comment in self._client().iter_comments(payload.ticket_id):
@@ -85,7 +85,7 @@ class ZendeskNoteFollowUp:
         self._ledger = ledger
         self._dispatch = dispatch
 
-    def __call__(self, job: ImageJob, payload: ZendeskImagePayload, prediction: NewPrediction) -> None:
+    def __call__(self, job: Job, payload: ZendeskImagePayload, prediction: NewPrediction) -> None:
         note, created = self._ledger.submit(note_job_for(job.id, payload, prediction))
         if created:
             self._dispatch([note.id])

@@ -1,7 +1,8 @@
 """The ledger jobs a Zendesk ticket turns into, and their idempotency keys.
 
-* ``zendesk_ticket`` — ``zendesk-ticket:{ticket}:{delivery}``: one per webhook delivery (or backfill
-  run), so a new event about a known ticket scans it again while a repeated delivery does not.
+* ``zendesk_ticket`` — ``zendesk-ticket:{ticket}:{delivery}``: one per webhook delivery (or
+  ``zendesk scan`` run), so a new event about a known ticket scans it again while a repeated
+  delivery does not.
 * ``zendesk_image`` — ``zendesk:{ticket}:{attachment}``: one per attachment, ever. However many
   scans find it, it is matched once and has one prediction.
 * ``zendesk_note`` — ``zendesk-note:{ticket}:{attachment}``: one internal note per attachment.

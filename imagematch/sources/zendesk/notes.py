@@ -37,7 +37,7 @@ from imagematch.errors import (
 from imagematch.index import IndexHandle
 from imagematch.job_kinds import new_job
 from imagematch.ledger import Ledger
-from imagematch.models import ImageJob, Match, NewJob, NewPrediction
+from imagematch.models import Job, Match, NewJob, NewPrediction
 from imagematch.sources.zendesk.client import ZendeskClient, ZendeskConflictError
 from imagematch.sources.zendesk.jobs import SOURCE, ZendeskImagePayload, ZendeskNotePayload, note_job_key
 
@@ -214,9 +214,9 @@ def _mentions(comments: Iterable[dict[str, Any]], marker: str, *, author_id: int
 class ZendeskNoteHandler:
     """Handles ``zendesk_note`` jobs (see the module docstring for the exactly-once protocol).
 
-    Raises SubjectGoneError when notes are switched off or the ticket is gone, TransientError
-    while Zendesk is unavailable or the ticket keeps changing, PermanentError when Zendesk refuses
-    (e.g. a closed ticket, missing scope).
+    Raises FeatureDisabledError when notes are switched off, SubjectGoneError when the ticket is
+    gone (both skip the job), TransientError while Zendesk is unavailable or the ticket keeps
+    changing, PermanentError when Zendesk refuses (e.g. a closed ticket, missing scope).
     """
 
     def __init__(
@@ -239,7 +239,7 @@ class ZendeskNoteHandler:
         self._public_url = public_url.rstrip("/") if public_url else None
         self._api_user_id: int | None = None
 
-    def __call__(self, job: ImageJob, payload: ZendeskNotePayload) -> None:
+    def __call__(self, job: Job, payload: ZendeskNotePayload) -> None:
         if not self._enabled:
             raise FeatureDisabledError("internal notes are off (IMAGEMATCH_ZENDESK_POST_NOTES=false)")
         client = self._client()
@@ -281,7 +281,7 @@ class ZendeskNoteHandler:
         image_job = payload.image_job_id
         return f"{self._public_url}/ui/jobs/{image_job}" if self._public_url and image_job else None
 
-    def _confirm_lease(self, job: ImageJob) -> None:
+    def _confirm_lease(self, job: Job) -> None:
         """A worker whose lease expired (its job may be running elsewhere) must not post."""
         if job.worker_id and not self._ledger.heartbeat(
             job.id, job.worker_id, lease_seconds=self._lease_seconds

@@ -13,7 +13,7 @@ from imagematch.config import Settings
 from imagematch.dispatch import Dispatch
 from imagematch.errors import TransientError
 from imagematch.ledger import Clock, Ledger
-from imagematch.models import ImageJob, JobStatus
+from imagematch.models import Job, JobStatus
 from imagematch.sources.zendesk.jobs import ticket_job
 from imagematch.sources.zendesk.webhook import (
     SIGNATURE_HEADER,
@@ -62,7 +62,7 @@ def zendesk_webhook_router(
         metadata = {"event_type": delivery.event_type} if delivery.event_type else {}
         new_job = ticket_job(delivery.ticket_id, delivery.delivery_id, metadata=metadata)
 
-        def accept() -> tuple[ImageJob, bool]:  # one thread-pool hop for both (a burst's CPU)
+        def accept() -> tuple[Job, bool]:  # one thread-pool hop for both (a burst's CPU)
             job, created = ledger.submit(new_job)
             if created:
                 dispatch([job.id])

@@ -1,4 +1,4 @@
-"""``imagematch zendesk backfill``: the Incremental Ticket Export of the fake Zendesk, scanned for
+"""``imagematch zendesk scan``: the Incremental Ticket Export of the fake Zendesk, scanned for
 image attachments with no prediction; the library function and the CLI command."""
 
 # The webhook tests' fixtures are imported by name; pytest injects them as arguments of the same name.
@@ -22,8 +22,8 @@ from imagematch.models import JobStatus
 from imagematch.sources.zendesk import (
     ZendeskImagePayload,
     ZendeskTicketPayload,
-    backfill_tickets,
     image_job_key,
+    scan_tickets,
     zendesk_client_for,
 )
 from tests.conftest import FakeClock
@@ -66,12 +66,12 @@ def history(services: Services, zendesk: FakeZendesk, clock: FakeClock) -> dict[
     return {"answered": answered, "broken": broken, "unseen": unseen}
 
 
-def test_backfill_queues_only_tickets_with_unanswered_images(
+def test_scan_queues_only_tickets_with_unanswered_images(
     services: Services, zendesk: FakeZendesk, clock: FakeClock, history: dict[str, Any]
 ) -> None:
     client = zendesk_client_for(services.settings, services.http)
     ticket_jobs_before = len(jobs(services, ZendeskTicketPayload.KIND))
-    dry = backfill_tickets(client, services.ledger, since=SINCE, max_bytes=10**7, dry_run=True)
+    dry = scan_tickets(client, services.ledger, since=SINCE, max_bytes=10**7, dry_run=True)
     assert dry.summary() == {
         "dry_run": True,
         "tickets_scanned": 5,  # the deleted one is not
@@ -81,10 +81,10 @@ def test_backfill_queues_only_tickets_with_unanswered_images(
     }
     assert len(jobs(services, ZendeskTicketPayload.KIND)) == ticket_jobs_before  # nothing written
 
-    done = backfill_tickets(client, services.ledger, since=SINCE, max_bytes=10**7)
+    done = scan_tickets(client, services.ledger, since=SINCE, max_bytes=10**7)
     assert done.summary() == {**dry.summary(), "dry_run": False}
     assert len(done.job_ids) == 3
-    again = backfill_tickets(client, services.ledger, since=SINCE, max_bytes=10**7)
+    again = scan_tickets(client, services.ledger, since=SINCE, max_bytes=10**7)
     assert (again.tickets_queued, again.attachments_missing) == (0, 2)  # queued, not run yet
 
     settle(services, clock)
@@ -98,17 +98,17 @@ def test_backfill_queues_only_tickets_with_unanswered_images(
     assert broken is not None and broken.status == JobStatus.FAILED and broken.attempts == 1  # ran again
     assert len(zendesk.notes(8)) == 1 and len(zendesk.notes(7)) == 1  # ticket 7 untouched
 
-    after = backfill_tickets(client, services.ledger, since=SINCE, max_bytes=10**7)
+    after = scan_tickets(client, services.ledger, since=SINCE, max_bytes=10**7)
     assert (after.tickets_queued, after.attachments_missing, after.jobs_requeued) == (0, 0, 1)
 
 
-def test_backfill_waits_out_rate_limits(
+def test_scan_waits_out_rate_limits(
     services: Services, zendesk: FakeZendesk, history: dict[str, Any]
 ) -> None:
     zendesk.fail("GET", "/api/v2/incremental/tickets/cursor.json", (429, {"Retry-After": "60"}))
     zendesk.fail("GET", "/api/v2/tickets/12/comments.json", (429, {"Retry-After": "7"}), (503, {}))
     waited: list[float] = []
-    report = backfill_tickets(
+    report = scan_tickets(
         zendesk_client_for(services.settings, services.http),
         services.ledger,
         since=SINCE,
@@ -121,8 +121,8 @@ def test_backfill_waits_out_rate_limits(
     assert [list(r.query) for r in export] == [["start_time"], ["start_time"], ["cursor"], ["cursor"]]
 
 
-def test_backfill_limit(services: Services, history: dict[str, Any]) -> None:
-    report = backfill_tickets(
+def test_scan_limit(services: Services, history: dict[str, Any]) -> None:
+    report = scan_tickets(
         zendesk_client_for(services.settings, services.http),
         services.ledger,
         since=SINCE,
@@ -144,7 +144,7 @@ def cli_env(services: Services, zendesk: FakeZendesk) -> Iterator[dict[str, str]
     }
 
 
-def test_cli_backfill_dry_run_then_real(
+def test_cli_scan_dry_run_then_real(
     services: Services, cli_env: dict[str, str], history: dict[str, Any]
 ) -> None:
     runner = CliRunner()
@@ -153,6 +153,7 @@ def test_cli_backfill_dry_run_then_real(
     assert json.loads(dry.stdout.strip().splitlines()[-1])["tickets_queued"] == 2
     assert "would queue 2 ticket scans" in dry.stderr
 
+    # the old spelling (hidden, for one release) runs the same scan
     real = runner.invoke(cli, ["zendesk", "backfill", "--since", "2025-12-01"], env=cli_env)
     assert real.exit_code == 0, real.output
     assert "queued 2 ticket scans and re-queued 1 failed images" in real.stderr
@@ -161,7 +162,7 @@ def test_cli_backfill_dry_run_then_real(
     assert all(j.metadata == {"backfill": True} for j in queued)
 
 
-def test_cli_backfill_without_zendesk_settings_says_what_to_set(
+def test_cli_scan_without_zendesk_settings_says_what_to_set(
     services: Services, cli_env: dict[str, str]
 ) -> None:
     env = {**cli_env, "IMAGEMATCH_ZENDESK_API_TOKEN": ""}

@@ -1,6 +1,6 @@
-"""``imagematch zendesk backfill``: find tickets whose image attachments have no prediction.
+"""``imagematch zendesk scan``: find tickets whose image attachments have no prediction.
 
-(Re-queuing jobs the ledger already holds is :mod:`imagematch.requeue`.)
+(Re-queuing jobs the ledger already holds is :func:`imagematch.operations.requeue`.)
 
 Walks the Incremental Ticket Export (cursor API) from ``since``, lists each ticket's comments, and
 for every matchable attachment looks up its ``zendesk_image`` job in the ledger: none yet means the
@@ -27,7 +27,7 @@ from imagematch.models import JobStatus
 from imagematch.sources.zendesk.client import ZendeskClient
 from imagematch.sources.zendesk.jobs import image_job_for, ticket_job
 
-__all__ = ["TicketBackfillReport", "backfill_tickets"]
+__all__ = ["TicketScanReport", "scan_tickets"]
 
 T = TypeVar("T")
 
@@ -36,7 +36,7 @@ WAIT_CAP_SECONDS = 120.0
 
 
 @dataclass
-class TicketBackfillReport:
+class TicketScanReport:
     dry_run: bool
     tickets_scanned: int = 0
     tickets_queued: int = 0  # with dry_run: would be queued
@@ -65,7 +65,7 @@ def _patiently(call: Callable[[], T], sleep: Callable[[float], None]) -> T:
     raise AssertionError("unreachable")
 
 
-def backfill_tickets(
+def scan_tickets(
     client: ZendeskClient,
     ledger: Ledger,
     *,
@@ -75,12 +75,12 @@ def backfill_tickets(
     limit: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
     progress: Callable[[int], None] | None = None,
-) -> TicketBackfillReport:
+) -> TicketScanReport:
     """Queue a scan of every ticket updated since ``since`` that has a matchable attachment with no
     job, and re-queue failed attachment jobs (only count them with ``dry_run``). ``limit`` caps the
     tickets scanned. Raises PermanentError (e.g. bad credentials) and TransientError when Zendesk
     stays unavailable."""
-    report = TicketBackfillReport(dry_run=dry_run)
+    report = TicketScanReport(dry_run=dry_run)
     cursor: str | None = None
     while limit is None or report.tickets_scanned < limit:
         page = partial(client.incremental_tickets, start_time=None if cursor else since, cursor=cursor)
@@ -90,7 +90,7 @@ def backfill_tickets(
                 break
             if ticket.get("id") is None or ticket.get("status") == "deleted":
                 continue
-            _backfill_ticket(client, ledger, str(ticket["id"]), max_bytes, report, sleep)
+            _scan_ticket(client, ledger, str(ticket["id"]), max_bytes, report, sleep)
             if progress:
                 progress(1)
         if cursor is None:
@@ -98,12 +98,12 @@ def backfill_tickets(
     return report
 
 
-def _backfill_ticket(
+def _scan_ticket(
     client: ZendeskClient,
     ledger: Ledger,
     ticket_id: str,
     max_bytes: int,
-    report: TicketBackfillReport,
+    report: TicketScanReport,
     sleep: Callable[[float], None],
 ) -> None:
     report.tickets_scanned += 1
@@ -130,7 +130,8 @@ def _backfill_ticket(
         report.tickets_queued += 1
         return
     run = hashlib.sha256(",".join(sorted(missing)).encode()).hexdigest()[:16]
+    # The key and metadata keep the command's old name: jobs already queued keep their meaning.
     job, created = ledger.submit(ticket_job(ticket_id, f"backfill:{run}", metadata={"backfill": True}))
-    if created:  # else an earlier backfill queued this very scan and it has not run yet
+    if created:  # else an earlier run queued this very scan and it has not run yet
         report.tickets_queued += 1
         report.job_ids.append(job.id)
