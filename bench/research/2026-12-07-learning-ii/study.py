@@ -269,6 +269,11 @@ GRID += [
              adapt_neighbours=k, probe_c=c) for a in (0.5, 1.0) for k in (5, 10, 20) for c in (1.0, 10.0)],
 ]
 
+GRID += [
+    *[Recipe(f"{ref}, blend 0.3, adapter {a} (C={c}) on image vectors, live", ref=ref, adapt=a, probe_c=c,
+             probe_rows="images") for ref in ("single", "multi") for a in (1.0, 1.5) for c in (1.0, 10.0)],
+]
+
 
 if __name__ == "__main__":
     main()
