@@ -274,6 +274,8 @@ GRID += [
              probe_rows="images") for ref in ("single", "multi") for a in (1.0, 1.5) for c in (1.0, 10.0)],
 ]
 
+GRID += [Recipe(f"single ref, blend {w}, refit", fit="refit", weight=w) for w in (0.2, 0.5)]
+
 
 if __name__ == "__main__":
     main()
