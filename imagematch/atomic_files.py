@@ -10,21 +10,24 @@ missing. Not fsynced: what it writes can be made again (an upload's bytes use
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from pathlib import Path
 
 __all__ = ["write_atomic"]
 
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+# Containers sharing one volume (Modal) may run the same pid: the host name tells them apart.
+_HOST = "".join(c if c.isalnum() or c in "-." else "_" for c in socket.gethostname())[:64]
 
 
 def write_atomic(path: Path | str, data: bytes) -> None:
     """Replace ``path`` with ``data`` in one rename, creating its folder if needed. Raises OSError."""
     target = os.fspath(path)
     folder = os.path.dirname(target) or "."
-    # One writer per process and thread at a time, so the name cannot clash; a crash leaves at
-    # most one such file per thread and folder, which the next write there from that thread reuses.
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{threading.get_ident()}")
+    # One writer per host, process and thread at a time, so the name cannot clash; a crash leaves
+    # at most one such file per thread and folder, which the next write there from that thread reuses.
+    tmp = os.path.join(folder, f".tmp-{_HOST}-{os.getpid()}-{threading.get_ident()}")
     try:
         fd = os.open(tmp, _FLAGS, 0o644)
     except FileNotFoundError:
