@@ -16,17 +16,17 @@ from imagematch.retention import purge_stored_photos
 from tests.conftest import PALETTE, ImageHost, image_bytes
 
 
-def _upload(client: TestClient, data: bytes) -> int:
+def _processed_upload(client: TestClient, services: Services, data: bytes) -> tuple[int, str]:
+    """Upload ``data``, run its job; its job id and the photo's SHA-256."""
     response = client.post("/v1/images", files={"file": ("photo.png", data, "image/png")})
     assert response.status_code == 202, response.text
-    return int(response.json()["id"])
+    services.make_worker().drain()
+    return int(response.json()["id"]), sha256_hex(data)
 
 
 def test_an_uploads_thumbnail_is_made_when_first_asked_for(client: TestClient, services: Services) -> None:
     data = image_bytes(PALETTE["red"], size=(400, 300))
-    job_id = _upload(client, data)
-    services.make_worker().drain()
-    digest = sha256_hex(data)
+    job_id, digest = _processed_upload(client, services, data)
     assert not services.thumbnails.has(digest)  # the job wrote none
     assert services.thumbnails.job_photo(job_id) == digest  # but the console knows it has one
 
@@ -53,9 +53,7 @@ def test_an_upload_gone_before_its_thumbnail_was_made_is_a_404(
     client: TestClient, services: Services
 ) -> None:
     data = image_bytes(PALETTE["blue"], size=(300, 200))
-    job_id = _upload(client, data)
-    services.make_worker().drain()
-    digest = sha256_hex(data)
+    job_id, digest = _processed_upload(client, services, data)
     services.blobs.path(digest).unlink()  # removed behind retention's back: nothing to make it from
 
     for params in ({}, {"format": "json"}):
@@ -69,9 +67,7 @@ def test_purging_an_upload_keeps_its_thumbnail_for_the_thumbnails_retention(
     client: TestClient, services: Services
 ) -> None:
     data = image_bytes(PALETTE["yellow"], size=(300, 300))
-    job_id = _upload(client, data)
-    services.make_worker().drain()
-    digest = sha256_hex(data)
+    job_id, digest = _processed_upload(client, services, data)
     original = services.blobs.path(digest)
     uploaded = (services.clock() - timedelta(days=40)).timestamp()
     os.utime(original, (uploaded, uploaded))
