@@ -166,6 +166,23 @@ class Job(BaseModel):
     finished_at: datetime | None = None
     request_id: str | None = None  # the X-Request-ID (or generated id) of the request behind it
 
+    def public_fields(self) -> dict[str, Any]:
+        """The job as the API shows it (``JobOut`` and a catalog event's acceptance share it):
+        no payload, lease or worker; times as ISO 8601."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "kind": self.kind,
+            "source": self.source,
+            "idempotency_key": self.idempotency_key,
+            "attempts": self.attempts,
+            "error_kind": self.error_kind,
+            "error": self.last_error,
+            "next_attempt_at": self.next_attempt_at.isoformat() if self.next_attempt_at else None,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
 
 class NewPrediction(BaseModel):
     """What a worker records when a match job completes."""

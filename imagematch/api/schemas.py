@@ -28,17 +28,7 @@ class JobOut(BaseModel):
     @classmethod
     def of(cls, job: Job, prediction: Prediction | None = None, label: Label | None = None) -> JobOut:
         return cls(
-            id=job.id,
-            status=job.status,
-            kind=job.kind,
-            source=job.source,
-            idempotency_key=job.idempotency_key,
-            attempts=job.attempts,
-            error_kind=job.error_kind,
-            error=job.last_error,
-            next_attempt_at=job.next_attempt_at.isoformat() if job.next_attempt_at else None,
-            created_at=job.created_at.isoformat(),
-            updated_at=job.updated_at.isoformat(),
+            **job.public_fields(),
             prediction=prediction,
             label=label,
         )
